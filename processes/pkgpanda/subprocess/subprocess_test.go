@@ -1,0 +1,485 @@
+package subprocess
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// helperEnv switches the test binary into a helper child; its value names
+// the behaviour (see helperMain).
+const helperEnv = "SUBPROCESS_TEST_HELPER"
+
+func TestMain(m *testing.M) {
+	if mode := os.Getenv(helperEnv); mode != "" {
+		os.Exit(helperMain(mode, os.Args[1:]))
+	}
+	os.Exit(m.Run())
+}
+
+// helperMain implements the helper children. It never returns for the
+// blocking modes.
+func helperMain(mode string, args []string) int {
+	switch mode {
+	case "flood": // flood <stdoutBytes> <stderrBytes>: write both concurrently
+		nOut, _ := strconv.ParseInt(args[0], 10, 64)
+		nErr, _ := strconv.ParseInt(args[1], 10, 64)
+		var wg sync.WaitGroup
+		write := func(f *os.File, n int64, c byte) {
+			defer wg.Done()
+			chunk := bytes.Repeat([]byte{c}, 64<<10)
+			for n > 0 {
+				k := min(n, int64(len(chunk)))
+				if _, err := f.Write(chunk[:k]); err != nil {
+					os.Exit(3)
+				}
+				n -= k
+			}
+		}
+		wg.Add(2)
+		go write(os.Stdout, nOut, 'o')
+		go write(os.Stderr, nErr, 'e')
+		wg.Wait()
+		return 0
+	case "exit": // exit <code> <stderr message>
+		code, _ := strconv.Atoi(args[0])
+		fmt.Fprintln(os.Stderr, args[1])
+		fmt.Println("some stdout")
+		return code
+	case "env":
+		env := os.Environ()
+		sort.Strings(env)
+		for _, kv := range env {
+			fmt.Println(kv)
+		}
+		return 0
+	case "family": // family <pidfile> <ignoreTERM>: start a grandchild, print "ready", block
+		if args[1] == "1" {
+			signal.Ignore(syscall.SIGTERM)
+		}
+		gc := exec.Command(os.Args[0], args...)
+		gc.Env = []string{helperEnv + "=grandchild"}
+		out, err := gc.StdoutPipe()
+		if err != nil {
+			return 4
+		}
+		gc.Stderr = os.Stderr // the grandchild holds the stderr pipe open too
+		if err := gc.Start(); err != nil {
+			return 5
+		}
+		line, err := bufio.NewReader(out).ReadString('\n')
+		if err != nil || line != "pid written\n" {
+			return 6
+		}
+		fmt.Println("ready")
+		select {}
+	case "grandchild": // grandchild <pidfile> <ignoreTERM>
+		if args[1] == "1" {
+			signal.Ignore(syscall.SIGTERM)
+		}
+		if err := os.WriteFile(args[0], []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+			return 7
+		}
+		fmt.Println("pid written")
+		select {}
+	case "block": // print ready, block
+		fmt.Println("ready")
+		select {}
+	case "forever": // write to stdout until killed
+		chunk := bytes.Repeat([]byte("x"), 64<<10)
+		for {
+			if _, err := os.Stdout.Write(chunk); err != nil {
+				return 8
+			}
+		}
+	}
+	fmt.Fprintln(os.Stderr, "unknown helper mode", mode)
+	return 2
+}
+
+// helper returns a runner whose child is this test binary in mode.
+func helper(mode string, extraEnv ...string) (*Runner, func(args ...string) []string) {
+	r := &Runner{Env: append([]string{helperEnv + "=" + mode}, extraEnv...)}
+	self, err := os.Executable()
+	if err != nil {
+		panic(err)
+	}
+	return r, func(args ...string) []string { return append([]string{self}, args...) }
+}
+
+func TestFloodBothStreamsCollect(t *testing.T) {
+	const n = 64 << 20
+	r, argv := helper("flood")
+	r.StdoutLimit = n + 1
+	r.StderrLimit = n + 1
+	r.Timeout = 2 * time.Minute
+	res, err := r.Output(context.Background(), argv(strconv.Itoa(n), strconv.Itoa(n)))
+	if err != nil {
+		t.Fatalf("Output: %v", err)
+	}
+	if len(res.Stdout) != n || res.StdoutBytes != n {
+		t.Errorf("stdout: kept %d, counted %d, want %d", len(res.Stdout), res.StdoutBytes, n)
+	}
+	if len(res.Stderr) != n || res.StderrBytes != n {
+		t.Errorf("stderr: kept %d, counted %d, want %d", len(res.Stderr), res.StderrBytes, n)
+	}
+	if bytes.Count(res.Stdout, []byte("o")) != n || bytes.Count(res.Stderr, []byte("e")) != n {
+		t.Errorf("streams mixed up")
+	}
+	if res.ExitCode != 0 || res.Killed != NotKilled {
+		t.Errorf("exit %d killed %v", res.ExitCode, res.Killed)
+	}
+}
+
+// TestFloodStreamBoundedMemory streams 64 MiB of stdout to io.Discard while
+// 64 MiB of stderr is counted but capped in memory: heap growth must stay
+// far below the data volume.
+func TestFloodStreamBoundedMemory(t *testing.T) {
+	const n = 64 << 20
+	r, argv := helper("flood")
+	r.StderrLimit = 1 << 20
+	r.Timeout = 2 * time.Minute
+	// Only stdout goes through Stream; stderr of this size would trip the
+	// cap, so the child writes stderr only up to the cap.
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	var cw countingWriter
+	res, err := r.Stream(context.Background(), argv(strconv.Itoa(n), strconv.Itoa(1<<20)), &cw, CancelOnWriteError)
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatalf("Stream: %v", err)
+	}
+	if cw.n != n || res.StdoutBytes != n {
+		t.Errorf("streamed %d, counted %d, want %d", cw.n, res.StdoutBytes, n)
+	}
+	if res.Stdout != nil {
+		t.Errorf("Stream kept %d stdout bytes", len(res.Stdout))
+	}
+	growth := int64(after.HeapInuse) - int64(before.HeapInuse)
+	// Documented bound: the stderr buffer (1 MiB, grown by doubling) plus
+	// two read buffers; 8 MiB leaves room for the runtime, and is still
+	// an eighth of what went through.
+	if growth > 8<<20 {
+		t.Errorf("HeapInuse grew by %d bytes while streaming %d", growth, n)
+	}
+	t.Logf("HeapInuse growth while streaming %d bytes: %d", n, growth)
+}
+
+type countingWriter struct{ n int64 }
+
+func (c *countingWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
+
+func TestStderrCapInStream(t *testing.T) {
+	r, argv := helper("flood")
+	r.StderrLimit = 4096
+	res, err := r.Stream(context.Background(), argv("0", strconv.Itoa(32<<20)), io.Discard, CancelOnWriteError)
+	var ce *CapError
+	if !errors.As(err, &ce) || ce.Stream != "stderr" || ce.Limit != 4096 {
+		t.Fatalf("err = %v, want stderr CapError", err)
+	}
+	if res.Killed != KilledStderrCap || len(res.Stderr) != 4096 {
+		t.Errorf("killed %v, kept %d stderr bytes", res.Killed, len(res.Stderr))
+	}
+}
+
+func TestStdoutCapKills(t *testing.T) {
+	r, argv := helper("forever")
+	r.StdoutLimit = 1 << 20
+	r.Timeout = time.Minute
+	res, err := r.Output(context.Background(), argv())
+	var ce *CapError
+	if !errors.As(err, &ce) {
+		t.Fatalf("err = %v, want *CapError", err)
+	}
+	if ce.Stream != "stdout" || ce.Limit != 1<<20 {
+		t.Errorf("CapError = %+v", ce)
+	}
+	if !strings.Contains(err.Error(), "stdout exceeded its cap of 1048576 bytes") {
+		t.Errorf("message %q", err)
+	}
+	if res.Killed != KilledStdoutCap || res.Signal != syscall.SIGTERM {
+		t.Errorf("killed %v signal %v, want stdout cap / SIGTERM", res.Killed, res.Signal)
+	}
+	if int64(len(res.Stdout)) != 1<<20 || res.StdoutBytes <= 1<<20 {
+		t.Errorf("kept %d counted %d", len(res.Stdout), res.StdoutBytes)
+	}
+}
+
+func TestNonzeroExit(t *testing.T) {
+	r, argv := helper("exit")
+	res, err := r.Output(context.Background(), argv("3", "Validation Error: nope"))
+	var ee *ExitError
+	if !errors.As(err, &ee) {
+		t.Fatalf("err = %v, want *ExitError", err)
+	}
+	if ee.ExitCode != 3 || ee.Signal != 0 || ee.Stderr != "Validation Error: nope\n" {
+		t.Errorf("ExitError = %+v", ee)
+	}
+	var e *Error
+	if !errors.As(err, &e) || e.Result != res || e.Argv[1] != "3" {
+		t.Errorf("outer error = %#v", e)
+	}
+	if !strings.Contains(err.Error(), "exit status 3: Validation Error: nope") || !strings.Contains(err.Error(), "running") {
+		t.Errorf("message %q", err)
+	}
+	if res.ExitCode != 3 || string(res.Stdout) != "some stdout\n" || res.Killed != NotKilled {
+		t.Errorf("result %+v", res)
+	}
+}
+
+func TestCleanEnvironment(t *testing.T) {
+	t.Setenv("SUBPROCESS_LEAK", "should not be seen")
+	r, argv := helper("env", "PATH=/usr/bin:/bin", "LANG=C.UTF-8")
+	res, err := r.Output(context.Background(), argv())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Split(strings.TrimSpace(string(res.Stdout)), "\n")
+	want := []string{"LANG=C.UTF-8", "PATH=/usr/bin:/bin", helperEnv + "=env"}
+	sort.Strings(want)
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("child env = %q, want %q", got, want)
+	}
+}
+
+func TestLookPathUsesConfiguredPath(t *testing.T) {
+	r := &Runner{Env: []string{"PATH=/nonexistent"}}
+	if _, err := r.Output(context.Background(), []string{"true"}); err == nil || !strings.Contains(err.Error(), "not found in the configured PATH") {
+		t.Errorf("err = %v", err)
+	}
+	r.Env = []string{"PATH=/nonexistent:/usr/bin:/bin"}
+	if _, err := r.Output(context.Background(), []string{"true"}); err != nil {
+		t.Errorf("true via configured PATH: %v", err)
+	}
+	if _, err := r.Output(context.Background(), nil); err == nil {
+		t.Errorf("empty argv accepted")
+	}
+	r.Env = []string{"NOEQUALS"}
+	if _, err := r.Output(context.Background(), []string{"/bin/true"}); err == nil {
+		t.Errorf("malformed env accepted")
+	}
+}
+
+// readyWriter signals once it has seen "ready\n" on the child's stdout.
+type readyWriter struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	ready chan struct{}
+	once  sync.Once
+}
+
+func newReadyWriter() *readyWriter { return &readyWriter{ready: make(chan struct{})} }
+
+func (w *readyWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	if strings.Contains(w.buf.String(), "ready\n") {
+		w.once.Do(func() { close(w.ready) })
+	}
+	return len(p), nil
+}
+
+// gone reports whether pid no longer runs (absent, or a zombie awaiting a
+// reaper that is not us).
+func gone(pid int) bool {
+	if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+		return true
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	// The state follows the parenthesised command name.
+	s := string(stat)
+	i := strings.LastIndexByte(s, ')')
+	return i >= 0 && len(s) > i+2 && (s[i+2] == 'Z' || s[i+2] == 'X')
+}
+
+func waitGone(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !gone(pid) {
+		if time.Now().After(deadline) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatalf("process %d still alive", pid)
+		}
+		time.Sleep(5 * time.Millisecond) // polling, bounded by the deadline
+	}
+}
+
+func readPid(t *testing.T, file string) int {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatalf("grandchild pid file: %v", err)
+	}
+	pid, err := strconv.Atoi(string(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pid
+}
+
+func TestTimeoutKillsGroupIncludingGrandchild(t *testing.T) {
+	for _, ignoreTerm := range []string{"0", "1"} {
+		t.Run("ignoreTERM="+ignoreTerm, func(t *testing.T) {
+			pidfile := filepath.Join(t.TempDir(), "gc.pid")
+			r, argv := helper("family")
+			r.Timeout = 2 * time.Second
+			r.KillGrace = 300 * time.Millisecond
+			w := newReadyWriter()
+			start := time.Now()
+			res, err := r.Stream(context.Background(), argv(pidfile, ignoreTerm), w, CancelOnWriteError)
+			if !errors.Is(err, ErrTimeout) {
+				t.Fatalf("err = %v, want ErrTimeout", err)
+			}
+			select {
+			case <-w.ready:
+			default:
+				t.Fatalf("child never got ready; stdout %q", w.buf.String())
+			}
+			if res.Killed != KilledTimeout {
+				t.Errorf("Killed = %v", res.Killed)
+			}
+			wantSig := syscall.SIGTERM
+			if ignoreTerm == "1" {
+				wantSig = syscall.SIGKILL
+			}
+			if res.Signal != wantSig {
+				t.Errorf("child ended by %v, want %v", res.Signal, wantSig)
+			}
+			if d := time.Since(start); d > r.Timeout+r.KillGrace+5*time.Second {
+				t.Errorf("run took %v", d)
+			}
+			waitGone(t, readPid(t, pidfile))
+		})
+	}
+}
+
+func TestContextCancelKills(t *testing.T) {
+	pidfile := filepath.Join(t.TempDir(), "gc.pid")
+	r, argv := helper("family")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w := newReadyWriter()
+	go func() { <-w.ready; cancel() }()
+	res, err := r.Stream(ctx, argv(pidfile, "0"), w, CancelOnWriteError)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	if res.Killed != KilledCanceled || res.Signal != syscall.SIGTERM {
+		t.Errorf("killed %v signal %v", res.Killed, res.Signal)
+	}
+	waitGone(t, readPid(t, pidfile))
+}
+
+func TestCanceledBeforeStart(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r, argv := helper("block")
+	res, err := r.Output(ctx, argv())
+	if !errors.Is(err, context.Canceled) || res != nil {
+		t.Fatalf("res %v err %v", res, err)
+	}
+}
+
+// TestGrandchildDiesOnNormalExit: the group must not outlive a child that
+// exits on its own while a grandchild still holds the pipes.
+func TestGrandchildDiesOnNormalExit(t *testing.T) {
+	pidfile := filepath.Join(t.TempDir(), "gc.pid")
+	self, _ := os.Executable()
+	// The shell starts the grandchild in the background and exits at once.
+	script := fmt.Sprintf(`%s=grandchild %q %q 0 & while [ ! -s %q ]; do :; done; exit 0`, helperEnv, self, pidfile, pidfile)
+	r := &Runner{Env: []string{"PATH=/usr/bin:/bin"}, Timeout: time.Minute}
+	start := time.Now()
+	res, err := r.Output(context.Background(), []string{"/bin/sh", "-c", script})
+	if err != nil {
+		t.Fatalf("Output: %v", err)
+	}
+	if res.ExitCode != 0 {
+		t.Errorf("exit %d", res.ExitCode)
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Errorf("Output waited %v for the grandchild", d)
+	}
+	waitGone(t, readPid(t, pidfile))
+}
+
+type failingWriter struct{ calls int }
+
+func (f *failingWriter) Write(p []byte) (int, error) { f.calls++; return 0, errors.New("client went away") }
+
+func TestStreamWriteErrorCancels(t *testing.T) {
+	r, argv := helper("forever")
+	r.Timeout = time.Minute
+	fw := &failingWriter{}
+	res, err := r.Stream(context.Background(), argv(), fw, CancelOnWriteError)
+	var we *WriteError
+	if !errors.As(err, &we) || we.Err.Error() != "client went away" {
+		t.Fatalf("err = %v", err)
+	}
+	if res.Killed != KilledWriteError || fw.calls != 1 {
+		t.Errorf("killed %v, writer called %d times", res.Killed, fw.calls)
+	}
+}
+
+func TestStreamWriteErrorContinues(t *testing.T) {
+	const n = 4 << 20
+	r, argv := helper("flood")
+	fw := &failingWriter{}
+	res, err := r.Stream(context.Background(), argv(strconv.Itoa(n), "0"), fw, ContinueOnWriteError)
+	if err != nil {
+		t.Fatalf("err = %v, want nil (child ran to completion)", err)
+	}
+	if res.WriteErr == nil || res.Killed != NotKilled || res.ExitCode != 0 {
+		t.Errorf("result %+v", res)
+	}
+	if res.StdoutBytes != n || fw.calls != 1 {
+		t.Errorf("drained %d of %d, writer called %d times", res.StdoutBytes, n, fw.calls)
+	}
+}
+
+func TestStartFailure(t *testing.T) {
+	r := &Runner{}
+	_, err := r.Output(context.Background(), []string{"/nonexistent/program"})
+	var e *Error
+	if !errors.As(err, &e) || !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func BenchmarkEngineTrue(b *testing.B) {
+	r := &Runner{Env: []string{"PATH=/usr/bin:/bin"}}
+	for b.Loop() {
+		if _, err := r.Output(context.Background(), []string{"/bin/true"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkExecOutputTrue(b *testing.B) {
+	for b.Loop() {
+		cmd := exec.Command("/bin/true")
+		cmd.Env = []string{"PATH=/usr/bin:/bin"}
+		if _, err := cmd.Output(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -424,7 +424,10 @@ func TestGrandchildDiesOnNormalExit(t *testing.T) {
 
 type failingWriter struct{ calls int }
 
-func (f *failingWriter) Write(p []byte) (int, error) { f.calls++; return 0, errors.New("client went away") }
+func (f *failingWriter) Write(p []byte) (int, error) {
+	f.calls++
+	return 0, errors.New("client went away")
+}
 
 func TestStreamWriteErrorCancels(t *testing.T) {
 	r, argv := helper("forever")

@@ -1,0 +1,48 @@
+# procpanda build targets. `make run` and `make test` are the two commands a
+# newcomer needs; the rest are for developers.
+GO        ?= go
+BIN       := bin
+PORT      ?= 5052
+RUNDIR    := .run
+FUZZTIME  ?= 20s
+BENCHTIME ?= 2s
+
+.PHONY: build run test bench fuzz vet clean
+
+build:
+	@mkdir -p $(BIN)
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./cmd/...
+
+vet:
+	$(GO) vet ./...
+
+test: vet
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+# run builds the daemon and starts it on 127.0.0.1:$(PORT). When no real
+# pkgpanda is on PATH it creates a demo repository under $(RUNDIR) and uses
+# the stand-in CLI, so `curl http://127.0.0.1:$(PORT)/pkgpanda/repository/`
+# answers at once.
+run: build
+	@if command -v pkgpanda >/dev/null 2>&1; then \
+	  echo "using pkgpanda from PATH"; \
+	  LIBPROCESS_IP=127.0.0.1 LIBPROCESS_PORT=$(PORT) exec $(BIN)/pkgpandad --pkgpanda "$$(command -v pkgpanda)"; \
+	else \
+	  echo "no pkgpanda on PATH: using the stand-in CLI over a demo repository in $(RUNDIR)"; \
+	  LIBPROCESS_IP=127.0.0.1 LIBPROCESS_PORT=$(PORT) exec $(BIN)/pkgpandad --pkgpanda $(BIN)/pkgpanda-standin --demo $(RUNDIR); \
+	fi
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./libprocess/... ./processes/...
+
+# fuzz runs every fuzz target for FUZZTIME each (go test accepts one target
+# per invocation).
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+clean:
+	rm -rf $(BIN) $(RUNDIR)

@@ -1,0 +1,234 @@
+package libprocess
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Config configures a Runtime. Start from DefaultConfig (or ConfigFromEnv)
+// and change fields; New validates it.
+type Config struct {
+	// IP is the address to bind (LIBPROCESS_IP); empty or "0.0.0.0" binds
+	// every interface.
+	IP string
+	// Port is the port to bind (LIBPROCESS_PORT); 0 picks a free port.
+	Port int
+	// AdvertiseIP, if set, is the IP put into this instance's UPIDs
+	// instead of the bound one (LIBPROCESS_ADVERTISE_IP), for NAT.
+	AdvertiseIP string
+	// AdvertisePort, if non-zero, is the port put into UPIDs instead of the
+	// bound one (LIBPROCESS_ADVERTISE_PORT).
+	AdvertisePort int
+	// RequirePeerAddressIPMatch rejects messages whose sender UPID's IP
+	// differs from the connection's peer IP with 400
+	// (LIBPROCESS_REQUIRE_PEER_ADDRESS_IP_MATCH, spec 2.6).
+	RequirePeerAddressIPMatch bool
+	// Delegate names the process that receives HTTP requests for unknown
+	// processes and for "/" (spec 4.2); empty means none.
+	Delegate string
+
+	// MaxMessageSize bounds an inbound message body or HTTP request body;
+	// larger ones are answered 413 and the connection is closed.
+	MaxMessageSize int
+	// MailboxCapacity bounds each process' queued events. When full,
+	// messages are dropped and counted, HTTP requests are answered 503 and
+	// Dispatch returns ErrMailboxFull.
+	MailboxCapacity int
+	// OutboundQueueCapacity bounds messages queued to one remote peer
+	// while its connection is being (re)established or written; beyond it
+	// sends are dropped and counted (libprocess is at-most-once).
+	OutboundQueueCapacity int
+
+	// ReadTimeout bounds reading one request once its first byte arrived.
+	ReadTimeout time.Duration
+	// IdleTimeout closes inbound keep-alive connections idle this long;
+	// 0 keeps them until the peer closes (libprocess behaviour).
+	IdleTimeout time.Duration
+	// WriteTimeout bounds writing one batch to a socket.
+	WriteTimeout time.Duration
+	// DialTimeout bounds connecting to a remote peer.
+	DialTimeout time.Duration
+	// MetricsSnapshotRateLimit, if positive, limits /metrics/snapshot to
+	// this many requests per second
+	// (LIBPROCESS_METRICS_SNAPSHOT_ENDPOINT_RATE_LIMIT, "N/1secs" style).
+	MetricsSnapshotRateLimit float64
+
+	// Logger receives the runtime's structured logs.
+	Logger zerolog.Logger
+}
+
+// DefaultConfig returns libprocess' defaults: bind all interfaces on a free
+// port, 16 MiB message limit, 8192-event mailboxes, no idle timeout, and a
+// logger that writes nothing.
+func DefaultConfig() Config {
+	return Config{
+		MaxMessageSize:        16 << 20,
+		MailboxCapacity:       8192,
+		OutboundQueueCapacity: 65536,
+		ReadTimeout:           30 * time.Second,
+		WriteTimeout:          30 * time.Second,
+		DialTimeout:           10 * time.Second,
+		Logger:                zerolog.Nop(),
+	}
+}
+
+// ConfigFromEnv returns DefaultConfig with the LIBPROCESS_* variables of the
+// process environment applied (see ApplyEnv).
+func ConfigFromEnv() (Config, error) {
+	cfg := DefaultConfig()
+	err := cfg.ApplyEnv(os.LookupEnv)
+	return cfg, err
+}
+
+// ApplyEnv overrides c's fields from LIBPROCESS_IP, LIBPROCESS_PORT,
+// LIBPROCESS_ADVERTISE_IP, LIBPROCESS_ADVERTISE_PORT,
+// LIBPROCESS_REQUIRE_PEER_ADDRESS_IP_MATCH and
+// LIBPROCESS_METRICS_SNAPSHOT_ENDPOINT_RATE_LIMIT as looked up by lookup.
+func (c *Config) ApplyEnv(lookup func(string) (string, bool)) error {
+	if v, ok := lookup("LIBPROCESS_IP"); ok {
+		c.IP = v
+	}
+	if v, ok := lookup("LIBPROCESS_PORT"); ok {
+		p, err := parsePort(v)
+		if err != nil {
+			return fmt.Errorf("LIBPROCESS_PORT: %w", err)
+		}
+		c.Port = p
+	}
+	if v, ok := lookup("LIBPROCESS_ADVERTISE_IP"); ok {
+		c.AdvertiseIP = v
+	}
+	if v, ok := lookup("LIBPROCESS_ADVERTISE_PORT"); ok {
+		p, err := parsePort(v)
+		if err != nil {
+			return fmt.Errorf("LIBPROCESS_ADVERTISE_PORT: %w", err)
+		}
+		c.AdvertisePort = p
+	}
+	if v, ok := lookup("LIBPROCESS_REQUIRE_PEER_ADDRESS_IP_MATCH"); ok {
+		b, err := parseBool(v)
+		if err != nil {
+			return fmt.Errorf("LIBPROCESS_REQUIRE_PEER_ADDRESS_IP_MATCH: %w", err)
+		}
+		c.RequirePeerAddressIPMatch = b
+	}
+	if v, ok := lookup("LIBPROCESS_METRICS_SNAPSHOT_ENDPOINT_RATE_LIMIT"); ok {
+		r, err := parseRate(v)
+		if err != nil {
+			return fmt.Errorf("LIBPROCESS_METRICS_SNAPSHOT_ENDPOINT_RATE_LIMIT: %w", err)
+		}
+		c.MetricsSnapshotRateLimit = r
+	}
+	return nil
+}
+
+// Validate reports the first invalid field.
+func (c *Config) Validate() error {
+	if c.IP != "" {
+		if _, err := netip.ParseAddr(c.IP); err != nil {
+			return fmt.Errorf("config: IP %q is not an IP address", c.IP)
+		}
+	}
+	if c.AdvertiseIP != "" {
+		if _, err := netip.ParseAddr(c.AdvertiseIP); err != nil {
+			return fmt.Errorf("config: AdvertiseIP %q is not an IP address", c.AdvertiseIP)
+		}
+	}
+	if c.Port < 0 || c.Port > 65535 {
+		return fmt.Errorf("config: Port %d out of range 0-65535", c.Port)
+	}
+	if c.AdvertisePort < 0 || c.AdvertisePort > 65535 {
+		return fmt.Errorf("config: AdvertisePort %d out of range 0-65535", c.AdvertisePort)
+	}
+	if c.MaxMessageSize <= 0 {
+		return errors.New("config: MaxMessageSize must be positive")
+	}
+	if c.MailboxCapacity <= 0 {
+		return errors.New("config: MailboxCapacity must be positive")
+	}
+	if c.OutboundQueueCapacity <= 0 {
+		return errors.New("config: OutboundQueueCapacity must be positive")
+	}
+	if c.ReadTimeout <= 0 || c.WriteTimeout <= 0 || c.DialTimeout <= 0 {
+		return errors.New("config: ReadTimeout, WriteTimeout and DialTimeout must be positive")
+	}
+	if c.IdleTimeout < 0 {
+		return errors.New("config: IdleTimeout must not be negative")
+	}
+	return nil
+}
+
+func parsePort(v string) (int, error) {
+	p, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || p < 0 || p > 65535 {
+		return 0, fmt.Errorf("%q is not a port number", v)
+	}
+	return p, nil
+}
+
+// parseBool accepts the spellings stout's flags accept.
+func parseBool(v string) (bool, error) {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "1", "true", "yes", "on":
+		return true, nil
+	case "0", "false", "no", "off", "":
+		return false, nil
+	}
+	return false, fmt.Errorf("%q is not a boolean", v)
+}
+
+// parseRate parses a rate limit "N/DURATION" with a libprocess duration such
+// as "1secs" or "2mins" (a bare "N" means per second), into requests per
+// second.
+func parseRate(v string) (float64, error) {
+	v = strings.TrimSpace(v)
+	num, per, ok := strings.Cut(v, "/")
+	n, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("%q: rate must be a positive number", v)
+	}
+	if !ok {
+		return n, nil
+	}
+	d, err := ParseDuration(per)
+	if err != nil {
+		return 0, fmt.Errorf("%q: %w", v, err)
+	}
+	return n / d.Seconds(), nil
+}
+
+// ParseDuration parses a libprocess/stout duration such as "5secs",
+// "100ms", "2mins" or "1hrs" (units ns, us, ms, secs, mins, hrs, days,
+// weeks), as used by the timeout query parameter of /metrics/snapshot.
+func ParseDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	i := 0
+	for i < len(s) && (s[i] == '.' || (s[i] >= '0' && s[i] <= '9')) {
+		i++
+	}
+	n, err := strconv.ParseFloat(s[:i], 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("invalid duration %q", s)
+	}
+	units := map[string]time.Duration{
+		"ns": time.Nanosecond, "us": time.Microsecond, "ms": time.Millisecond,
+		"secs": time.Second, "mins": time.Minute, "hrs": time.Hour,
+		"days": 24 * time.Hour, "weeks": 7 * 24 * time.Hour,
+	}
+	u, ok := units[s[i:]]
+	if !ok {
+		return 0, fmt.Errorf("invalid duration %q: unknown unit %q", s, s[i:])
+	}
+	d := time.Duration(n * float64(u))
+	if d <= 0 {
+		return 0, fmt.Errorf("invalid duration %q: must be positive", s)
+	}
+	return d, nil
+}

@@ -1,0 +1,158 @@
+package libprocess
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+)
+
+// Request is an HTTP request routed to a process. Handlers may keep it
+// after they return (for responses finished later).
+type Request struct {
+	Method     string
+	URL        *url.URL // path as received (percent-decoded in URL.Path), with query
+	Header     http.Header
+	Body       []byte
+	RemoteAddr net.Addr
+	// Route is the installed route name that matched, e.g. "repository".
+	Route string
+
+	ctx context.Context
+}
+
+// Context is cancelled when the client goes away (detected while the
+// request is pending), when the response has been sent, or when the
+// runtime shuts down.
+func (r *Request) Context() context.Context {
+	if r.ctx == nil {
+		return context.Background()
+	}
+	return r.ctx
+}
+
+// Response is what a route handler answers. Exactly one of Body and Stream
+// carries the body. A streamed body is sent with chunked transfer coding
+// while it is read; the runtime closes Stream when done or when the client
+// goes away.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+	Stream io.ReadCloser
+}
+
+// Responder finishes an HTTP request. It may be called from any goroutine,
+// at any later time; only the first call counts.
+type Responder func(Response)
+
+// RouteHandler serves one HTTP request on its process' goroutine. It must
+// eventually call respond exactly once, either before returning or later
+// from another goroutine (a future response: the process goes on handling
+// events meanwhile, spec 10.2).
+type RouteHandler func(req *Request, respond Responder)
+
+// Help documents a route for /help (spec 6.1). TLDR is one line; Usage
+// defaults to the route's path.
+type Help struct {
+	TLDR           string
+	Usage          string
+	Description    string
+	Authentication string
+	Authorization  string
+}
+
+type route struct {
+	name    string // without leading '/': "" is the root route
+	help    Help
+	handler RouteHandler
+}
+
+// Route installs handler for the route name (e.g. "list.json",
+// "repository"; "" or "/" is the process' root route /<id>) with help text
+// shown under /help. Requests reach the longest installed route that is a
+// prefix of their path at a segment boundary (spec 4.3).
+func (p *Process) Route(name string, help Help, handler RouteHandler) {
+	name = strings.Trim(name, "/")
+	r := &route{name: name, help: help, handler: handler}
+	p.routes[name] = r
+	if p.rt != nil {
+		p.rt.help.add(p.id, r)
+	}
+}
+
+// lookupRoute finds the route for a path below /<id> (spec 4.3): try the
+// whole remainder, then drop trailing segments, finally the root route.
+func (p *Process) lookupRoute(rest string) *route {
+	name := strings.Trim(rest, "/")
+	for {
+		if r := p.routes[name]; r != nil {
+			return r
+		}
+		if name == "" {
+			return nil
+		}
+		i := strings.LastIndexByte(name, '/')
+		if i < 0 {
+			name = ""
+		} else {
+			name = name[:i]
+		}
+	}
+}
+
+// httpEvent carries one request into a mailbox and its response back.
+type httpEvent struct {
+	req      *Request
+	rest     string // path after /<id>
+	once     sync.Once
+	response chan Response // capacity 1
+	cancel   context.CancelFunc
+}
+
+func newHTTPEvent(req *Request, rest string, cancel context.CancelFunc) *httpEvent {
+	return &httpEvent{req: req, rest: rest, response: make(chan Response, 1), cancel: cancel}
+}
+
+func (h *httpEvent) respond(r Response) {
+	h.once.Do(func() { h.response <- r })
+}
+
+func (p *Process) serveHTTP(h *httpEvent) {
+	r := p.lookupRoute(h.rest)
+	if r == nil {
+		h.respond(Response{Status: http.StatusNotFound})
+		return
+	}
+	h.req.Route = r.name
+	p.rt.metrics.httpRequests.Add(1)
+	r.handler(h.req, h.respond)
+}
+
+// JSONResponse returns a response with v encoded as JSON and Content-Type
+// application/json. A jsonp query parameter is applied by the runtime
+// (spec 5.4).
+func JSONResponse(status int, v any) Response {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return ErrorResponse(http.StatusInternalServerError, "encoding response: "+err.Error())
+	}
+	return Response{Status: status, Header: http.Header{"Content-Type": {"application/json"}}, Body: b}
+}
+
+// ErrorResponse returns the JSON error body API routes answer with:
+// {"error": msg}.
+func ErrorResponse(status int, msg string) Response {
+	return JSONResponse(status, map[string]string{"error": msg})
+}
+
+// TextResponse returns a text/plain response.
+func TextResponse(status int, body string) Response {
+	return Response{Status: status, Header: http.Header{"Content-Type": {"text/plain; charset=utf-8"}}, Body: []byte(body)}
+}
+
+func errorResponse(status int, msg string) Response { return TextResponse(status, msg) }

@@ -1,0 +1,107 @@
+package libprocess
+
+import (
+	"errors"
+	"sync"
+)
+
+// ErrMailboxFull is returned when a process' mailbox holds
+// Config.MailboxCapacity events and another one arrives.
+var ErrMailboxFull = errors.New("libprocess: mailbox full")
+
+// ErrTerminated is returned when an event is sent to a process that has
+// terminated (or was never spawned).
+var ErrTerminated = errors.New("libprocess: process terminated")
+
+type eventKind uint8
+
+const (
+	evMessage eventKind = iota + 1
+	evHTTP
+	evDispatch
+	evExited
+	evTerminate
+)
+
+// event is one entry of a mailbox. It is stored by value so enqueueing a
+// message allocates nothing beyond the message body.
+type event struct {
+	kind eventKind
+	msg  Message      // evMessage
+	http *httpEvent   // evHTTP
+	fn   func()       // evDispatch
+	upid UPID         // evExited
+	done chan<- error // evDispatch: optional completion signal
+}
+
+// mailbox is a bounded multi-producer, single-consumer event queue. The
+// consumer swaps the pending slice for its own empty one, so steady-state
+// enqueue and drain allocate nothing.
+type mailbox struct {
+	mu        sync.Mutex
+	pending   []event
+	capacity  int
+	closed    bool
+	terminate bool          // a terminate event is pending
+	wake      chan struct{} // capacity 1: "pending is non-empty"
+}
+
+func newMailbox(capacity int) *mailbox {
+	return &mailbox{capacity: capacity, wake: make(chan struct{}, 1)}
+}
+
+// put enqueues e. It fails with ErrTerminated after close and with
+// ErrMailboxFull at capacity; terminate events are never refused while
+// open.
+func (m *mailbox) put(e event) error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return ErrTerminated
+	}
+	if e.kind == evTerminate {
+		m.terminate = true
+	} else if len(m.pending) >= m.capacity {
+		m.mu.Unlock()
+		return ErrMailboxFull
+	}
+	wasEmpty := len(m.pending) == 0
+	m.pending = append(m.pending, e)
+	m.mu.Unlock()
+	if wasEmpty {
+		select {
+		case m.wake <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+// take swaps the pending events into buf (which must be empty) and returns
+// them with whether a terminate is among them.
+func (m *mailbox) take(buf []event) ([]event, bool) {
+	m.mu.Lock()
+	out := m.pending
+	m.pending = buf
+	term := m.terminate
+	m.mu.Unlock()
+	return out, term
+}
+
+// depth returns the number of queued events.
+func (m *mailbox) depth() int {
+	m.mu.Lock()
+	n := len(m.pending)
+	m.mu.Unlock()
+	return n
+}
+
+// close refuses further events and returns those still queued.
+func (m *mailbox) close() []event {
+	m.mu.Lock()
+	m.closed = true
+	out := m.pending
+	m.pending = nil
+	m.mu.Unlock()
+	return out
+}

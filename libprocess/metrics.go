@@ -1,0 +1,131 @@
+package libprocess
+
+import (
+	"sort"
+	"sync"
+	"sync/atomic"
+)
+
+// runtimeMetrics are the runtime's own counters, exported under
+// "libprocess/..." in /metrics/snapshot.
+type runtimeMetrics struct {
+	messagesReceived atomic.Int64 // inbound remote messages delivered to a mailbox
+	messagesSent     atomic.Int64 // messages written to a socket or a local mailbox
+	messagesDropped  atomic.Int64 // messages lost: no receiver, full mailbox or queue, broken connection
+	messagesHandled  atomic.Int64 // messages taken from mailboxes
+	messagesBadFrom  atomic.Int64 // inbound messages whose sender UPID did not parse
+	httpRequests     atomic.Int64 // HTTP requests handed to routes
+	connsInbound     atomic.Int64 // open inbound connections (gauge)
+	connsOutbound    atomic.Int64 // open outbound connections (gauge)
+	connectFailures  atomic.Int64 // failed dials to peers
+	connErrors       atomic.Int64 // inbound connections closed on a protocol error
+}
+
+// Counter is a monotonically increasing metric.
+type Counter struct{ v atomic.Int64 }
+
+// Add adds n to the counter.
+func (c *Counter) Add(n int64) { c.v.Add(n) }
+
+// Inc adds one to the counter.
+func (c *Counter) Inc() { c.v.Add(1) }
+
+// Value returns the current count.
+func (c *Counter) Value() int64 { return c.v.Load() }
+
+// Metrics is a registry of named metrics shown by /metrics/snapshot. Names
+// are paths such as "pkgpanda/runs/list". It is safe for concurrent use.
+type Metrics struct {
+	mu       sync.Mutex
+	counters map[string]*Counter
+	gauges   map[string]func() float64
+}
+
+func newMetrics() *Metrics {
+	return &Metrics{counters: make(map[string]*Counter), gauges: make(map[string]func() float64)}
+}
+
+// Counter returns the counter with this name, creating it at zero.
+func (m *Metrics) Counter(name string) *Counter {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c := m.counters[name]
+	if c == nil {
+		c = &Counter{}
+		m.counters[name] = c
+	}
+	return c
+}
+
+// Gauge registers f to be read at every snapshot under name, replacing any
+// earlier gauge of that name. f must be safe to call from any goroutine.
+func (m *Metrics) Gauge(name string, f func() float64) {
+	m.mu.Lock()
+	m.gauges[name] = f
+	m.mu.Unlock()
+}
+
+// RemoveGauge unregisters a gauge.
+func (m *Metrics) RemoveGauge(name string) {
+	m.mu.Lock()
+	delete(m.gauges, name)
+	m.mu.Unlock()
+}
+
+// snapshotInto adds every metric to out.
+func (m *Metrics) snapshotInto(out map[string]float64) {
+	m.mu.Lock()
+	gauges := make(map[string]func() float64, len(m.gauges))
+	for k, v := range m.gauges {
+		gauges[k] = v
+	}
+	for k, c := range m.counters {
+		out[k] = float64(c.Value())
+	}
+	m.mu.Unlock()
+	for k, f := range gauges {
+		out[k] = f()
+	}
+}
+
+// Snapshot returns every metric of the instance, runtime and user ones, in
+// the flat form /metrics/snapshot serves.
+func (rt *Runtime) Snapshot() map[string]float64 {
+	out := map[string]float64{
+		"libprocess/messages_received":       float64(rt.metrics.messagesReceived.Load()),
+		"libprocess/messages_sent":           float64(rt.metrics.messagesSent.Load()),
+		"libprocess/messages_dropped":        float64(rt.metrics.messagesDropped.Load()),
+		"libprocess/messages_handled":        float64(rt.metrics.messagesHandled.Load()),
+		"libprocess/messages_bad_sender":     float64(rt.metrics.messagesBadFrom.Load()),
+		"libprocess/http_requests":           float64(rt.metrics.httpRequests.Load()),
+		"libprocess/connections_inbound":     float64(rt.metrics.connsInbound.Load()),
+		"libprocess/connections_outbound":    float64(rt.metrics.connsOutbound.Load()),
+		"libprocess/connect_failures":        float64(rt.metrics.connectFailures.Load()),
+		"libprocess/connection_errors":       float64(rt.metrics.connErrors.Load()),
+		"libprocess/outbound_queued_total":   float64(rt.outbound.queued()),
+		"libprocess/mailbox_capacity":        float64(rt.cfg.MailboxCapacity),
+		"libprocess/outbound_queue_capacity": float64(rt.cfg.OutboundQueueCapacity),
+	}
+	rt.mu.RLock()
+	procs := make([]*Process, 0, len(rt.processes))
+	for _, p := range rt.processes {
+		procs = append(procs, p)
+	}
+	rt.mu.RUnlock()
+	out["libprocess/processes"] = float64(len(procs))
+	for _, p := range procs {
+		out["libprocess/mailbox_depth/"+p.id] = float64(p.mbox.depth())
+	}
+	rt.user.snapshotInto(out)
+	return out
+}
+
+// sortedKeys returns m's keys in order.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,336 @@
+package libprocess
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"time"
+
+	"github.com/procpanda/procpanda/libprocess/wire"
+)
+
+const (
+	msgConnBufSize  = 64 << 10 // initial read buffer of a message connection
+	maxInternNames  = 1024     // message names remembered per connection
+	maxKeptBodyCap  = 1 << 20  // chunk buffer kept between messages
+	maxResponseHold = 64 << 10 // flush queued responses beyond this
+)
+
+// msgConn serves one inbound connection with the libprocess codec. It reads
+// as much as the socket has, parses every complete request in the buffer,
+// delivers messages to mailboxes and queues their answers, and writes all
+// queued answers with one write when the buffer runs dry — so a peer that
+// pipelines N messages costs about one read and one write syscall per
+// batch, not per message.
+type msgConn struct {
+	s      *server
+	c      net.Conn
+	peerIP string
+
+	buf  []byte // read buffer; live bytes are buf[r:w]
+	r, w int
+	out  []byte // queued responses
+	date []byte // Date header scratch
+
+	head    wire.Head
+	chunked wire.ChunkedDecoder
+	msgState
+}
+
+func newMsgConn(s *server, c net.Conn) *msgConn {
+	mc := &msgConn{s: s, c: c, buf: make([]byte, msgConnBufSize)}
+	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		mc.peerIP = ta.IP.String()
+	}
+	return mc
+}
+
+// serve runs the message loop. It returns a connection to hand to the HTTP
+// server when a request that is not a message arrives, or nil when the
+// connection is finished (the caller closes it).
+func (mc *msgConn) serve() net.Conn {
+	log := mc.s.rt.log
+	for {
+		n, err := wire.ParseHead(mc.buf[mc.r:mc.w], &mc.head)
+		if err == wire.ErrIncomplete {
+			if !mc.flush() || !mc.fill(mc.r == mc.w) {
+				return nil
+			}
+			continue
+		}
+		if err != nil {
+			var he *wire.HeadError
+			status := 400
+			if errors.As(err, &he) {
+				status = he.Status
+			}
+			mc.protocolError(status, err)
+			return nil
+		}
+		if !wire.IsMessage(&mc.head) {
+			// Ordinary HTTP: answer what is queued, then let fasthttp
+			// serve the rest of the connection from this request on.
+			if !mc.flush() {
+				return nil
+			}
+			rest := append([]byte(nil), mc.buf[mc.r:mc.w]...)
+			conn := mc.c
+			s := mc.s
+			return &prefixConn{Conn: conn, prefix: rest, onClose: func() { s.rt.metrics.connsInbound.Add(-1) }}
+		}
+		mc.r += n
+		body, ok := mc.readBody()
+		if !ok {
+			return nil
+		}
+		status, text := mc.s.rt.acceptMessage(&mc.msgState, mc.head.Target, wire.Sender(&mc.head), mc.c.RemoteAddr(), mc.peerIP, body)
+		keep := mc.head.KeepAlive()
+		mc.respond(status, text, !keep)
+		if log.Debug().Enabled() {
+			log.Debug().Str("peer", mc.c.RemoteAddr().String()).Bytes("target", mc.head.Target).Int("status", status).Int("bytes", len(body)).Msg("message received")
+		}
+		if !keep {
+			mc.flush()
+			return nil
+		}
+		if len(mc.out) >= maxResponseHold && !mc.flush() {
+			return nil
+		}
+	}
+}
+
+// respond queues an answer. Message answers carry no body except on
+// errors: mesos-go drops its connection on any response body (spec 11.2),
+// so 202 and 404 are empty.
+func (mc *msgConn) respond(status int, text string, closing bool) {
+	mc.date = mc.s.date.appendTo(mc.date[:0], time.Now())
+	mc.out = wire.AppendResponse(mc.out, status, mc.date, text, closing)
+}
+
+// msgState is what message acceptance remembers across messages on one
+// connection, so steady traffic parses its sender once and allocates its
+// message name once.
+type msgState struct {
+	decoded    []byte // percent-decoded receiver id scratch
+	lastFrom   []byte // sender text of the previous message
+	lastUPID   UPID
+	lastFromOK bool
+	names      map[string]string // interned message names
+}
+
+// acceptMessage turns a parsed message request into a Message for its
+// receiver and returns the status to answer with and an error text,
+// mirroring ProcessManager::handle in libprocess.
+func (rt *Runtime) acceptMessage(st *msgState, target, fromText []byte, peer net.Addr, peerIP string, body []byte) (int, string) {
+	idRaw, nameRaw, err := wire.SplitMessagePath(target)
+	if err != nil {
+		// Current libprocess fails parse() and answers 500 here.
+		rt.log.Warn().Stringer("peer", peer).Bytes("target", target).Msg("message path does not start with '/'")
+		return 500, "Request URL path must start with '/'"
+	}
+	id := idRaw
+	if bytes.IndexByte(idRaw, '%') >= 0 {
+		st.decoded, err = wire.PercentDecode(st.decoded[:0], idRaw)
+		if err != nil {
+			return 500, "Failed to decode URL path: " + err.Error()
+		}
+		id = st.decoded
+	}
+	from := rt.sender(st, fromText, peer)
+	if rt.cfg.RequirePeerAddressIPMatch && from.Host != peerIP {
+		rt.log.Warn().Str("from", from.String()).Str("peer_ip", peerIP).Msg("rejected message: sender IP does not match peer")
+		return 400, "UPID IP address validation failed: Message from " + from.String() + " was sent from IP " + peerIP
+	}
+	p := rt.lookupBytes(id)
+	if p == nil {
+		rt.metrics.messagesDropped.Add(1)
+		rt.log.Debug().Bytes("to", id).Str("from", from.String()).Msg("message for unknown process")
+		return 404, ""
+	}
+	if rt.deliverTo(p, Message{From: from, To: p.self, Name: st.intern(nameRaw), Body: body}) {
+		return 202, ""
+	}
+	return 404, ""
+}
+
+// sender parses the sender UPID, reusing the previous parse when a peer
+// repeats itself (it always does).
+func (rt *Runtime) sender(st *msgState, text []byte, peer net.Addr) UPID {
+	if st.lastFrom != nil && bytes.Equal(text, st.lastFrom) {
+		if !st.lastFromOK {
+			rt.metrics.messagesBadFrom.Add(1)
+		}
+		return st.lastUPID
+	}
+	st.lastFrom = append(st.lastFrom[:0], text...)
+	u, err := ParsePeerUPID(string(text))
+	st.lastUPID, st.lastFromOK = u, err == nil
+	if err != nil {
+		// C++ delivers such messages with the empty UPID as sender.
+		rt.metrics.messagesBadFrom.Add(1)
+		rt.log.Warn().Stringer("peer", peer).Err(err).Msg("message with malformed sender; delivering with empty sender as libprocess does")
+	}
+	return st.lastUPID
+}
+
+func (st *msgState) intern(name []byte) string {
+	if s, ok := st.names[string(name)]; ok {
+		return s
+	}
+	s := string(name)
+	if st.names == nil {
+		st.names = make(map[string]string)
+	}
+	if len(st.names) < maxInternNames {
+		st.names[s] = s
+	}
+	return s
+}
+
+// readBody reads the body of the message whose head was just parsed. The
+// returned slice is owned by the message. On failure it has answered and
+// the connection must close.
+func (mc *msgConn) readBody() ([]byte, bool) {
+	max := int64(mc.s.rt.cfg.MaxMessageSize)
+	switch {
+	case mc.head.Chunked:
+		mc.chunked.Reset(max)
+		for {
+			used, err := mc.chunked.Feed(mc.buf[mc.r:mc.w])
+			mc.r += used
+			if err == nil {
+				break
+			}
+			if err == wire.ErrIncomplete {
+				if !mc.fill(false) {
+					return nil, false
+				}
+				continue
+			}
+			var be *wire.BodyError
+			status := 400
+			if errors.As(err, &be) {
+				status = be.Status
+			}
+			mc.protocolError(status, err)
+			return nil, false
+		}
+		var body []byte
+		if len(mc.chunked.Body) > 0 {
+			body = make([]byte, len(mc.chunked.Body))
+			copy(body, mc.chunked.Body)
+		}
+		if cap(mc.chunked.Body) > maxKeptBodyCap {
+			mc.chunked.Body = nil
+		}
+		return body, true
+	case mc.head.ContentLength > 0:
+		cl := mc.head.ContentLength
+		if cl > max {
+			mc.protocolError(413, errors.New("body larger than the message size limit"))
+			return nil, false
+		}
+		body := make([]byte, cl)
+		got := copy(body, mc.buf[mc.r:mc.w])
+		mc.r += got
+		if got < len(body) {
+			mc.setDeadline(false)
+			if _, err := io.ReadFull(mc.c, body[got:]); err != nil {
+				mc.connError("reading message body", err)
+				return nil, false
+			}
+		}
+		return body, true
+	}
+	return nil, true
+}
+
+// fill reads more bytes into the buffer, compacting or growing it. idle
+// means no request is in progress (an idle keep-alive connection).
+func (mc *msgConn) fill(idle bool) bool {
+	if mc.r == mc.w {
+		mc.r, mc.w = 0, 0
+	}
+	if mc.w == len(mc.buf) {
+		if mc.r > 0 {
+			mc.w = copy(mc.buf, mc.buf[mc.r:mc.w])
+			mc.r = 0
+		} else {
+			if len(mc.buf) >= wire.MaxHeadSize+msgConnBufSize {
+				mc.protocolError(431, errors.New("request head too large"))
+				return false
+			}
+			nb := make([]byte, 2*len(mc.buf))
+			mc.w = copy(nb, mc.buf[mc.r:mc.w])
+			mc.r = 0
+			mc.buf = nb
+		}
+	}
+	mc.setDeadline(idle)
+	n, err := mc.c.Read(mc.buf[mc.w:])
+	mc.w += n
+	if err != nil && n == 0 {
+		if idle && (errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed)) {
+			return false
+		}
+		if idle && isTimeout(err) {
+			return false // idle timeout or shutdown
+		}
+		mc.connError("reading request", err)
+		return false
+	}
+	return true
+}
+
+// setDeadline bounds the next read: ReadTimeout within a request, the idle
+// timeout between requests. After shutdown began it forces an immediate
+// deadline, so the loop ends after the batch at hand.
+func (mc *msgConn) setDeadline(idle bool) {
+	var d time.Time
+	if !idle {
+		d = time.Now().Add(mc.s.rt.cfg.ReadTimeout)
+	} else if t := mc.s.rt.cfg.IdleTimeout; t > 0 {
+		d = time.Now().Add(t)
+	}
+	_ = mc.c.SetReadDeadline(d)
+	select {
+	case <-mc.s.closed:
+		_ = mc.c.SetReadDeadline(time.Now())
+	default:
+	}
+}
+
+// flush writes queued responses.
+func (mc *msgConn) flush() bool {
+	if len(mc.out) == 0 {
+		return true
+	}
+	_ = mc.c.SetWriteDeadline(time.Now().Add(mc.s.rt.cfg.WriteTimeout))
+	_, err := mc.c.Write(mc.out)
+	mc.out = mc.out[:0]
+	if err != nil {
+		mc.connError("writing responses", err)
+		return false
+	}
+	return true
+}
+
+// protocolError answers a request the codec cannot continue after and
+// logs it; the connection then closes.
+func (mc *msgConn) protocolError(status int, err error) {
+	mc.s.rt.metrics.connErrors.Add(1)
+	mc.s.rt.log.Warn().Str("peer", mc.c.RemoteAddr().String()).Int("status", status).Err(err).Msg("closing connection after malformed request")
+	mc.respond(status, err.Error(), true)
+	mc.flush()
+}
+
+func (mc *msgConn) connError(what string, err error) {
+	mc.s.rt.metrics.connErrors.Add(1)
+	mc.s.rt.log.Warn().Str("peer", mc.c.RemoteAddr().String()).Err(err).Msg("connection error " + what)
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}

@@ -1,0 +1,385 @@
+package libprocess
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/procpanda/procpanda/libprocess/wire"
+)
+
+// ErrQueueFull is returned by Send when the queue to a remote peer holds
+// Config.OutboundQueueCapacity messages; the message is dropped.
+var ErrQueueFull = errors.New("libprocess: outbound queue full")
+
+// maxKeptWriteBuf bounds the encode buffer a peer keeps between batches.
+const maxKeptWriteBuf = 4 << 20
+
+// outbound owns connections to remote peers. There is one connection per
+// local sending process and remote address (spec 3.2; one per sender keeps
+// mesos-go peers, which attribute a connection's messages to its first
+// sender, correct — spec 11.5). Each has one writer goroutine that drains
+// the queue into a buffer and writes it with one syscall, and one reader
+// goroutine that reads and discards responses — it never waits for them,
+// as mesos-go answers C++-style senders with nothing (spec 11.3) — and
+// notices when the connection breaks.
+type outbound struct {
+	rt     *Runtime
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu     sync.Mutex
+	peers  map[outKey]*peer
+	closed bool
+	wg     sync.WaitGroup
+}
+
+type outKey struct {
+	from string // local process id
+	addr string // remote host:port
+}
+
+// outMsg is a queued message.
+type outMsg struct {
+	toID string
+	name string
+	body []byte
+}
+
+func newOutbound(rt *Runtime) *outbound {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &outbound{rt: rt, ctx: ctx, cancel: cancel, peers: make(map[outKey]*peer)}
+}
+
+// peer is the connection state for one (local process, remote address).
+type peer struct {
+	o        *outbound
+	from     *Process
+	fromText string // from's UPID text, written in every request
+	addr     string
+
+	mu      sync.Mutex
+	queue   []outMsg
+	pending int           // queued plus being written
+	idle    chan struct{} // closed while pending == 0
+	connect bool          // a link asked for a connection
+	conn    net.Conn      // nil while disconnected
+	gen     uint64        // connection generation
+	links   map[UPID]struct{}
+	stopped bool
+
+	wake chan struct{}
+}
+
+func (o *outbound) peerFor(from *Process, addr string) (*peer, error) {
+	key := outKey{from: from.id, addr: addr}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed {
+		return nil, errors.New("libprocess: runtime is shut down")
+	}
+	if p := o.peers[key]; p != nil {
+		return p, nil
+	}
+	idle := make(chan struct{})
+	close(idle)
+	p := &peer{
+		o: o, from: from, fromText: from.self.String(), addr: addr,
+		idle: idle, links: make(map[UPID]struct{}), wake: make(chan struct{}, 1),
+	}
+	o.peers[key] = p
+	o.wg.Add(1)
+	go func() {
+		defer o.wg.Done()
+		p.writeLoop()
+	}()
+	return p, nil
+}
+
+func (o *outbound) send(from *Process, to UPID, name string, body []byte) error {
+	p, err := o.peerFor(from, to.HostPort())
+	if err != nil {
+		o.rt.metrics.messagesDropped.Add(1)
+		return fmt.Errorf("send %s to %s: %w", name, to, err)
+	}
+	p.mu.Lock()
+	if p.stopped {
+		p.mu.Unlock()
+		o.rt.metrics.messagesDropped.Add(1)
+		return fmt.Errorf("send %s to %s: %w", name, to, ErrTerminated)
+	}
+	if len(p.queue) >= o.rt.cfg.OutboundQueueCapacity {
+		p.mu.Unlock()
+		o.rt.metrics.messagesDropped.Add(1)
+		o.rt.log.Warn().Str("from", p.fromText).Str("to", to.String()).Str("message", name).Msg("dropped message: outbound queue full")
+		return fmt.Errorf("send %s to %s: %w", name, to, ErrQueueFull)
+	}
+	p.queue = append(p.queue, outMsg{toID: to.ID, name: name, body: body})
+	p.addPendingLocked(1)
+	p.mu.Unlock()
+	p.signal()
+	return nil
+}
+
+func (o *outbound) link(from *Process, to UPID) error {
+	p, err := o.peerFor(from, to.HostPort())
+	if err != nil {
+		return fmt.Errorf("link to %s: %w", to, err)
+	}
+	p.mu.Lock()
+	p.links[to] = struct{}{}
+	p.connect = true
+	p.mu.Unlock()
+	p.signal()
+	return nil
+}
+
+// queued returns the number of messages waiting in all queues.
+func (o *outbound) queued() int {
+	o.mu.Lock()
+	peers := make([]*peer, 0, len(o.peers))
+	for _, p := range o.peers {
+		peers = append(peers, p)
+	}
+	o.mu.Unlock()
+	n := 0
+	for _, p := range peers {
+		p.mu.Lock()
+		n += len(p.queue)
+		p.mu.Unlock()
+	}
+	return n
+}
+
+// flush waits until every queue is written or ctx is done.
+func (o *outbound) flush(ctx context.Context) error {
+	o.mu.Lock()
+	peers := make([]*peer, 0, len(o.peers))
+	for _, p := range o.peers {
+		peers = append(peers, p)
+	}
+	o.mu.Unlock()
+	for _, p := range peers {
+		p.mu.Lock()
+		idle := p.idle
+		p.mu.Unlock()
+		select {
+		case <-idle:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// dropProcess closes the connections of a terminated local process.
+func (o *outbound) dropProcess(from *Process) {
+	o.mu.Lock()
+	var mine []*peer
+	for k, p := range o.peers {
+		if k.from == from.id && p.from == from {
+			mine = append(mine, p)
+			delete(o.peers, k)
+		}
+	}
+	o.mu.Unlock()
+	for _, p := range mine {
+		p.stop()
+	}
+}
+
+// close stops every writer and closes every connection.
+func (o *outbound) close() {
+	o.mu.Lock()
+	o.closed = true
+	peers := o.peers
+	o.peers = make(map[outKey]*peer)
+	o.mu.Unlock()
+	o.cancel()
+	for _, p := range peers {
+		p.stop()
+	}
+	o.wg.Wait()
+}
+
+func (p *peer) signal() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (p *peer) addPendingLocked(n int) {
+	if p.pending == 0 && n > 0 {
+		p.idle = make(chan struct{})
+	}
+	p.pending += n
+	if p.pending == 0 {
+		close(p.idle)
+	}
+}
+
+func (p *peer) stop() {
+	p.mu.Lock()
+	p.stopped = true
+	c := p.conn
+	p.mu.Unlock()
+	if c != nil {
+		_ = c.Close()
+	}
+	p.signal()
+}
+
+// writeLoop owns the connection: it connects when there is something to
+// send or a link to keep, encodes every queued message into one buffer,
+// and writes it.
+func (p *peer) writeLoop() {
+	rt := p.o.rt
+	var buf []byte
+	var spare []outMsg
+	for range p.wake {
+		p.mu.Lock()
+		if p.stopped {
+			dropped := len(p.queue)
+			p.queue = nil
+			if p.pending > 0 {
+				p.addPendingLocked(-p.pending)
+			}
+			p.mu.Unlock()
+			rt.metrics.messagesDropped.Add(int64(dropped))
+			return
+		}
+		batch := p.queue
+		p.queue = spare[:0]
+		conn, gen := p.conn, p.gen
+		wantConn := p.connect || len(batch) > 0
+		p.connect = false
+		p.mu.Unlock()
+
+		if conn == nil && wantConn {
+			conn, gen = p.dial()
+		}
+		if len(batch) > 0 {
+			if conn == nil {
+				rt.metrics.messagesDropped.Add(int64(len(batch)))
+			} else {
+				buf = buf[:0]
+				host := p.addr
+				for i := range batch {
+					m := &batch[i]
+					buf = wire.AppendMessage(buf, p.fromText, m.toID, host, m.name, m.body)
+				}
+				_ = conn.SetWriteDeadline(time.Now().Add(rt.cfg.WriteTimeout))
+				if _, err := conn.Write(buf); err != nil {
+					rt.metrics.messagesDropped.Add(int64(len(batch)))
+					rt.log.Warn().Str("from", p.fromText).Str("peer", p.addr).Int("dropped", len(batch)).Err(err).Msg("write to peer failed; messages dropped")
+					p.broken(gen, conn)
+				} else {
+					rt.metrics.messagesSent.Add(int64(len(batch)))
+				}
+				if cap(buf) > maxKeptWriteBuf {
+					buf = nil
+				}
+			}
+			for i := range batch {
+				batch[i] = outMsg{}
+			}
+			p.mu.Lock()
+			p.addPendingLocked(-len(batch))
+			p.mu.Unlock()
+		}
+		spare = batch
+	}
+}
+
+// dial connects to the peer and starts its reader. On failure it notifies
+// the linkers and returns a nil conn.
+func (p *peer) dial() (net.Conn, uint64) {
+	rt := p.o.rt
+	d := net.Dialer{Timeout: rt.cfg.DialTimeout}
+	c, err := d.DialContext(p.o.ctx, "tcp", p.addr)
+	if err != nil {
+		rt.metrics.connectFailures.Add(1)
+		rt.log.Warn().Str("from", p.fromText).Str("peer", p.addr).Err(err).Msg("connecting to peer failed")
+		p.mu.Lock()
+		links := p.takeLinksLocked()
+		p.mu.Unlock()
+		p.notifyExited(links)
+		return nil, 0
+	}
+	p.mu.Lock()
+	if p.stopped {
+		p.mu.Unlock()
+		_ = c.Close()
+		return nil, 0
+	}
+	p.gen++
+	p.conn = c
+	gen := p.gen
+	p.mu.Unlock()
+	rt.metrics.connsOutbound.Add(1)
+	rt.log.Debug().Str("from", p.fromText).Str("peer", p.addr).Msg("connected to peer")
+	p.o.wg.Add(1)
+	go func() {
+		defer p.o.wg.Done()
+		p.readLoop(c, gen)
+	}()
+	return c, gen
+}
+
+// readLoop reads and discards the peer's responses until the connection
+// ends, then reports the break.
+func (p *peer) readLoop(c net.Conn, gen uint64) {
+	buf := make([]byte, 4096)
+	for {
+		if _, err := c.Read(buf); err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				p.o.rt.log.Debug().Str("peer", p.addr).Err(err).Msg("peer connection read failed")
+			}
+			p.broken(gen, c)
+			return
+		}
+	}
+}
+
+// broken handles the end of connection generation gen: it closes it,
+// forgets it so the next send reconnects, and notifies linkers once.
+func (p *peer) broken(gen uint64, c net.Conn) {
+	p.mu.Lock()
+	if p.conn != c || p.gen != gen {
+		p.mu.Unlock()
+		return
+	}
+	p.conn = nil
+	links := p.takeLinksLocked()
+	stopped := p.stopped
+	p.mu.Unlock()
+	_ = c.Close()
+	p.o.rt.metrics.connsOutbound.Add(-1)
+	if !stopped {
+		p.o.rt.log.Info().Str("from", p.fromText).Str("peer", p.addr).Int("links", len(links)).Msg("connection to peer closed")
+	}
+	p.notifyExited(links)
+}
+
+func (p *peer) takeLinksLocked() []UPID {
+	if len(p.links) == 0 {
+		return nil
+	}
+	out := make([]UPID, 0, len(p.links))
+	for u := range p.links {
+		out = append(out, u)
+	}
+	p.links = make(map[UPID]struct{})
+	return out
+}
+
+func (p *peer) notifyExited(links []UPID) {
+	for _, u := range links {
+		_ = p.from.enqueue(event{kind: evExited, upid: u})
+	}
+}

@@ -1,0 +1,299 @@
+package libprocess
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/procpanda/procpanda/libprocess/wire"
+	"github.com/valyala/fasthttp"
+)
+
+// server owns the listening socket. Every accepted connection is first
+// sniffed by the libprocess codec (package wire): when its first request is
+// a libprocess message the connection stays with the codec's message loop,
+// which accepts the request shapes every generation of peers writes (empty
+// Host, chunked bodies on HTTP/1.0) and answers with batched writes. Any
+// other connection is handed, with the bytes already read, to a
+// fasthttp.Server through an in-memory listener, so ordinary HTTP keeps
+// fasthttp's speed and features.
+type server struct {
+	rt    *Runtime
+	ln    net.Listener
+	http  *fasthttp.Server
+	handO *handoffListener
+	date  dateCache
+
+	// baseCtx parents every HTTP request's context; it is cancelled, and
+	// hardStop closed, when the shutdown deadline passes.
+	baseCtx    context.Context
+	baseCancel context.CancelFunc
+	hardStop   chan struct{}
+	hardOnce   sync.Once
+
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{} // message-loop connections
+	wg     sync.WaitGroup        // accept loop and message loops
+	closed chan struct{}
+}
+
+func newServer(rt *Runtime, ln net.Listener) *server {
+	s := &server{
+		rt:       rt,
+		ln:       ln,
+		conns:    make(map[net.Conn]struct{}),
+		closed:   make(chan struct{}),
+		hardStop: make(chan struct{}),
+	}
+	s.baseCtx, s.baseCancel = context.WithCancel(context.Background())
+	s.handO = newHandoffListener(ln.Addr())
+	s.http = &fasthttp.Server{
+		Handler:                       s.serveHTTP,
+		Name:                          "",
+		NoDefaultServerHeader:         true,
+		NoDefaultContentType:          true,
+		DisableHeaderNamesNormalizing: false,
+		MaxRequestBodySize:            rt.cfg.MaxMessageSize,
+		ReadTimeout:                   rt.cfg.ReadTimeout,
+		WriteTimeout:                  rt.cfg.WriteTimeout,
+		IdleTimeout:                   rt.cfg.IdleTimeout,
+		DisablePreParseMultipartForm:  true,
+		ReduceMemoryUsage:             false,
+		StreamRequestBody:             false,
+		CloseOnShutdown:               true,
+		Logger:                        fasthttpLogger{rt},
+	}
+	return s
+}
+
+func (s *server) start() {
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		_ = s.http.Serve(s.handO)
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.acceptLoop()
+	}()
+}
+
+func (s *server) acceptLoop() {
+	var backoff time.Duration
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			select {
+			case <-s.closed:
+				return
+			default:
+			}
+			if errors.Is(err, net.ErrClosed) {
+				s.rt.log.Error().Err(err).Msg("accept loop stopped")
+				return
+			}
+			// Out of descriptors and similar: back off and retry, as
+			// libprocess' accept loop does.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.rt.log.Warn().Err(err).Dur("retry_in", backoff).Msg("accept failed")
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetNoDelay(true)
+		}
+		if !s.track(c) {
+			_ = c.Close()
+			return
+		}
+		s.rt.metrics.connsInbound.Add(1)
+		go s.serveConn(c)
+	}
+}
+
+func (s *server) track(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	select {
+	case <-s.closed:
+		return false
+	default:
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	return true
+}
+
+func (s *server) untrack(c net.Conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
+// serveConn sniffs the first request of a connection and either serves it
+// as a message connection or hands it to fasthttp.
+func (s *server) serveConn(c net.Conn) {
+	mc := newMsgConn(s, c)
+	handoff := mc.serve()
+	s.untrack(c)
+	if handoff == nil {
+		s.rt.metrics.connsInbound.Add(-1)
+		_ = c.Close()
+		return
+	}
+	if !s.handO.push(handoff) {
+		s.rt.metrics.connsInbound.Add(-1)
+		_ = c.Close()
+	}
+}
+
+func (s *server) shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	select {
+	case <-s.closed:
+	default:
+		close(s.closed)
+	}
+	s.mu.Unlock()
+	err := s.ln.Close()
+	stopWatch := make(chan struct{})
+	defer close(stopWatch)
+	go func() {
+		select {
+		case <-ctx.Done():
+			s.stopHard()
+		case <-stopWatch:
+		}
+	}()
+	// Message connections finish the batch they are reading and stop.
+	s.mu.Lock()
+	for c := range s.conns {
+		_ = c.SetReadDeadline(time.Now())
+	}
+	s.mu.Unlock()
+	herr := s.http.ShutdownWithContext(ctx)
+	s.handO.Close()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.mu.Lock()
+		for c := range s.conns {
+			_ = c.Close()
+		}
+		s.mu.Unlock()
+		return fmt.Errorf("waiting for connections: %w", ctx.Err())
+	}
+	s.stopHard()
+	if herr != nil {
+		return herr
+	}
+	if err != nil && !errors.Is(err, net.ErrClosed) {
+		return err
+	}
+	return nil
+}
+
+// stopHard abandons requests still waiting for a response.
+func (s *server) stopHard() {
+	s.hardOnce.Do(func() {
+		close(s.hardStop)
+		s.baseCancel()
+	})
+}
+
+// fasthttpLogger routes fasthttp's own error lines to zerolog.
+type fasthttpLogger struct{ rt *Runtime }
+
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	l.rt.metrics.connErrors.Add(1)
+	l.rt.log.Warn().Str("component", "http").Msg(fmt.Sprintf(format, args...))
+}
+
+// handoffListener is a net.Listener fed with connections the sniffer has
+// classified as ordinary HTTP.
+type handoffListener struct {
+	addr   net.Addr
+	ch     chan net.Conn
+	done   chan struct{}
+	closeO sync.Once
+}
+
+func newHandoffListener(addr net.Addr) *handoffListener {
+	return &handoffListener{addr: addr, ch: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (l *handoffListener) push(c net.Conn) bool {
+	select {
+	case l.ch <- c:
+		return true
+	case <-l.done:
+		return false
+	}
+}
+
+// Accept returns the next handed-off connection.
+func (l *handoffListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ch:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+// Close stops Accept.
+func (l *handoffListener) Close() error {
+	l.closeO.Do(func() { close(l.done) })
+	return nil
+}
+
+// Addr returns the real listener's address.
+func (l *handoffListener) Addr() net.Addr { return l.addr }
+
+// prefixConn replays bytes the sniffer already read before reading from
+// the socket.
+type prefixConn struct {
+	net.Conn
+	prefix  []byte
+	onClose func()
+	once    sync.Once
+}
+
+func (c *prefixConn) Read(b []byte) (int, error) {
+	if len(c.prefix) > 0 {
+		n := copy(b, c.prefix)
+		c.prefix = c.prefix[n:]
+		if len(c.prefix) == 0 {
+			c.prefix = nil
+		}
+		return n, nil
+	}
+	return c.Conn.Read(b)
+}
+
+func (c *prefixConn) Close() error {
+	c.once.Do(c.onClose)
+	return c.Conn.Close()
+}
+
+// underlying returns the socket beneath wrappers, for peer checks.
+func underlying(c net.Conn) net.Conn {
+	if p, ok := c.(*prefixConn); ok {
+		return p.Conn
+	}
+	return c
+}
+
+// Compile-time interface checks.
+var (
+	_ net.Listener = (*handoffListener)(nil)
+	_ net.Conn     = (*prefixConn)(nil)
+	_              = wire.ErrIncomplete
+)

@@ -1,0 +1,138 @@
+package libprocess
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+)
+
+// UPID names a libprocess process: its id and the address of the instance
+// hosting it, written "id@host:port" (spec 1.1). Host is an IPv4 literal,
+// an IPv6 literal (an extension, written "[::1]" in the text form), or a
+// hostname. The zero UPID is the "no process" value C++ calls UPID().
+type UPID struct {
+	ID   string // process id, e.g. "pkgpanda" or "slave(1)"
+	Host string // IP literal (without brackets) or hostname
+	Port uint16 // TCP port
+}
+
+// UPIDError describes why a UPID's text was rejected.
+type UPIDError struct {
+	Text   string // the text that was parsed
+	Reason string // what is wrong with it
+}
+
+func (e *UPIDError) Error() string {
+	return fmt.Sprintf("invalid UPID %q: %s", e.Text, e.Reason)
+}
+
+// ParseUPID parses "id@host:port" strictly, for text given to our own API:
+// the rules of C++ (split at the first '@', then at the first ':' or after
+// a bracketed IPv6 host) plus a port that must be all digits in 0-65535
+// and a non-empty host without whitespace.
+func ParseUPID(s string) (UPID, error) {
+	return parseUPID(s, true)
+}
+
+// ParsePeerUPID parses a UPID sent by a peer with the leniency of C++
+// libprocess (spec 1.2): the text ends at the first whitespace, and the port
+// is the leading decimal digits, with anything after them ignored.
+func ParsePeerUPID(s string) (UPID, error) {
+	return parseUPID(s, false)
+}
+
+func parseUPID(s string, strict bool) (UPID, error) {
+	text := s
+	if !strict {
+		// C++ reads the UPID with operator>>, which stops at whitespace.
+		text = strings.TrimLeft(text, " \t\r\n\v\f")
+		if i := strings.IndexAny(text, " \t\r\n\v\f"); i >= 0 {
+			text = text[:i]
+		}
+	}
+	at := strings.IndexByte(text, '@')
+	if at < 0 {
+		return UPID{}, &UPIDError{s, "missing '@' between id and address"}
+	}
+	id, rest := text[:at], text[at+1:]
+	var host, port string
+	if strings.HasPrefix(rest, "[") {
+		end := strings.IndexByte(rest, ']')
+		if end < 0 {
+			return UPID{}, &UPIDError{s, "unterminated '[' in IPv6 host"}
+		}
+		host = rest[1:end]
+		if _, err := netip.ParseAddr(host); err != nil || !strings.Contains(host, ":") {
+			return UPID{}, &UPIDError{s, fmt.Sprintf("%q is not an IPv6 address", host)}
+		}
+		rest = rest[end+1:]
+		if !strings.HasPrefix(rest, ":") {
+			return UPID{}, &UPIDError{s, "missing ':' before port"}
+		}
+		port = rest[1:]
+	} else {
+		colon := strings.IndexByte(rest, ':')
+		if colon < 0 {
+			return UPID{}, &UPIDError{s, "missing ':' between host and port"}
+		}
+		host, port = rest[:colon], rest[colon+1:]
+		if host == "" {
+			return UPID{}, &UPIDError{s, "empty host"}
+		}
+		if !validHostname(host) {
+			return UPID{}, &UPIDError{s, fmt.Sprintf("%q is neither an IPv4 address nor a hostname", host)}
+		}
+	}
+	digits := 0
+	for digits < len(port) && port[digits] >= '0' && port[digits] <= '9' {
+		digits++
+	}
+	if digits == 0 {
+		return UPID{}, &UPIDError{s, "port is not a number"}
+	}
+	if strict && digits != len(port) {
+		return UPID{}, &UPIDError{s, fmt.Sprintf("junk %q after port", port[digits:])}
+	}
+	n, err := strconv.ParseUint(port[:digits], 10, 16)
+	if err != nil {
+		return UPID{}, &UPIDError{s, "port out of range 0-65535"}
+	}
+	return UPID{ID: id, Host: host, Port: uint16(n)}, nil
+}
+
+// validHostname accepts IPv4 literals and DNS names (letters, digits, '-',
+// '.', '_'). It rejects anything C++ could not resolve as a host.
+func validHostname(h string) bool {
+	if len(h) > 253 {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if !(('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') || ('0' <= c && c <= '9') || c == '-' || c == '.' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// String formats the UPID as "id@host:port", bracketing IPv6 hosts. IPv4
+// UPIDs come out exactly as C++ writes them (spec 1.3).
+func (u UPID) String() string {
+	if strings.IndexByte(u.Host, ':') >= 0 {
+		return u.ID + "@[" + u.Host + "]:" + strconv.Itoa(int(u.Port))
+	}
+	return u.ID + "@" + u.Host + ":" + strconv.Itoa(int(u.Port))
+}
+
+// HostPort returns "host:port" for dialing and for the Host header.
+func (u UPID) HostPort() string {
+	return net.JoinHostPort(u.Host, strconv.Itoa(int(u.Port)))
+}
+
+// IsZero reports whether u is the empty UPID.
+func (u UPID) IsZero() bool { return u == UPID{} }
+
+// SameAddress reports whether u and v name the same instance (host and port).
+func (u UPID) SameAddress(v UPID) bool { return u.Host == v.Host && u.Port == v.Port }

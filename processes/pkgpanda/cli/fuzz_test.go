@@ -1,0 +1,123 @@
+package cli
+
+import (
+	"errors"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// Seed corpora live in testdata/fuzz/<FuzzName>/; the f.Add calls below
+// add a few more inline.
+
+func FuzzParseID(f *testing.F) {
+	f.Add("mesos--0.22.0")
+	f.Add("--root=/")
+	f.Fuzz(func(t *testing.T, s string) {
+		id, err := ParseID(s)
+		if (ValidID(s) == nil) != (err == nil) {
+			t.Fatalf("ValidID and ParseID disagree on %q", s)
+		}
+		if err != nil {
+			var ie *IDError
+			if !errors.As(err, &ie) || ie.ID != s {
+				t.Fatalf("error %v for %q", err, s)
+			}
+			return
+		}
+		if id.String() != s || strings.Count(s, "--") != 1 || strings.HasPrefix(s, "-") {
+			t.Fatalf("accepted %q as %+v", s, id)
+		}
+		if !ValidName(id.Name) || !ValidVersion(id.Version) || strings.ContainsAny(s, " ;/\t\n\x00") {
+			t.Fatalf("accepted %q with bad parts", s)
+		}
+	})
+}
+
+func FuzzParseList(f *testing.F) {
+	f.Add([]byte("mesos:\n  0.22.0\n  0.23.0\nzk--1\n"))
+	f.Fuzz(func(t *testing.T, out []byte) {
+		ids, err := ParseList(out)
+		if err != nil {
+			return
+		}
+		if !sort.StringsAreSorted(ids) {
+			t.Fatalf("unsorted %q", ids)
+		}
+		for i, id := range ids {
+			if ValidID(id) != nil || (i > 0 && ids[i-1] == id) {
+				t.Fatalf("bad or duplicate id %q", id)
+			}
+		}
+		again, err := FormatList(ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := ParseList(again)
+		if err != nil || !slices.Equal(back, ids) {
+			t.Fatalf("round trip of %q: %q %v", ids, back, err)
+		}
+	})
+}
+
+func FuzzParseActive(f *testing.F) {
+	f.Add([]byte("mesos--0.22.0\nmesos-config--x\n"))
+	f.Fuzz(func(t *testing.T, out []byte) {
+		ids, err := ParseActive(out)
+		if err != nil {
+			return
+		}
+		names := map[string]bool{}
+		for _, s := range ids {
+			id, err := ParseID(s)
+			if err != nil || names[id.Name] {
+				t.Fatalf("bad or repeated %q in %q", s, ids)
+			}
+			names[id.Name] = true
+		}
+		if !sort.StringsAreSorted(ids) {
+			t.Fatalf("unsorted %q", ids)
+		}
+	})
+}
+
+func FuzzClassify(f *testing.F) {
+	f.Add(1, []byte(""), []byte("Validation Error: x\n"))
+	f.Fuzz(func(t *testing.T, code int, stdout, stderr []byte) {
+		err := Classify(code, stdout, stderr)
+		if code == 0 {
+			if err != nil {
+				t.Fatalf("exit 0 gave %v", err)
+			}
+			return
+		}
+		var te *ToolError
+		if !errors.As(err, &te) || te.ExitCode != code || !errors.Is(err, te.Kind) {
+			t.Fatalf("Classify(%d) = %v", code, err)
+		}
+		switch te.Kind {
+		case KindValidation, KindPackage, KindError:
+			if strings.Contains(te.Message, "\n") {
+				t.Fatalf("one-line kind with multi-line message %q", te.Message)
+			}
+		}
+	})
+}
+
+func FuzzParseProgress(f *testing.F) {
+	f.Add([]byte("\rFetching: a--1\rFetched: a--1\n"))
+	f.Fuzz(func(t *testing.T, out []byte) {
+		for _, parse := range []func([]byte) ([]Progress, error){ParseFetch, ParseRemove} {
+			ps, err := parse(out)
+			if err != nil {
+				continue
+			}
+			for _, p := range ps {
+				if ValidID(p.ID) != nil {
+					t.Fatalf("bad id in %+v", p)
+				}
+			}
+		}
+	})
+}

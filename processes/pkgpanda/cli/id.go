@@ -1,0 +1,81 @@
+// Package cli speaks the pkgpanda command-line tool's ABI (see the
+// project's pkgpanda CLI spec): it validates package ids, builds the argv
+// of each subcommand with the global options after the subcommand's own
+// arguments, parses the tool's stdout strictly, and classifies its
+// failures from the exit status and stderr. It runs nothing itself.
+package cli
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+var (
+	nameRE    = regexp.MustCompile(`^[a-zA-Z0-9@_+][a-zA-Z0-9@._+\-]*$`)
+	versionRE = regexp.MustCompile(`^[a-zA-Z0-9@_+:.]+$`)
+)
+
+// ID is a parsed package id, `<Name>--<Version>`.
+type ID struct {
+	// Name is the package name: `^[a-zA-Z0-9@_+][a-zA-Z0-9@._+\-]*$`,
+	// without "--".
+	Name string
+	// Version is the package version: `^[a-zA-Z0-9@_+:.]+$`.
+	Version string
+}
+
+// String returns the id as the CLI writes it: name, "--", version.
+func (id ID) String() string { return id.Name + "--" + id.Version }
+
+// Validate reports whether id, which may have been built by hand, is one
+// ParseID would accept.
+func (id ID) Validate() error {
+	_, err := ParseID(id.String())
+	return err
+}
+
+// IDError is returned for a string that is not a valid package id.
+type IDError struct {
+	// ID is the rejected string.
+	ID string
+	// Reason says what is wrong with it.
+	Reason string
+}
+
+// Error gives the rejected id and the reason.
+func (e *IDError) Error() string { return fmt.Sprintf("invalid package id %q: %s", e.ID, e.Reason) }
+
+// ParseID splits s into name and version, exactly as the CLI does: s must
+// contain exactly one "--" (so splitting on "--" yields two parts), the
+// name must match `^[a-zA-Z0-9@_+][a-zA-Z0-9@._+\-]*$` and the version
+// `^[a-zA-Z0-9@_+:.]+$`. Anything else is an *IDError.
+func ParseID(s string) (ID, error) {
+	parts := strings.Split(s, "--")
+	if len(parts) != 2 {
+		return ID{}, &IDError{ID: s, Reason: "must contain exactly one '--' separating name and version"}
+	}
+	if !nameRE.MatchString(parts[0]) {
+		return ID{}, &IDError{ID: s, Reason: "name must match " + nameRE.String()}
+	}
+	if !versionRE.MatchString(parts[1]) {
+		return ID{}, &IDError{ID: s, Reason: "version must match " + versionRE.String()}
+	}
+	return ID{Name: parts[0], Version: parts[1]}, nil
+}
+
+// ValidID reports whether s is a valid package id; see ParseID.
+func ValidID(s string) error {
+	_, err := ParseID(s)
+	return err
+}
+
+// ValidName reports whether s can be the name of a valid id: it matches
+// the name pattern, contains no "--" and does not end with '-' (which
+// would make "--" ambiguous in `<name>--<version>`).
+func ValidName(s string) bool {
+	return nameRE.MatchString(s) && !strings.Contains(s, "--") && !strings.HasSuffix(s, "-")
+}
+
+// ValidVersion reports whether s is a valid package version.
+func ValidVersion(s string) bool { return versionRE.MatchString(s) }

@@ -1,0 +1,96 @@
+// Command libprocess-conformance checks a libprocess endpoint (and, with
+// --pkgpanda, the Pkgpanda HTTP API) over the network and prints one line per
+// case and a closing "N passed, N failed" line. It exits 1 when any case
+// fails and 2 on a usage error.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"regexp"
+	"time"
+
+	"github.com/procpanda/procpanda/conformance"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run parses args, runs the suite and returns the exit status.
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("libprocess-conformance", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		o       conformance.Options
+		list    bool
+		runExpr string
+	)
+	fs.StringVar(&o.Target, "target", "", "host:port of the libprocess endpoint under test (required)")
+	fs.StringVar(&o.Process, "process", "", "id of a process that exists on the target (required)")
+	fs.StringVar(&o.Ping, "ping", "", "message name the process answers by sending --pong back with the same body")
+	fs.StringVar(&o.Pong, "pong", "", "message name of that answer")
+	fs.BoolVar(&o.MesosGo, "mesos-go", false, "run the mesos-go section: the process answers mesos.internal.SmallMessage with mesos.internal.SmallMessage (same body) to the sender")
+	fs.BoolVar(&o.Pkgpanda, "pkgpanda", false, "run the Pkgpanda HTTP API section")
+	fs.StringVar(&o.PkgpandaID, "pkgpanda-id", "pkgpanda", "process id of pkgpanda")
+	fs.StringVar(&o.Fixture, "fixture", "", "pristine copy of the fixture the target's pkgpanda state started from; enables exact-state and mutating pkgpanda cases")
+	fs.StringVar(&o.Listen, "listen", "", "ip:port for the suite's own libprocess peer (default: the local address toward --target, any port)")
+	fs.DurationVar(&o.Timeout, "timeout", conformance.DefaultTimeout, "time limit of each case")
+	fs.StringVar(&runExpr, "run", "", "only run cases whose id matches this regular expression")
+	fs.BoolVar(&list, "list", false, "list the case ids with their spec sections and exit")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: libprocess-conformance --target host:port --process ID [--ping NAME --pong NAME] [--mesos-go] [--pkgpanda [--fixture DIR]]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if list {
+		for _, c := range conformance.Cases() {
+			mut := ""
+			if c.Mutates != "" {
+				mut = " [mutates: " + c.Mutates + "]"
+			}
+			fmt.Fprintf(stdout, "%-44s %-22s %-10s %s%s\n", c.ID, c.Section, c.Group, c.Title, mut)
+		}
+		return 0
+	}
+	if fs.NArg() > 0 || o.Target == "" || o.Process == "" || (o.Ping == "") != (o.Pong == "") {
+		fs.Usage()
+		return 2
+	}
+	if runExpr != "" {
+		re, err := regexp.Compile(runExpr)
+		if err != nil {
+			fmt.Fprintf(stderr, "bad --run: %v\n", err)
+			return 2
+		}
+		o.Run = re
+	}
+	// mesos-go logs through glog, which otherwise writes files to the
+	// temporary directory; keep its output on stderr.
+	_ = flag.CommandLine.Set("logtostderr", "true")
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	start := time.Now()
+	o.OnResult = func(r conformance.Result) { fmt.Fprintln(stdout, r.Line()) }
+	rep, err := conformance.Run(ctx, o)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	fmt.Fprintf(stdout, "%s (%d skipped, %s)\n", rep.Summary(), rep.Count(conformance.Skip), time.Since(start).Round(time.Millisecond))
+	if rep.Failed() {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,355 @@
+package conformance
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+// noSuchProcess is a process id no target is expected to host.
+const noSuchProcess = "conformance-no-such-process"
+
+// unhandledName is a message name no target is expected to handle.
+const unhandledName = "conformance.NoSuchMessage"
+
+// msgShape is the request shape one generation of peers sends (spec §2.5).
+type msgShape struct {
+	id      string
+	section string
+	title   string
+	// build returns the request bytes for a message to path from sender.
+	build func(host, path, from string, body []byte) []byte
+	// keepAlive says the connection must stay usable after the answer.
+	keepAlive bool
+}
+
+// chunkedOne frames body as one chunk followed by the last-chunk, with the
+// Transfer-Encoding header and the empty line before it; an empty body gives
+// just the empty line (no body headers).
+func chunkedOne(body []byte) string {
+	if len(body) == 0 {
+		return "\r\n"
+	}
+	return fmt.Sprintf("Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n", len(body), body)
+}
+
+// shapes are the message request shapes of real peers, byte-exact.
+func shapes() []msgShape {
+	cpp := func(proto, host string) func(h, path, from string, body []byte) []byte {
+		return func(h, path, from string, body []byte) []byte {
+			var b strings.Builder
+			fmt.Fprintf(&b, "POST %s %s\r\nUser-Agent: libprocess/%s\r\n", path, proto, from)
+			if proto == "HTTP/1.1" {
+				fmt.Fprintf(&b, "Libprocess-From: %s\r\nConnection: Keep-Alive\r\n", from)
+				if host == "-" {
+					b.WriteString("Host: \r\n")
+				} else {
+					fmt.Fprintf(&b, "Host: %s\r\n", h)
+				}
+			}
+			b.WriteString(chunkedOne(body))
+			return []byte(b.String())
+		}
+	}
+	return []msgShape{
+		{"mesos-0.22", "§2.5", "Mesos 0.22-1.11: HTTP/1.1, empty Host, chunked body", cpp("HTTP/1.1", "-"), true},
+		{"mesos-2020", "§2.5", "Mesos after Nov 2020: HTTP/1.1, Host, chunked body", cpp("HTTP/1.1", "host"), true},
+		{"pre-0.22", "§2.5", "Mesos before 0.22: HTTP/1.0, User-Agent only, chunked body", cpp("HTTP/1.0", ""), false},
+		{"mesos-go", "§2.5", "mesos-go messenger: Libprocess-From, Content-Type, Content-Length", func(h, path, from string, body []byte) []byte {
+			return []byte(fmt.Sprintf("POST %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: Go-http-client/1.1\r\nContent-Length: %d\r\n"+
+				"Connection: Keep-Alive\r\nContent-Type: application/x-protobuf\r\nLibprocess-From: %s\r\nAccept-Encoding: gzip\r\n\r\n%s",
+				path, h, len(body), from, body))
+		}, true},
+		{"libprocess-from", "§2.1", "POST with only Libprocess-From is a message", func(h, path, from string, body []byte) []byte {
+			return httpRequest("POST", path, h, body, "Libprocess-From: "+from)
+		}, true},
+		{"user-agent", "§2.1", "POST with only User-Agent: libprocess/<from> is a message", func(h, path, from string, body []byte) []byte {
+			return httpRequest("POST", path, h, body, "User-Agent: libprocess/"+from)
+		}, true},
+	}
+}
+
+// fakeSender is a well-formed sender UPID for cases that expect no reply.
+const fakeSender = PeerID + "@127.0.0.1:1"
+
+// expectAccepted fails the case unless r is "202" with an empty body.
+func (t *T) expectAccepted(r *response) {
+	if r.Code != 202 || len(r.Body) != 0 {
+		t.Fatalf("%s", r.summary())
+	}
+}
+
+// messageCases are the checks of inbound message handling (spec §2).
+func messageCases() []Case {
+	var cs []Case
+	for _, sh := range shapes() {
+		cls := "msg.shape."
+		if sh.section == "§2.1" {
+			cls = "msg.classify."
+		}
+		for _, empty := range []bool{false, true} {
+			id := cls + sh.id
+			title := sh.title + ": answered 202"
+			if empty {
+				id += "-empty"
+				title = sh.title + ", empty body: answered 202"
+			}
+			cs = append(cs, Case{ID: id, Section: sh.section, Group: GroupLibprocess, Title: title, Run: func(t *T) {
+				o := t.Options()
+				body := []byte(t.unique())
+				if empty {
+					body = nil
+				}
+				req := sh.build(o.Target, "/"+o.Process+"/"+unhandledName, fakeSender, body)
+				t.Expect("202 with an empty body%s", map[bool]string{true: ", connection still usable", false: ""}[sh.keepAlive])
+				c := t.dial()
+				r, err := c.roundTrip(req)
+				if err != nil {
+					t.Fatalf("%v", err)
+				}
+				t.expectAccepted(r)
+				if sh.keepAlive {
+					r2, err := c.roundTrip(req)
+					if err != nil {
+						t.Fatalf("first %s; second message on the same connection: %v", r.summary(), err)
+					}
+					t.expectAccepted(r2)
+				}
+				t.Seen("%s", r.summary())
+			}})
+		}
+		cs = append(cs, Case{ID: "msg.deliver." + sh.id, Section: "§2.2", Group: GroupLibprocess,
+			Title: sh.title + ": delivered, sender taken from the headers", Run: func(t *T) {
+				ping, pong := t.needPing()
+				o := t.Options()
+				p := t.peer()
+				body := []byte(t.unique())
+				t.Expect("202, then %s with body %q at %s", pong, body, p.UPID())
+				mark := p.mark()
+				r := t.roundTrip(sh.build(o.Target, "/"+o.Process+"/"+ping, p.UPID(), body))
+				t.expectAccepted(r)
+				in, err := p.waitBody(t.Context(), mark, pong, body)
+				if err != nil {
+					t.Fatalf("%s; %v", r.summary(), err)
+				}
+				t.Seen("%q on peer connection %d", in.Req.RequestLine, in.Conn)
+			}})
+	}
+	cs = append(cs,
+		Case{ID: "msg.classify.get-not-message", Section: "§2.1", Group: GroupLibprocess,
+			Title: "GET with Libprocess-From is HTTP, not a message", Run: func(t *T) {
+				o := t.Options()
+				t.Expect("not 202 (served as an HTTP request)")
+				r := t.get("/"+o.Process+"/"+unhandledName, "Libprocess-From: "+fakeSender, "User-Agent: libprocess/"+fakeSender)
+				if r.Code == 202 {
+					t.Fatalf("%s", r.summary())
+				}
+				t.Seen("%s", r.summary())
+			}},
+		Case{ID: "msg.classify.plain-post", Section: "§2.1", Group: GroupLibprocess,
+			Title: "POST without Libprocess-From or libprocess User-Agent is HTTP", Run: func(t *T) {
+				o := t.Options()
+				t.Expect("not 202 (served as an HTTP request)")
+				r := t.roundTrip(httpRequest("POST", "/"+o.Process+"/"+unhandledName, o.Target, []byte("x"), "User-Agent: curl/8.0"))
+				if r.Code == 202 {
+					t.Fatalf("%s", r.summary())
+				}
+				t.Seen("%s", r.summary())
+			}},
+		Case{ID: "msg.answer.unknown-process", Section: "§2.4", Group: GroupLibprocess,
+			Title: "message to an unknown process is answered 404", Run: func(t *T) {
+				o := t.Options()
+				t.Expect("404")
+				r := t.roundTrip(httpRequest("POST", "/"+noSuchProcess+"/"+unhandledName, o.Target, []byte("x"), "Libprocess-From: "+fakeSender))
+				if r.Code != 404 {
+					t.Fatalf("%s", r.summary())
+				}
+				t.Seen("%s", r.summary())
+			}},
+		Case{ID: "msg.answer.content-length-zero", Section: "§2.4, §11.2", Group: GroupLibprocess,
+			Title: "202 answer carries Content-Length: 0 and no body", Run: func(t *T) {
+				o := t.Options()
+				t.Expect("202 with Content-Length: 0")
+				r := t.roundTrip(httpRequest("POST", "/"+o.Process+"/"+unhandledName, o.Target, []byte("x"), "Libprocess-From: "+fakeSender))
+				cl, ok := r.Headers.get("Content-Length")
+				if r.Code != 202 || !ok || cl != "0" || r.Chunked {
+					t.Fatalf("%s, Content-Length %q (present %v), chunked %v", r.summary(), cl, ok, r.Chunked)
+				}
+				t.Seen("%s, Content-Length: %s", r.summary(), cl)
+			}},
+		Case{ID: "msg.answer.no-leading-slash", Section: "§2.4", Group: GroupLibprocess,
+			Title: "message whose path does not start with / is rejected (C++: 500)", Run: func(t *T) {
+				o := t.Options()
+				t.Expect("400 or 500")
+				r := t.roundTrip(httpRequest("POST", o.Process+"/"+unhandledName, o.Target, []byte("x"), "Libprocess-From: "+fakeSender))
+				if r.Code != 400 && r.Code != 500 {
+					t.Fatalf("%s", r.summary())
+				}
+				t.Seen("%s", r.summary())
+			}},
+		Case{ID: "msg.answer.malformed-from", Section: "§1.2, §2.4", Group: GroupLibprocess,
+			Title: "malformed Libprocess-From gets a status line and the connection stays usable", Run: func(t *T) {
+				o := t.Options()
+				t.Expect("a status line, then 202 for a well-formed message on the same connection")
+				c := t.dial()
+				bad, err := c.roundTrip(httpRequest("POST", "/"+o.Process+"/"+unhandledName, o.Target, []byte("x"), "Libprocess-From: not-a-upid"))
+				if err != nil {
+					t.Fatalf("%v", err)
+				}
+				r, err := c.roundTrip(httpRequest("POST", "/"+o.Process+"/"+unhandledName, o.Target, []byte("x"), "Libprocess-From: "+fakeSender))
+				if err != nil {
+					t.Fatalf("%s, then %v", bad.summary(), err)
+				}
+				t.expectAccepted(r)
+				t.Seen("%s, then %s", bad.summary(), r.summary())
+			}},
+		Case{ID: "msg.receiver.percent-encoded", Section: "§1.4, §2.2", Group: GroupLibprocess,
+			Title: "percent-encoded receiver id is decoded", Run: func(t *T) {
+				o := t.Options()
+				path := "/" + percentEncodeFirst(o.Process) + "/" + unhandledName
+				t.Expect("202 for POST %s", path)
+				r := t.roundTrip(httpRequest("POST", path, o.Target, []byte("x"), "Libprocess-From: "+fakeSender))
+				t.expectAccepted(r)
+				t.Seen("%s", r.summary())
+			}},
+		Case{ID: "msg.deliver.percent-encoded", Section: "§1.4, §2.2", Group: GroupLibprocess,
+			Title: "message to a percent-encoded receiver id is delivered", Run: func(t *T) {
+				ping, pong := t.needPing()
+				o := t.Options()
+				p := t.peer()
+				body := []byte(t.unique())
+				path := "/" + percentEncodeFirst(o.Process) + "/" + ping
+				t.Expect("202 for POST %s, then %s with body %q", path, pong, body)
+				mark := p.mark()
+				r := t.roundTrip(httpRequest("POST", path, o.Target, body, "Libprocess-From: "+p.UPID()))
+				t.expectAccepted(r)
+				if _, err := p.waitBody(t.Context(), mark, pong, body); err != nil {
+					t.Fatalf("%s; %v", r.summary(), err)
+				}
+				t.Seen("%s and the reply", r.summary())
+			}},
+		Case{ID: "msg.deliver.from-precedence", Section: "§2.2", Group: GroupLibprocess,
+			Title: "Libprocess-From (whitespace-trimmed) wins over User-Agent", Run: func(t *T) {
+				ping, pong := t.needPing()
+				o := t.Options()
+				p := t.peer()
+				body := []byte(t.unique())
+				t.Expect("202, then %s with body %q at %s", pong, body, p.UPID())
+				mark := p.mark()
+				r := t.roundTrip(httpRequest("POST", "/"+o.Process+"/"+ping, o.Target, body,
+					"User-Agent: libprocess/"+fakeSender, "Libprocess-From: \t "+p.UPID()+" \t"))
+				t.expectAccepted(r)
+				if _, err := p.waitBody(t.Context(), mark, pong, body); err != nil {
+					t.Fatalf("%s; %v", r.summary(), err)
+				}
+				t.Seen("%s and the reply", r.summary())
+			}},
+		Case{ID: "msg.name.slashes", Section: "§2.2", Group: GroupLibprocess,
+			Title: "message name may contain slashes", Run: func(t *T) {
+				o := t.Options()
+				t.Expect("202")
+				r := t.roundTrip(httpRequest("POST", "/"+o.Process+"/conformance/a/b", o.Target, []byte("x"), "Libprocess-From: "+fakeSender))
+				t.expectAccepted(r)
+				t.Seen("%s", r.summary())
+			}},
+		Case{ID: "msg.body.chunked-multi", Section: "§2.3", Group: GroupLibprocess,
+			Title: "chunked body in several chunks (with ping: delivered whole)", Run: func(t *T) {
+				bodyCase(t, true)
+			}},
+		Case{ID: "msg.body.fixed-binary", Section: "§2.3", Group: GroupLibprocess,
+			Title: "Content-Length body with all 256 byte values (with ping: delivered intact)", Run: func(t *T) {
+				bodyCase(t, false)
+			}},
+		Case{ID: "msg.pipeline.order", Section: "§2.4", Group: GroupLibprocess,
+			Title: "pipelined messages are answered in request order", Run: func(t *T) {
+				o := t.Options()
+				paths := []string{"/" + o.Process + "/" + unhandledName, "/" + noSuchProcess + "/a", "/" + o.Process + "/" + unhandledName, "/" + noSuchProcess + "/b"}
+				want := []int{202, 404, 202, 404}
+				var all []byte
+				for _, p := range paths {
+					all = append(all, httpRequest("POST", p, o.Target, []byte("x"), "Libprocess-From: "+fakeSender)...)
+				}
+				t.Expect("statuses %v in one write", want)
+				c := t.dial()
+				if err := c.write(all); err != nil {
+					t.Fatalf("%v", err)
+				}
+				var got []int
+				for range want {
+					r, err := c.readResponse()
+					if err != nil {
+						t.Fatalf("statuses %v, then %v", got, err)
+					}
+					got = append(got, r.Code)
+				}
+				if fmt.Sprint(got) != fmt.Sprint(want) {
+					t.Fatalf("statuses %v", got)
+				}
+				t.Seen("statuses %v", got)
+			}},
+	)
+	return cs
+}
+
+// bodyCase sends a multi-chunk or fixed-length binary body; with ping/pong it
+// checks the reply carries the same bytes.
+func bodyCase(t *T, chunked bool) {
+	o := t.Options()
+	name, from := unhandledName, fakeSender
+	var p *Peer
+	if o.Ping != "" {
+		p = t.peer()
+		name, from = o.Ping, p.UPID()
+	}
+	var body []byte
+	if chunked {
+		body = []byte(t.unique() + strings.Repeat("-chunked", 300))
+	} else {
+		body = []byte(t.unique())
+		for i := 0; i < 256; i++ {
+			body = append(body, byte(i))
+		}
+	}
+	path := "/" + o.Process + "/" + name
+	var req []byte
+	if chunked {
+		var b strings.Builder
+		fmt.Fprintf(&b, "POST %s HTTP/1.1\r\nHost: %s\r\nLibprocess-From: %s\r\nTransfer-Encoding: chunked\r\n\r\n", path, o.Target, from)
+		third := len(body) / 3
+		for _, part := range [][]byte{body[:third], body[third : 2*third], body[2*third:]} {
+			fmt.Fprintf(&b, "%x\r\n%s\r\n", len(part), part)
+		}
+		b.WriteString("0\r\n\r\n")
+		req = []byte(b.String())
+	} else {
+		req = httpRequest("POST", path, o.Target, body, "Libprocess-From: "+from)
+	}
+	if p == nil {
+		t.Expect("202 (no --ping: delivery not checked)")
+	} else {
+		t.Expect("202, then %s with the same %d body bytes", o.Pong, len(body))
+	}
+	mark := 0
+	if p != nil {
+		mark = p.mark()
+	}
+	r := t.roundTrip(req)
+	t.expectAccepted(r)
+	if p != nil {
+		if _, err := p.waitBody(t.Context(), mark, o.Pong, body); err != nil {
+			t.Fatalf("%s; %v", r.summary(), err)
+		}
+		t.Seen("%s and the reply with the same body", r.summary())
+		return
+	}
+	t.Seen("%s", r.summary())
+}
+
+// percentEncodeFirst percent-encodes the first byte of id and escapes the
+// rest as a path segment.
+func percentEncodeFirst(id string) string {
+	if id == "" {
+		return ""
+	}
+	return fmt.Sprintf("%%%02X", id[0]) + url.PathEscape(id[1:])
+}

@@ -1,0 +1,184 @@
+package conformance
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	// mesos-go logs through glog; keep it off the temporary directory.
+	_ = flag.Set("logtostderr", "true")
+	os.Exit(m.Run())
+}
+
+// fakeOptions are the options for the fake target.
+func fakeOptions(f *fakeTarget) Options {
+	return Options{
+		Target:  f.addr(),
+		Process: "echo",
+		Ping:    "conformance.Ping",
+		Pong:    "conformance.Pong",
+		MesosGo: true,
+		Timeout: 5 * time.Second,
+	}
+}
+
+// expectedFakeSkips are the cases the fake target cannot pass and why.
+var expectedFakeSkips = map[string]string{
+	"resp.gzip": "the fake's bodies are all shorter than 1024 bytes",
+}
+
+func TestFakeTargetPasses(t *testing.T) {
+	f := startFake(t, fakeFlaws{})
+	rep, err := Run(context.Background(), fakeOptions(f))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rep.Results {
+		switch {
+		case r.Status == Pass:
+		case r.Status == Skip && expectedFakeSkips[r.ID] != "":
+		default:
+			t.Errorf("%s", r.Line())
+		}
+	}
+	if n := len(rep.Results); n != len(Cases())-len(pkgpandaCases()) {
+		t.Errorf("ran %d cases, want every non-pkgpanda case (%d)", n, len(Cases())-len(pkgpandaCases()))
+	}
+	if t.Failed() || testing.Verbose() {
+		var b bytes.Buffer
+		_ = rep.WriteText(&b)
+		t.Log("\n" + b.String())
+	}
+}
+
+func TestFlawsAreReported(t *testing.T) {
+	f := startFake(t, fakeFlaws{serveDotDot: true, noDate: true})
+	o := fakeOptions(f)
+	o.MesosGo = false
+	o.Run = regexp.MustCompile(`^(route\.|resp\.date|help\.json)`)
+	var streamed []string
+	o.OnResult = func(r Result) { streamed = append(streamed, r.ID) }
+	rep, err := Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]Status{"route.dotdot": Fail, "resp.date": Fail, "route.root": Pass, "help.json": Pass}
+	for id, st := range want {
+		r, ok := rep.Result(id)
+		if !ok || r.Status != st {
+			t.Errorf("%s: got %+v, want %s", id, r, st)
+		}
+	}
+	if !rep.Failed() || len(streamed) != len(rep.Results) {
+		t.Errorf("Failed()=%v, streamed %d of %d", rep.Failed(), len(streamed), len(rep.Results))
+	}
+	var b bytes.Buffer
+	if err := rep.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	text := b.String()
+	lines := strings.Split(strings.TrimSuffix(text, "\n"), "\n")
+	if got, want := lines[len(lines)-1], rep.Summary(); got != want || !regexp.MustCompile(`^\d+ passed, 2 failed$`).MatchString(got) {
+		t.Errorf("closing line %q, want %q with 2 failed", got, want)
+	}
+	for _, l := range lines[:len(lines)-1] {
+		if !regexp.MustCompile(`^(PASS|FAIL|SKIP) [a-z0-9.-]+ \(§[^)]*\): `).MatchString(l) {
+			t.Errorf("malformed report line %q", l)
+		}
+	}
+	if !strings.Contains(text, "FAIL route.dotdot (§4.1): expected 404") {
+		t.Errorf("report lacks the route.dotdot failure:\n%s", text)
+	}
+}
+
+func TestUnreachableTargetFailsWithoutAborting(t *testing.T) {
+	o := Options{Target: "127.0.0.1:1", Process: "echo", Timeout: time.Second, Run: regexp.MustCompile(`^(route\.root|conn\.keepalive|peer\.roundtrip)$`)}
+	rep, err := Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Results) != 3 || rep.Count(Fail) != 2 || rep.Count(Skip) != 1 {
+		var b bytes.Buffer
+		_ = rep.WriteText(&b)
+		t.Errorf("want 2 failures and 1 skip (no ping), got:\n%s", b.String())
+	}
+}
+
+func TestOptionsValidated(t *testing.T) {
+	for _, o := range []Options{{}, {Target: "nohostport", Process: "p"}, {Target: "127.0.0.1:1"}, {Target: "127.0.0.1:1", Process: "p", Ping: "x"}} {
+		if _, err := Run(context.Background(), o); err == nil {
+			t.Errorf("Run(%+v) accepted bad options", o)
+		}
+	}
+}
+
+func TestCaseIDsUniqueAndCited(t *testing.T) {
+	seen := map[string]bool{}
+	idRE := regexp.MustCompile(`^[a-z0-9-]+(\.[a-z0-9.-]+)+$`)
+	for _, c := range Cases() {
+		if seen[c.ID] {
+			t.Errorf("duplicate id %s", c.ID)
+		}
+		seen[c.ID] = true
+		if !idRE.MatchString(c.ID) || !strings.Contains(c.Section, "§") || c.Title == "" || c.Run == nil {
+			t.Errorf("case %+v lacks a stable id, a spec section, a title or a body", c)
+		}
+		if c.After != "" && !seen[c.After] {
+			t.Errorf("%s runs after %s, which does not come earlier", c.ID, c.After)
+		}
+	}
+}
+
+func TestReadFixture(t *testing.T) {
+	const dir = "/work/shared/fixtures/pkgpanda/http"
+	if _, err := os.Stat(dir); err != nil {
+		t.Skipf("fixture not present: %v", err)
+	}
+	st, err := readFixture(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantRepo := "mesos--0.22.0,mesos--0.23.0,mesos-config--ffddcfb53168d42f92e4771c6f8a8a9a818fd6b8,mesos-config--justmesos"
+	wantActive := "mesos--0.22.0,mesos-config--ffddcfb53168d42f92e4771c6f8a8a9a818fd6b8"
+	if got := strings.Join(st.repo, ","); got != wantRepo {
+		t.Errorf("repo %s, want %s", got, wantRepo)
+	}
+	if got := strings.Join(st.active, ","); got != wantActive {
+		t.Errorf("active %s, want %s", got, wantActive)
+	}
+}
+
+func TestPeerParsesByteExact(t *testing.T) {
+	p, err := listenPeer("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := dialRaw(ctx, p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	msg := messageRequest(p.Addr(), "/"+PeerID+"/x.Y", "a@1.2.3.4:5", []byte("hello"))
+	r, err := c.roundTrip(msg)
+	if err != nil || r.Code != 202 {
+		t.Fatalf("peer answered %v, %v", r.summary(), err)
+	}
+	in, err := p.waitBody(ctx, 0, "x.Y", []byte("hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(in.Req.Raw) != string(msg) || string(in.Req.RawBody) != "5\r\nhello\r\n0\r\n\r\n" {
+		t.Errorf("raw %q, body %q", in.Req.Raw, in.Req.RawBody)
+	}
+}

@@ -180,3 +180,5 @@ func (c *rawConn) expectClosed() {
 		c.t.Fatalf("connection not closed within 5s")
 	}
 }
+
+func newReader(c net.Conn) *bufio.Reader { return bufio.NewReader(c) }

@@ -88,27 +88,34 @@ func ParseHead(buf []byte, h *Head) (int, error) {
 		}
 		break
 	}
+	// The head, counting skipped empty lines, is at most MaxHeadSize
+	// bytes. An incomplete head already that long can only complete
+	// longer, so it is rejected as early as a complete one would be, and
+	// the verdict does not depend on how the bytes were split.
 	line, next, ok := nextLine(buf, off)
 	if !ok {
-		if len(buf)-off > MaxHeadSize {
+		if len(buf) >= MaxHeadSize {
 			return 0, headErr(431, "request line longer than %d bytes", MaxHeadSize)
 		}
 		return 0, ErrIncomplete
+	}
+	if next > MaxHeadSize {
+		return 0, headErr(431, "request head larger than %d bytes", MaxHeadSize)
 	}
 	if err := parseRequestLine(line, h); err != nil {
 		return 0, err
 	}
 	off = next
 	for {
-		if off-0 > MaxHeadSize {
-			return 0, headErr(431, "request head larger than %d bytes", MaxHeadSize)
-		}
 		line, next, ok = nextLine(buf, off)
 		if !ok {
-			if len(buf) > MaxHeadSize {
+			if len(buf) >= MaxHeadSize {
 				return 0, headErr(431, "request head larger than %d bytes", MaxHeadSize)
 			}
 			return 0, ErrIncomplete
+		}
+		if next > MaxHeadSize {
+			return 0, headErr(431, "request head larger than %d bytes", MaxHeadSize)
 		}
 		off = next
 		if len(line) == 0 {
@@ -214,18 +221,21 @@ func (h *Head) derive(name, value []byte) error {
 		}
 		h.ContentLength = n
 	case equalFold(name, "Transfer-Encoding"):
-		// The last coding must be chunked for us to find the body's end;
-		// any other coding leaves the length unknowable.
-		last := value
-		if i := bytes.LastIndexByte(value, ','); i >= 0 {
-			last = trimOWS(value[i+1:])
-		}
-		if !equalFold(last, "chunked") {
+		// chunked is the only coding we decode: with another coding in
+		// front of it ("gzip, chunked") the decoded body would still be
+		// encoded, and without chunked last the length is unknowable.
+		if !equalFold(value, "chunked") {
 			return headErr(501, "unsupported Transfer-Encoding %q", truncate(value))
 		}
 		h.Chunked = true
 	case equalFold(name, "Connection"):
-		for _, tok := range bytes.Split(value, []byte(",")) {
+		for rest := value; len(rest) > 0; {
+			tok := rest
+			if i := bytes.IndexByte(rest, ','); i >= 0 {
+				tok, rest = rest[:i], rest[i+1:]
+			} else {
+				rest = nil
+			}
 			tok = trimOWS(tok)
 			if equalFold(tok, "close") {
 				h.ConnClose = true

@@ -30,7 +30,12 @@ type ChunkedDecoder struct {
 	Max   int64  // largest body accepted
 	state int
 	left  int64 // bytes of chunk data still to read
+	tlen  int   // trailer bytes consumed so far
 }
+
+// maxChunkLine bounds a chunk-size line, extensions and terminator
+// included.
+const maxChunkLine = 1024
 
 // Reset prepares d for a new body of at most max bytes, reusing Body's
 // backing array.
@@ -39,6 +44,7 @@ func (d *ChunkedDecoder) Reset(max int64) {
 	d.Max = max
 	d.state = chunkSize
 	d.left = 0
+	d.tlen = 0
 }
 
 // Done reports whether the last-chunk and trailers have been consumed.
@@ -56,11 +62,16 @@ func (d *ChunkedDecoder) Feed(buf []byte) (int, error) {
 			return off, nil
 		case chunkSize:
 			line, next, ok := nextLine(buf, off)
+			// Checked on complete and partial lines alike, so the verdict
+			// does not depend on how the input was split.
 			if !ok {
-				if len(buf)-off > 1024 {
+				if len(buf)-off >= maxChunkLine {
 					return off, &BodyError{Status: 400, Reason: "chunk size line too long"}
 				}
 				return off, ErrIncomplete
+			}
+			if next-off > maxChunkLine {
+				return off, &BodyError{Status: 400, Reason: "chunk size line too long"}
 			}
 			size, err := parseChunkSize(line)
 			if err != nil {
@@ -106,12 +117,18 @@ func (d *ChunkedDecoder) Feed(buf []byte) (int, error) {
 			d.state = chunkSize
 		case chunkTrailer:
 			line, next, ok := nextLine(buf, off)
+			// The whole trailer section is bounded like a head, counted
+			// the same for complete and partial lines.
 			if !ok {
-				if len(buf)-off > MaxHeadSize {
+				if d.tlen+len(buf)-off >= MaxHeadSize {
 					return off, &BodyError{Status: 400, Reason: "chunked trailer too long"}
 				}
 				return off, ErrIncomplete
 			}
+			if d.tlen+next-off > MaxHeadSize {
+				return off, &BodyError{Status: 400, Reason: "chunked trailer too long"}
+			}
+			d.tlen += next - off
 			off = next
 			if len(line) == 0 {
 				d.state = chunkDone

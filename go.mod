@@ -11,6 +11,7 @@ require (
 	github.com/mesos/mesos-go v0.0.11 // indirect
 	github.com/molecule-man/go-brrr v1.3.1 // indirect
 	github.com/rs/zerolog v1.35.1 // indirect
+	github.com/ulikunitz/xz v0.5.17 // indirect
 	github.com/valyala/bytebufferpool v1.0.0 // indirect
 	github.com/valyala/fasthttp v1.78.0 // indirect
 	golang.org/x/net v0.62.0 // indirect

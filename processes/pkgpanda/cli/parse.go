@@ -200,8 +200,9 @@ func ParseFetch(stdout []byte) ([]Progress, error) {
 
 // ParseRemove parses the stdout of `pkgpanda remove`: per removed id, one
 // line made of `\rRemoving: <id>` then, on success, `\rRemoved: <id>`.
-// Ids that were not in the repository print nothing. Any other text is an
-// error.
+// An id that was not in the repository (silently skipped, exit 0) shows
+// the `Removing:` part only, like a removal that failed. Any other text is
+// an error.
 func ParseRemove(stdout []byte) ([]Progress, error) {
 	return parseProgress("remove", stdout, "Removing: ", "Removed: ")
 }

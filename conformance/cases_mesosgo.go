@@ -124,9 +124,14 @@ func mesosGoCases() []Case {
 			Title: "mesos-go messenger's message is accepted", Run: func(t *T) {
 				c := startMesosGo(t)
 				t.Expect("Send of %s to %s completes without error (202)", mesosGoName, t.Options().Process)
-				if err := c.send(t, t.Options().Process, t.unique()); err != nil {
+				v := t.unique()
+				if err := c.send(t, t.Options().Process, v); err != nil {
 					t.Fatalf("%v", err)
 				}
+				// Wait for the reply before the messenger stops: mesos-go v0.0.11
+				// panics (Hijack after ServeHTTP finished) when a request arrives
+				// while it stops.
+				c.awaitReply(t, []string{v})
 				t.Seen("accepted")
 			}},
 		{ID: "mesosgo.reply", Section: "§11.1, §11.3", Group: GroupMesosGo,

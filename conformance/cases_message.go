@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"bytes"
 	"fmt"
 	"net/url"
 	"strings"
@@ -259,6 +260,95 @@ func messageCases() []Case {
 		Case{ID: "msg.body.fixed-binary", Section: "§2.3", Group: GroupLibprocess,
 			Title: "Content-Length body with all 256 byte values (with ping: delivered intact)", Run: func(t *T) {
 				bodyCase(t, false)
+			}},
+		Case{ID: "msg.deliver.upid-trailing-junk", Section: "§1.2", Group: GroupLibprocess,
+			Title: "sender UPID with junk after the port digits is accepted (port = leading digits)", Run: func(t *T) {
+				ping, pong := t.needPing()
+				o := t.Options()
+				p := t.peer()
+				from := p.UPID() + "junk"
+				body := []byte(t.unique())
+				t.Expect("202 for Libprocess-From %q, then %s with body %q at %s", from, pong, body, p.UPID())
+				mark := p.mark()
+				r := t.roundTrip(messageRequest(o.Target, "/"+o.Process+"/"+ping, from, body))
+				t.expectAccepted(r)
+				if _, err := p.waitBody(t.Context(), mark, pong, body); err != nil {
+					t.Fatalf("%s; %v", r.summary(), err)
+				}
+				t.Seen("%s and the reply", r.summary())
+			}},
+		Case{ID: "msg.deliver.upid-hostname", Section: "§1.2", Group: GroupLibprocess,
+			Title: "sender UPID with a hostname is resolved to IPv4", Run: func(t *T) {
+				ping, pong := t.needPing()
+				o := t.Options()
+				p := t.peer()
+				host, port, _ := strings.Cut(p.Addr(), ":")
+				if host != "127.0.0.1" {
+					t.Skipf("the suite's peer listens on %s, not loopback, so no hostname is known to resolve to it", host)
+				}
+				from := PeerID + "@localhost:" + port
+				body := []byte(t.unique())
+				t.Expect("202 for Libprocess-From %q, then %s with body %q", from, pong, body)
+				mark := p.mark()
+				r := t.roundTrip(messageRequest(o.Target, "/"+o.Process+"/"+ping, from, body))
+				t.expectAccepted(r)
+				if _, err := p.waitBody(t.Context(), mark, pong, body); err != nil {
+					t.Fatalf("%s; %v", r.summary(), err)
+				}
+				t.Seen("%s and the reply", r.summary())
+			}},
+		Case{ID: "msg.pipeline.mixed", Section: "§2.4, §2.5, §5.1", Group: GroupLibprocess,
+			Title: "messages (Mesos 0.22 shape) and HTTP requests pipelined on one connection are answered in order", Run: func(t *T) {
+				o := t.Options()
+				sh := shapes()[0]
+				reqs := [][]byte{
+					sh.build(o.Target, "/"+o.Process+"/"+unhandledName, fakeSender, []byte("one")),
+					sh.build(o.Target, "/"+o.Process+"/"+unhandledName, fakeSender, nil),
+					httpRequest("GET", "/help/conformance-a", o.Target, nil),
+					sh.build(o.Target, "/"+noSuchProcess+"/"+unhandledName, fakeSender, []byte("two")),
+					httpRequest("GET", "/__processes__", o.Target, nil),
+					sh.build(o.Target, "/"+o.Process+"/"+unhandledName, fakeSender, []byte("three")),
+				}
+				want := []int{202, 202, 400, 404, 200, 202}
+				t.Expect("statuses %v in one write", want)
+				c := t.dial()
+				if err := c.write(bytes.Join(reqs, nil)); err != nil {
+					t.Fatalf("%v", err)
+				}
+				var got []int
+				for range want {
+					r, err := c.readResponse()
+					if err != nil {
+						t.Fatalf("statuses %v, then %v", got, err)
+					}
+					got = append(got, r.Code)
+				}
+				if fmt.Sprint(got) != fmt.Sprint(want) {
+					t.Fatalf("statuses %v", got)
+				}
+				t.Seen("statuses %v", got)
+			}},
+		Case{ID: "msg.after-http.mesos-0.22", Section: "§2.5, §5.1", Group: GroupLibprocess,
+			Title: "a Mesos 0.22-shaped message after an HTTP request on the same connection is answered 202", Run: func(t *T) {
+				o := t.Options()
+				t.Expect("200 for GET /__processes__, then 202 for the message, then 200 again on the same connection")
+				c := t.dial()
+				var got []string
+				for i, req := range [][]byte{
+					httpRequest("GET", "/__processes__", o.Target, nil),
+					shapes()[0].build(o.Target, "/"+o.Process+"/"+unhandledName, fakeSender, []byte("x")),
+					httpRequest("GET", "/__processes__", o.Target, nil),
+				} {
+					r, err := c.roundTrip(req)
+					if err != nil {
+						t.Fatalf("%v, then %v", got, err)
+					}
+					got = append(got, r.summary())
+					if want := []int{200, 202, 200}[i]; r.Code != want {
+						t.Fatalf("%v", got)
+					}
+				}
+				t.Seen("%v", got)
 			}},
 		Case{ID: "msg.pipeline.order", Section: "§2.4", Group: GroupLibprocess,
 			Title: "pipelined messages are answered in request order", Run: func(t *T) {

@@ -224,7 +224,7 @@ func peerCases() []Case {
 					body := []byte(t.unique())
 					r := t.roundTrip(messageRequest(o.Target, "/"+o.Process+"/"+ping, p.UPID(), body))
 					t.expectAccepted(r)
-					ctx, cancel := contextWithFraction(t.Context(), 5)
+					ctx, cancel := contextWithFraction(t.Context(), 10)
 					in, err := p.waitBody(ctx, mark, pong, body)
 					cancel()
 					if err == nil {

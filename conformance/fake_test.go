@@ -190,9 +190,16 @@ func (f *fakeTarget) handle(req *request) (int, string, string) {
 // the sender's address, opening one if needed; answers are read and dropped.
 func (f *fakeTarget) send(to, name string, body []byte) {
 	id, addr, ok := strings.Cut(strings.TrimSpace(to), "@")
-	if !ok {
+	host, port, ok2 := strings.Cut(addr, ":")
+	if !ok || !ok2 {
 		return
 	}
+	// The port is the leading digits (spec §1.2).
+	n := 0
+	for n < len(port) && port[n] >= '0' && port[n] <= '9' {
+		n++
+	}
+	addr = host + ":" + port[:n]
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	c := f.out[addr]

@@ -42,7 +42,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.Listen, "listen", "", "ip:port for the suite's own libprocess peer (default: the local address toward --target, any port)")
 	fs.DurationVar(&o.Timeout, "timeout", conformance.DefaultTimeout, "time limit of each case")
 	fs.StringVar(&runExpr, "run", "", "only run cases whose id matches this regular expression")
-	fs.BoolVar(&list, "list", false, "list the case ids with their spec sections and exit")
+	fs.BoolVar(&list, "list", false, "list the cases (id, spec section, group, title; tab-separated) and exit")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: libprocess-conformance --target host:port --process ID [--ping NAME --pong NAME] [--mesos-go] [--pkgpanda [--fixture DIR]]")
 		fs.PrintDefaults()
@@ -59,7 +59,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			if c.Mutates != "" {
 				mut = " [mutates: " + c.Mutates + "]"
 			}
-			fmt.Fprintf(stdout, "%-44s %-22s %-10s %s%s\n", c.ID, c.Section, c.Group, c.Title, mut)
+			fmt.Fprintf(stdout, "%s\t%s\t%s\t%s%s\n", c.ID, c.Section, c.Group, c.Title, mut)
 		}
 		return 0
 	}

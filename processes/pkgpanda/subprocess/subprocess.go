@@ -253,6 +253,8 @@ func (r *Runner) Output(ctx context.Context, argv []string) (*Result, error) {
 // child is killed (CancelOnWriteError) or runs on with its stdout
 // discarded (ContinueOnWriteError); either way Result.WriteErr records the
 // first write error. The error follows the same rules as Output's.
+// Stream returns only after its last call to w has returned, so w must not
+// block indefinitely (give a network writer a deadline).
 func (r *Runner) Stream(ctx context.Context, argv []string, w io.Writer, policy WriteErrorPolicy) (*Result, error) {
 	if w == nil {
 		return nil, &Error{Argv: argv, Err: errors.New("nil stream writer")}

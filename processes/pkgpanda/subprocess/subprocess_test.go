@@ -486,3 +486,28 @@ func BenchmarkExecOutputTrue(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkEngineVsExec alternates the engine and plain exec.Output on
+// /bin/true within one benchmark, so both see the same machine load, and
+// reports each one's mean time and their ratio.
+func BenchmarkEngineVsExec(b *testing.B) {
+	r := &Runner{Env: []string{"PATH=/usr/bin:/bin"}}
+	var engine, plain time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		if _, err := r.Output(context.Background(), []string{"/bin/true"}); err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		cmd := exec.Command("/bin/true")
+		cmd.Env = []string{"PATH=/usr/bin:/bin"}
+		if _, err := cmd.Output(); err != nil {
+			b.Fatal(err)
+		}
+		engine += t1.Sub(t0)
+		plain += time.Since(t1)
+	}
+	b.ReportMetric(float64(engine.Nanoseconds())/float64(b.N), "engine-ns/run")
+	b.ReportMetric(float64(plain.Nanoseconds())/float64(b.N), "exec-ns/run")
+	b.ReportMetric(float64(engine)/float64(plain), "engine/exec")
+}

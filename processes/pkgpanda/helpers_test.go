@@ -1,0 +1,350 @@
+package pkgpanda
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/procpanda/procpanda/libprocess"
+	"github.com/procpanda/procpanda/processes/pkgpanda/cli"
+)
+
+// standin is the stand-in CLI built by TestMain.
+var standin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "pkgpanda-test-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	standin = filepath.Join(dir, "pkgpanda-standin")
+	cmd := exec.Command("go", "build", "-o", standin, "github.com/procpanda/procpanda/cmd/pkgpanda-standin")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building the stand-in: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// env is one pkgpanda process on its own runtime over a fresh fixture copy.
+type env struct {
+	t       testing.TB
+	rt      *libprocess.Runtime
+	p       *Process
+	base    string // http://127.0.0.1:port/pkgpanda
+	dir     string // the fixture copy
+	fixture string // the pristine fixture
+	trace   string // the stand-in's trace file
+	client  *http.Client
+}
+
+type envOpt struct {
+	delay  time.Duration
+	limits map[string]RouteLimits
+	onRun  func(RunInfo)
+}
+
+func fixtureDir(t testing.TB) string {
+	t.Helper()
+	dir, err := cli.FindFixture()
+	if err != nil {
+		t.Skipf("no pkgpanda fixture: %v", err)
+	}
+	return dir
+}
+
+func newEnv(t testing.TB, o envOpt) *env {
+	t.Helper()
+	fixture := fixtureDir(t)
+	dir := t.TempDir()
+	copyDir := filepath.Join(dir, "fixture")
+	if err := cli.CopyFixture(fixture, copyDir); err != nil {
+		t.Fatalf("copying the fixture: %v", err)
+	}
+	e := &env{t: t, dir: copyDir, fixture: fixture, trace: filepath.Join(dir, "trace")}
+	childEnv := []string{"PATH=/usr/bin:/bin", "PKGPANDA_STANDIN_TRACE=" + e.trace}
+	if o.delay > 0 {
+		childEnv = append(childEnv, "PKGPANDA_STANDIN_DELAY="+o.delay.String())
+	}
+	cfg := Config{
+		Tool: cli.Tool{Path: standin, Options: cli.Options{
+			Root:          filepath.Join(copyDir, "install"),
+			Repository:    filepath.Join(copyDir, "packages"),
+			ConfigDir:     filepath.Join(copyDir, "etc"),
+			StateDirRoot:  filepath.Join(copyDir, "state"),
+			RootedSystemd: true,
+			NoSystemd:     true,
+		}},
+		Env:       childEnv,
+		TempDir:   dir,
+		Limits:    o.limits,
+		KillGrace: time.Second,
+		OnRun:     o.onRun,
+	}
+	p, err := New(cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	rcfg := libprocess.DefaultConfig()
+	rcfg.IP = "127.0.0.1"
+	rcfg.Port = 0
+	rt, err := libprocess.New(rcfg)
+	if err != nil {
+		t.Fatalf("libprocess.New: %v", err)
+	}
+	if err := rt.Start(); err != nil {
+		t.Fatalf("runtime Start: %v", err)
+	}
+	if _, err := p.Start(rt); err != nil {
+		t.Fatalf("pkgpanda Start: %v", err)
+	}
+	e.rt, e.p = rt, p
+	e.base = "http://" + rt.Addr() + "/" + ProcessID
+	e.client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := p.Drain(ctx); err != nil {
+			t.Errorf("Drain: %v", err)
+		}
+		if err := rt.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+		e.client.CloseIdleConnections()
+	})
+	return e
+}
+
+type reply struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r reply) String() string { return fmt.Sprintf("%d %s", r.status, r.body) }
+
+// do sends one request; path is below /pkgpanda.
+func (e *env) do(method, path string, body []byte, header ...string) reply {
+	e.t.Helper()
+	req, err := http.NewRequest(method, e.base+path, bytes.NewReader(body))
+	if err != nil {
+		e.t.Fatalf("request %s %s: %v", method, path, err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := e.client.Do(req)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		e.t.Fatalf("%s %s: reading the body: %v", method, path, err)
+	}
+	return reply{resp.StatusCode, resp.Header, b}
+}
+
+// expect checks a reply's status and, for JSON errors, the error shape.
+func expectStatus(t testing.TB, what string, r reply, status int) {
+	t.Helper()
+	if r.status != status {
+		t.Fatalf("%s: got %s, want status %d", what, r, status)
+	}
+	if status >= 400 {
+		var obj map[string]any
+		if err := json.Unmarshal(r.body, &obj); err != nil {
+			t.Fatalf("%s: error body is not a JSON object: %q", what, r.body)
+		}
+		if s, ok := obj["error"].(string); !ok || s == "" {
+			t.Fatalf("%s: error body lacks an error string: %q", what, r.body)
+		}
+	}
+}
+
+func expectJSON(t testing.TB, what string, r reply, status int, want string) {
+	t.Helper()
+	expectStatus(t, what, r, status)
+	if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		t.Fatalf("%s: Content-Type %q, want application/json", what, ct)
+	}
+	var got, exp any
+	if err := json.Unmarshal(r.body, &got); err != nil {
+		t.Fatalf("%s: body %q is not JSON: %v", what, r.body, err)
+	}
+	if err := json.Unmarshal([]byte(want), &exp); err != nil {
+		t.Fatalf("%s: bad expectation %q: %v", what, want, err)
+	}
+	gb, _ := json.Marshal(got)
+	eb, _ := json.Marshal(exp)
+	if !bytes.Equal(gb, eb) {
+		t.Fatalf("%s: body %s, want %s", what, gb, eb)
+	}
+}
+
+// fixtureIDs lists the fixture's valid package ids and active ids, derived
+// from its files (so the expectations are not hard-coded).
+func fixtureIDs(t testing.TB, dir string) (repo, active []string) {
+	t.Helper()
+	ents, err := os.ReadDir(filepath.Join(dir, "packages"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if cli.ValidID(e.Name()) == nil {
+			repo = append(repo, e.Name())
+		}
+	}
+	links, err := os.ReadDir(filepath.Join(dir, "install", "active"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range links {
+		p := filepath.Join(dir, "install", "active", l.Name())
+		target, err := os.Readlink(p)
+		if err != nil {
+			b, rerr := os.ReadFile(p) // the shared fixture stores links as files
+			if rerr != nil {
+				t.Fatal(rerr)
+			}
+			target = strings.TrimSpace(string(b))
+		}
+		active = append(active, filepath.Base(target))
+	}
+	sort.Strings(repo)
+	sort.Strings(active)
+	return repo, active
+}
+
+func jsonList(ids []string) string {
+	b, _ := json.Marshal(ids)
+	return string(b)
+}
+
+// span is one stand-in run from the trace file.
+type span struct {
+	pid        int
+	sub        string
+	start, end int64
+}
+
+// readTrace parses the stand-in's trace file; a run still going has end 0.
+func (e *env) readTrace() []span {
+	e.t.Helper()
+	f, err := os.Open(e.trace)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer f.Close()
+	byPid := map[int]*span{}
+	var order []*span
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fs := strings.Fields(sc.Text())
+		if len(fs) != 4 {
+			e.t.Fatalf("bad trace line %q", sc.Text())
+		}
+		pid, _ := strconv.Atoi(fs[1])
+		ts, _ := strconv.ParseInt(fs[3], 10, 64)
+		switch fs[0] {
+		case "start":
+			s := &span{pid: pid, sub: fs[2], start: ts}
+			byPid[pid] = s
+			order = append(order, s)
+		case "end":
+			if s := byPid[pid]; s != nil {
+				s.end = ts
+			}
+		}
+	}
+	out := make([]span, 0, len(order))
+	for _, s := range order {
+		out = append(out, *s)
+	}
+	return out
+}
+
+// waitFor polls cond until it holds or the deadline passes (used only
+// where no signal exists: the stand-in's trace file, queue depth).
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (e *env) runsStarted(sub string) int {
+	n := 0
+	for _, s := range e.readTrace() {
+		if s.sub == sub {
+			n++
+		}
+	}
+	return n
+}
+
+// async runs a request on its own goroutine.
+func (e *env) async(wg *sync.WaitGroup, out *reply, method, path string, body []byte) {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		req, _ := http.NewRequest(method, e.base+path, bytes.NewReader(body))
+		resp, err := e.client.Do(req)
+		if err != nil {
+			*out = reply{status: -1, body: []byte(err.Error())}
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		*out = reply{resp.StatusCode, resp.Header, b}
+	}()
+}
+
+// tarball builds a gzip-compressed package tarball (the stand-in sniffs
+// the compression) holding pkginfo.json.
+func tarball(t testing.TB) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	info := []byte(`{"requires": []}`)
+	if err := tw.WriteHeader(&tar.Header{Name: "pkginfo.json", Mode: 0o644, Size: int64(len(info)), Typeflag: tar.TypeReg}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tw.Write(info); err != nil {
+		t.Fatal(err)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := gz.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}

@@ -1,0 +1,536 @@
+package pkgpanda
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/procpanda/procpanda/libprocess"
+	"github.com/procpanda/procpanda/processes/pkgpanda/cli"
+)
+
+// PackageIDHeader is the request header add accepts the package id in,
+// as an alternative to the `id` query parameter.
+const PackageIDHeader = "Pkgpanda-Package-Id"
+
+// packageJSON is the Pkgpanda API's package object.
+type packageJSON struct {
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	Version string `json:"version"`
+}
+
+func packageBody(pk *PkgpandaPackage) packageJSON {
+	return packageJSON{ID: pk.Id, Name: pk.Name, Version: pk.Version}
+}
+
+// httpFailure renders a failed operation as the API's JSON error.
+func httpFailure(r *PkgpandaResponse) libprocess.Response {
+	status := int(r.Status)
+	var resp libprocess.Response
+	if len(r.MissingPackages) > 0 {
+		resp = libprocess.JSONResponse(status, map[string]any{"error": r.Error, "missing_packages": r.MissingPackages})
+	} else {
+		resp = libprocess.ErrorResponse(status, r.Error)
+	}
+	if status == http.StatusServiceUnavailable {
+		resp.Header.Set("Retry-After", "1")
+	}
+	return resp
+}
+
+// render renders an operation's response: failures as JSON errors, 204 as
+// an empty body, other successes with success.
+func render(r *PkgpandaResponse, success func(*PkgpandaResponse) libprocess.Response) libprocess.Response {
+	if r.Status >= 400 {
+		return httpFailure(r)
+	}
+	if r.Status == http.StatusNoContent || success == nil {
+		return libprocess.Response{Status: http.StatusNoContent}
+	}
+	return success(r)
+}
+
+func idsBody(r *PkgpandaResponse) libprocess.Response {
+	ids := r.PackageIds
+	if ids == nil {
+		ids = []string{}
+	}
+	return libprocess.JSONResponse(http.StatusOK, ids)
+}
+
+func pkgBody(r *PkgpandaResponse) libprocess.Response {
+	return libprocess.JSONResponse(http.StatusOK, packageBody(r.Package))
+}
+
+func methodNotAllowed(allow ...string) libprocess.Response {
+	r := libprocess.ErrorResponse(http.StatusMethodNotAllowed, "method not allowed; allowed: "+strings.Join(allow, ", "))
+	r.Header.Set("Allow", strings.Join(allow, ", "))
+	return r
+}
+
+func allowed(req *libprocess.Request, methods ...string) bool {
+	for _, m := range methods {
+		if req.Method == m {
+			return true
+		}
+	}
+	return false
+}
+
+// subPath returns the path below the matched route, e.g. "/mesos--0.22.0"
+// for /pkgpanda/repository/mesos--0.22.0 ("" or "/" for the route itself).
+func subPath(req *libprocess.Request) string {
+	path := req.URL.Path
+	prefix := "/" + ProcessID + "/" + req.Route
+	if i := strings.Index(path, prefix); i >= 0 {
+		return path[i+len(prefix):]
+	}
+	return path
+}
+
+// submit queues run on a route's actor; a full queue or a draining
+// process answers 503 with Retry-After at once.
+func (p *Process) submit(route string, write bool, req *libprocess.Request, respond libprocess.Responder, run func(ctx context.Context, detach func())) {
+	reject := rejectHTTP(respond)
+	j := &job{write: write, ctx: req.Context(), run: run, reject: reject}
+	if ok, why := p.enqueue(p.actors[route], j); !ok {
+		reject(http.StatusServiceUnavailable, why)
+	}
+}
+
+// queryIDs validates the repeated `id` query parameter.
+func queryIDs(req *libprocess.Request, min, max int) ([]cli.ID, error) {
+	raw := req.URL.Query()["id"]
+	if len(raw) < min {
+		return nil, fmt.Errorf("want at least %d `id` query parameter(s)", min)
+	}
+	if max > 0 && len(raw) > max {
+		return nil, fmt.Errorf("want at most %d `id` query parameter(s)", max)
+	}
+	return parseIDs(raw)
+}
+
+// streamer answers a streamed run: the response (200, chunked text/plain)
+// starts with the first stdout byte, so a run that fails before printing
+// anything still gets its proper error status.
+type streamer struct {
+	respond libprocess.Responder
+	detach  func()
+	mu      sync.Mutex
+	pw      *io.PipeWriter
+}
+
+func (s *streamer) Write(b []byte) (int, error) {
+	s.mu.Lock()
+	if s.pw == nil {
+		pr, pw := io.Pipe()
+		s.pw = pw
+		s.detach()
+		s.respond(libprocess.Response{
+			Status: http.StatusOK,
+			Header: http.Header{"Content-Type": {"text/plain; charset=utf-8"}, "X-Content-Type-Options": {"nosniff"}},
+			Stream: pr,
+		})
+	}
+	pw := s.pw
+	s.mu.Unlock()
+	return pw.Write(b)
+}
+
+// finish ends the run: before any output it answers r as JSON; after
+// output began it appends a failure line (the status is already sent)
+// and closes the stream.
+func (s *streamer) finish(r *PkgpandaResponse, success func(*PkgpandaResponse) libprocess.Response) {
+	s.mu.Lock()
+	pw := s.pw
+	s.mu.Unlock()
+	if pw == nil {
+		s.respond(render(r, success))
+		return
+	}
+	if r.Status >= 400 {
+		_, _ = fmt.Fprintf(pw, "\npkgpanda failed (%d): %s\n", r.Status, r.Error)
+	}
+	_ = pw.Close()
+}
+
+func (p *Process) installRoutes() {
+	lp := p.lp
+	lp.Route(RouteListJSON, libprocess.Help{
+		TLDR:        "Lists the packages in the local repository.",
+		Usage:       "GET /pkgpanda/list.json",
+		Description: "Runs `pkgpanda list` and answers 200 with a sorted JSON array of package ids. Tool failures: 502 (unexpected output or crash), 500 (`ERROR:`).",
+	}, p.serveListJSON)
+	lp.Route(RouteActiveJSON, libprocess.Help{
+		TLDR:        "Lists the active packages.",
+		Usage:       "GET /pkgpanda/active.json",
+		Description: "Runs `pkgpanda active` and answers 200 with a sorted JSON array of active package ids.",
+	}, p.serveActiveJSON)
+	lp.Route(RouteAdd, libprocess.Help{
+		TLDR:  "Adds a package tarball to the local repository.",
+		Usage: "POST /pkgpanda/add?id=<name>--<version>  (or header " + PackageIDHeader + ": <id>), body: the package's .tar.xz",
+		Description: "The request body is the package tarball, as produced by the package build (`<id>.tar.xz`). " +
+			"It is written to `<id>.tar.xz` in a private temporary directory and `pkgpanda add` is run on it. " +
+			"The id comes from the `id` query parameter or the " + PackageIDHeader + " header, never from a client path, " +
+			"and must be a valid package id (400 otherwise). Answers 200 `{\"id\",\"name\",\"version\",\"already_added\"}`; " +
+			"413 when the body exceeds the size cap; 409 for `Validation Error`, 404 for `Package Error`, 500 for `ERROR:`.",
+	}, p.serveAdd)
+	lp.Route(RouteRemove, libprocess.Help{
+		TLDR:        "Removes packages from the local repository.",
+		Usage:       "POST /pkgpanda/remove?id=<id>[&id=<id>...]",
+		Description: "Runs `pkgpanda remove <id>...` and answers 200 `{\"removed\": [ids]}` (ids not in the repository are skipped by the tool). 409 when a package is active.",
+	}, p.serveRemove)
+	lp.Route(RouteActivate, libprocess.Help{
+		TLDR:        "Replaces the active set.",
+		Usage:       "POST /pkgpanda/activate?id=<id>[&id=<id>...]",
+		Description: "Runs `pkgpanda activate <id>...`: the given ids become the whole active set. 204 on success; 409 for `Validation Error`, 404 for `Package Error`.",
+	}, p.serveActivate)
+	lp.Route(RouteSwap, libprocess.Help{
+		TLDR:        "Swaps the active package of one name.",
+		Usage:       "POST /pkgpanda/swap?id=<id>",
+		Description: "Runs `pkgpanda swap <id>`, replacing the active package of the same name. 204 on success; 409 when no package of that name is active.",
+	}, p.serveSwap)
+	lp.Route(RouteFetch, libprocess.Help{
+		TLDR:  "Fetches packages from a remote repository (streamed).",
+		Usage: "POST /pkgpanda/fetch?repository_url=<url>&id=<id>[&id=<id>...]",
+		Description: "Runs `pkgpanda fetch --repository-url=<url> <id>...` and streams its progress output (chunked text/plain). " +
+			"A failure before any output answers a JSON error (409/404/500/502); after output began, the stream ends with a `pkgpanda failed (<status>): <message>` line.",
+	}, p.serveFetch)
+	lp.Route(RouteCheck, libprocess.Help{
+		TLDR:  "Runs or lists the active packages' checks.",
+		Usage: "GET /pkgpanda/check[?list=true]",
+		Description: "Without `list`, runs `pkgpanda check` and streams its output (chunked text/plain); a client that goes away cancels it. " +
+			"With `list=true`, runs `pkgpanda check --list` and answers 200 `[{\"id\", \"checks\": [...]}]`.",
+	}, p.serveCheck)
+	lp.Route(RouteRepository, libprocess.Help{
+		TLDR:  "Pkgpanda API: the local package repository.",
+		Usage: "GET /pkgpanda/repository/ | GET|POST|DELETE /pkgpanda/repository/<id>",
+		Description: "GET /repository/: 200, sorted array of ids. GET /repository/<id>: 200 `{\"id\",\"name\",\"version\"}`; 404 when invalid or missing; 500 when the package can't be loaded. " +
+			"POST /repository/<id> with body `{\"repository_url\": \"...\"}`: fetches it, 204; 400 for a bad body or id; 500 when the fetch fails. " +
+			"DELETE /repository/<id>: 204; 404 when missing or invalid; 409 when active.",
+	}, p.serveRepository)
+	lp.Route(RouteActive, libprocess.Help{
+		TLDR:  "Pkgpanda API: the active packages.",
+		Usage: "GET|PUT /pkgpanda/active/ | GET /pkgpanda/active/<id>",
+		Description: "GET /active/: 200, sorted array of active ids. GET /active/<id>: 200 `{\"id\",\"name\",\"version\"}`; 404 when invalid, missing or not active. " +
+			"PUT /active/ with a JSON array of ids: activates exactly those, 204; 400 when the body is not a JSON array of ids; " +
+			"409 `{\"error\", \"missing_packages\"}` when some are not in the repository; 409 when activation is refused.",
+	}, p.serveActive)
+	lp.Route(RouteAPIv1, libprocess.Help{
+		TLDR:  "PkgpandaCall/PkgpandaResponse API (JSON or protobuf).",
+		Usage: "POST /pkgpanda/api/v1",
+		Description: "The body is a `mesos.internal.PkgpandaCall` (see pkgpanda.proto) as `application/json` or `application/x-protobuf` (Content-Type); " +
+			"the answer is a `mesos.internal.PkgpandaResponse` in the type chosen by Accept (JSON when absent). " +
+			"The HTTP status is the operation's (see the response's `status`). 415 for other content types, 406 for an unacceptable Accept, 400 for a body that does not decode. " +
+			"The same call can be sent as a libprocess message to pkgpanda@host:port; the response comes back to the sender as a message.",
+	}, p.serveAPIv1)
+}
+
+func (p *Process) serveListJSON(req *libprocess.Request, respond libprocess.Responder) {
+	if !allowed(req, http.MethodGet, http.MethodHead) {
+		respond(methodNotAllowed(http.MethodGet))
+		return
+	}
+	if s := subPath(req); s != "" && s != "/" {
+		respond(libprocess.ErrorResponse(http.StatusNotFound, "no such route"))
+		return
+	}
+	a := p.actors[RouteListJSON]
+	p.submit(a.route, false, req, respond, func(ctx context.Context, _ func()) {
+		respond(render(p.opList(ctx, a), idsBody))
+	})
+}
+
+func (p *Process) serveActiveJSON(req *libprocess.Request, respond libprocess.Responder) {
+	if !allowed(req, http.MethodGet, http.MethodHead) {
+		respond(methodNotAllowed(http.MethodGet))
+		return
+	}
+	if s := subPath(req); s != "" && s != "/" {
+		respond(libprocess.ErrorResponse(http.StatusNotFound, "no such route"))
+		return
+	}
+	a := p.actors[RouteActiveJSON]
+	p.submit(a.route, false, req, respond, func(ctx context.Context, _ func()) {
+		respond(render(p.opActive(ctx, a), idsBody))
+	})
+}
+
+func (p *Process) serveAdd(req *libprocess.Request, respond libprocess.Responder) {
+	if !allowed(req, http.MethodPost) {
+		respond(methodNotAllowed(http.MethodPost))
+		return
+	}
+	q, h := req.URL.Query().Get("id"), req.Header.Get(PackageIDHeader)
+	raw := q
+	switch {
+	case q == "" && h == "":
+		respond(libprocess.ErrorResponse(http.StatusBadRequest, "the package id is needed: `id` query parameter or "+PackageIDHeader+" header"))
+		return
+	case q == "":
+		raw = h
+	case h != "" && h != q:
+		respond(libprocess.ErrorResponse(http.StatusBadRequest, "the `id` query parameter and the "+PackageIDHeader+" header differ"))
+		return
+	}
+	id, err := cli.ParseID(raw)
+	if err != nil {
+		respond(libprocess.ErrorResponse(http.StatusBadRequest, err.Error()))
+		return
+	}
+	if int64(len(req.Body)) > p.cfg.maxAddSize() {
+		respond(libprocess.ErrorResponse(http.StatusRequestEntityTooLarge, fmt.Sprintf("the tarball exceeds %d bytes", p.cfg.maxAddSize())))
+		return
+	}
+	if len(req.Body) == 0 {
+		respond(libprocess.ErrorResponse(http.StatusBadRequest, "the request body must be the package tarball"))
+		return
+	}
+	a := p.actors[RouteAdd]
+	body := req.Body
+	p.submit(a.route, true, req, respond, func(ctx context.Context, _ func()) {
+		respond(render(p.opAdd(ctx, a, id, bytes.NewReader(body)), func(r *PkgpandaResponse) libprocess.Response {
+			return libprocess.JSONResponse(http.StatusOK, struct {
+				packageJSON
+				AlreadyAdded bool `json:"already_added"`
+			}{packageBody(r.Package), r.AlreadyAdded})
+		}))
+	})
+}
+
+func (p *Process) serveRemove(req *libprocess.Request, respond libprocess.Responder) {
+	if !allowed(req, http.MethodPost) {
+		respond(methodNotAllowed(http.MethodPost))
+		return
+	}
+	ids, err := queryIDs(req, 1, 0)
+	if err != nil {
+		respond(libprocess.ErrorResponse(http.StatusBadRequest, err.Error()))
+		return
+	}
+	a := p.actors[RouteRemove]
+	p.submit(a.route, true, req, respond, func(ctx context.Context, _ func()) {
+		respond(render(p.opRemove(ctx, a, ids, cliStatuses()), func(r *PkgpandaResponse) libprocess.Response {
+			return libprocess.JSONResponse(http.StatusOK, map[string][]string{"removed": r.PackageIds})
+		}))
+	})
+}
+
+func (p *Process) serveActivate(req *libprocess.Request, respond libprocess.Responder) {
+	if !allowed(req, http.MethodPost) {
+		respond(methodNotAllowed(http.MethodPost))
+		return
+	}
+	ids, err := queryIDs(req, 1, 0)
+	if err != nil {
+		respond(libprocess.ErrorResponse(http.StatusBadRequest, err.Error()))
+		return
+	}
+	a := p.actors[RouteActivate]
+	p.submit(a.route, true, req, respond, func(ctx context.Context, _ func()) {
+		respond(render(p.opActivate(ctx, a, ids, false, cliStatuses()), nil))
+	})
+}
+
+func (p *Process) serveSwap(req *libprocess.Request, respond libprocess.Responder) {
+	if !allowed(req, http.MethodPost) {
+		respond(methodNotAllowed(http.MethodPost))
+		return
+	}
+	ids, err := queryIDs(req, 1, 1)
+	if err != nil {
+		respond(libprocess.ErrorResponse(http.StatusBadRequest, err.Error()))
+		return
+	}
+	a := p.actors[RouteSwap]
+	p.submit(a.route, true, req, respond, func(ctx context.Context, _ func()) {
+		respond(render(p.opSwap(ctx, a, ids[0]), nil))
+	})
+}
+
+func (p *Process) serveFetch(req *libprocess.Request, respond libprocess.Responder) {
+	if !allowed(req, http.MethodPost) {
+		respond(methodNotAllowed(http.MethodPost))
+		return
+	}
+	url := req.URL.Query().Get("repository_url")
+	if url == "" {
+		respond(libprocess.ErrorResponse(http.StatusBadRequest, "the `repository_url` query parameter is needed"))
+		return
+	}
+	ids, err := queryIDs(req, 1, 0)
+	if err != nil {
+		respond(libprocess.ErrorResponse(http.StatusBadRequest, err.Error()))
+		return
+	}
+	if _, err := p.cfg.Tool.Fetch(url, ids...); err != nil {
+		respond(libprocess.ErrorResponse(http.StatusBadRequest, err.Error()))
+		return
+	}
+	a := p.actors[RouteFetch]
+	p.submit(a.route, true, req, respond, func(ctx context.Context, detach func()) {
+		s := &streamer{respond: respond, detach: detach}
+		r, _ := p.opFetch(ctx, a, url, ids, s, cliStatuses())
+		s.finish(r, func(r *PkgpandaResponse) libprocess.Response {
+			return libprocess.TextResponse(http.StatusOK, "")
+		})
+	})
+}
+
+func (p *Process) serveCheck(req *libprocess.Request, respond libprocess.Responder) {
+	if !allowed(req, http.MethodGet) {
+		respond(methodNotAllowed(http.MethodGet))
+		return
+	}
+	list := false
+	switch v := req.URL.Query().Get("list"); v {
+	case "", "false", "0":
+	case "true", "1":
+		list = true
+	default:
+		respond(libprocess.ErrorResponse(http.StatusBadRequest, "`list` must be true or false"))
+		return
+	}
+	a := p.actors[RouteCheck]
+	if list {
+		p.submit(a.route, false, req, respond, func(ctx context.Context, _ func()) {
+			respond(render(p.opCheckList(ctx, a), func(r *PkgpandaResponse) libprocess.Response {
+				type entry struct {
+					ID     string   `json:"id"`
+					Checks []string `json:"checks"`
+				}
+				out := make([]entry, 0, len(r.Checks))
+				for _, c := range r.Checks {
+					out = append(out, entry{c.PackageId, c.Checks})
+				}
+				return libprocess.JSONResponse(http.StatusOK, out)
+			}))
+		})
+		return
+	}
+	p.submit(a.route, false, req, respond, func(ctx context.Context, detach func()) {
+		s := &streamer{respond: respond, detach: detach}
+		r, _ := p.opCheck(ctx, a, s)
+		s.finish(r, func(r *PkgpandaResponse) libprocess.Response {
+			return libprocess.TextResponse(http.StatusOK, "")
+		})
+	})
+}
+
+// apiFetchStatuses maps fetch's failures as POST /repository/<id>.
+func apiFetchStatuses() statusMap {
+	return statusMap{validation: http.StatusBadRequest, pkg: http.StatusInternalServerError, toolErr: http.StatusInternalServerError}
+}
+
+func (p *Process) serveRepository(req *libprocess.Request, respond libprocess.Responder) {
+	a := p.actors[RouteRepository]
+	sub := subPath(req)
+	if sub == "" || sub == "/" {
+		if !allowed(req, http.MethodGet, http.MethodHead) {
+			respond(methodNotAllowed(http.MethodGet))
+			return
+		}
+		p.submit(a.route, false, req, respond, func(ctx context.Context, _ func()) {
+			respond(render(p.opList(ctx, a), idsBody))
+		})
+		return
+	}
+	raw := strings.TrimPrefix(sub, "/")
+	switch req.Method {
+	case http.MethodGet, http.MethodHead:
+		id, err := cli.ParseID(raw)
+		if err != nil {
+			respond(libprocess.ErrorResponse(http.StatusNotFound, "Package not found: "+err.Error()))
+			return
+		}
+		p.submit(a.route, false, req, respond, func(ctx context.Context, _ func()) {
+			respond(render(p.opGetPackage(ctx, a, id), pkgBody))
+		})
+	case http.MethodPost:
+		id, err := cli.ParseID(raw)
+		if err != nil {
+			respond(libprocess.ErrorResponse(http.StatusBadRequest, err.Error()))
+			return
+		}
+		var body map[string]json.RawMessage
+		var url string
+		if err := json.Unmarshal(req.Body, &body); err != nil || body == nil {
+			respond(libprocess.ErrorResponse(http.StatusBadRequest, "the body must be a JSON object with repository_url"))
+			return
+		}
+		if err := json.Unmarshal(body["repository_url"], &url); err != nil || url == "" {
+			respond(libprocess.ErrorResponse(http.StatusBadRequest, "repository_url must be a non-empty string"))
+			return
+		}
+		if _, err := p.cfg.Tool.Fetch(url, id); err != nil {
+			respond(libprocess.ErrorResponse(http.StatusBadRequest, err.Error()))
+			return
+		}
+		p.submit(a.route, true, req, respond, func(ctx context.Context, _ func()) {
+			r, _ := p.opFetch(ctx, a, url, []cli.ID{id}, nil, apiFetchStatuses())
+			if r.Status < 400 {
+				r.Status = http.StatusNoContent
+			}
+			respond(render(r, nil))
+		})
+	case http.MethodDelete:
+		id, err := cli.ParseID(raw)
+		if err != nil {
+			respond(libprocess.ErrorResponse(http.StatusNotFound, "Package not found: "+err.Error()))
+			return
+		}
+		p.submit(a.route, true, req, respond, func(ctx context.Context, _ func()) {
+			respond(render(p.opDelete(ctx, a, []cli.ID{id}), nil))
+		})
+	default:
+		respond(methodNotAllowed(http.MethodGet, http.MethodPost, http.MethodDelete))
+	}
+}
+
+func (p *Process) serveActive(req *libprocess.Request, respond libprocess.Responder) {
+	a := p.actors[RouteActive]
+	sub := subPath(req)
+	if sub == "" || sub == "/" {
+		switch req.Method {
+		case http.MethodGet, http.MethodHead:
+			p.submit(a.route, false, req, respond, func(ctx context.Context, _ func()) {
+				respond(render(p.opActive(ctx, a), idsBody))
+			})
+		case http.MethodPut:
+			var raw []string
+			if err := json.Unmarshal(req.Body, &raw); err != nil || raw == nil {
+				respond(libprocess.ErrorResponse(http.StatusBadRequest, "the body must be a JSON array of package ids"))
+				return
+			}
+			ids, err := parseIDs(raw)
+			if err != nil {
+				respond(libprocess.ErrorResponse(http.StatusBadRequest, err.Error()))
+				return
+			}
+			p.submit(a.route, true, req, respond, func(ctx context.Context, _ func()) {
+				respond(render(p.opActivate(ctx, a, ids, true, apiActivateStatuses()), nil))
+			})
+		default:
+			respond(methodNotAllowed(http.MethodGet, http.MethodPut))
+		}
+		return
+	}
+	if !allowed(req, http.MethodGet, http.MethodHead) {
+		respond(methodNotAllowed(http.MethodGet))
+		return
+	}
+	id, err := cli.ParseID(strings.TrimPrefix(sub, "/"))
+	if err != nil {
+		respond(libprocess.ErrorResponse(http.StatusNotFound, "Package not found: "+err.Error()))
+		return
+	}
+	p.submit(a.route, false, req, respond, func(ctx context.Context, _ func()) {
+		respond(render(p.opGetActivePackage(ctx, a, id), pkgBody))
+	})
+}

@@ -14,11 +14,15 @@ type ProtoHandler[T proto.Message] func(from UPID, msg T)
 // name (proto.MessageName), decoding each body into a new T. Bodies that
 // do not decode are logged and dropped. Extra names (for example the
 // "mesos.internal.<GoType>" form mesos-go uses, spec 11.1) may be given
-// and reach the same handler.
+// and reach the same handler; a type missing from the protobuf registry
+// needs at least one.
 func InstallProto[T proto.Message](p *Process, newT func() T, h ProtoHandler[T], extraNames ...string) error {
-	name := proto.MessageName(newT())
-	if name == "" {
-		return fmt.Errorf("install protobuf handler on %q: type %T is not registered with the protobuf registry", p.id, newT())
+	names := extraNames
+	if name := proto.MessageName(newT()); name != "" {
+		names = append([]string{name}, extraNames...)
+	}
+	if len(names) == 0 {
+		return fmt.Errorf("install protobuf handler on %q: type %T is not in the protobuf registry and no name was given", p.id, newT())
 	}
 	handler := func(m *Message) {
 		msg := newT()
@@ -30,8 +34,7 @@ func InstallProto[T proto.Message](p *Process, newT func() T, h ProtoHandler[T],
 		}
 		h(m.From, msg)
 	}
-	p.Install(name, handler)
-	for _, n := range extraNames {
+	for _, n := range names {
 		p.Install(n, handler)
 	}
 	return nil

@@ -121,6 +121,8 @@ func newEnv(t testing.TB, o envOpt) *env {
 	e.base = "http://" + rt.Addr() + "/" + ProcessID
 	e.client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	t.Cleanup(func() {
+		e.client.CloseIdleConnections()
+		http.DefaultClient.CloseIdleConnections()
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		if err := p.Drain(ctx); err != nil {
@@ -129,7 +131,6 @@ func newEnv(t testing.TB, o envOpt) *env {
 		if err := rt.Shutdown(ctx); err != nil {
 			t.Errorf("Shutdown: %v", err)
 		}
-		e.client.CloseIdleConnections()
 	})
 	return e
 }

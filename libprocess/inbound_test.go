@@ -194,3 +194,35 @@ func TestInboundMessageThenHTTP(t *testing.T) {
 	rec.next(t)
 	rec.next(t)
 }
+
+// After ordinary HTTP, messages in every peer shape are still served on
+// the same connection, pipelined with HTTP requests, answers in order.
+func TestInboundHTTPThenLegacyMessages(t *testing.T) {
+	rt := startRuntime(t)
+	rec := spawnRecorder(t, rt, "target", "mesos.internal.Ping")
+	rec.Route("hello", Help{TLDR: "says hello"}, func(req *Request, respond Responder) {
+		respond(TextResponse(200, "hello"))
+	})
+	shapes := peerShapes("a@1.2.3.4:5", rt.Addr())
+	get := "GET /target/hello HTTP/1.1\r\nHost: x\r\n\r\n"
+	post := "POST /target/hello HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+	c := dialRaw(t, rt)
+	var req strings.Builder
+	var want []int
+	for _, s := range shapes {
+		req.WriteString(get + s.req + post)
+		want = append(want, 200, 202, 200)
+	}
+	c.write(req.String())
+	for i, w := range want {
+		resp := c.read()
+		if resp.Status != w {
+			t.Fatalf("response %d: %q, want %d", i, resp.StatusLine, w)
+		}
+	}
+	for range shapes {
+		if m := rec.next(t); string(m.Body) != "hello" {
+			t.Fatalf("body %q", m.Body)
+		}
+	}
+}

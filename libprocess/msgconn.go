@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/procpanda/procpanda/libprocess/wire"
@@ -36,6 +37,11 @@ type msgConn struct {
 	head    wire.Head
 	chunked wire.ChunkedDecoder
 	msgState
+
+	// Pass-through state while an HTTP request goes to fasthttp.
+	headLen     int   // length of the HTTP request head pump stopped at
+	passN       int64 // bytes still to hand over verbatim
+	passChunked bool  // a chunked body is being handed over
 }
 
 func newMsgConn(s *server, c net.Conn) *msgConn {
@@ -46,16 +52,27 @@ func newMsgConn(s *server, c net.Conn) *msgConn {
 	return mc
 }
 
-// serve runs the message loop. It returns a connection to hand to the HTTP
-// server when a request that is not a message arrives, or nil when the
-// connection is finished (the caller closes it).
+// serve runs the message loop until the first ordinary HTTP request. It
+// returns the connection to hand to the HTTP server from that request on,
+// or nil when the connection is finished (the caller closes it).
 func (mc *msgConn) serve() net.Conn {
+	if !mc.pump() {
+		return nil
+	}
+	mc.beginPassthrough()
+	return &httpConn{Conn: mc.c, mc: mc}
+}
+
+// pump serves messages until an ordinary HTTP request's head is parsed at
+// buf[r:] (true; its length is in headLen and queued answers are written)
+// or the connection is finished (false).
+func (mc *msgConn) pump() bool {
 	log := mc.s.rt.log
 	for {
 		n, err := wire.ParseHead(mc.buf[mc.r:mc.w], &mc.head)
 		if err == wire.ErrIncomplete {
 			if !mc.flush() || !mc.fill(mc.r == mc.w) {
-				return nil
+				return false
 			}
 			continue
 		}
@@ -66,23 +83,18 @@ func (mc *msgConn) serve() net.Conn {
 				status = he.Status
 			}
 			mc.protocolError(status, err)
-			return nil
+			return false
 		}
 		if !wire.IsMessage(&mc.head) {
-			// Ordinary HTTP: answer what is queued, then let fasthttp
-			// serve the rest of the connection from this request on.
-			if !mc.flush() {
-				return nil
-			}
-			rest := append([]byte(nil), mc.buf[mc.r:mc.w]...)
-			conn := mc.c
-			s := mc.s
-			return &prefixConn{Conn: conn, prefix: rest, onClose: func() { s.rt.metrics.connsInbound.Add(-1) }}
+			// Ordinary HTTP: answer what is queued first, so responses
+			// stay in request order.
+			mc.headLen = n
+			return mc.flush()
 		}
 		mc.r += n
 		body, ok := mc.readBody()
 		if !ok {
-			return nil
+			return false
 		}
 		status, text := mc.s.rt.acceptMessage(&mc.msgState, mc.head.Target, wire.Sender(&mc.head), mc.c.RemoteAddr(), mc.peerIP, body)
 		keep := mc.head.KeepAlive()
@@ -92,12 +104,104 @@ func (mc *msgConn) serve() net.Conn {
 		}
 		if !keep {
 			mc.flush()
-			return nil
+			return false
 		}
 		if len(mc.out) >= maxResponseHold && !mc.flush() {
-			return nil
+			return false
 		}
 	}
+}
+
+// beginPassthrough prepares to hand the HTTP request whose head pump just
+// parsed to the HTTP server, byte for byte: the head, then a fixed-length
+// body, or a chunked body tracked by the decoder to find its end.
+func (mc *msgConn) beginPassthrough() {
+	mc.passN = int64(mc.headLen)
+	mc.passChunked = false
+	switch {
+	case mc.head.Chunked:
+		mc.passChunked = true
+		mc.chunked.Reset(int64(mc.s.rt.cfg.MaxMessageSize))
+	case mc.head.ContentLength > 0:
+		mc.passN += mc.head.ContentLength
+	}
+}
+
+// httpConn is the connection as fasthttp sees it. Reads return the bytes
+// of ordinary HTTP requests only, one request at a time; at each request
+// boundary the codec runs first and serves any messages itself, in any
+// shape a peer writes (spec 2.5), after fasthttp has flushed its earlier
+// responses (it flushes whenever its read buffer is empty, and it only
+// reads at a boundary when it is).
+type httpConn struct {
+	net.Conn
+	mc     *msgConn
+	closed sync.Once
+}
+
+// Read implements net.Conn for fasthttp.
+func (h *httpConn) Read(b []byte) (int, error) {
+	mc := h.mc
+	for {
+		if mc.passN > 0 {
+			if mc.r == mc.w && !mc.fill(false) {
+				return 0, io.ErrUnexpectedEOF
+			}
+			n := copy(b, mc.buf[mc.r:mc.w])
+			if int64(n) > mc.passN {
+				n = int(mc.passN)
+			}
+			mc.r += n
+			mc.passN -= int64(n)
+			return n, nil
+		}
+		if mc.passChunked {
+			if mc.chunked.Done() {
+				mc.passChunked = false
+				continue
+			}
+			if mc.r == mc.w && !mc.fill(false) {
+				return 0, io.ErrUnexpectedEOF
+			}
+			avail := mc.buf[mc.r:mc.w]
+			if len(avail) > len(b) {
+				avail = avail[:len(b)]
+			}
+			used, err := mc.chunked.Feed(avail)
+			mc.chunked.Body = mc.chunked.Body[:0] // only the framing matters here
+			if err != nil && err != wire.ErrIncomplete {
+				// Framing the HTTP server will reject too: pass the rest
+				// through untouched and let it answer.
+				mc.passChunked = false
+				mc.passN = 1 << 62
+				continue
+			}
+			if used == 0 {
+				// A size line split across reads: make room and read on.
+				if !mc.fill(false) {
+					return 0, io.ErrUnexpectedEOF
+				}
+				continue
+			}
+			copy(b, avail[:used])
+			mc.r += used
+			return used, nil
+		}
+		if !mc.pump() {
+			return 0, io.EOF
+		}
+		mc.beginPassthrough()
+	}
+}
+
+// Close closes the socket once.
+func (h *httpConn) Close() error {
+	err := net.ErrClosed
+	h.closed.Do(func() {
+		h.mc.s.rt.metrics.connsInbound.Add(-1)
+		err = h.Conn.Close()
+	})
+	return err
 }
 
 // respond queues an answer. Message answers carry no body except on

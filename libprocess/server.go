@@ -257,36 +257,11 @@ func (l *handoffListener) Close() error {
 // Addr returns the real listener's address.
 func (l *handoffListener) Addr() net.Addr { return l.addr }
 
-// prefixConn replays bytes the sniffer already read before reading from
-// the socket.
-type prefixConn struct {
-	net.Conn
-	prefix  []byte
-	onClose func()
-	once    sync.Once
-}
-
-func (c *prefixConn) Read(b []byte) (int, error) {
-	if len(c.prefix) > 0 {
-		n := copy(b, c.prefix)
-		c.prefix = c.prefix[n:]
-		if len(c.prefix) == 0 {
-			c.prefix = nil
-		}
-		return n, nil
-	}
-	return c.Conn.Read(b)
-}
-
-func (c *prefixConn) Close() error {
-	c.once.Do(c.onClose)
-	return c.Conn.Close()
-}
-
-// underlying returns the socket beneath wrappers, for peer checks.
+// underlying returns the socket beneath the runtime's wrapper, for peer
+// checks.
 func underlying(c net.Conn) net.Conn {
-	if p, ok := c.(*prefixConn); ok {
-		return p.Conn
+	if h, ok := c.(*httpConn); ok {
+		return h.Conn
 	}
 	return c
 }
@@ -294,6 +269,6 @@ func underlying(c net.Conn) net.Conn {
 // Compile-time interface checks.
 var (
 	_ net.Listener = (*handoffListener)(nil)
-	_ net.Conn     = (*prefixConn)(nil)
+	_ net.Conn     = (*httpConn)(nil)
 	_              = wire.ErrIncomplete
 )

@@ -3,6 +3,7 @@ package libprocess
 import (
 	"errors"
 	"sync"
+	"time"
 )
 
 // ErrMailboxFull is returned when a process' mailbox holds
@@ -44,6 +45,7 @@ type mailbox struct {
 	closed    bool
 	terminate bool          // a terminate event is pending
 	wake      chan struct{} // capacity 1: "pending is non-empty"
+	space     chan struct{} // closed by take when producers wait for room
 }
 
 func newMailbox(capacity int) *mailbox {
@@ -77,6 +79,41 @@ func (m *mailbox) put(e event) error {
 	return nil
 }
 
+// putWait is put for producers that can wait: a connection reading from a
+// peer blocks, up to timeout, while the mailbox is full, so TCP pushes back
+// on the sender instead of the message being dropped. It gives up with
+// ErrMailboxFull after timeout.
+func (m *mailbox) putWait(e event, timeout time.Duration) error {
+	var timer *time.Timer
+	for {
+		m.mu.Lock()
+		if m.closed || len(m.pending) < m.capacity {
+			m.mu.Unlock()
+			err := m.put(e)
+			if err != ErrMailboxFull {
+				if timer != nil {
+					timer.Stop()
+				}
+				return err
+			}
+			continue
+		}
+		if m.space == nil {
+			m.space = make(chan struct{})
+		}
+		space := m.space
+		m.mu.Unlock()
+		if timer == nil {
+			timer = time.NewTimer(timeout)
+		}
+		select {
+		case <-space:
+		case <-timer.C:
+			return ErrMailboxFull
+		}
+	}
+}
+
 // take swaps the pending events into buf (which must be empty) and returns
 // them with whether a terminate is among them.
 func (m *mailbox) take(buf []event) ([]event, bool) {
@@ -84,6 +121,10 @@ func (m *mailbox) take(buf []event) ([]event, bool) {
 	out := m.pending
 	m.pending = buf
 	term := m.terminate
+	if m.space != nil {
+		close(m.space)
+		m.space = nil
+	}
 	m.mu.Unlock()
 	return out, term
 }
@@ -102,6 +143,10 @@ func (m *mailbox) close() []event {
 	m.closed = true
 	out := m.pending
 	m.pending = nil
+	if m.space != nil {
+		close(m.space)
+		m.space = nil
+	}
 	m.mu.Unlock()
 	return out
 }

@@ -286,9 +286,11 @@ func (rt *Runtime) link(from *Process, to UPID) error {
 }
 
 // deliverTo hands an inbound message to its receiver p. It reports
-// whether p still exists (202) or not (404).
+// whether p still exists (202) or not (404). When p's mailbox is full the
+// calling connection waits for room up to ReadTimeout (pushing back on the
+// peer through TCP) before the message is dropped and counted.
 func (rt *Runtime) deliverTo(p *Process, m Message) bool {
-	if err := p.enqueue(event{kind: evMessage, msg: m}); err != nil {
+	if err := p.mbox.putWait(event{kind: evMessage, msg: m}, rt.cfg.ReadTimeout); err != nil {
 		rt.metrics.messagesDropped.Add(1)
 		rt.log.Warn().Str("to", p.self.String()).Str("from", m.From.String()).Str("message", m.Name).Err(err).Msg("dropped inbound message")
 		// The process exists: libprocess still answers 202 (at most once).

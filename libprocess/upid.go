@@ -30,8 +30,8 @@ func (e *UPIDError) Error() string {
 
 // ParseUPID parses "id@host:port" strictly, for text given to our own API:
 // the rules of C++ (split at the first '@', then at the first ':' or after
-// a bracketed IPv6 host) plus a port that must be all digits in 0-65535
-// and a non-empty host without whitespace.
+// a bracketed IPv6 host) plus a port that must be all digits in 0-65535,
+// a non-empty host, and no whitespace anywhere.
 func ParseUPID(s string) (UPID, error) {
 	return parseUPID(s, true)
 }
@@ -51,6 +51,10 @@ func parseUPID(s string, strict bool) (UPID, error) {
 		if i := strings.IndexAny(text, " \t\r\n\v\f"); i >= 0 {
 			text = text[:i]
 		}
+	} else if strings.ContainsAny(text, " \t\r\n\v\f") {
+		// A peer reads only up to the first whitespace: a UPID with
+		// whitespace in it would name something else there.
+		return UPID{}, &UPIDError{s, "whitespace in UPID"}
 	}
 	at := strings.IndexByte(text, '@')
 	if at < 0 {

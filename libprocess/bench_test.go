@@ -1,0 +1,188 @@
+package libprocess
+
+import (
+	"context"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gogo/protobuf/proto"
+	"github.com/mesos/mesos-go/api/v0/messenger"
+	"github.com/mesos/mesos-go/api/v0/messenger/testmessage"
+	"github.com/mesos/mesos-go/api/v0/upid"
+	"github.com/valyala/fasthttp"
+	xcontext "golang.org/x/net/context"
+)
+
+// window bounds messages in flight in throughput runs, so a fast sender
+// measures the transport rather than overflowing the at-most-once queues.
+const window = 16384
+
+// counter counts deliveries and lets a sender wait for them.
+type counter struct {
+	n    atomic.Int64
+	mu   sync.Mutex
+	cond *sync.Cond
+}
+
+func newCounter() *counter {
+	c := &counter{}
+	c.cond = sync.NewCond(&c.mu)
+	return c
+}
+
+func (c *counter) inc() {
+	if v := c.n.Add(1); v%1024 == 0 {
+		c.mu.Lock()
+		c.cond.Broadcast()
+		c.mu.Unlock()
+	}
+}
+
+// waitFor blocks until at least target deliveries, or the deadline.
+func (c *counter) waitFor(target int64, deadline time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for c.n.Load() < target {
+		if time.Now().After(deadline) {
+			return false
+		}
+		// Woken every 1024 deliveries; a timer covers the tail.
+		t := time.AfterFunc(5*time.Millisecond, func() { c.mu.Lock(); c.cond.Broadcast(); c.mu.Unlock() })
+		c.cond.Wait()
+		t.Stop()
+	}
+	return true
+}
+
+// procpandaThroughput sends n messages of size bytes between two runtimes
+// over one connection and returns messages per second.
+func procpandaThroughput(tb testing.TB, n, size int) float64 {
+	a := startRuntime(tb)
+	b := startRuntime(tb)
+	cnt := newCounter()
+	sink := NewProcess("sink")
+	sink.Install("bench", func(m *Message) { cnt.inc() })
+	if _, err := b.Spawn(sink); err != nil {
+		tb.Fatal(err)
+	}
+	src := NewProcess("source")
+	if _, err := a.Spawn(src); err != nil {
+		tb.Fatal(err)
+	}
+	body := make([]byte, size)
+	start := time.Now()
+	deadline := start.Add(2 * time.Minute)
+	for i := 0; i < n; i++ {
+		if i >= window && i%1024 == 0 {
+			cnt.waitFor(int64(i-window), deadline)
+		}
+		var bb []byte
+		if size > 0 {
+			bb = body
+		}
+		if err := src.Send(sink.Self(), "bench", bb); err != nil {
+			tb.Fatalf("send %d: %v", i, err)
+		}
+	}
+	if !cnt.waitFor(int64(n), deadline) {
+		tb.Fatalf("only %d of %d delivered", cnt.n.Load(), n)
+	}
+	return float64(n) / time.Since(start).Seconds()
+}
+
+// mesosGoThroughput does the same between two mesos-go v0.0.11
+// messengers.
+func mesosGoThroughput(tb testing.TB, n, size int) float64 {
+	cnt := newCounter()
+	recv := messenger.NewHttpWithBindingAddress(upid.UPID{ID: "sink", Host: "127.0.0.1", Port: "0"}, net.ParseIP("127.0.0.1"))
+	if err := recv.Install(func(*upid.UPID, proto.Message) { cnt.inc() }, &testmessage.SmallMessage{}); err != nil {
+		tb.Fatal(err)
+	}
+	if err := recv.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	defer recv.Stop()
+	send := messenger.NewHttpWithBindingAddress(upid.UPID{ID: "source", Host: "127.0.0.1", Port: "0"}, net.ParseIP("127.0.0.1"))
+	if err := send.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	defer send.Stop()
+	to := recv.UPID()
+	msg := &testmessage.SmallMessage{}
+	if size > 0 {
+		msg.Values = []string{strings.Repeat("x", size-3)} // ~size bytes encoded
+	}
+	start := time.Now()
+	deadline := start.Add(2 * time.Minute)
+	for i := 0; i < n; i++ {
+		if i >= window && i%1024 == 0 {
+			cnt.waitFor(int64(i-window), deadline)
+		}
+		if err := send.Send(xcontext.Background(), &to, msg); err != nil {
+			tb.Fatalf("mesos-go send %d: %v", i, err)
+		}
+	}
+	if !cnt.waitFor(int64(n), deadline) {
+		tb.Fatalf("mesos-go: only %d of %d delivered", cnt.n.Load(), n)
+	}
+	return float64(n) / time.Since(start).Seconds()
+}
+
+// BenchmarkMessageThroughput measures one-connection message throughput of
+// procpanda and of mesos-go's messenger in the same run and reports the
+// ratio (procpanda ÷ mesos-go).
+func BenchmarkMessageThroughput(b *testing.B) {
+	for _, size := range []int{0, 1024} {
+		name := "0B"
+		if size > 0 {
+			name = "1KiB"
+		}
+		b.Run(name, func(b *testing.B) {
+			var pp, mg float64
+			for i := 0; i < b.N; i++ {
+				pp = procpandaThroughput(b, 300000, size)
+				mg = mesosGoThroughput(b, 10000, size)
+			}
+			b.ReportMetric(pp, "procpanda-msgs/s")
+			b.ReportMetric(mg, "mesos-go-msgs/s")
+			b.ReportMetric(pp/mg, "ratio")
+		})
+	}
+}
+
+// BenchmarkRouteThroughput measures small-response HTTP route throughput
+// over keep-alive connections from several clients.
+func BenchmarkRouteThroughput(b *testing.B) {
+	rt := startRuntime(b)
+	p := NewProcess("svc")
+	p.Route("ping", Help{TLDR: "pong"}, func(req *Request, respond Responder) {
+		respond(TextResponse(200, "pong"))
+	})
+	if _, err := rt.Spawn(p); err != nil {
+		b.Fatal(err)
+	}
+	client := &fasthttp.HostClient{Addr: rt.Addr(), MaxConns: 8}
+	url := "http://" + rt.Addr() + "/svc/ping"
+	b.SetParallelism(2)
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		req := fasthttp.AcquireRequest()
+		resp := fasthttp.AcquireResponse()
+		defer fasthttp.ReleaseRequest(req)
+		defer fasthttp.ReleaseResponse(resp)
+		req.SetRequestURI(url)
+		for pb.Next() {
+			if err := client.Do(req, resp); err != nil || resp.StatusCode() != 200 {
+				b.Errorf("request: %v %d", err, resp.StatusCode())
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "req/s")
+	_ = context.Background
+}

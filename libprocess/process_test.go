@@ -29,6 +29,22 @@ func stuckProcess(t *testing.T, rt *Runtime, id string) (*Process, chan struct{}
 	return p, entered, release, &handled
 }
 
+// drain waits until p has handled everything queued so far. A full mailbox
+// refuses the dispatch, so it retries until the backlog has made room.
+func drain(t *testing.T, p *Process) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		err := p.DispatchWait(func() {})
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, ErrMailboxFull) || time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 func TestMailboxBoundedLocalAndHTTP(t *testing.T) {
 	rt := startRuntime(t, func(c *Config) { c.MailboxCapacity = 4 })
 	p, entered, release, handled := stuckProcess(t, rt, "stuck")
@@ -61,18 +77,7 @@ func TestMailboxBoundedLocalAndHTTP(t *testing.T) {
 		t.Fatal("dropped message not counted")
 	}
 	close(release)
-	// Room is made as the backlog drains; a waiting dispatch then runs
-	// after all five messages.
-	var ran error
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
-		if ran = p.DispatchWait(func() {}); !errors.Is(ran, ErrMailboxFull) {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
-	if ran != nil {
-		t.Fatal(ran)
-	}
+	drain(t, p)
 	if got := handled.Load(); got != 5 {
 		t.Fatalf("handled %d messages, want 5", got)
 	}
@@ -95,9 +100,7 @@ func TestMailboxBackpressureRemote(t *testing.T) {
 			t.Fatalf("response %d: %q", i, r.StatusLine)
 		}
 	}
-	if err := p.DispatchWait(func() {}); err != nil {
-		t.Fatal(err)
-	}
+	drain(t, p)
 	if got := handled.Load(); got != 10 {
 		t.Fatalf("handled %d of 10 messages", got)
 	}
@@ -182,7 +185,9 @@ func TestClientDisconnectCancelsRequestContext(t *testing.T) {
 	rt := startRuntime(t)
 	p := NewProcess("svc")
 	cancelled := make(chan struct{})
+	entered := make(chan struct{})
 	p.Route("slow", Help{TLDR: "slow"}, func(req *Request, respond Responder) {
+		close(entered)
 		go func() {
 			<-req.Context().Done()
 			close(cancelled)
@@ -194,10 +199,7 @@ func TestClientDisconnectCancelsRequestContext(t *testing.T) {
 	}
 	c := dialRaw(t, rt)
 	c.write("GET /svc/slow HTTP/1.1\r\nHost: x\r\n\r\n")
-	// Wait until the route runs (its handler is queued before this).
-	if err := p.DispatchWait(func() {}); err != nil {
-		t.Fatal(err)
-	}
+	<-entered
 	c.Close()
 	select {
 	case <-cancelled:
@@ -218,7 +220,9 @@ func TestShutdownFinishesInFlightAndFlushes(t *testing.T) {
 	}
 	p := NewProcess("svc")
 	release := make(chan struct{})
+	entered := make(chan struct{})
 	p.Route("slow", Help{TLDR: "slow"}, func(req *Request, respond Responder) {
+		close(entered)
 		go func() { <-release; respond(TextResponse(200, "done")) }()
 	})
 	finalized := make(chan struct{})
@@ -228,9 +232,7 @@ func TestShutdownFinishesInFlightAndFlushes(t *testing.T) {
 	}
 	c := dialRaw(t, rt)
 	c.write("GET /svc/slow HTTP/1.1\r\nHost: x\r\n\r\n")
-	if err := p.DispatchWait(func() {}); err != nil {
-		t.Fatal(err)
-	}
+	<-entered
 	done := make(chan error, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

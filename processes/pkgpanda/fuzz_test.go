@@ -1,0 +1,108 @@
+package pkgpanda
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/gogo/protobuf/proto"
+	"github.com/procpanda/procpanda/processes/pkgpanda/cli"
+)
+
+// FuzzParseGlobalArgs checks that whatever ParseGlobalArgs accepts turns
+// into option arguments the tool understands and that re-parse to the same
+// options, so no flag from pkgpandad's command line smuggles anything else
+// into an argv. The input is the arguments separated by newlines.
+func FuzzParseGlobalArgs(f *testing.F) {
+	f.Fuzz(func(t *testing.T, in string) {
+		args := strings.Split(in, "\n")
+		o, err := ParseGlobalArgs(args)
+		if err != nil {
+			return
+		}
+		out, err := o.Args()
+		if err != nil {
+			t.Fatalf("accepted options do not render: %v", err)
+		}
+		for _, a := range out {
+			if !strings.HasPrefix(a, "--") {
+				t.Fatalf("rendered argument %q is not an option", a)
+			}
+		}
+		back, err := ParseGlobalArgs(out)
+		if err != nil || back != o {
+			t.Fatalf("round trip: %+v -> %q -> %+v, %v", o, out, back, err)
+		}
+	})
+}
+
+// FuzzNegotiate checks that Negotiate either picks supported media types
+// or fails with one of the statuses the API documents.
+func FuzzNegotiate(f *testing.F) {
+	f.Fuzz(func(t *testing.T, contentType, accept string) {
+		req, resp, err := Negotiate(contentType, accept)
+		if err != nil {
+			var ne *NegotiateError
+			if !errors.As(err, &ne) {
+				t.Fatalf("error of type %T", err)
+			}
+			switch ne.Status {
+			case http.StatusBadRequest, http.StatusUnsupportedMediaType, http.StatusNotAcceptable:
+			default:
+				t.Fatalf("status %d", ne.Status)
+			}
+			return
+		}
+		for _, mt := range []string{req, resp} {
+			if mt != MediaJSON && mt != MediaProtobuf {
+				t.Fatalf("media type %q", mt)
+			}
+		}
+	})
+}
+
+// FuzzDecodeCall decodes arbitrary bodies as JSON and protobuf calls and
+// validates them: a call that passes validation never carries an invalid
+// package id, and a decoded protobuf call re-encodes to an equal call.
+func FuzzDecodeCall(f *testing.F) {
+	p, err := New(Config{Tool: cli.Tool{Path: "/nonexistent/pkgpanda"}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, body []byte, asJSON bool) {
+		mt := MediaProtobuf
+		if asJSON {
+			mt = MediaJSON
+		}
+		call, err := DecodeCall(mt, body)
+		if err != nil {
+			return
+		}
+		if !asJSON {
+			b, err := proto.Marshal(call)
+			if err != nil {
+				t.Fatalf("re-encoding: %v", err)
+			}
+			var again PkgpandaCall
+			if err := proto.Unmarshal(b, &again); err != nil || !proto.Equal(&again, call) {
+				t.Fatalf("round trip: %v vs %v (%v)", call, &again, err)
+			}
+		}
+		pc, fail := p.prepare(call)
+		if (pc == nil) == (fail == nil) {
+			t.Fatalf("prepare gave %v and %v", pc, fail)
+		}
+		if fail != nil {
+			if fail.Status < 400 || fail.Error == "" {
+				t.Fatalf("failure without error status: %v", fail)
+			}
+			return
+		}
+		for _, id := range call.PackageIds {
+			if err := cli.ValidID(id); err != nil {
+				t.Fatalf("accepted invalid id %q", id)
+			}
+		}
+	})
+}

@@ -1,0 +1,281 @@
+// Command pkgpandad runs the pkgpanda libprocess process: the DC/OS
+// Pkgpanda HTTP API and the pkgpanda command-line surface under
+// http://IP:PORT/pkgpanda/..., and PkgpandaCall messages to
+// pkgpanda@IP:PORT, each operation run by the pkgpanda command-line tool as
+// a subprocess.
+//
+// The listening address comes from the LIBPROCESS_* environment variables
+// (LIBPROCESS_IP, LIBPROCESS_PORT, LIBPROCESS_ADVERTISE_IP, ...). At start
+// pkgpandad prints its UPID (e.g. `pkgpanda@127.0.0.1:5052`) as one line on
+// stdout; logs are zerolog JSON lines on stderr. SIGTERM or SIGINT drains:
+// new and queued requests get 503, running mutations finish, then the
+// process exits 0.
+//
+// Usage:
+//
+//	pkgpandad [--pkgpanda PATH] [--pkgpanda-arg=--root=DIR ...] [--demo DIR]
+//	          [--timeout ROUTE=DURATION ...] [--queue ROUTE=N ...]
+//	          [--default-timeout DURATION] [--default-queue N]
+//	          [--max-add-size BYTES] [--tmp-dir DIR] [--env KEY=VALUE ...]
+//	          [--env-pass NAME ...] [--drain-timeout DURATION] [--log-level LEVEL]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/procpanda/procpanda/libprocess"
+	"github.com/procpanda/procpanda/processes/pkgpanda"
+	"github.com/procpanda/procpanda/processes/pkgpanda/cli"
+	"github.com/rs/zerolog"
+)
+
+func main() {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	os.Exit(run(os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr, sigs))
+}
+
+// listFlag is a repeatable string flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, " ") }
+func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
+
+// options are pkgpandad's parsed flags.
+type options struct {
+	tool         string
+	toolArgs     listFlag
+	demo         string
+	timeouts     listFlag
+	queues       listFlag
+	defTimeout   time.Duration
+	defQueue     int
+	maxAdd       int64
+	tmpDir       string
+	env          listFlag
+	envPass      listFlag
+	drainTimeout time.Duration
+	logLevel     string
+}
+
+// defaultEnvPass are the variables handed to the tool when --env-pass is
+// not given.
+var defaultEnvPass = []string{"PATH", "HOME", "LANG", "LC_ALL", "TMPDIR"}
+
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("pkgpandad", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.tool, "pkgpanda", "pkgpanda", "the pkgpanda command-line tool (a path, or a name looked up in PATH)")
+	fs.Var(&o.toolArgs, "pkgpanda-arg", "a global option for every pkgpanda command, e.g. --pkgpanda-arg=--root=/opt/mesosphere (repeatable; --root, --repository, --config-dir, --state-dir-root, --rooted-systemd, --no-systemd, --no-block-systemd, --silent)")
+	fs.StringVar(&o.demo, "demo", "", "create a demo repository in `DIR` with the stand-in's demo-init and point the tool at it")
+	fs.Var(&o.timeouts, "timeout", "per-route subprocess timeout `ROUTE=DURATION` (repeatable; routes: "+strings.Join(pkgpanda.RouteNames(), ", ")+")")
+	fs.Var(&o.queues, "queue", "per-route queue bound `ROUTE=N` (repeatable)")
+	fs.DurationVar(&o.defTimeout, "default-timeout", 0, "subprocess timeout of routes without --timeout (0: 5m, 30m for add/fetch/check)")
+	fs.IntVar(&o.defQueue, "default-queue", 0, fmt.Sprintf("queue bound of routes without --queue (0: %d)", pkgpanda.DefaultQueueLimit))
+	fs.Int64Var(&o.maxAdd, "max-add-size", 0, fmt.Sprintf("largest tarball add accepts, in bytes (0: %d; request bodies are also capped by the runtime's message size limit)", int64(pkgpanda.DefaultMaxAddSize)))
+	fs.StringVar(&o.tmpDir, "tmp-dir", "", "where add writes uploaded tarballs (default: the system temp dir)")
+	fs.Var(&o.env, "env", "set `KEY=VALUE` in the tool's environment (repeatable)")
+	fs.Var(&o.envPass, "env-pass", "pass this variable of pkgpandad's environment to the tool (repeatable; default: "+strings.Join(defaultEnvPass, ", ")+")")
+	fs.DurationVar(&o.drainTimeout, "drain-timeout", 10*time.Minute, "on SIGTERM, how long running mutations may take to finish")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if len(o.envPass) == 0 {
+		o.envPass = defaultEnvPass
+	}
+	return o, nil
+}
+
+// buildConfig turns flags into the process configuration; demo-init runs
+// here when --demo is given.
+func buildConfig(o *options, lookup func(string) (string, bool), log zerolog.Logger) (pkgpanda.Config, error) {
+	var cfg pkgpanda.Config
+	tool := o.tool
+	if !strings.Contains(tool, "/") {
+		p, err := exec.LookPath(tool)
+		if err != nil {
+			return cfg, fmt.Errorf("finding the pkgpanda tool %q: %w", tool, err)
+		}
+		tool = p
+	}
+	tool, err := filepath.Abs(tool)
+	if err != nil {
+		return cfg, fmt.Errorf("resolving the pkgpanda tool path: %w", err)
+	}
+	var env []string
+	for _, name := range o.envPass {
+		if v, ok := lookup(name); ok {
+			env = append(env, name+"="+v)
+		}
+	}
+	for _, kv := range o.env {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			return cfg, fmt.Errorf("--env %q: want KEY=VALUE", kv)
+		}
+		env = append(env, kv)
+	}
+	args := []string(o.toolArgs)
+	if o.demo != "" {
+		demoArgs, err := demoInit(tool, o.demo, env)
+		if err != nil {
+			return cfg, err
+		}
+		log.Info().Str("dir", o.demo).Strs("options", demoArgs).Msg("demo repository ready")
+		args = append(demoArgs, args...)
+	}
+	opts, err := pkgpanda.ParseGlobalArgs(args)
+	if err != nil {
+		return cfg, err
+	}
+	limits := map[string]pkgpanda.RouteLimits{}
+	for _, name := range pkgpanda.RouteNames() {
+		limits[name] = pkgpanda.RouteLimits{Timeout: o.defTimeout, QueueLimit: o.defQueue}
+	}
+	if o.defTimeout < 0 || o.defQueue < 0 {
+		return cfg, errors.New("--default-timeout and --default-queue must not be negative")
+	}
+	for _, s := range o.timeouts {
+		route, v, err := pkgpanda.ParseRouteSetting(s)
+		if err != nil {
+			return cfg, fmt.Errorf("--timeout: %w", err)
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return cfg, fmt.Errorf("--timeout %q: want a positive duration such as 90s", s)
+		}
+		l := limits[route]
+		l.Timeout = d
+		limits[route] = l
+	}
+	for _, s := range o.queues {
+		route, v, err := pkgpanda.ParseRouteSetting(s)
+		if err != nil {
+			return cfg, fmt.Errorf("--queue: %w", err)
+		}
+		n, err := pkgpanda.ParseQueueLimit(v)
+		if err != nil {
+			return cfg, fmt.Errorf("--queue: %w", err)
+		}
+		l := limits[route]
+		l.QueueLimit = n
+		limits[route] = l
+	}
+	if o.maxAdd < 0 {
+		return cfg, errors.New("--max-add-size must not be negative")
+	}
+	cfg = pkgpanda.Config{
+		Tool:       cli.Tool{Path: tool, Options: opts},
+		Env:        env,
+		TempDir:    o.tmpDir,
+		MaxAddSize: o.maxAdd,
+		Limits:     limits,
+		Logger:     log,
+	}
+	return cfg, nil
+}
+
+// demoInit runs `<tool> demo-init DIR` (the stand-in CLI's command) and
+// returns the global options it prints, one per line.
+func demoInit(tool, dir string, env []string) ([]string, error) {
+	cmd := exec.Command(tool, "demo-init", dir)
+	cmd.Env = env
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("creating the demo repository with %s demo-init %s: %w: %s", tool, dir, err, strings.TrimSpace(stderr.String()))
+	}
+	var args []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			args = append(args, l)
+		}
+	}
+	return args, nil
+}
+
+func run(args []string, lookup func(string) (string, bool), stdout, stderr io.Writer, sigs <-chan os.Signal) int {
+	o, err := parseFlags(args, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(stderr, "pkgpandad:", err)
+		return 2
+	}
+	level, err := zerolog.ParseLevel(o.logLevel)
+	if err != nil || o.logLevel == "" {
+		fmt.Fprintf(stderr, "pkgpandad: --log-level %q: want trace, debug, info, warn or error\n", o.logLevel)
+		return 2
+	}
+	base := zerolog.New(stderr).Level(level).With().Timestamp().Logger()
+	log := base.With().Str("component", "pkgpandad").Logger()
+
+	cfg, err := buildConfig(o, lookup, log)
+	cfg.Logger = base.With().Str("component", "pkgpanda").Logger()
+	if err != nil {
+		log.Error().Err(err).Msg("bad configuration")
+		return 2
+	}
+	rcfg := libprocess.DefaultConfig()
+	if err := rcfg.ApplyEnv(lookup); err != nil {
+		log.Error().Err(err).Msg("bad LIBPROCESS_* environment")
+		return 2
+	}
+	rcfg.Logger = base.With().Str("component", "libprocess").Logger()
+	rt, err := libprocess.New(rcfg)
+	if err != nil {
+		log.Error().Err(err).Msg("configuring the runtime")
+		return 2
+	}
+	p, err := pkgpanda.New(cfg)
+	if err != nil {
+		log.Error().Err(err).Msg("configuring the pkgpanda process")
+		return 2
+	}
+	if err := rt.Start(); err != nil {
+		log.Error().Err(err).Msg("starting the runtime")
+		return 1
+	}
+	upid, err := p.Start(rt)
+	if err != nil {
+		log.Error().Err(err).Msg("starting the pkgpanda process")
+		_ = rt.Shutdown(context.Background())
+		return 1
+	}
+	fmt.Fprintln(stdout, upid.String())
+	log.Info().Str("upid", upid.String()).Str("addr", rt.Addr()).Str("tool", cfg.Tool.Path).Msg("pkgpanda serving")
+
+	sig := <-sigs
+	log.Info().Str("signal", sig.String()).Msg("draining")
+	ctx, cancel := context.WithTimeout(context.Background(), o.drainTimeout)
+	defer cancel()
+	code := 0
+	if err := p.Drain(ctx); err != nil {
+		log.Warn().Err(err).Msg("drain cut short; running mutations may be interrupted")
+		code = 1
+	}
+	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer scancel()
+	if err := rt.Shutdown(sctx); err != nil {
+		log.Warn().Err(err).Msg("runtime shutdown cut short")
+	}
+	log.Info().Int("exit", code).Msg("stopped")
+	return code
+}

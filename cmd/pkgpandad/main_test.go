@@ -1,0 +1,120 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/procpanda/procpanda/libprocess"
+)
+
+// build compiles pkgpandad and the stand-in CLI into a temp dir.
+func build(t *testing.T) (daemon, standin string) {
+	t.Helper()
+	dir := t.TempDir()
+	for _, pkg := range []string{"pkgpandad", "pkgpanda-standin"} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, pkg), "github.com/procpanda/procpanda/cmd/"+pkg)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("building %s: %v\n%s", pkg, err, out)
+		}
+	}
+	return filepath.Join(dir, "pkgpandad"), filepath.Join(dir, "pkgpanda-standin")
+}
+
+// TestDemoServesAndSIGTERMExitsZero starts the daemon as `make run` does
+// (stand-in CLI, --demo), reads its UPID line, queries the API, then
+// sends SIGTERM and expects exit status 0.
+func TestDemoServesAndSIGTERMExitsZero(t *testing.T) {
+	daemon, standin := build(t)
+	demo := filepath.Join(t.TempDir(), "demo")
+	cmd := exec.Command(daemon, "--pkgpanda", standin, "--demo", demo, "--queue", "list.json=4", "--timeout", "fetch=1m", "--log-level", "debug")
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "LIBPROCESS_IP=127.0.0.1", "LIBPROCESS_PORT=0"}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	reaped := false
+	defer func() {
+		if !reaped {
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	}()
+	lines := bufio.NewReader(stdout)
+	line, err := lines.ReadString('\n')
+	go func() { exited <- cmd.Wait() }()
+	if err != nil {
+		t.Fatalf("reading the UPID line: %v; stderr:\n%s", err, stderr.String())
+	}
+	upid, err := libprocess.ParseUPID(strings.TrimSpace(line))
+	if err != nil || upid.ID != "pkgpanda" {
+		t.Fatalf("first stdout line %q is not a pkgpanda UPID: %v", line, err)
+	}
+	resp, err := http.Get("http://" + upid.HostPort() + "/pkgpanda/repository/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var ids []string
+	if resp.StatusCode != 200 || json.Unmarshal(body, &ids) != nil || len(ids) == 0 {
+		t.Fatalf("GET /pkgpanda/repository/: %d %s", resp.StatusCode, body)
+	}
+	// The demo repository is what the stand-in created under --demo.
+	for _, id := range ids {
+		if _, err := os.Stat(filepath.Join(demo, "packages", id, "pkginfo.json")); err != nil {
+			t.Errorf("listed %s is not in the demo repository: %v", id, err)
+		}
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		reaped = true
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v; stderr:\n%s", err, stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("pkgpandad did not exit after SIGTERM")
+	}
+	for _, l := range strings.Split(strings.TrimSpace(stderr.String()), "\n") {
+		var obj map[string]any
+		if err := json.Unmarshal([]byte(l), &obj); err != nil {
+			t.Fatalf("log line is not JSON: %q", l)
+		}
+	}
+}
+
+func TestBadFlagsExit2(t *testing.T) {
+	for _, args := range [][]string{
+		{"--pkgpanda", "/bin/true", "--pkgpanda-arg=--bogus"},
+		{"--pkgpanda", "/bin/true", "--pkgpanda-arg=--root"},
+		{"--pkgpanda", "/bin/true", "--timeout", "nosuchroute=1s"},
+		{"--pkgpanda", "/bin/true", "--queue", "list.json=0"},
+		{"--pkgpanda", "/bin/true", "--log-level", "loud"},
+		{"--nosuchflag"},
+		{"--pkgpanda", "/bin/true", "extra"},
+	} {
+		var out, errb strings.Builder
+		code := run(args, func(string) (string, bool) { return "", false }, &out, &errb, nil)
+		if code != 2 || out.Len() != 0 {
+			t.Errorf("%q: exit %d, stdout %q; want 2 and nothing", args, code, out.String())
+		}
+	}
+}

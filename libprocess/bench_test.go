@@ -60,9 +60,9 @@ func (c *counter) waitFor(target int64, deadline time.Time) bool {
 
 // procpandaThroughput sends n messages of size bytes between two runtimes
 // over one connection and returns messages per second.
-func procpandaThroughput(tb testing.TB, n, size int) float64 {
-	a := startRuntime(tb)
-	b := startRuntime(tb)
+func procpandaThroughput(tb testing.TB, n, size int, mutate ...func(*Config)) float64 {
+	a := startRuntime(tb, mutate...)
+	b := startRuntime(tb, mutate...)
 	cnt := newCounter()
 	sink := NewProcess("sink")
 	sink.Install("bench", func(m *Message) { cnt.inc() })

@@ -226,3 +226,37 @@ func TestInboundHTTPThenLegacyMessages(t *testing.T) {
 		}
 	}
 }
+
+// Hundreds of 1 KiB messages pipelined in one write span many buffer
+// refills and compactions; each must arrive whole and in order.
+func TestInboundLargePipelinedBatch(t *testing.T) {
+	rt := startRuntime(t)
+	rec := spawnRecorder(t, rt, "target", "bulk")
+	const n = 300
+	var req strings.Builder
+	for i := 0; i < n; i++ {
+		body := strings.Repeat(fmt.Sprintf("%04d", i), 250)
+		fmt.Fprintf(&req, "POST /target/bulk HTTP/1.1\r\nUser-Agent: libprocess/a@1.2.3.4:5\r\nLibprocess-From: a@1.2.3.4:5\r\nConnection: Keep-Alive\r\nHost: \r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n", len(body), body)
+		if i%2 == 1 { // and some with Content-Length
+			fmt.Fprintf(&req, "POST /target/bulk HTTP/1.1\r\nLibprocess-From: a@1.2.3.4:5\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+		}
+	}
+	c := dialRaw(t, rt)
+	go c.write(req.String())
+	total := n + n/2
+	for i := 0; i < total; i++ {
+		if r := c.read(); r.Status != 202 {
+			t.Fatalf("response %d: %q %q", i, r.StatusLine, r.Body)
+		}
+	}
+	for i := 0; i < n; i++ {
+		want := strings.Repeat(fmt.Sprintf("%04d", i), 250)
+		copies := 1 + i%2
+		for k := 0; k < copies; k++ {
+			m := rec.next(t)
+			if string(m.Body) != want || m.From.String() != "a@1.2.3.4:5" {
+				t.Fatalf("message %d.%d: from %v body %.20q…", i, k, m.From, m.Body)
+			}
+		}
+	}
+}

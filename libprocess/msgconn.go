@@ -38,6 +38,9 @@ type msgConn struct {
 	chunked wire.ChunkedDecoder
 	msgState
 
+	target []byte // request target of the message being read
+	from   []byte // sender text of the message being read
+
 	// Pass-through state while an HTTP request goes to fasthttp.
 	headLen     int   // length of the HTTP request head pump stopped at
 	passN       int64 // bytes still to hand over verbatim
@@ -92,15 +95,19 @@ func (mc *msgConn) pump() bool {
 			return mc.flush()
 		}
 		mc.r += n
+		// The head aliases the read buffer, which reading the body may
+		// compact: keep what delivery needs first.
+		mc.target = append(mc.target[:0], mc.head.Target...)
+		mc.from = append(mc.from[:0], wire.Sender(&mc.head)...)
+		keep := mc.head.KeepAlive()
 		body, ok := mc.readBody()
 		if !ok {
 			return false
 		}
-		status, text := mc.s.rt.acceptMessage(&mc.msgState, mc.head.Target, wire.Sender(&mc.head), mc.c.RemoteAddr(), mc.peerIP, body)
-		keep := mc.head.KeepAlive()
+		status, text := mc.s.rt.acceptMessage(&mc.msgState, mc.target, mc.from, mc.c.RemoteAddr(), mc.peerIP, body)
 		mc.respond(status, text, !keep)
 		if log.Debug().Enabled() {
-			log.Debug().Str("peer", mc.c.RemoteAddr().String()).Bytes("target", mc.head.Target).Int("status", status).Int("bytes", len(body)).Msg("message received")
+			log.Debug().Str("peer", mc.c.RemoteAddr().String()).Bytes("target", mc.target).Int("status", status).Int("bytes", len(body)).Msg("message received")
 		}
 		if !keep {
 			mc.flush()

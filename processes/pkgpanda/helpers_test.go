@@ -61,6 +61,8 @@ type envOpt struct {
 	delay  time.Duration
 	limits map[string]RouteLimits
 	onRun  func(RunInfo)
+	// noTrace leaves the stand-in's trace hook off (benchmarks).
+	noTrace bool
 }
 
 func fixtureDir(t testing.TB) string {
@@ -81,7 +83,10 @@ func newEnv(t testing.TB, o envOpt) *env {
 		t.Fatalf("copying the fixture: %v", err)
 	}
 	e := &env{t: t, dir: copyDir, fixture: fixture, trace: filepath.Join(dir, "trace")}
-	childEnv := []string{"PATH=/usr/bin:/bin", "PKGPANDA_STANDIN_TRACE=" + e.trace}
+	childEnv := []string{"PATH=/usr/bin:/bin"}
+	if !o.noTrace {
+		childEnv = append(childEnv, "PKGPANDA_STANDIN_TRACE="+e.trace)
+	}
 	if o.delay > 0 {
 		childEnv = append(childEnv, "PKGPANDA_STANDIN_DELAY="+o.delay.String())
 	}

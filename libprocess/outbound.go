@@ -16,8 +16,12 @@ import (
 // Config.OutboundQueueCapacity messages; the message is dropped.
 var ErrQueueFull = errors.New("libprocess: outbound queue full")
 
+// writeSegment is how many encoded bytes one write carries at most
+// (a single larger message is written whole).
+const writeSegment = 256 << 10
+
 // maxKeptWriteBuf bounds the encode buffer a peer keeps between batches.
-const maxKeptWriteBuf = 4 << 20
+const maxKeptWriteBuf = 1 << 20
 
 // outbound owns connections to remote peers. There is one connection per
 // local sending process and remote address (spec 3.2; one per sender keeps
@@ -40,7 +44,8 @@ type outbound struct {
 
 type outKey struct {
 	from string // local process id
-	addr string // remote host:port
+	host string // remote host
+	port uint16 // remote port
 }
 
 // outMsg is a queued message.
@@ -75,8 +80,8 @@ type peer struct {
 	wake chan struct{}
 }
 
-func (o *outbound) peerFor(from *Process, addr string) (*peer, error) {
-	key := outKey{from: from.id, addr: addr}
+func (o *outbound) peerFor(from *Process, to UPID) (*peer, error) {
+	key := outKey{from: from.id, host: to.Host, port: to.Port}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.closed {
@@ -88,7 +93,7 @@ func (o *outbound) peerFor(from *Process, addr string) (*peer, error) {
 	idle := make(chan struct{})
 	close(idle)
 	p := &peer{
-		o: o, from: from, fromText: from.self.String(), addr: addr,
+		o: o, from: from, fromText: from.self.String(), addr: to.HostPort(),
 		idle: idle, links: make(map[UPID]struct{}), wake: make(chan struct{}, 1),
 	}
 	o.peers[key] = p
@@ -101,7 +106,7 @@ func (o *outbound) peerFor(from *Process, addr string) (*peer, error) {
 }
 
 func (o *outbound) send(from *Process, to UPID, name string, body []byte) error {
-	p, err := o.peerFor(from, to.HostPort())
+	p, err := o.peerFor(from, to)
 	if err != nil {
 		o.rt.metrics.messagesDropped.Add(1)
 		return fmt.Errorf("send %s to %s: %w", name, to, err)
@@ -126,7 +131,7 @@ func (o *outbound) send(from *Process, to UPID, name string, body []byte) error 
 }
 
 func (o *outbound) link(from *Process, to UPID) error {
-	p, err := o.peerFor(from, to.HostPort())
+	p, err := o.peerFor(from, to)
 	if err != nil {
 		return fmt.Errorf("link to %s: %w", to, err)
 	}
@@ -267,14 +272,9 @@ func (p *peer) writeLoop() {
 			if conn == nil {
 				rt.metrics.messagesDropped.Add(int64(len(batch)))
 			} else {
-				buf = buf[:0]
-				host := p.addr
-				for i := range batch {
-					m := &batch[i]
-					buf = wire.AppendMessage(buf, p.fromText, m.toID, host, m.name, m.body)
-				}
-				_ = conn.SetWriteDeadline(time.Now().Add(rt.cfg.WriteTimeout))
-				if _, err := conn.Write(buf); err != nil {
+				var err error
+				buf, err = p.writeBatch(conn, buf, batch)
+				if err != nil {
 					rt.metrics.messagesDropped.Add(int64(len(batch)))
 					rt.log.Warn().Str("from", p.fromText).Str("peer", p.addr).Int("dropped", len(batch)).Err(err).Msg("write to peer failed; messages dropped")
 					p.broken(gen, conn)
@@ -294,6 +294,26 @@ func (p *peer) writeLoop() {
 		}
 		spare = batch
 	}
+}
+
+// writeBatch encodes the batch into buf and writes it in segments of
+// about writeSegment bytes, so one syscall carries many messages while
+// the buffer stays small enough to reuse.
+func (p *peer) writeBatch(conn net.Conn, buf []byte, batch []outMsg) ([]byte, error) {
+	rt := p.o.rt
+	buf = buf[:0]
+	for i := range batch {
+		m := &batch[i]
+		buf = wire.AppendMessage(buf, p.fromText, m.toID, p.addr, m.name, m.body)
+		if len(buf) >= writeSegment || i == len(batch)-1 {
+			_ = conn.SetWriteDeadline(time.Now().Add(rt.cfg.WriteTimeout))
+			if _, err := conn.Write(buf); err != nil {
+				return buf, err
+			}
+			buf = buf[:0]
+		}
+	}
+	return buf, nil
 }
 
 // dial connects to the peer and starts its reader. On failure it notifies

@@ -37,6 +37,13 @@ type Config struct {
 	// MaxMessageSize bounds an inbound message body or HTTP request body;
 	// larger ones are answered 413 and the connection is closed.
 	MaxMessageSize int
+	// MaxRequestBodySize bounds an HTTP request body handed to a route as
+	// a stream (see Request.BodyStream); reading past it fails with
+	// ErrBodyTooLarge.
+	MaxRequestBodySize int64
+	// BufferedBodyLimit is the largest HTTP request body a route receives
+	// in memory (Request.Body); larger ones arrive as Request.BodyStream.
+	BufferedBodyLimit int
 	// MailboxCapacity bounds each process' queued events. When full,
 	// messages are dropped and counted, HTTP requests are answered 503 and
 	// Dispatch returns ErrMailboxFull.
@@ -65,11 +72,14 @@ type Config struct {
 }
 
 // DefaultConfig returns libprocess' defaults: bind all interfaces on a free
-// port, 16 MiB message limit, 8192-event mailboxes, no idle timeout, and a
-// logger that writes nothing.
+// port, 16 MiB message limit, HTTP bodies over 1 MiB streamed (4 GiB at
+// most), 8192-event mailboxes, no idle timeout, and a logger that writes
+// nothing.
 func DefaultConfig() Config {
 	return Config{
 		MaxMessageSize:        16 << 20,
+		MaxRequestBodySize:    4 << 30,
+		BufferedBodyLimit:     1 << 20,
 		MailboxCapacity:       8192,
 		OutboundQueueCapacity: 65536,
 		ReadTimeout:           30 * time.Second,
@@ -149,6 +159,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxMessageSize <= 0 {
 		return errors.New("config: MaxMessageSize must be positive")
+	}
+	if c.MaxRequestBodySize <= 0 || c.BufferedBodyLimit <= 0 {
+		return errors.New("config: MaxRequestBodySize and BufferedBodyLimit must be positive")
 	}
 	if c.MailboxCapacity <= 0 {
 		return errors.New("config: MailboxCapacity must be positive")

@@ -3,6 +3,7 @@ package libprocess
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -14,15 +15,52 @@ import (
 // Request is an HTTP request routed to a process. Handlers may keep it
 // after they return (for responses finished later).
 type Request struct {
-	Method     string
-	URL        *url.URL // path as received (percent-decoded in URL.Path), with query
-	Header     http.Header
-	Body       []byte
+	Method string
+	URL    *url.URL // path as received (percent-decoded in URL.Path), with query
+	Header http.Header
+	// Body is the request body when it is at most
+	// Config.BufferedBodyLimit bytes; larger bodies leave Body nil and
+	// arrive as BodyStream.
+	Body []byte
+	// BodyStream, when non-nil, streams a large body from the socket. Read
+	// it from a goroutine of your own (never on the process' goroutine)
+	// and before calling the Responder; reads past
+	// Config.MaxRequestBodySize fail with ErrBodyTooLarge.
+	BodyStream io.Reader
 	RemoteAddr net.Addr
 	// Route is the installed route name that matched, e.g. "repository".
 	Route string
 
 	ctx context.Context
+}
+
+// ErrBodyTooLarge is returned by reads of Request.BodyStream past
+// Config.MaxRequestBodySize.
+var ErrBodyTooLarge = errors.New("libprocess: request body too large")
+
+// limitedBody fails reads past its limit instead of truncating silently.
+type limitedBody struct {
+	r    io.Reader
+	left int64
+}
+
+func (l *limitedBody) Read(p []byte) (int, error) {
+	if l.left <= 0 {
+		// Probe for one more byte: a body of exactly the limit is fine.
+		var one [1]byte
+		if n, err := l.r.Read(one[:]); n > 0 {
+			return 0, ErrBodyTooLarge
+		} else if err != nil {
+			return 0, err
+		}
+		return 0, io.EOF
+	}
+	if int64(len(p)) > l.left {
+		p = p[:l.left]
+	}
+	n, err := l.r.Read(p)
+	l.left -= int64(n)
+	return n, err
 }
 
 // Context is cancelled when the client goes away (detected while the

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"errors"
 	"io"
+	"strconv"
 	"net"
 	"net/http"
 	"strings"
@@ -313,4 +315,46 @@ func TestStockFasthttpRejectsPeerShapes(t *testing.T) {
 		t.Fatalf("handler ran %d times; expected fasthttp to reject before the handler", len(called))
 	}
 	_ = http.StatusOK
+}
+
+func TestHTTPLargeBodyStreams(t *testing.T) {
+	rt := startRuntime(t, func(c *Config) { c.BufferedBodyLimit = 1024; c.MaxRequestBodySize = 100000 })
+	p := NewProcess("up")
+	p.Route("load", Help{TLDR: "counts body bytes"}, func(req *Request, respond Responder) {
+		if req.BodyStream == nil {
+			respond(TextResponse(200, "buffered "+strconv.Itoa(len(req.Body))))
+			return
+		}
+		go func() {
+			n, err := io.Copy(io.Discard, req.BodyStream)
+			if errors.Is(err, ErrBodyTooLarge) {
+				respond(TextResponse(413, "too large"))
+				return
+			}
+			respond(TextResponse(200, "streamed "+strconv.FormatInt(n, 10)))
+		}()
+	})
+	if _, err := rt.Spawn(p); err != nil {
+		t.Fatal(err)
+	}
+	c := dialRaw(t, rt)
+	for _, tc := range []struct {
+		size int
+		want string
+	}{{10, "buffered 10"}, {50000, "streamed 50000"}, {100000, "streamed 100000"}, {100001, "too large"}} {
+		c.write("POST /up/load HTTP/1.1\r\nHost: x\r\nContent-Length: " + strconv.Itoa(tc.size) + "\r\n\r\n" + strings.Repeat("z", tc.size))
+		if r := c.read(); string(r.Body) != tc.want {
+			t.Fatalf("%d bytes: %q, want %q", tc.size, r.Body, tc.want)
+		}
+		if tc.want == "too large" {
+			break
+		}
+	}
+	// Chunked uploads stream too.
+	c2 := dialRaw(t, rt)
+	chunk := strings.Repeat("y", 4000)
+	c2.write("POST /up/load HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + strings.Repeat("fa0\r\n"+chunk+"\r\n", 5) + "0\r\n\r\n")
+	if r := c2.read(); string(r.Body) != "streamed 20000" && string(r.Body) != "buffered 20000" {
+		t.Fatalf("chunked: %q", r.Body)
+	}
 }

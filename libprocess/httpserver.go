@@ -3,6 +3,7 @@ package libprocess
 import (
 	"bytes"
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -68,7 +69,9 @@ func (s *server) serveHTTP(ctx *fasthttp.RequestCtx) {
 	for k, v := range ctx.Request.Header.All() {
 		req.Header.Add(string(k), string(v))
 	}
-	if body := ctx.PostBody(); len(body) > 0 {
+	if cl := ctx.Request.Header.ContentLength(); ctx.Request.IsBodyStream() && (cl < 0 || cl > s.rt.cfg.BufferedBodyLimit) {
+		req.BodyStream = &limitedBody{r: ctx.RequestBodyStream(), left: s.rt.cfg.MaxRequestBodySize}
+	} else if body := ctx.PostBody(); len(body) > 0 {
 		req.Body = append([]byte(nil), body...)
 	}
 	rctx, cancel := context.WithCancel(s.baseCtx)
@@ -178,7 +181,15 @@ func (s *server) serveMessage(ctx *fasthttp.RequestCtx) {
 	}
 	var st msgState
 	var body []byte
-	if b := ctx.PostBody(); len(b) > 0 {
+	if ctx.Request.IsBodyStream() {
+		b, err := io.ReadAll(&limitedBody{r: ctx.RequestBodyStream(), left: int64(s.rt.cfg.MaxMessageSize)})
+		if err != nil {
+			ctx.SetStatusCode(http.StatusRequestEntityTooLarge)
+			ctx.SetConnectionClose()
+			return
+		}
+		body = b
+	} else if b := ctx.PostBody(); len(b) > 0 {
 		body = append([]byte(nil), b...)
 	}
 	peerIP := ctx.RemoteIP().String()

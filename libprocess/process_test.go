@@ -251,3 +251,30 @@ func TestShutdownFinishesInFlightAndFlushes(t *testing.T) {
 		t.Fatal("spawn after shutdown succeeded")
 	}
 }
+
+func TestSpawnRules(t *testing.T) {
+	notStarted, err := New(DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := notStarted.Spawn(NewProcess("p")); err == nil {
+		t.Fatal("spawn before Start succeeded")
+	}
+	rt := startRuntime(t)
+	for _, id := range []string{"", "a/b", "a b"} {
+		if _, err := rt.Spawn(NewProcess(id)); err == nil {
+			t.Fatalf("spawn of id %q succeeded", id)
+		}
+	}
+	p := NewProcess("dup")
+	u, err := rt.Spawn(p)
+	if err != nil || u != rt.UPID("dup") || u.Host != "127.0.0.1" {
+		t.Fatalf("spawn: %v %v", u, err)
+	}
+	if _, err := rt.Spawn(NewProcess("dup")); err == nil {
+		t.Fatal("duplicate id spawned")
+	}
+	if _, err := rt.Spawn(p); err == nil {
+		t.Fatal("process spawned twice")
+	}
+}

@@ -160,6 +160,10 @@ func (rt *Runtime) Spawn(p *Process) (UPID, error) {
 		rt.mu.Unlock()
 		return UPID{}, fmt.Errorf("spawn %q: process was already spawned", p.id)
 	}
+	if rt.address.Port == 0 && rt.address.Host == "" {
+		rt.mu.Unlock()
+		return UPID{}, fmt.Errorf("spawn %q: runtime not started (call Start first)", p.id)
+	}
 	if _, taken := rt.processes[p.id]; taken {
 		rt.mu.Unlock()
 		return UPID{}, fmt.Errorf("spawn %q: a process with that id is running", p.id)

@@ -358,3 +358,58 @@ func TestHTTPLargeBodyStreams(t *testing.T) {
 		t.Fatalf("chunked: %q", r.Body)
 	}
 }
+
+// A streamed response keeps its request context alive while it streams,
+// and a client that goes away mid-stream cancels it.
+func TestHTTPStreamContextLifetime(t *testing.T) {
+	rt := startRuntime(t)
+	p := NewProcess("svc")
+	ctxErr := make(chan error, 1)
+	p.Route("tail", Help{TLDR: "streams until the client leaves"}, func(req *Request, respond Responder) {
+		pr, pw := io.Pipe()
+		respond(Response{Status: 200, Stream: pr})
+		go func() {
+			defer pw.Close()
+			for i := 0; ; i++ {
+				if req.Context().Err() != nil {
+					ctxErr <- req.Context().Err()
+					return
+				}
+				if _, err := io.WriteString(pw, strings.Repeat("x", 1000)+"\n"); err != nil {
+					<-req.Context().Done()
+					ctxErr <- req.Context().Err()
+					return
+				}
+			}
+		}()
+	})
+	if _, err := rt.Spawn(p); err != nil {
+		t.Fatal(err)
+	}
+	c := dialRaw(t, rt)
+	c.write("GET /svc/tail HTTP/1.1\r\nHost: x\r\n\r\n")
+	// Read the status line and a good part of the stream: the context must
+	// not be cancelled while the client reads.
+	line, err := c.r.ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "HTTP/1.1 200") {
+		t.Fatalf("status %q %v", line, err)
+	}
+	buf := make([]byte, 200000)
+	if _, err := io.ReadFull(c.r, buf); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-ctxErr:
+		t.Fatalf("context ended while streaming: %v", err)
+	default:
+	}
+	c.Close()
+	select {
+	case err := <-ctxErr:
+		if err == nil {
+			t.Fatal("stream ended without its context being cancelled")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("client left but the stream's context was never cancelled")
+	}
+}

@@ -76,16 +76,38 @@ func (s *server) serveHTTP(ctx *fasthttp.RequestCtx) {
 	}
 	rctx, cancel := context.WithCancel(s.baseCtx)
 	req.ctx = rctx
-	defer cancel()
 	rest := strings.TrimPrefix(decoded, "/"+p.id)
 	ev := newHTTPEvent(req, rest, cancel)
 	if err := p.enqueue(event{kind: evHTTP, http: ev}); err != nil {
 		s.rt.log.Warn().Str("process", p.id).Str("path", decoded).Err(err).Msg("HTTP request refused")
+		cancel()
 		ctx.Response.Header.Set("Retry-After", "1")
 		writeResponse(ctx, req, errorResponse(http.StatusServiceUnavailable, err.Error()))
 		return
 	}
-	writeResponse(ctx, req, s.await(ctx, ev, cancel))
+	resp := s.await(ctx, ev, cancel)
+	if resp.Stream != nil {
+		// fasthttp writes the stream after this handler returns and closes
+		// it when done or when the client goes away: the request's context
+		// lives until then.
+		resp.Stream = &cancelOnClose{ReadCloser: resp.Stream, cancel: cancel}
+	} else {
+		defer cancel()
+	}
+	writeResponse(ctx, req, resp)
+}
+
+// cancelOnClose cancels a request's context when its streamed response
+// body is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c *cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
 }
 
 // await waits for a route's response. While waiting it watches the client's

@@ -32,10 +32,15 @@ const (
 	RouteAPIv1      = "api/v1"      // POST: PkgpandaCall in JSON or protobuf
 )
 
-// RouteNames returns every route name, sorted.
+// RouteNames returns, sorted, the names of the routes that run the tool,
+// each with its own actor, limits and metrics. RouteAPIv1 is not among
+// them: an api/v1 call or a PkgpandaCall message runs on the actor of the
+// route serving the same operation (LIST, GET_PACKAGE, FETCH and REMOVE on
+// "repository"; ACTIVE, GET_ACTIVE_PACKAGE and ACTIVATE on "active"; ADD
+// on "add"; SWAP on "swap"; CHECK on "check").
 func RouteNames() []string {
 	names := []string{RouteListJSON, RouteActiveJSON, RouteAdd, RouteRemove, RouteActivate,
-		RouteSwap, RouteFetch, RouteCheck, RouteRepository, RouteActive, RouteAPIv1}
+		RouteSwap, RouteFetch, RouteCheck, RouteRepository, RouteActive}
 	sort.Strings(names)
 	return names
 }

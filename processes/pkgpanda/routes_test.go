@@ -78,7 +78,7 @@ func TestReadRoutes(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("/help/pkgpanda: %d", resp.StatusCode)
 	}
-	for _, route := range RouteNames() {
+	for _, route := range append(RouteNames(), RouteAPIv1) {
 		r, err := http.Get("http://" + e.rt.Addr() + "/help/pkgpanda/" + route)
 		if err != nil {
 			t.Fatal(err)

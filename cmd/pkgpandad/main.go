@@ -16,7 +16,7 @@
 //	pkgpandad [--pkgpanda PATH] [--pkgpanda-arg=--root=DIR ...] [--demo DIR]
 //	          [--timeout ROUTE=DURATION ...] [--queue ROUTE=N ...]
 //	          [--default-timeout DURATION] [--default-queue N]
-//	          [--max-add-size BYTES] [--tmp-dir DIR] [--env KEY=VALUE ...]
+//	          [--max-add-size BYTES] [--max-message-size BYTES] [--tmp-dir DIR] [--env KEY=VALUE ...]
 //	          [--env-pass NAME ...] [--drain-timeout DURATION] [--log-level LEVEL]
 package main
 
@@ -62,6 +62,7 @@ type options struct {
 	defTimeout   time.Duration
 	defQueue     int
 	maxAdd       int64
+	maxMessage   int
 	tmpDir       string
 	env          listFlag
 	envPass      listFlag
@@ -69,9 +70,9 @@ type options struct {
 	logLevel     string
 }
 
-// defaultEnvPass are the variables handed to the tool when --env-pass is
-// not given.
-var defaultEnvPass = []string{"PATH", "HOME", "LANG", "LC_ALL", "TMPDIR"}
+// defaultEnvPass returns the variables handed to the tool when --env-pass
+// is not given.
+func defaultEnvPass() []string { return []string{"PATH", "HOME", "LANG", "LC_ALL", "TMPDIR"} }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o := &options{}
@@ -85,9 +86,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.defTimeout, "default-timeout", 0, "subprocess timeout of routes without --timeout (0: 5m, 30m for add/fetch/check)")
 	fs.IntVar(&o.defQueue, "default-queue", 0, fmt.Sprintf("queue bound of routes without --queue (0: %d)", pkgpanda.DefaultQueueLimit))
 	fs.Int64Var(&o.maxAdd, "max-add-size", 0, fmt.Sprintf("largest tarball add accepts, in bytes (0: %d; request bodies are also capped by the runtime's message size limit)", int64(pkgpanda.DefaultMaxAddSize)))
+	fs.IntVar(&o.maxMessage, "max-message-size", 0, "the runtime's cap on a request body or message, in bytes (0: libprocess' default); raise it to add tarballs larger than that")
 	fs.StringVar(&o.tmpDir, "tmp-dir", "", "where add writes uploaded tarballs (default: the system temp dir)")
 	fs.Var(&o.env, "env", "set `KEY=VALUE` in the tool's environment (repeatable)")
-	fs.Var(&o.envPass, "env-pass", "pass this variable of pkgpandad's environment to the tool (repeatable; default: "+strings.Join(defaultEnvPass, ", ")+")")
+	fs.Var(&o.envPass, "env-pass", "pass this variable of pkgpandad's environment to the tool (repeatable; default: "+strings.Join(defaultEnvPass(), ", ")+")")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 10*time.Minute, "on SIGTERM, how long running mutations may take to finish")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
@@ -97,7 +99,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	if len(o.envPass) == 0 {
-		o.envPass = defaultEnvPass
+		o.envPass = defaultEnvPass()
 	}
 	return o, nil
 }
@@ -237,6 +239,13 @@ func run(args []string, lookup func(string) (string, bool), stdout, stderr io.Wr
 	if err := rcfg.ApplyEnv(lookup); err != nil {
 		log.Error().Err(err).Msg("bad LIBPROCESS_* environment")
 		return 2
+	}
+	if o.maxMessage < 0 {
+		log.Error().Msg("--max-message-size must not be negative")
+		return 2
+	}
+	if o.maxMessage > 0 {
+		rcfg.MaxMessageSize = o.maxMessage
 	}
 	rcfg.Logger = base.With().Str("component", "libprocess").Logger()
 	rt, err := libprocess.New(rcfg)

@@ -327,7 +327,14 @@ func (p *Process) serveAPIv1(req *libprocess.Request, respond libprocess.Respond
 		respond(libprocess.ErrorResponse(status, err.Error()))
 		return
 	}
-	call, err := DecodeCall(reqType, req.Body)
+	withBody(req, respond, p.cfg.maxAddSize()+maxJSONBody, func(body []byte) {
+		p.serveCall(req, respond, reqType, respType, body)
+	})
+}
+
+// serveCall decodes and dispatches one api/v1 call.
+func (p *Process) serveCall(req *libprocess.Request, respond libprocess.Responder, reqType, respType string, body []byte) {
+	call, err := DecodeCall(reqType, body)
 	if err != nil {
 		respond(libprocess.ErrorResponse(http.StatusBadRequest, err.Error()))
 		return

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -61,6 +62,8 @@ type envOpt struct {
 	delay  time.Duration
 	limits map[string]RouteLimits
 	onRun  func(RunInfo)
+	// maxAdd is Config.MaxAddSize.
+	maxAdd int64
 	// noTrace leaves the stand-in's trace hook off (benchmarks).
 	noTrace bool
 }
@@ -99,11 +102,12 @@ func newEnv(t testing.TB, o envOpt) *env {
 			RootedSystemd: true,
 			NoSystemd:     true,
 		}},
-		Env:       childEnv,
-		TempDir:   dir,
-		Limits:    o.limits,
-		KillGrace: time.Second,
-		OnRun:     o.onRun,
+		Env:        childEnv,
+		TempDir:    dir,
+		Limits:     o.limits,
+		KillGrace:  time.Second,
+		OnRun:      o.onRun,
+		MaxAddSize: o.maxAdd,
 	}
 	p, err := New(cfg)
 	if err != nil {
@@ -334,7 +338,10 @@ func (e *env) async(wg *sync.WaitGroup, out *reply, method, path string, body []
 
 // tarball builds a gzip-compressed package tarball (the stand-in sniffs
 // the compression) holding pkginfo.json.
-func tarball(t testing.TB) []byte {
+func tarball(t testing.TB) []byte { return tarballWith(t, 0) }
+
+// tarballWith adds a file of extra incompressible bytes.
+func tarballWith(t testing.TB, extra int) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	gz := gzip.NewWriter(&buf)
@@ -345,6 +352,18 @@ func tarball(t testing.TB) []byte {
 	}
 	if _, err := tw.Write(info); err != nil {
 		t.Fatal(err)
+	}
+	if extra > 0 {
+		blob := make([]byte, extra)
+		if _, err := rand.Read(blob); err != nil {
+			t.Fatal(err)
+		}
+		if err := tw.WriteHeader(&tar.Header{Name: "blob", Mode: 0o644, Size: int64(extra), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(blob); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := tw.Close(); err != nil {
 		t.Fatal(err)

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 
@@ -284,24 +286,77 @@ func (p *Process) serveAdd(req *libprocess.Request, respond libprocess.Responder
 		respond(libprocess.ErrorResponse(http.StatusBadRequest, err.Error()))
 		return
 	}
-	if int64(len(req.Body)) > p.cfg.maxAddSize() {
-		respond(libprocess.ErrorResponse(http.StatusRequestEntityTooLarge, fmt.Sprintf("the tarball exceeds %d bytes", p.cfg.maxAddSize())))
-		return
-	}
-	if len(req.Body) == 0 {
+	var body io.Reader = bytes.NewReader(req.Body)
+	if req.BodyStream != nil {
+		body = req.BodyStream
+	} else if len(req.Body) == 0 {
 		respond(libprocess.ErrorResponse(http.StatusBadRequest, "the request body must be the package tarball"))
 		return
 	}
-	a := p.actors[RouteAdd]
-	body := req.Body
-	p.submit(a.route, true, req, respond, func(ctx context.Context, _ func()) {
-		respond(render(p.opAdd(ctx, a, id, bytes.NewReader(body)), func(r *PkgpandaResponse) libprocess.Response {
-			return libprocess.JSONResponse(http.StatusOK, struct {
-				packageJSON
-				AlreadyAdded bool `json:"already_added"`
-			}{packageBody(r.Package), r.AlreadyAdded})
-		}))
-	})
+	// Stream the body to disk on a goroutine of our own (never on the
+	// process' goroutine, and outside the write lock), then queue the add.
+	go func() {
+		dir, file, fail := p.writeTarball(id, body)
+		if fail != nil {
+			respond(httpFailure(fail))
+			return
+		}
+		a := p.actors[RouteAdd]
+		queued := false
+		defer func() {
+			if !queued {
+				os.RemoveAll(dir)
+			}
+		}()
+		reject := rejectHTTP(respond)
+		j := &job{write: true, ctx: req.Context(), reject: func(status int, msg string) {
+			os.RemoveAll(dir)
+			reject(status, msg)
+		}, run: func(ctx context.Context, _ func()) {
+			defer os.RemoveAll(dir)
+			respond(render(p.opAddFile(ctx, a, id, file), func(r *PkgpandaResponse) libprocess.Response {
+				return libprocess.JSONResponse(http.StatusOK, struct {
+					packageJSON
+					AlreadyAdded bool `json:"already_added"`
+				}{packageBody(r.Package), r.AlreadyAdded})
+			}))
+		}}
+		ok, why := p.enqueue(a, j)
+		if !ok {
+			reject(http.StatusServiceUnavailable, why)
+			return
+		}
+		queued = true
+	}()
+}
+
+// maxJSONBody bounds the JSON bodies of PUT /active/ and
+// POST /repository/<id>.
+const maxJSONBody = 1 << 20
+
+// withBody hands the request body (at most limit bytes) to then: at once
+// when the runtime buffered it, else after reading the stream on a
+// goroutine of its own. A larger body answers 413.
+func withBody(req *libprocess.Request, respond libprocess.Responder, limit int64, then func(body []byte)) {
+	if req.BodyStream == nil {
+		if int64(len(req.Body)) > limit {
+			respond(libprocess.ErrorResponse(http.StatusRequestEntityTooLarge, "the request body is too large"))
+			return
+		}
+		then(req.Body)
+		return
+	}
+	go func() {
+		b, err := io.ReadAll(io.LimitReader(req.BodyStream, limit+1))
+		switch {
+		case errors.Is(err, libprocess.ErrBodyTooLarge) || (err == nil && int64(len(b)) > limit):
+			respond(libprocess.ErrorResponse(http.StatusRequestEntityTooLarge, "the request body is too large"))
+		case err != nil:
+			respond(libprocess.ErrorResponse(http.StatusBadRequest, "reading the request body: "+err.Error()))
+		default:
+			then(b)
+		}
+	}()
 }
 
 func (p *Process) serveRemove(req *libprocess.Request, respond libprocess.Responder) {
@@ -414,8 +469,10 @@ func (p *Process) serveCheck(req *libprocess.Request, respond libprocess.Respond
 		})
 		return
 	}
-	p.submit(a.route, false, req, respond, func(ctx context.Context, detach func()) {
-		s := &streamer{respond: respond, detach: detach}
+	p.submit(a.route, false, req, respond, func(ctx context.Context, _ func()) {
+		// The request context lives until the stream is closed, so the
+		// client going away keeps cancelling the run after output began.
+		s := &streamer{respond: respond, detach: func() {}}
 		r, _ := p.opCheck(ctx, a, s)
 		s.finish(r, func(r *PkgpandaResponse) libprocess.Response {
 			return libprocess.TextResponse(http.StatusOK, "")
@@ -458,26 +515,28 @@ func (p *Process) serveRepository(req *libprocess.Request, respond libprocess.Re
 			respond(libprocess.ErrorResponse(http.StatusBadRequest, err.Error()))
 			return
 		}
-		var body map[string]json.RawMessage
-		var url string
-		if err := json.Unmarshal(req.Body, &body); err != nil || body == nil {
-			respond(libprocess.ErrorResponse(http.StatusBadRequest, "the body must be a JSON object with repository_url"))
-			return
-		}
-		if err := json.Unmarshal(body["repository_url"], &url); err != nil || url == "" {
-			respond(libprocess.ErrorResponse(http.StatusBadRequest, "repository_url must be a non-empty string"))
-			return
-		}
-		if _, err := p.cfg.Tool.Fetch(url, id); err != nil {
-			respond(libprocess.ErrorResponse(http.StatusBadRequest, err.Error()))
-			return
-		}
-		p.submit(a.route, true, req, respond, func(ctx context.Context, _ func()) {
-			r, _ := p.opFetch(ctx, a, url, []cli.ID{id}, nil, apiFetchStatuses())
-			if r.Status < 400 {
-				r.Status = http.StatusNoContent
+		withBody(req, respond, maxJSONBody, func(raw []byte) {
+			var body map[string]json.RawMessage
+			var url string
+			if err := json.Unmarshal(raw, &body); err != nil || body == nil {
+				respond(libprocess.ErrorResponse(http.StatusBadRequest, "the body must be a JSON object with repository_url"))
+				return
 			}
-			respond(render(r, nil))
+			if err := json.Unmarshal(body["repository_url"], &url); err != nil || url == "" {
+				respond(libprocess.ErrorResponse(http.StatusBadRequest, "repository_url must be a non-empty string"))
+				return
+			}
+			if _, err := p.cfg.Tool.Fetch(url, id); err != nil {
+				respond(libprocess.ErrorResponse(http.StatusBadRequest, err.Error()))
+				return
+			}
+			p.submit(a.route, true, req, respond, func(ctx context.Context, _ func()) {
+				r, _ := p.opFetch(ctx, a, url, []cli.ID{id}, nil, apiFetchStatuses())
+				if r.Status < 400 {
+					r.Status = http.StatusNoContent
+				}
+				respond(render(r, nil))
+			})
 		})
 	case http.MethodDelete:
 		id, err := cli.ParseID(raw)
@@ -503,18 +562,20 @@ func (p *Process) serveActive(req *libprocess.Request, respond libprocess.Respon
 				respond(render(p.opActive(ctx, a), idsBody))
 			})
 		case http.MethodPut:
-			var raw []string
-			if err := json.Unmarshal(req.Body, &raw); err != nil || raw == nil {
-				respond(libprocess.ErrorResponse(http.StatusBadRequest, "the body must be a JSON array of package ids"))
-				return
-			}
-			ids, err := parseIDs(raw)
-			if err != nil {
-				respond(libprocess.ErrorResponse(http.StatusBadRequest, err.Error()))
-				return
-			}
-			p.submit(a.route, true, req, respond, func(ctx context.Context, _ func()) {
-				respond(render(p.opActivate(ctx, a, ids, true, apiActivateStatuses()), nil))
+			withBody(req, respond, maxJSONBody, func(body []byte) {
+				var raw []string
+				if err := json.Unmarshal(body, &raw); err != nil || raw == nil {
+					respond(libprocess.ErrorResponse(http.StatusBadRequest, "the body must be a JSON array of package ids"))
+					return
+				}
+				ids, err := parseIDs(raw)
+				if err != nil {
+					respond(libprocess.ErrorResponse(http.StatusBadRequest, err.Error()))
+					return
+				}
+				p.submit(a.route, true, req, respond, func(ctx context.Context, _ func()) {
+					respond(render(p.opActivate(ctx, a, ids, true, apiActivateStatuses()), nil))
+				})
 			})
 		default:
 			respond(methodNotAllowed(http.MethodGet, http.MethodPut))

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/procpanda/procpanda/libprocess"
 	"github.com/procpanda/procpanda/processes/pkgpanda/cli"
 	"github.com/procpanda/procpanda/processes/pkgpanda/subprocess"
 )
@@ -219,33 +220,41 @@ func (p *Process) opGetActivePackage(ctx context.Context, a *actor, id cli.ID) *
 	return r
 }
 
-// opAdd writes the tarball to <private temp dir>/<id>.tar.xz (at most
-// MaxAddSize bytes) and runs `pkgpanda add` on it.
-func (p *Process) opAdd(ctx context.Context, a *actor, id cli.ID, body io.Reader) *PkgpandaResponse {
+// writeTarball streams body into <private temp dir>/<id>.tar.xz, at most
+// MaxAddSize bytes. On success the caller owns dir and must remove it.
+func (p *Process) writeTarball(id cli.ID, body io.Reader) (dir, file string, fail *PkgpandaResponse) {
 	dir, err := os.MkdirTemp(p.cfg.tempDir(), "pkgpanda-add-")
 	if err != nil {
-		return failed(http.StatusInternalServerError, "creating a temporary directory for the tarball: %v", err)
+		return "", "", failed(http.StatusInternalServerError, "creating a temporary directory for the tarball: %v", err)
 	}
-	defer os.RemoveAll(dir)
-	file := filepath.Join(dir, id.String()+".tar.xz")
+	file = filepath.Join(dir, id.String()+".tar.xz")
 	f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return failed(http.StatusInternalServerError, "creating the tarball file: %v", err)
+		os.RemoveAll(dir)
+		return "", "", failed(http.StatusInternalServerError, "creating the tarball file: %v", err)
 	}
 	limit := p.cfg.maxAddSize()
 	n, err := io.Copy(f, io.LimitReader(body, limit+1))
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil {
-		return failed(http.StatusInternalServerError, "writing the tarball: %v", err)
+	switch {
+	case errors.Is(err, libprocess.ErrBodyTooLarge) || (err == nil && n > limit):
+		fail = failed(http.StatusRequestEntityTooLarge, "the tarball exceeds the size limit")
+	case err != nil:
+		fail = failed(http.StatusInternalServerError, "writing the tarball: %v", err)
+	case n == 0:
+		fail = failed(http.StatusBadRequest, "the tarball is empty")
 	}
-	if n > limit {
-		return failed(http.StatusRequestEntityTooLarge, "the tarball exceeds %d bytes", limit)
+	if fail != nil {
+		os.RemoveAll(dir)
+		return "", "", fail
 	}
-	if n == 0 {
-		return failed(http.StatusBadRequest, "the tarball is empty")
-	}
+	return dir, file, nil
+}
+
+// opAddFile runs `pkgpanda add` on a tarball written by writeTarball.
+func (p *Process) opAddFile(ctx context.Context, a *actor, id cli.ID, file string) *PkgpandaResponse {
 	argv, err := p.cfg.Tool.Add(file)
 	res, fail := p.collect(ctx, a, argv, err, cliStatuses())
 	if fail != nil {
@@ -255,6 +264,16 @@ func (p *Process) opAdd(ctx context.Context, a *actor, id cli.ID, body io.Reader
 	r.Package = pkgOf(id)
 	r.AlreadyAdded = bytes.Contains(res.Stdout, []byte("Package already added."))
 	return r
+}
+
+// opAdd writes the tarball and adds it (the message and api/v1 path).
+func (p *Process) opAdd(ctx context.Context, a *actor, id cli.ID, body io.Reader) *PkgpandaResponse {
+	dir, file, fail := p.writeTarball(id, body)
+	if fail != nil {
+		return fail
+	}
+	defer os.RemoveAll(dir)
+	return p.opAddFile(ctx, a, id, file)
 }
 
 // opFetch runs `pkgpanda fetch`. With stream, stdout goes there as it

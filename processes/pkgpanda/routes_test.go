@@ -247,3 +247,23 @@ func TestCheckRoute(t *testing.T) {
 	}
 	expectStatus(t, "check bad list", e.do("GET", "/check?list=maybe", nil), 400)
 }
+
+// TestAddLargeBody sends tarballs larger than the runtime buffers in memory
+// (they arrive as a body stream) and one over the size cap.
+func TestAddLargeBody(t *testing.T) {
+	big := tarballWith(t, 3<<20)
+	e := newEnv(t, envOpt{maxAdd: int64(len(big)) + 1024})
+	expectJSON(t, "add streamed body", e.do("POST", "/add?id=bigpkg--1", big), 200,
+		`{"id":"bigpkg--1","name":"bigpkg","version":"1","already_added":false}`)
+	if _, err := os.Stat(filepath.Join(e.dir, "packages", "bigpkg--1", "blob")); err != nil {
+		t.Fatalf("the added package lacks its content: %v", err)
+	}
+	bigger := tarballWith(t, 4<<20)
+	expectStatus(t, "add over the cap", e.do("POST", "/add?id=biggerpkg--1", bigger), 413)
+	if n := e.runsStarted("add"); n != 1 {
+		t.Fatalf("%d add runs, want 1 (the oversized one must not run)", n)
+	}
+	// A large JSON body on an API route is refused, not buffered.
+	huge := []byte(`["` + strings.Repeat("a", 2<<20) + `--1"]`)
+	expectStatus(t, "PUT /active/ huge", e.do("PUT", "/active/", huge), 413)
+}

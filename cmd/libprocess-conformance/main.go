@@ -15,7 +15,9 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/gogo/protobuf/proto"
 	"github.com/procpanda/procpanda/conformance"
+	"github.com/procpanda/procpanda/processes/pkgpanda"
 )
 
 func main() {
@@ -75,6 +77,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		o.Run = re
 	}
+	if o.Pkgpanda {
+		o.PkgpandaRoundTrip = pkgpandaListRoundTrip()
+	}
 	// mesos-go logs through glog, which otherwise writes files to the
 	// temporary directory; keep its output on stderr.
 	_ = flag.CommandLine.Set("logtostderr", "true")
@@ -93,4 +98,31 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// pkgpandaListRoundTrip is the pkgpanda message round trip: a LIST
+// PkgpandaCall answered by a PkgpandaResponse with the same request id and
+// status 200. The messages are the pkgpanda process' public protocol.
+func pkgpandaListRoundTrip() *conformance.RoundTrip {
+	const requestID = "libprocess-conformance"
+	body, err := proto.Marshal(&pkgpanda.PkgpandaCall{Type: pkgpanda.PkgpandaCall_LIST, RequestId: requestID})
+	if err != nil {
+		panic(err) // a fixed, valid message always encodes
+	}
+	return &conformance.RoundTrip{
+		Name:      proto.MessageName(&pkgpanda.PkgpandaCall{}),
+		Body:      body,
+		ReplyName: proto.MessageName(&pkgpanda.PkgpandaResponse{}),
+		Check: func(b []byte) error {
+			var r pkgpanda.PkgpandaResponse
+			if err := proto.Unmarshal(b, &r); err != nil {
+				return fmt.Errorf("decoding PkgpandaResponse: %w", err)
+			}
+			if r.RequestId != requestID || r.Status != 200 || r.Type != pkgpanda.PkgpandaCall_LIST {
+				return fmt.Errorf("want LIST response %q with status 200, got type %v request_id %q status %d error %q",
+					requestID, r.Type, r.RequestId, r.Status, r.Error)
+			}
+			return nil
+		},
+	}
 }

@@ -21,15 +21,19 @@ func newHelpRegistry() *helpRegistry {
 	return &helpRegistry{routes: make(map[string]map[string]Help)}
 }
 
-func (h *helpRegistry) add(id string, r *route) {
+func (h *helpRegistry) add(p *Process, r *route) {
+	help := r.help
+	if help.Authentication == "" && r.effectiveRealm(p) != "" {
+		help.Authentication = "This endpoint requires authentication iff HTTP authentication is enabled."
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	m := h.routes[id]
+	m := h.routes[p.id]
 	if m == nil {
 		m = make(map[string]Help)
-		h.routes[id] = m
+		h.routes[p.id] = m
 	}
-	m[r.name] = r.help
+	m[r.name] = help
 }
 
 func (h *helpRegistry) remove(id string) {

@@ -30,6 +30,9 @@ type Request struct {
 	RemoteAddr net.Addr
 	// Route is the installed route name that matched, e.g. "repository".
 	Route string
+	// Principal is the authenticated principal when the route has a realm
+	// with an authenticator (spec 7); empty otherwise.
+	Principal string
 
 	ctx context.Context
 }
@@ -106,6 +109,7 @@ type Help struct {
 
 type route struct {
 	name    string // without leading '/': "" is the root route
+	realm   string // authentication realm; "" uses the process' realm
 	help    Help
 	handler RouteHandler
 }
@@ -115,12 +119,33 @@ type route struct {
 // shown under /help. Requests reach the longest installed route that is a
 // prefix of their path at a segment boundary (spec 4.3).
 func (p *Process) Route(name string, help Help, handler RouteHandler) {
+	p.AuthenticatedRoute(name, "", help, handler)
+}
+
+// AuthenticatedRoute is Route for a route in an authentication realm
+// (spec 7): when the runtime has an authenticator for realm, requests
+// without valid credentials get 401 with a WWW-Authenticate challenge, and
+// an authorizer's refusal gets 403. An empty realm means the process'
+// realm (SetRealm).
+func (p *Process) AuthenticatedRoute(name, realm string, help Help, handler RouteHandler) {
 	name = strings.Trim(name, "/")
-	r := &route{name: name, help: help, handler: handler}
+	r := &route{name: name, realm: realm, help: help, handler: handler}
 	p.routes[name] = r
 	if p.rt != nil {
-		p.rt.help.add(p.id, r)
+		p.rt.help.add(p, r)
 	}
+}
+
+// SetRealm puts every route of the process that names no realm of its own
+// into realm, like the readwrite/readonly realms libprocess is initialized
+// with. Call it before Spawn.
+func (p *Process) SetRealm(realm string) { p.realm = realm }
+
+func (r *route) effectiveRealm(p *Process) string {
+	if r.realm != "" {
+		return r.realm
+	}
+	return p.realm
 }
 
 // lookupRoute finds the route for a path below /<id> (spec 4.3): try the
@@ -165,6 +190,15 @@ func (p *Process) serveHTTP(h *httpEvent) {
 	if r == nil {
 		h.respond(Response{Status: http.StatusNotFound})
 		return
+	}
+	if realm := r.effectiveRealm(p); realm != "" {
+		principal, deny := p.rt.auth.check(realm, h.req)
+		if deny != nil {
+			p.rt.log.Info().Str("process", p.id).Str("route", r.name).Str("realm", realm).Int("status", deny.Status).Msg("HTTP request refused by authentication")
+			h.respond(*deny)
+			return
+		}
+		h.req.Principal = principal
 	}
 	h.req.Route = r.name
 	p.rt.metrics.httpRequests.Add(1)

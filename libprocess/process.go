@@ -37,6 +37,7 @@ type Process struct {
 
 	handlers map[string]MessageHandler
 	routes   map[string]*route
+	realm    string // default authentication realm of routes
 	exited   ExitedHandler
 	onInit   func()
 	onFinal  func()

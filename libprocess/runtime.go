@@ -30,6 +30,7 @@ type Runtime struct {
 	metrics *runtimeMetrics
 	user    *Metrics
 	help    *helpRegistry
+	auth    *authRegistry
 
 	server   *server
 	outbound *outbound
@@ -48,6 +49,7 @@ func New(cfg Config) (*Runtime, error) {
 		metrics:   &runtimeMetrics{},
 		user:      newMetrics(),
 		help:      newHelpRegistry(),
+		auth:      newAuthRegistry(),
 	}
 	rt.outbound = newOutbound(rt)
 	return rt, nil
@@ -177,7 +179,7 @@ func (rt *Runtime) Spawn(p *Process) (UPID, error) {
 	rt.mu.Unlock()
 
 	for _, r := range p.routes {
-		rt.help.add(p.id, r)
+		rt.help.add(p, r)
 	}
 	p.spawned.Store(true)
 	rt.wg.Add(1)

@@ -22,6 +22,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -68,6 +69,9 @@ type options struct {
 	envPass      listFlag
 	drainTimeout time.Duration
 	logLevel     string
+	credentials  string
+	jwtSecret    string
+	realm        string
 }
 
 // defaultEnvPass returns the variables handed to the tool when --env-pass
@@ -85,8 +89,11 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Var(&o.queues, "queue", "per-route queue bound `ROUTE=N` (repeatable)")
 	fs.DurationVar(&o.defTimeout, "default-timeout", 0, "subprocess timeout of routes without --timeout (0: 5m, 30m for add/fetch/check)")
 	fs.IntVar(&o.defQueue, "default-queue", 0, fmt.Sprintf("queue bound of routes without --queue (0: %d)", pkgpanda.DefaultQueueLimit))
-	fs.Int64Var(&o.maxAdd, "max-add-size", 0, fmt.Sprintf("largest tarball add accepts, in bytes (0: %d; request bodies are also capped by the runtime's message size limit)", int64(pkgpanda.DefaultMaxAddSize)))
-	fs.IntVar(&o.maxMessage, "max-message-size", 0, "the runtime's cap on a request body or message, in bytes (0: libprocess' default); raise it to add tarballs larger than that")
+	fs.Int64Var(&o.maxAdd, "max-add-size", 0, fmt.Sprintf("largest tarball POST /pkgpanda/add accepts, in bytes (0: %d); uploads stream to disk", int64(pkgpanda.DefaultMaxAddSize)))
+	fs.IntVar(&o.maxMessage, "max-message-size", 0, "the runtime's cap on a libprocess message body, in bytes (0: libprocess' default); bounds ADD tarballs sent inside PkgpandaCall messages")
+	fs.StringVar(&o.credentials, "http-credentials", "", "require HTTP Basic authentication on every route, with the principals and secrets of this Mesos credentials `FILE` ({\"credentials\":[{\"principal\":…,\"secret\":…}]})")
+	fs.StringVar(&o.jwtSecret, "jwt-secret-key", "", "require HS256 JWT bearer tokens on every route, signed with the key in this `FILE` (exclusive with --http-credentials)")
+	fs.StringVar(&o.realm, "authentication-realm", "pkgpanda", "the HTTP authentication realm of the routes")
 	fs.StringVar(&o.tmpDir, "tmp-dir", "", "where add writes uploaded tarballs (default: the system temp dir)")
 	fs.Var(&o.env, "env", "set `KEY=VALUE` in the tool's environment (repeatable)")
 	fs.Var(&o.envPass, "env-pass", "pass this variable of pkgpandad's environment to the tool (repeatable; default: "+strings.Join(defaultEnvPass(), ", ")+")")
@@ -253,6 +260,16 @@ func run(args []string, lookup func(string) (string, bool), stdout, stderr io.Wr
 		log.Error().Err(err).Msg("configuring the runtime")
 		return 2
 	}
+	authn, err := authenticator(o)
+	if err != nil {
+		log.Error().Err(err).Msg("configuring HTTP authentication")
+		return 2
+	}
+	if authn != nil {
+		cfg.Realm = o.realm
+		rt.SetAuthenticator(o.realm, authn)
+		log.Info().Str("realm", o.realm).Str("scheme", authn.Scheme()).Msg("HTTP authentication enabled")
+	}
 	p, err := pkgpanda.New(cfg)
 	if err != nil {
 		log.Error().Err(err).Msg("configuring the pkgpanda process")
@@ -287,4 +304,48 @@ func run(args []string, lookup func(string) (string, bool), stdout, stderr io.Wr
 	}
 	log.Info().Int("exit", code).Msg("stopped")
 	return code
+}
+
+// authenticator builds the HTTP authenticator the flags ask for, or nil.
+func authenticator(o *options) (libprocess.Authenticator, error) {
+	switch {
+	case o.credentials != "" && o.jwtSecret != "":
+		return nil, errors.New("--http-credentials and --jwt-secret-key are exclusive")
+	case o.credentials != "":
+		b, err := os.ReadFile(o.credentials)
+		if err != nil {
+			return nil, fmt.Errorf("reading --http-credentials: %w", err)
+		}
+		var f struct {
+			Credentials []struct {
+				Principal string `json:"principal"`
+				Secret    string `json:"secret"`
+			} `json:"credentials"`
+		}
+		if err := json.Unmarshal(b, &f); err != nil {
+			return nil, fmt.Errorf("parsing --http-credentials %s: %w", o.credentials, err)
+		}
+		creds := map[string]string{}
+		for _, c := range f.Credentials {
+			if c.Principal == "" {
+				return nil, fmt.Errorf("--http-credentials %s: a credential has no principal", o.credentials)
+			}
+			creds[c.Principal] = c.Secret
+		}
+		if len(creds) == 0 {
+			return nil, fmt.Errorf("--http-credentials %s: no credentials", o.credentials)
+		}
+		return libprocess.NewBasicAuthenticator(creds), nil
+	case o.jwtSecret != "":
+		b, err := os.ReadFile(o.jwtSecret)
+		if err != nil {
+			return nil, fmt.Errorf("reading --jwt-secret-key: %w", err)
+		}
+		key := []byte(strings.TrimRight(string(b), "\r\n"))
+		if len(key) == 0 {
+			return nil, fmt.Errorf("--jwt-secret-key %s is empty", o.jwtSecret)
+		}
+		return libprocess.NewJWTAuthenticator(key), nil
+	}
+	return nil, nil
 }

@@ -84,6 +84,11 @@ type RunInfo struct {
 
 // Config configures a pkgpanda Process.
 type Config struct {
+	// Realm is the HTTP authentication realm of every route; the runtime's
+	// authenticator for it (Runtime.SetAuthenticator) then guards them.
+	// Empty leaves the routes open. Messages are not authenticated, as in
+	// libprocess.
+	Realm string
 	// Tool is the pkgpanda executable and the global options passed to
 	// every command. Tool.Path is required.
 	Tool cli.Tool

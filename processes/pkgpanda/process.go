@@ -46,6 +46,7 @@ func New(cfg Config) (*Process, error) {
 		lp:     libprocess.NewProcess(ProcessID),
 		actors: make(map[string]*actor),
 	}
+	p.lp.SetRealm(cfg.Realm)
 	p.drainCtx, p.drainCancel = context.WithCancel(context.Background())
 	for _, name := range RouteNames() {
 		l := cfg.limits(name)

@@ -24,6 +24,7 @@ type UPIDError struct {
 	Reason string // what is wrong with it
 }
 
+// Error implements error.
 func (e *UPIDError) Error() string {
 	return fmt.Sprintf("invalid UPID %q: %s", e.Text, e.Reason)
 }

@@ -10,6 +10,7 @@ type BodyError struct {
 	Reason string // what was wrong
 }
 
+// Error implements error.
 func (e *BodyError) Error() string { return fmt.Sprintf("wire: bad request body: %s", e.Reason) }
 
 // chunk decoder states.

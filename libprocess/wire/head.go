@@ -56,6 +56,7 @@ type HeadError struct {
 	Reason string // what was wrong
 }
 
+// Error implements error.
 func (e *HeadError) Error() string { return fmt.Sprintf("wire: bad request head: %s", e.Reason) }
 
 func headErr(status int, format string, args ...any) error {

@@ -81,6 +81,7 @@ type PercentError struct {
 	Offset int // byte offset of the '%'
 }
 
+// Error implements error.
 func (e *PercentError) Error() string {
 	return "malformed percent-escape at offset " + strconv.Itoa(e.Offset)
 }

@@ -34,38 +34,9 @@ func build(t *testing.T) (daemon, standin string) {
 // (stand-in CLI, --demo), reads its UPID line, queries the API, then
 // sends SIGTERM and expects exit status 0.
 func TestDemoServesAndSIGTERMExitsZero(t *testing.T) {
-	daemon, standin := build(t)
-	demo := filepath.Join(t.TempDir(), "demo")
-	cmd := exec.Command(daemon, "--pkgpanda", standin, "--demo", demo, "--queue", "list.json=4", "--timeout", "fetch=1m", "--log-level", "debug")
-	cmd.Env = []string{"PATH=/usr/bin:/bin", "LIBPROCESS_IP=127.0.0.1", "LIBPROCESS_PORT=0"}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	reaped := false
-	defer func() {
-		if !reaped {
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	}()
-	lines := bufio.NewReader(stdout)
-	line, err := lines.ReadString('\n')
-	go func() { exited <- cmd.Wait() }()
-	if err != nil {
-		t.Fatalf("reading the UPID line: %v; stderr:\n%s", err, stderr.String())
-	}
-	upid, err := libprocess.ParseUPID(strings.TrimSpace(line))
-	if err != nil || upid.ID != "pkgpanda" {
-		t.Fatalf("first stdout line %q is not a pkgpanda UPID: %v", line, err)
-	}
-	resp, err := http.Get("http://" + upid.HostPort() + "/pkgpanda/repository/")
+	d := startDaemon(t, "--queue", "list.json=4", "--timeout", "fetch=1m", "--log-level", "debug")
+	demo, stderr := d.demo, d.stderr
+	resp, err := http.Get(d.base + "/pkgpanda/repository/")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,13 +52,12 @@ func TestDemoServesAndSIGTERMExitsZero(t *testing.T) {
 			t.Errorf("listed %s is not in the demo repository: %v", id, err)
 		}
 	}
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case err := <-exited:
-		reaped = true
-		if err != nil {
+	case <-d.done:
+		if err := d.err; err != nil {
 			t.Fatalf("exit after SIGTERM: %v; stderr:\n%s", err, stderr.String())
 		}
 	case <-time.After(30 * time.Second):
@@ -119,33 +89,52 @@ func TestBadFlagsExit2(t *testing.T) {
 	}
 }
 
-// startDaemon runs pkgpandad over a demo repository with extra flags and
-// returns its base URL; the daemon is killed when the test ends.
-func startDaemon(t *testing.T, extra ...string) string {
+// daemon is a running pkgpandad.
+type daemon struct {
+	cmd    *exec.Cmd
+	upid   libprocess.UPID
+	base   string // http://ip:port
+	demo   string // the --demo directory
+	stderr *strings.Builder
+	done   chan struct{} // closed when the process has exited
+	err    error         // cmd.Wait's result, set before done closes
+}
+
+// startDaemon runs pkgpandad over a demo repository with extra flags, as
+// `make run` does, and reads its UPID line; it is killed when the test
+// ends unless it has exited.
+func startDaemon(t *testing.T, extra ...string) *daemon {
 	t.Helper()
-	daemon, standin := build(t)
-	args := append([]string{"--pkgpanda", standin, "--demo", filepath.Join(t.TempDir(), "demo")}, extra...)
-	cmd := exec.Command(daemon, args...)
-	cmd.Env = []string{"PATH=/usr/bin:/bin", "LIBPROCESS_IP=127.0.0.1", "LIBPROCESS_PORT=0"}
-	stdout, err := cmd.StdoutPipe()
+	bin, standin := build(t)
+	d := &daemon{demo: filepath.Join(t.TempDir(), "demo"), stderr: &strings.Builder{}, done: make(chan struct{})}
+	d.cmd = exec.Command(bin, append([]string{"--pkgpanda", standin, "--demo", d.demo}, extra...)...)
+	d.cmd.Env = []string{"PATH=/usr/bin:/bin", "LIBPROCESS_IP=127.0.0.1", "LIBPROCESS_PORT=0"}
+	d.cmd.Stderr = d.stderr
+	stdout, err := d.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
+	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	line, err := bufio.NewReader(stdout).ReadString('\n')
+	go func() { d.err = d.cmd.Wait(); close(d.done) }()
+	t.Cleanup(func() {
+		select {
+		case <-d.done:
+		default:
+			_ = d.cmd.Process.Kill()
+			<-d.done
+		}
+	})
 	if err != nil {
-		t.Fatalf("reading the UPID line: %v; stderr:\n%s", err, stderr.String())
+		t.Fatalf("reading the UPID line: %v; stderr:\n%s", err, d.stderr.String())
 	}
-	upid, err := libprocess.ParseUPID(strings.TrimSpace(line))
-	if err != nil {
-		t.Fatalf("UPID line %q: %v", line, err)
+	if d.upid, err = libprocess.ParseUPID(strings.TrimSpace(line)); err != nil || d.upid.ID != "pkgpanda" {
+		t.Fatalf("first stdout line %q is not a pkgpanda UPID: %v", line, err)
 	}
-	return "http://" + upid.HostPort()
+	d.base = "http://" + d.upid.HostPort()
+	return d
 }
 
 func TestHTTPCredentialsGuardRoutes(t *testing.T) {
@@ -153,7 +142,7 @@ func TestHTTPCredentialsGuardRoutes(t *testing.T) {
 	if err := os.WriteFile(creds, []byte(`{"credentials":[{"principal":"ops","secret":"s3cret"}]}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	base := startDaemon(t, "--http-credentials", creds)
+	base := startDaemon(t, "--http-credentials", creds).base
 	get := func(user, pass string) *http.Response {
 		req, _ := http.NewRequest("GET", base+"/pkgpanda/repository/", nil)
 		if user != "" {

@@ -67,6 +67,9 @@ type Config struct {
 	// (LIBPROCESS_METRICS_SNAPSHOT_ENDPOINT_RATE_LIMIT, "N/1secs" style).
 	MetricsSnapshotRateLimit float64
 
+	// TLS configures SSL on the port and on outbound connections.
+	TLS TLSConfig
+
 	// Logger receives the runtime's structured logs.
 	Logger zerolog.Logger
 }
@@ -99,8 +102,10 @@ func ConfigFromEnv() (Config, error) {
 
 // ApplyEnv overrides c's fields from LIBPROCESS_IP, LIBPROCESS_PORT,
 // LIBPROCESS_ADVERTISE_IP, LIBPROCESS_ADVERTISE_PORT,
-// LIBPROCESS_REQUIRE_PEER_ADDRESS_IP_MATCH and
-// LIBPROCESS_METRICS_SNAPSHOT_ENDPOINT_RATE_LIMIT as looked up by lookup.
+// LIBPROCESS_REQUIRE_PEER_ADDRESS_IP_MATCH,
+// LIBPROCESS_METRICS_SNAPSHOT_ENDPOINT_RATE_LIMIT and the LIBPROCESS_SSL_*
+// variables (ENABLED, CERT_FILE, KEY_FILE, CA_FILE, CA_DIR, VERIFY_CERT,
+// REQUIRE_CERT, SUPPORT_DOWNGRADE) as looked up by lookup.
 func (c *Config) ApplyEnv(lookup func(string) (string, bool)) error {
 	if v, ok := lookup("LIBPROCESS_IP"); ok {
 		c.IP = v
@@ -128,6 +133,36 @@ func (c *Config) ApplyEnv(lookup func(string) (string, bool)) error {
 			return fmt.Errorf("LIBPROCESS_REQUIRE_PEER_ADDRESS_IP_MATCH: %w", err)
 		}
 		c.RequirePeerAddressIPMatch = b
+	}
+	for _, b := range []struct {
+		name string
+		dst  *bool
+	}{
+		{"LIBPROCESS_SSL_ENABLED", &c.TLS.Enabled},
+		{"LIBPROCESS_SSL_VERIFY_CERT", &c.TLS.VerifyCert},
+		{"LIBPROCESS_SSL_REQUIRE_CERT", &c.TLS.RequireCert},
+		{"LIBPROCESS_SSL_SUPPORT_DOWNGRADE", &c.TLS.SupportDowngrade},
+	} {
+		if v, ok := lookup(b.name); ok {
+			v, err := parseBool(v)
+			if err != nil {
+				return fmt.Errorf("%s: %w", b.name, err)
+			}
+			*b.dst = v
+		}
+	}
+	for _, f := range []struct {
+		name string
+		dst  *string
+	}{
+		{"LIBPROCESS_SSL_CERT_FILE", &c.TLS.CertFile},
+		{"LIBPROCESS_SSL_KEY_FILE", &c.TLS.KeyFile},
+		{"LIBPROCESS_SSL_CA_FILE", &c.TLS.CAFile},
+		{"LIBPROCESS_SSL_CA_DIR", &c.TLS.CADir},
+	} {
+		if v, ok := lookup(f.name); ok {
+			*f.dst = v
+		}
 	}
 	if v, ok := lookup("LIBPROCESS_METRICS_SNAPSHOT_ENDPOINT_RATE_LIMIT"); ok {
 		r, err := parseRate(v)

@@ -2,6 +2,7 @@ package libprocess
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -320,8 +321,7 @@ func (p *peer) writeBatch(conn net.Conn, buf []byte, batch []outMsg) ([]byte, er
 // the linkers and returns a nil conn.
 func (p *peer) dial() (net.Conn, uint64) {
 	rt := p.o.rt
-	d := net.Dialer{Timeout: rt.cfg.DialTimeout}
-	c, err := d.DialContext(p.o.ctx, "tcp", p.addr)
+	c, err := p.open()
 	if err != nil {
 		rt.metrics.connectFailures.Add(1)
 		rt.log.Warn().Str("from", p.fromText).Str("peer", p.addr).Err(err).Msg("connecting to peer failed")
@@ -349,6 +349,24 @@ func (p *peer) dial() (net.Conn, uint64) {
 		p.readLoop(c, gen)
 	}()
 	return c, gen
+}
+
+// open dials the peer, with a TLS handshake when TLS is enabled.
+func (p *peer) open() (net.Conn, error) {
+	rt := p.o.rt
+	ctx, cancel := context.WithTimeout(p.o.ctx, rt.cfg.DialTimeout)
+	defer cancel()
+	d := net.Dialer{}
+	c, err := d.DialContext(ctx, "tcp", p.addr)
+	if err != nil || rt.tlsClient == nil {
+		return c, err
+	}
+	tc := tls.Client(c, rt.tlsClient)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		_ = c.Close()
+		return nil, fmt.Errorf("TLS handshake with %s: %w", p.addr, err)
+	}
+	return tc, nil
 }
 
 // readLoop reads and discards the peer's responses until the connection

@@ -2,6 +2,7 @@ package libprocess
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -32,9 +33,11 @@ type Runtime struct {
 	help    *helpRegistry
 	auth    *authRegistry
 
-	server   *server
-	outbound *outbound
-	wg       sync.WaitGroup // process goroutines
+	server    *server
+	outbound  *outbound
+	tlsServer *tls.Config // nil without TLS
+	tlsClient *tls.Config
+	wg        sync.WaitGroup // process goroutines
 }
 
 // New validates cfg and returns a runtime that is not yet listening.
@@ -50,6 +53,12 @@ func New(cfg Config) (*Runtime, error) {
 		user:      newMetrics(),
 		help:      newHelpRegistry(),
 		auth:      newAuthRegistry(),
+	}
+	if cfg.TLS.Enabled {
+		var err error
+		if rt.tlsServer, rt.tlsClient, err = cfg.TLS.tlsConfigs(); err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
 	}
 	rt.outbound = newOutbound(rt)
 	return rt, nil

@@ -2,6 +2,7 @@ package libprocess
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -27,6 +28,8 @@ type server struct {
 	handO *handoffListener
 	date  dateCache
 
+	tlsServer *tls.Config // nil without TLS
+
 	// baseCtx parents every HTTP request's context; it is cancelled, and
 	// hardStop closed, when the shutdown deadline passes.
 	baseCtx    context.Context
@@ -42,11 +45,12 @@ type server struct {
 
 func newServer(rt *Runtime, ln net.Listener) *server {
 	s := &server{
-		rt:       rt,
-		ln:       ln,
-		conns:    make(map[net.Conn]struct{}),
-		closed:   make(chan struct{}),
-		hardStop: make(chan struct{}),
+		rt:        rt,
+		tlsServer: rt.tlsServer,
+		ln:        ln,
+		conns:     make(map[net.Conn]struct{}),
+		closed:    make(chan struct{}),
+		hardStop:  make(chan struct{}),
 	}
 	s.baseCtx, s.baseCancel = context.WithCancel(context.Background())
 	s.handO = newHandoffListener(ln.Addr())
@@ -137,10 +141,17 @@ func (s *server) untrack(c net.Conn) {
 
 // serveConn sniffs the first request of a connection and either serves it
 // as a message connection or hands it to fasthttp.
-func (s *server) serveConn(c net.Conn) {
+func (s *server) serveConn(raw net.Conn) {
+	c := s.wrapInbound(raw)
+	if c == nil {
+		s.untrack(raw)
+		s.rt.metrics.connsInbound.Add(-1)
+		_ = raw.Close()
+		return
+	}
 	mc := newMsgConn(s, c)
 	handoff := mc.serve()
-	s.untrack(c)
+	s.untrack(raw)
 	if handoff == nil {
 		s.rt.metrics.connsInbound.Add(-1)
 		_ = c.Close()
@@ -257,13 +268,21 @@ func (l *handoffListener) Close() error {
 // Addr returns the real listener's address.
 func (l *handoffListener) Addr() net.Addr { return l.addr }
 
-// underlying returns the socket beneath the runtime's wrapper, for peer
-// checks.
+// underlying returns the socket beneath the runtime's wrappers (HTTP
+// adapter, TLS, downgrade peek), for peer checks.
 func underlying(c net.Conn) net.Conn {
-	if h, ok := c.(*httpConn); ok {
-		return h.Conn
+	for {
+		switch w := c.(type) {
+		case *httpConn:
+			c = w.Conn
+		case *tls.Conn:
+			c = w.NetConn()
+		case *peekedConn:
+			c = w.Conn
+		default:
+			return c
+		}
 	}
-	return c
 }
 
 // Compile-time interface checks.

@@ -104,8 +104,9 @@ func TestInboundStatuses(t *testing.T) {
 		// C++ delivers with the empty UPID as sender and answers 202.
 		{"malformed Libprocess-From", "POST /target/m HTTP/1.1\r\nLibprocess-From: not-a-upid\r\nHost: x\r\nContent-Length: 0\r\n\r\n", "HTTP/1.1 202 Accepted", false},
 		{"empty Libprocess-From", "POST /target/m HTTP/1.1\r\nLibprocess-From: \r\nHost: x\r\nContent-Length: 0\r\n\r\n", "HTTP/1.1 202 Accepted", false},
-		{"bad chunk size", "POST /target/m HTTP/1.1\r\nLibprocess-From: a@1.2.3.4:1\r\nHost: \r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n", "HTTP/1.1 400 Bad Request", true},
-		{"chunk without CRLF", "POST /target/m HTTP/1.1\r\nLibprocess-From: a@1.2.3.4:1\r\nHost: \r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n", "HTTP/1.1 400 Bad Request", true},
+		// A body that cannot be read is answered 500 (spec 2.4).
+		{"bad chunk size", "POST /target/m HTTP/1.1\r\nLibprocess-From: a@1.2.3.4:1\r\nHost: \r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n", "HTTP/1.1 500 Internal Server Error", true},
+		{"chunk without CRLF", "POST /target/m HTTP/1.1\r\nLibprocess-From: a@1.2.3.4:1\r\nHost: \r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n", "HTTP/1.1 500 Internal Server Error", true},
 		{"oversized Content-Length", fmt.Sprintf("POST /target/m HTTP/1.1\r\nLibprocess-From: a@1.2.3.4:1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", 1<<30), "HTTP/1.1 413 Request Entity Too Large", true},
 		{"oversized chunk", "POST /target/m HTTP/1.1\r\nLibprocess-From: a@1.2.3.4:1\r\nHost: \r\nTransfer-Encoding: chunked\r\n\r\n40000000\r\n", "HTTP/1.1 413 Request Entity Too Large", true},
 		{"garbage request line", "HELLO\r\n\r\n", "HTTP/1.1 400 Bad Request", true},

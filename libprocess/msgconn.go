@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"sync"
 	"time"
 
@@ -319,9 +320,12 @@ func (mc *msgConn) readBody() ([]byte, bool) {
 				}
 				continue
 			}
+			// A message body that cannot be read is answered 500 (spec
+			// 2.4; libprocess fails the message's readAll); a body over
+			// the size limit keeps the codec's 413.
+			status := http.StatusInternalServerError
 			var be *wire.BodyError
-			status := 400
-			if errors.As(err, &be) {
+			if errors.As(err, &be) && be.Status == http.StatusRequestEntityTooLarge {
 				status = be.Status
 			}
 			mc.protocolError(status, err)

@@ -188,6 +188,20 @@ func messageCases() []Case {
 				}
 				t.Seen("%s", r.summary())
 			}},
+		Case{ID: "msg.answer.unreadable-body", Section: "§2.4", Group: GroupLibprocess,
+			Title: "message whose chunked body cannot be read is answered 500", Run: func(t *T) {
+				o := t.Options()
+				t.Expect("500")
+				req := "POST /" + o.Process + "/" + unhandledName + " HTTP/1.1\r\n" +
+					"User-Agent: libprocess/" + fakeSender + "\r\nLibprocess-From: " + fakeSender + "\r\n" +
+					"Connection: Keep-Alive\r\nHost: \r\nTransfer-Encoding: chunked\r\n\r\n" +
+					"zz\r\nnot a chunk\r\n0\r\n\r\n"
+				r := t.roundTrip([]byte(req))
+				if r.Code != 500 {
+					t.Fatalf("%s", r.summary())
+				}
+				t.Seen("%s", r.summary())
+			}},
 		Case{ID: "msg.answer.malformed-from", Section: "§1.2, §2.4", Group: GroupLibprocess,
 			Title: "malformed Libprocess-From gets a status line and the connection stays usable", Run: func(t *T) {
 				o := t.Options()

@@ -83,10 +83,18 @@ func (f *fakeTarget) serve(c net.Conn) {
 	br := bufio.NewReader(c)
 	for {
 		req, err := readRequest(br)
-		if err != nil {
+		code, ctype, body := 0, "", ""
+		badBody := err != nil && req != nil && req.Method != ""
+		switch {
+		case badBody:
+			// The head parsed but the body did not: libprocess answers
+			// 500 (§2.4) and the connection ends.
+			code, ctype, body = 500, "text/plain", "unreadable body"
+		case err != nil:
 			return
+		default:
+			code, ctype, body = f.handle(req)
 		}
-		code, ctype, body := f.handle(req)
 		var b strings.Builder
 		fmt.Fprintf(&b, "HTTP/1.1 %d %s\r\n", code, reason(code))
 		if !f.flaws.noDate {
@@ -96,7 +104,7 @@ func (f *fakeTarget) serve(c net.Conn) {
 			fmt.Fprintf(&b, "Content-Type: %s\r\n", ctype)
 		}
 		fmt.Fprintf(&b, "Content-Length: %d\r\n\r\n%s", len(body), body)
-		if _, err := c.Write([]byte(b.String())); err != nil {
+		if _, err := c.Write([]byte(b.String())); err != nil || badBody {
 			return
 		}
 		if v, _ := req.Headers.get("Connection"); strings.EqualFold(v, "close") || req.Proto == "HTTP/1.0" {

@@ -25,6 +25,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -314,30 +315,69 @@ func lookPath(name string, env []string) (string, error) {
 	return "", fmt.Errorf("%q not found in the configured PATH %q", name, path)
 }
 
-// killer serialises the decision to kill a run and records its reason.
-type killer struct {
-	mu     sync.Mutex
-	reason KillReason
-	cause  error
-	fire   chan struct{} // closed on the first kill request
+// group is a started child's process group. It serialises signalling the
+// group with reaping the child, so the group is never signalled once its
+// leader is reaped (the id could be reused by then), and records why the
+// engine killed the run, if it did.
+type group struct {
+	pid   int
+	grace time.Duration
+
+	mu         sync.Mutex
+	reason     KillReason
+	cause      error
+	exited     bool        // the child has exited (it may not be reaped yet)
+	reaped     bool        // the child is reaped: never signal the group again
+	graceTimer *time.Timer // sends SIGKILL once the grace period is over
 }
 
-// kill records the first reason and wakes the supervisor. Later calls are
-// ignored.
-func (k *killer) kill(reason KillReason, cause error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.reason != NotKilled {
+// kill records the first reason, sends SIGTERM to the group and SIGKILL
+// after the grace period. Later calls are ignored. Once the child has
+// exited nothing is signalled (the group gets SIGKILL before the child is
+// reaped anyway), and a timeout or cancellation no longer counts: only an
+// exceeded cap or a failed write can still fail the finished run.
+func (g *group) kill(reason KillReason, cause error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.reason != NotKilled {
 		return
 	}
-	k.reason, k.cause = reason, cause
-	close(k.fire)
+	if g.exited && (reason == KilledTimeout || reason == KilledCanceled) {
+		return
+	}
+	g.reason, g.cause = reason, cause
+	if g.exited {
+		return
+	}
+	_ = syscall.Kill(-g.pid, syscall.SIGTERM)
+	g.graceTimer = time.AfterFunc(g.grace, func() {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if !g.reaped {
+			_ = syscall.Kill(-g.pid, syscall.SIGKILL)
+		}
+	})
 }
 
-func (k *killer) get() (KillReason, error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.reason, k.cause
+// reap runs once the child has exited (waitid with WNOWAIT returned): it
+// sends SIGKILL to whatever is left in the group, then reaps the child.
+func (g *group) reap(cmd *exec.Cmd) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.exited = true
+	_ = syscall.Kill(-g.pid, syscall.SIGKILL)
+	err := cmd.Wait()
+	g.reaped = true
+	if g.graceTimer != nil {
+		g.graceTimer.Stop()
+	}
+	return err
+}
+
+func (g *group) get() (KillReason, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.reason, g.cause
 }
 
 func (r *Runner) run(ctx context.Context, argv []string, w io.Writer, policy WriteErrorPolicy) (*Result, error) {
@@ -392,28 +432,35 @@ func (r *Runner) run(ctx context.Context, argv []string, w io.Writer, policy Wri
 	pid := cmd.Process.Pid // also the process group id
 
 	res := &Result{Argv: argv}
-	k := &killer{fire: make(chan struct{})}
+	g := &group{pid: pid, grace: r.killGrace()}
 
-	// Drain both pipes concurrently.
-	var drains sync.WaitGroup
+	// Drain both pipes concurrently; the last drain to finish closes
+	// drained.
 	var stdout, stderr capBuffer
 	stderr.limit = r.stderrLimit()
-	drains.Add(2)
+	drained := make(chan struct{})
+	var running atomic.Int32
+	running.Store(2)
+	drainDone := func() {
+		if running.Add(-1) == 0 {
+			close(drained)
+		}
+	}
 	go func() {
-		defer drains.Done()
+		defer drainDone()
 		drain(errR, func(p []byte) {
 			if !stderr.write(p) {
-				k.kill(KilledStderrCap, &CapError{Stream: "stderr", Limit: stderr.limit})
+				g.kill(KilledStderrCap, &CapError{Stream: "stderr", Limit: stderr.limit})
 			}
 		})
 	}()
 	go func() {
-		defer drains.Done()
+		defer drainDone()
 		if w == nil {
 			stdout.limit = r.stdoutLimit()
 			drain(outR, func(p []byte) {
 				if !stdout.write(p) {
-					k.kill(KilledStdoutCap, &CapError{Stream: "stdout", Limit: stdout.limit})
+					g.kill(KilledStdoutCap, &CapError{Stream: "stdout", Limit: stdout.limit})
 				}
 			})
 			return
@@ -426,83 +473,55 @@ func (r *Runner) run(ctx context.Context, argv []string, w io.Writer, policy Wri
 			if _, err := w.Write(p); err != nil {
 				res.WriteErr = err
 				if policy == CancelOnWriteError {
-					k.kill(KilledWriteError, &WriteError{Err: err})
+					g.kill(KilledWriteError, &WriteError{Err: err})
 				}
 			}
 		})
 	}()
 
-	// Wait for the child to exit without reaping it, so its pid (= the
-	// group id) stays reserved while we signal the group.
-	exited := make(chan error, 1)
-	go func() {
-		for {
-			var info unix.Siginfo
-			err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
-			if err == unix.EINTR {
-				continue
-			}
-			exited <- err
-			return
-		}
-	}()
-
-	var timeout <-chan time.Time
+	// A timeout or a cancelled context kills the group from a timer or
+	// context callback, so this goroutine only has to wait for the exit:
+	// after the child exits nothing but this goroutine has to run (no
+	// goroutine hand-offs on the way out).
 	if r.Timeout > 0 {
-		t := time.NewTimer(r.Timeout)
+		t := time.AfterFunc(r.Timeout, func() { g.kill(KilledTimeout, ErrTimeout) })
 		defer t.Stop()
-		timeout = t.C
 	}
-	var grace <-chan time.Time
-	var graceTimer *time.Timer
-	done := ctx.Done()
-	fire := k.fire
+	stopCtx := context.AfterFunc(ctx, func() { g.kill(KilledCanceled, ctx.Err()) })
+	defer stopCtx()
+
+	// Wait for the child to exit without reaping it, so its pid (= the
+	// group id) stays reserved until the group has been sent SIGKILL.
 	var waitErr error
-supervise:
 	for {
-		select {
-		case waitErr = <-exited:
-			break supervise
-		case <-timeout:
-			timeout = nil
-			k.kill(KilledTimeout, ErrTimeout)
-		case <-done:
-			done = nil
-			k.kill(KilledCanceled, ctx.Err())
-		case <-fire:
-			fire = nil
-			_ = syscall.Kill(-pid, syscall.SIGTERM)
-			graceTimer = time.NewTimer(r.killGrace())
-			grace = graceTimer.C
-		case <-grace:
-			grace = nil
-			_ = syscall.Kill(-pid, syscall.SIGKILL)
+		var info unix.Siginfo
+		waitErr = unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if waitErr != unix.EINTR {
+			break
 		}
 	}
-	if graceTimer != nil {
-		graceTimer.Stop()
-	}
-	// The child has exited but is not reaped: nothing else in its group
-	// may outlive it.
-	_ = syscall.Kill(-pid, syscall.SIGKILL)
-	reapErr := cmd.Wait()
+	reapErr := g.reap(cmd)
 	res.Duration = time.Since(start)
 	if waitErr != nil && reapErr == nil {
 		reapErr = waitErr
 	}
 
 	// Wait for the drains, bounded: a process that left the group may hold
-	// the pipes open. Closing the read ends unblocks the readers.
-	drained := make(chan struct{})
-	go func() { drains.Wait(); close(drained) }()
-	t := time.NewTimer(r.waitDelay())
+	// the pipes open. Closing the read ends unblocks the readers. The
+	// pipes normally reach end-of-file when the child exits, so the timer
+	// is only needed when they have not yet.
 	select {
 	case <-drained:
-		t.Stop()
-	case <-t.C:
-		outR.Close()
-		errR.Close()
-		<-drained
+	default:
+		t := time.NewTimer(r.waitDelay())
+		select {
+		case <-drained:
+			t.Stop()
+		case <-t.C:
+			outR.Close()
+			errR.Close()
+			<-drained
+		}
 	}
 	outR.Close()
 	errR.Close()
@@ -518,7 +537,7 @@ supervise:
 			res.Signal = ws.Signal()
 		}
 	}
-	reason, cause := k.get()
+	reason, cause := g.get()
 	res.Killed = reason
 	if reason != NotKilled {
 		return res, &Error{Argv: argv, Result: res, Err: cause}

@@ -2,6 +2,7 @@ package libprocess
 
 import (
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -259,5 +260,35 @@ func TestInboundLargePipelinedBatch(t *testing.T) {
 				t.Fatalf("message %d.%d: from %v body %.20q…", i, k, m.From, m.Body)
 			}
 		}
+	}
+}
+
+// Idle connections hold small buffers: a server with many keep-alive
+// clients must not pay a busy peer's 64 KiB read buffer for each.
+func TestIdleConnectionMemory(t *testing.T) {
+	rt := startRuntime(t)
+	spawnRecorder(t, rt, "target", "m")
+	const n = 300
+	measure := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapInuse + ms.StackInuse
+	}
+	before := measure()
+	for i := 0; i < n; i++ {
+		c := dialRaw(t, rt)
+		// Half stay message connections, half become HTTP ones.
+		if i%2 == 0 {
+			c.write("POST /target/m HTTP/1.1\r\nLibprocess-From: a@1.2.3.4:5\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+		} else {
+			c.write("GET /help HTTP/1.1\r\nHost: x\r\n\r\n")
+		}
+		c.read()
+	}
+	perConn := (measure() - before) / n
+	t.Logf("%d bytes per idle connection (both sides of the loopback)", perConn)
+	if perConn > 48<<10 {
+		t.Fatalf("%d bytes per idle connection; want well under a 64 KiB read buffer", perConn)
 	}
 }

@@ -13,7 +13,8 @@ import (
 )
 
 const (
-	msgConnBufSize  = 64 << 10 // initial read buffer of a message connection
+	msgConnInitBuf  = 4 << 10  // initial read buffer of a connection
+	msgConnBufSize  = 64 << 10 // read buffer a busy connection grows to
 	maxInternNames  = 1024     // message names remembered per connection
 	maxKeptBodyCap  = 1 << 20  // chunk buffer kept between messages
 	maxResponseHold = 64 << 10 // flush queued responses beyond this
@@ -32,6 +33,7 @@ type msgConn struct {
 
 	buf  []byte // read buffer; live bytes are buf[r:w]
 	r, w int
+	busy bool   // the last read filled all the free space
 	out  []byte // queued responses
 	date []byte // Date header scratch
 
@@ -49,7 +51,7 @@ type msgConn struct {
 }
 
 func newMsgConn(s *server, c net.Conn) *msgConn {
-	mc := &msgConn{s: s, c: c, buf: make([]byte, msgConnBufSize)}
+	mc := &msgConn{s: s, c: c, buf: make([]byte, msgConnInitBuf)}
 	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
 		mc.peerIP = ta.IP.String()
 	}
@@ -368,7 +370,10 @@ func (mc *msgConn) fill(idle bool) bool {
 		mc.r, mc.w = 0, 0
 	}
 	if mc.w == len(mc.buf) {
-		if mc.r > 0 {
+		// Idle and plain HTTP connections keep a small buffer; one whose
+		// reads keep filling it (a peer streaming messages) grows to
+		// msgConnBufSize so a batch takes few reads.
+		if mc.r > 0 && (len(mc.buf) >= msgConnBufSize || !mc.busy) {
 			mc.w = copy(mc.buf, mc.buf[mc.r:mc.w])
 			mc.r = 0
 		} else {
@@ -384,6 +389,7 @@ func (mc *msgConn) fill(idle bool) bool {
 	}
 	mc.setDeadline(idle)
 	n, err := mc.c.Read(mc.buf[mc.w:])
+	mc.busy = n == len(mc.buf)-mc.w
 	mc.w += n
 	if err != nil && n == 0 {
 		if idle && (errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed)) {

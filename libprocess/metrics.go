@@ -103,6 +103,7 @@ func (rt *Runtime) Snapshot() map[string]float64 {
 		"libprocess/connect_failures":        float64(rt.metrics.connectFailures.Load()),
 		"libprocess/connection_errors":       float64(rt.metrics.connErrors.Load()),
 		"libprocess/outbound_queued_total":   float64(rt.outbound.queued()),
+		"libprocess/outbound_peers":          float64(rt.outbound.count()),
 		"libprocess/mailbox_capacity":        float64(rt.cfg.MailboxCapacity),
 		"libprocess/outbound_queue_capacity": float64(rt.cfg.OutboundQueueCapacity),
 	}

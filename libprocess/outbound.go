@@ -64,6 +64,7 @@ func newOutbound(rt *Runtime) *outbound {
 // peer is the connection state for one (local process, remote address).
 type peer struct {
 	o        *outbound
+	key      outKey
 	from     *Process
 	fromText string // from's UPID text, written in every request
 	addr     string
@@ -77,6 +78,7 @@ type peer struct {
 	gen     uint64        // connection generation
 	links   map[UPID]struct{}
 	stopped bool
+	retired bool // removed from the map while idle; callers get a new peer
 
 	wake chan struct{}
 }
@@ -94,7 +96,7 @@ func (o *outbound) peerFor(from *Process, to UPID) (*peer, error) {
 	idle := make(chan struct{})
 	close(idle)
 	p := &peer{
-		o: o, from: from, fromText: from.self.String(), addr: to.HostPort(),
+		o: o, key: key, from: from, fromText: from.self.String(), addr: to.HostPort(),
 		idle: idle, links: make(map[UPID]struct{}), wake: make(chan struct{}, 1),
 	}
 	o.peers[key] = p
@@ -107,12 +109,12 @@ func (o *outbound) peerFor(from *Process, to UPID) (*peer, error) {
 }
 
 func (o *outbound) send(from *Process, to UPID, name string, body []byte) error {
-	p, err := o.peerFor(from, to)
+	p, err := o.livePeer(from, to)
 	if err != nil {
 		o.rt.metrics.messagesDropped.Add(1)
 		return fmt.Errorf("send %s to %s: %w", name, to, err)
 	}
-	p.mu.Lock()
+	// livePeer returned p locked.
 	if p.stopped {
 		p.mu.Unlock()
 		o.rt.metrics.messagesDropped.Add(1)
@@ -132,16 +134,60 @@ func (o *outbound) send(from *Process, to UPID, name string, body []byte) error 
 }
 
 func (o *outbound) link(from *Process, to UPID) error {
-	p, err := o.peerFor(from, to)
+	p, err := o.livePeer(from, to)
 	if err != nil {
 		return fmt.Errorf("link to %s: %w", to, err)
 	}
-	p.mu.Lock()
+	// livePeer returned p locked.
 	p.links[to] = struct{}{}
 	p.connect = true
 	p.mu.Unlock()
 	p.signal()
 	return nil
+}
+
+// livePeer returns the peer for (from, to) locked, skipping one retired
+// while the caller looked it up.
+func (o *outbound) livePeer(from *Process, to UPID) (*peer, error) {
+	for {
+		p, err := o.peerFor(from, to)
+		if err != nil {
+			return nil, err
+		}
+		p.mu.Lock()
+		if !p.retired {
+			return p, nil
+		}
+		p.mu.Unlock()
+	}
+}
+
+// retireIfIdle forgets a disconnected peer with nothing queued and no
+// links, so the peers of short-lived clients (each mesos-go client has its
+// own address) do not accumulate. A later send creates a fresh one.
+func (p *peer) retireIfIdle() {
+	o := p.o
+	o.mu.Lock()
+	p.mu.Lock()
+	idle := p.conn == nil && p.pending == 0 && len(p.links) == 0 && !p.connect && !p.stopped
+	if idle && o.peers[p.key] == p {
+		delete(o.peers, p.key)
+		p.stopped, p.retired = true, true
+	} else {
+		idle = false
+	}
+	p.mu.Unlock()
+	o.mu.Unlock()
+	if idle {
+		p.signal() // the writer sees stopped and exits
+	}
+}
+
+// count returns how many remote peers are known.
+func (o *outbound) count() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.peers)
 }
 
 // queued returns the number of messages waiting in all queues.
@@ -291,7 +337,11 @@ func (p *peer) writeLoop() {
 			}
 			p.mu.Lock()
 			p.addPendingLocked(-len(batch))
+			disconnected := p.conn == nil
 			p.mu.Unlock()
+			if disconnected {
+				p.retireIfIdle()
+			}
 		}
 		spare = batch
 	}
@@ -402,6 +452,7 @@ func (p *peer) broken(gen uint64, c net.Conn) {
 		p.o.rt.log.Info().Str("from", p.fromText).Str("peer", p.addr).Int("links", len(links)).Msg("connection to peer closed")
 	}
 	p.notifyExited(links)
+	p.retireIfIdle()
 }
 
 func (p *peer) takeLinksLocked() []UPID {

@@ -258,3 +258,42 @@ func TestOutboundWireFormat(t *testing.T) {
 		t.Fatalf("sender UPID %q", from)
 	}
 }
+
+// Peers of short-lived clients are forgotten once their connection closes,
+// and a later send to the same address connects afresh.
+func TestOutboundPeersRetireWhenIdle(t *testing.T) {
+	a := startRuntime(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	to := UPID{ID: "client", Host: "127.0.0.1", Port: uint16(ln.Addr().(*net.TCPAddr).Port)}
+	sender, _ := spawnSender(t, a, "source")
+	peers := func() float64 { return a.Snapshot()["libprocess/outbound_peers"] }
+	for round := 0; round < 2; round++ {
+		if err := sender.Send(to, "reply", []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		c, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := bufio.NewReader(c)
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if line, err := r.ReadString('\n'); err != nil || line != "POST /client/reply HTTP/1.1\r\n" {
+			t.Fatalf("round %d: %q %v", round, line, err)
+		}
+		if got := peers(); got != 1 {
+			t.Fatalf("round %d: %v peers while connected, want 1", round, got)
+		}
+		c.Close()
+		deadline := time.Now().Add(5 * time.Second)
+		for peers() != 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: peer not forgotten after its connection closed", round)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}

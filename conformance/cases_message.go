@@ -323,24 +323,7 @@ func messageCases() []Case {
 					httpRequest("GET", "/__processes__", o.Target, nil),
 					sh.build(o.Target, "/"+o.Process+"/"+unhandledName, fakeSender, []byte("three")),
 				}
-				want := []int{202, 202, 400, 404, 200, 202}
-				t.Expect("statuses %v in one write", want)
-				c := t.dial()
-				if err := c.write(bytes.Join(reqs, nil)); err != nil {
-					t.Fatalf("%v", err)
-				}
-				var got []int
-				for range want {
-					r, err := c.readResponse()
-					if err != nil {
-						t.Fatalf("statuses %v, then %v", got, err)
-					}
-					got = append(got, r.Code)
-				}
-				if fmt.Sprint(got) != fmt.Sprint(want) {
-					t.Fatalf("statuses %v", got)
-				}
-				t.Seen("statuses %v", got)
+				t.expectPipelined(bytes.Join(reqs, nil), []int{202, 202, 400, 404, 200, 202})
 			}},
 		Case{ID: "msg.after-http.mesos-0.22", Section: "§2.5, §5.1", Group: GroupLibprocess,
 			Title: "a Mesos 0.22-shaped message after an HTTP request on the same connection is answered 202", Run: func(t *T) {
@@ -368,31 +351,36 @@ func messageCases() []Case {
 			Title: "pipelined messages are answered in request order", Run: func(t *T) {
 				o := t.Options()
 				paths := []string{"/" + o.Process + "/" + unhandledName, "/" + noSuchProcess + "/a", "/" + o.Process + "/" + unhandledName, "/" + noSuchProcess + "/b"}
-				want := []int{202, 404, 202, 404}
 				var all []byte
 				for _, p := range paths {
 					all = append(all, httpRequest("POST", p, o.Target, []byte("x"), "Libprocess-From: "+fakeSender)...)
 				}
-				t.Expect("statuses %v in one write", want)
-				c := t.dial()
-				if err := c.write(all); err != nil {
-					t.Fatalf("%v", err)
-				}
-				var got []int
-				for range want {
-					r, err := c.readResponse()
-					if err != nil {
-						t.Fatalf("statuses %v, then %v", got, err)
-					}
-					got = append(got, r.Code)
-				}
-				if fmt.Sprint(got) != fmt.Sprint(want) {
-					t.Fatalf("statuses %v", got)
-				}
-				t.Seen("statuses %v", got)
+				t.expectPipelined(all, []int{202, 404, 202, 404})
 			}},
 	)
 	return cs
+}
+
+// expectPipelined writes reqs in one write on a fresh connection and checks
+// the statuses of the answers, in order.
+func (t *T) expectPipelined(reqs []byte, want []int) {
+	t.Expect("statuses %v in one write", want)
+	c := t.dial()
+	if err := c.write(reqs); err != nil {
+		t.Fatalf("%v", err)
+	}
+	var got []int
+	for range want {
+		r, err := c.readResponse()
+		if err != nil {
+			t.Fatalf("statuses %v, then %v", got, err)
+		}
+		got = append(got, r.Code)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("statuses %v", got)
+	}
+	t.Seen("statuses %v", got)
 }
 
 // bodyCase sends a multi-chunk or fixed-length binary body; with ping/pong it

@@ -235,21 +235,16 @@ func (p *Process) installRoutes() {
 }
 
 func (p *Process) serveListJSON(req *libprocess.Request, respond libprocess.Responder) {
-	if !allowed(req, http.MethodGet, http.MethodHead) {
-		respond(methodNotAllowed(http.MethodGet))
-		return
-	}
-	if s := subPath(req); s != "" && s != "/" {
-		respond(libprocess.ErrorResponse(http.StatusNotFound, "no such route"))
-		return
-	}
-	a := p.actors[RouteListJSON]
-	p.submit(a.route, false, req, respond, func(ctx context.Context, _ func()) {
-		respond(render(p.opList(ctx, a), idsBody))
-	})
+	p.serveIDList(req, respond, RouteListJSON, p.opList)
 }
 
 func (p *Process) serveActiveJSON(req *libprocess.Request, respond libprocess.Responder) {
+	p.serveIDList(req, respond, RouteActiveJSON, p.opActive)
+}
+
+// serveIDList answers GET on a route that lists ids (list.json,
+// active.json) with op run by that route's actor.
+func (p *Process) serveIDList(req *libprocess.Request, respond libprocess.Responder, route string, op func(context.Context, *actor) *PkgpandaResponse) {
 	if !allowed(req, http.MethodGet, http.MethodHead) {
 		respond(methodNotAllowed(http.MethodGet))
 		return
@@ -258,9 +253,9 @@ func (p *Process) serveActiveJSON(req *libprocess.Request, respond libprocess.Re
 		respond(libprocess.ErrorResponse(http.StatusNotFound, "no such route"))
 		return
 	}
-	a := p.actors[RouteActiveJSON]
+	a := p.actors[route]
 	p.submit(a.route, false, req, respond, func(ctx context.Context, _ func()) {
-		respond(render(p.opActive(ctx, a), idsBody))
+		respond(render(op(ctx, a), idsBody))
 	})
 }
 

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/procpanda/procpanda/libprocess"
+	"github.com/procpanda/procpanda/processes/pkgpanda/cli"
+)
+
+// TestAgainstPkgpandad runs the suite — the libprocess cases and the
+// Pkgpanda HTTP API section with its mutating chain and message round trip
+// — through this command against the real pkgpandad binary, started on loopback with the
+// stand-in CLI over a copy of the shared fixture, as a user would point it
+// at a deployed endpoint.
+func TestAgainstPkgpandad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs pkgpandad")
+	}
+	fixture, err := cli.FindFixture()
+	if err != nil {
+		t.Skipf("no pkgpanda fixture: %v", err)
+	}
+	dir := t.TempDir()
+	for _, pkg := range []string{"pkgpandad", "pkgpanda-standin"} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, pkg), "github.com/procpanda/procpanda/cmd/"+pkg)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("building %s: %v\n%s", pkg, err, out)
+		}
+	}
+	state := filepath.Join(dir, "state")
+	if err := cli.CopyFixture(fixture, state); err != nil {
+		t.Fatal(err)
+	}
+	daemon := exec.Command(filepath.Join(dir, "pkgpandad"),
+		"--pkgpanda", filepath.Join(dir, "pkgpanda-standin"),
+		"--pkgpanda-arg=--root="+filepath.Join(state, "install"),
+		"--pkgpanda-arg=--repository="+filepath.Join(state, "packages"),
+		"--pkgpanda-arg=--config-dir="+filepath.Join(state, "etc"),
+		"--pkgpanda-arg=--state-dir-root="+filepath.Join(state, "state"),
+		"--pkgpanda-arg=--rooted-systemd", "--pkgpanda-arg=--no-systemd")
+	daemon.Env = []string{"PATH=/usr/bin:/bin", "LIBPROCESS_IP=127.0.0.1", "LIBPROCESS_PORT=0"}
+	var logs bytes.Buffer
+	daemon.Stderr = &logs
+	stdout, err := daemon.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := daemon.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = daemon.Process.Kill(); _ = daemon.Wait() })
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("reading pkgpandad's UPID: %v\n%s", err, logs.String())
+	}
+	upid, err := libprocess.ParseUPID(strings.TrimSpace(line))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var out, errOut bytes.Buffer
+	code := run([]string{"--target", upid.HostPort(), "--process", upid.ID, "--pkgpanda", "--fixture", fixture}, &out, &errOut)
+	if code != 0 || !strings.Contains(out.String(), " 0 failed") {
+		t.Fatalf("exit %d against pkgpandad:\n%s\n%s", code, out.String(), errOut.String())
+	}
+	// The mutating chain and the message round trip really ran.
+	for _, id := range []string{"pkgpanda.active.restore", "pkgpanda.repository.fetch", "pkgpanda.message.roundtrip", "msg.shape.mesos-0.22", "route.dotdot"} {
+		if !strings.Contains(out.String(), "PASS "+id+" ") {
+			t.Errorf("%s did not pass:\n%s", id, out.String())
+		}
+	}
+}

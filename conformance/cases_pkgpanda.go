@@ -10,7 +10,7 @@ import (
 	"strings"
 )
 
-// Package ids of the fixture /work/shared/fixtures/pkgpanda/http that the
+// Package ids of the fixture the shared pkgpanda fixture shared/fixtures/pkgpanda/http that the
 // mutating cases move between (see its README).
 const (
 	fixMesosOld      = "mesos--0.22.0" // active at start; the only id in remote_repo
@@ -86,7 +86,7 @@ func (t *T) fixture() *fixtureState {
 	}
 	for _, id := range []string{fixMesosOld, fixMesosNew, fixConfigJust} {
 		if !contains(st.repo, id) {
-			t.Skipf("fixture %s lacks package %s; the suite's mutating sequence is written for /work/shared/fixtures/pkgpanda/http", dir, id)
+			t.Skipf("fixture %s lacks package %s; the suite's mutating sequence is written for the shared pkgpanda fixture shared/fixtures/pkgpanda/http", dir, id)
 		}
 	}
 	return st

@@ -3,6 +3,7 @@ package conformance
 import (
 	"context"
 	"encoding/json"
+	"github.com/procpanda/procpanda/processes/pkgpanda/cli"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -126,7 +127,10 @@ func (f *fakePkgpanda) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func TestPkgpandaSectionAgainstFake(t *testing.T) {
-	const dir = "/work/shared/fixtures/pkgpanda/http"
+	dir, err := cli.FindFixture()
+	if err != nil {
+		t.Fatalf("fixture: %v", err)
+	}
 	st, err := readFixture(dir)
 	if err != nil {
 		t.Skipf("fixture not readable: %v", err)

@@ -4,7 +4,7 @@
 // a C++ libprocess program or any other implementation.
 //
 // Every case has a stable id and cites the section of
-// /work/shared/spec/libprocess-wire.md (or, for the pkgpanda section,
+// shared/spec/libprocess-wire.md (or, for the pkgpanda section,
 // pkgpanda-cli.md §6) it checks. Run executes the selected cases in order and
 // returns a Report; cmd/libprocess-conformance is the command-line front end.
 package conformance
@@ -61,7 +61,7 @@ type Options struct {
 	// PkgpandaID is the id of the pkgpanda process; "pkgpanda" when empty.
 	PkgpandaID string
 	// Fixture is the directory of the pkgpanda fixture the target's tool
-	// started from (a pristine copy of /work/shared/fixtures/pkgpanda/http);
+	// started from (a pristine copy of the shared pkgpanda fixture shared/fixtures/pkgpanda/http);
 	// the suite derives expected state from it and fetches from
 	// file://<Fixture>/remote_repo/. Cases needing it SKIP when empty.
 	Fixture string

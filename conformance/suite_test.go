@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"github.com/procpanda/procpanda/processes/pkgpanda/cli"
 	"os"
 	"regexp"
 	"strings"
@@ -138,9 +139,9 @@ func TestCaseIDsUniqueAndCited(t *testing.T) {
 }
 
 func TestReadFixture(t *testing.T) {
-	const dir = "/work/shared/fixtures/pkgpanda/http"
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("fixture not present: %v", err)
+	dir, err := cli.FindFixture()
+	if err != nil {
+		t.Fatalf("fixture: %v", err)
 	}
 	st, err := readFixture(dir)
 	if err != nil {

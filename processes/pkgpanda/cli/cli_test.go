@@ -2,6 +2,7 @@ package cli
 
 import (
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -352,4 +353,52 @@ func TestCopyFixture(t *testing.T) {
 	if err := CopyFixture(src, dst2); err == nil {
 		t.Error("copy over an existing copy succeeded")
 	}
+}
+
+// The repository's copy of the fixture must match the shared one whenever
+// the shared one is there to compare with.
+func TestFixtureCopyMatchesShared(t *testing.T) {
+	wd, _ := os.Getwd()
+	var shared string
+	for dir := wd; ; dir = filepath.Dir(dir) {
+		if c := filepath.Join(dir, "shared", "fixtures", "pkgpanda", "http"); dirExists(c) {
+			shared = c
+			break
+		}
+		if filepath.Dir(dir) == dir {
+			t.Skip("no shared fixture beside the checkout to compare with")
+		}
+	}
+	root := filepath.Join(wd, "..", "..", "..")
+	copyDir := filepath.Join(root, filepath.FromSlash(FixtureCopy))
+	files := func(base string) map[string]string {
+		out := map[string]string{}
+		err := filepath.WalkDir(base, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			b, err := os.ReadFile(p)
+			rel, _ := filepath.Rel(base, p)
+			out[rel] = string(b)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	a, b := files(shared), files(copyDir)
+	if len(a) != len(b) {
+		t.Fatalf("shared fixture has %d files, the copy %d", len(a), len(b))
+	}
+	for k, v := range a {
+		if b[k] != v {
+			t.Errorf("%s differs between %s and %s; refresh the copy", k, shared, copyDir)
+		}
+	}
+}
+
+func dirExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.IsDir()
 }

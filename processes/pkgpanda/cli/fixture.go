@@ -89,27 +89,36 @@ func copyFile(src, dst string, perm fs.FileMode) error {
 // FindFixture looks: its value is the fixture directory itself.
 const FixtureEnv = "PKGPANDA_FIXTURE"
 
-// FindFixture returns the shared pkgpanda `http` fixture directory: the
-// value of $PKGPANDA_FIXTURE if set, otherwise the first
+// FixtureCopy is where the repository keeps its own copy of the shared
+// fixture, relative to the module root, so tests run where the shared
+// folder is not beside the checkout (a fresh CI clone).
+const FixtureCopy = "processes/pkgpanda/testdata/fixture/http"
+
+// FindFixture returns the pkgpanda `http` fixture directory: the value of
+// $PKGPANDA_FIXTURE if set; otherwise the first
 // `shared/fixtures/pkgpanda/http` found in the working directory or one of
-// its parents (the project's checkout sits beside `shared/`).
+// its parents (the project's checkout sits beside `shared/`); otherwise the
+// repository's own copy (FixtureCopy) below the module root.
 func FindFixture() (string, error) {
 	if d := os.Getenv(FixtureEnv); d != "" {
 		return d, nil
 	}
-	dir, err := os.Getwd()
+	wd, err := os.Getwd()
 	if err != nil {
 		return "", err
 	}
-	for {
-		c := filepath.Join(dir, "shared", "fixtures", "pkgpanda", "http")
-		if st, err := os.Stat(c); err == nil && st.IsDir() {
-			return c, nil
+	for _, rel := range []string{filepath.Join("shared", "fixtures", "pkgpanda", "http"), filepath.FromSlash(FixtureCopy)} {
+		for dir := wd; ; {
+			c := filepath.Join(dir, rel)
+			if st, err := os.Stat(c); err == nil && st.IsDir() {
+				return c, nil
+			}
+			parent := filepath.Dir(dir)
+			if parent == dir {
+				break
+			}
+			dir = parent
 		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("pkgpanda fixture shared/fixtures/pkgpanda/http not found above the working directory (set %s)", FixtureEnv)
-		}
-		dir = parent
 	}
+	return "", fmt.Errorf("pkgpanda fixture not found: neither shared/fixtures/pkgpanda/http nor %s above %s (set %s)", FixtureCopy, wd, FixtureEnv)
 }

@@ -235,13 +235,7 @@ func messageCases() []Case {
 				body := []byte(t.unique())
 				path := "/" + percentEncodeFirst(o.Process) + "/" + ping
 				t.Expect("202 for POST %s, then %s with body %q", path, pong, body)
-				mark := p.mark()
-				r := t.roundTrip(httpRequest("POST", path, o.Target, body, "Libprocess-From: "+p.UPID()))
-				t.expectAccepted(r)
-				if _, err := p.waitBody(t.Context(), mark, pong, body); err != nil {
-					t.Fatalf("%s; %v", r.summary(), err)
-				}
-				t.Seen("%s and the reply", r.summary())
+				t.expectEchoed(p, httpRequest("POST", path, o.Target, body, "Libprocess-From: "+p.UPID()), pong, body)
 			}},
 		Case{ID: "msg.deliver.from-precedence", Section: "§2.2", Group: GroupLibprocess,
 			Title: "Libprocess-From (whitespace-trimmed) wins over User-Agent", Run: func(t *T) {
@@ -250,14 +244,8 @@ func messageCases() []Case {
 				p := t.peer()
 				body := []byte(t.unique())
 				t.Expect("202, then %s with body %q at %s", pong, body, p.UPID())
-				mark := p.mark()
-				r := t.roundTrip(httpRequest("POST", "/"+o.Process+"/"+ping, o.Target, body,
-					"User-Agent: libprocess/"+fakeSender, "Libprocess-From: \t "+p.UPID()+" \t"))
-				t.expectAccepted(r)
-				if _, err := p.waitBody(t.Context(), mark, pong, body); err != nil {
-					t.Fatalf("%s; %v", r.summary(), err)
-				}
-				t.Seen("%s and the reply", r.summary())
+				t.expectEchoed(p, httpRequest("POST", "/"+o.Process+"/"+ping, o.Target, body,
+					"User-Agent: libprocess/"+fakeSender, "Libprocess-From: \t "+p.UPID()+" \t"), pong, body)
 			}},
 		Case{ID: "msg.name.slashes", Section: "§2.2", Group: GroupLibprocess,
 			Title: "message name may contain slashes", Run: func(t *T) {
@@ -283,13 +271,7 @@ func messageCases() []Case {
 				from := p.UPID() + "junk"
 				body := []byte(t.unique())
 				t.Expect("202 for Libprocess-From %q, then %s with body %q at %s", from, pong, body, p.UPID())
-				mark := p.mark()
-				r := t.roundTrip(messageRequest(o.Target, "/"+o.Process+"/"+ping, from, body))
-				t.expectAccepted(r)
-				if _, err := p.waitBody(t.Context(), mark, pong, body); err != nil {
-					t.Fatalf("%s; %v", r.summary(), err)
-				}
-				t.Seen("%s and the reply", r.summary())
+				t.expectEchoed(p, messageRequest(o.Target, "/"+o.Process+"/"+ping, from, body), pong, body)
 			}},
 		Case{ID: "msg.deliver.upid-hostname", Section: "§1.2", Group: GroupLibprocess,
 			Title: "sender UPID with a hostname is resolved to IPv4", Run: func(t *T) {
@@ -303,13 +285,7 @@ func messageCases() []Case {
 				from := PeerID + "@localhost:" + port
 				body := []byte(t.unique())
 				t.Expect("202 for Libprocess-From %q, then %s with body %q", from, pong, body)
-				mark := p.mark()
-				r := t.roundTrip(messageRequest(o.Target, "/"+o.Process+"/"+ping, from, body))
-				t.expectAccepted(r)
-				if _, err := p.waitBody(t.Context(), mark, pong, body); err != nil {
-					t.Fatalf("%s; %v", r.summary(), err)
-				}
-				t.Seen("%s and the reply", r.summary())
+				t.expectEchoed(p, messageRequest(o.Target, "/"+o.Process+"/"+ping, from, body), pong, body)
 			}},
 		Case{ID: "msg.pipeline.mixed", Section: "§2.4, §2.5, §5.1", Group: GroupLibprocess,
 			Title: "messages (Mesos 0.22 shape) and HTTP requests pipelined on one connection are answered in order", Run: func(t *T) {
@@ -359,6 +335,18 @@ func messageCases() []Case {
 			}},
 	)
 	return cs
+}
+
+// expectEchoed sends req, a ping message carrying body, and expects 202
+// and then the target's pong with the same body at the suite's peer p.
+func (t *T) expectEchoed(p *Peer, req []byte, pong string, body []byte) {
+	mark := p.mark()
+	r := t.roundTrip(req)
+	t.expectAccepted(r)
+	if _, err := p.waitBody(t.Context(), mark, pong, body); err != nil {
+		t.Fatalf("%s; %v", r.summary(), err)
+	}
+	t.Seen("%s and the reply", r.summary())
 }
 
 // expectPipelined writes reqs in one write on a fresh connection and checks

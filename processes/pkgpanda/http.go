@@ -118,6 +118,22 @@ func queryIDs(req *libprocess.Request, min, max int) ([]cli.ID, error) {
 	return parseIDs(raw)
 }
 
+// postIDs checks that req is a POST carrying between min and max `id`
+// query parameters (max 0: no limit), all valid package ids. When not, it
+// has answered (405 or 400) and ok is false.
+func postIDs(req *libprocess.Request, respond libprocess.Responder, min, max int) (ids []cli.ID, ok bool) {
+	if !allowed(req, http.MethodPost) {
+		respond(methodNotAllowed(http.MethodPost))
+		return nil, false
+	}
+	ids, err := queryIDs(req, min, max)
+	if err != nil {
+		respond(libprocess.ErrorResponse(http.StatusBadRequest, err.Error()))
+		return nil, false
+	}
+	return ids, true
+}
+
 // streamer answers a streamed run: the response (200, chunked text/plain)
 // starts with the first stdout byte, so a run that fails before printing
 // anything still gets its proper error status.
@@ -355,13 +371,8 @@ func withBody(req *libprocess.Request, respond libprocess.Responder, limit int64
 }
 
 func (p *Process) serveRemove(req *libprocess.Request, respond libprocess.Responder) {
-	if !allowed(req, http.MethodPost) {
-		respond(methodNotAllowed(http.MethodPost))
-		return
-	}
-	ids, err := queryIDs(req, 1, 0)
-	if err != nil {
-		respond(libprocess.ErrorResponse(http.StatusBadRequest, err.Error()))
+	ids, ok := postIDs(req, respond, 1, 0)
+	if !ok {
 		return
 	}
 	a := p.actors[RouteRemove]
@@ -373,13 +384,8 @@ func (p *Process) serveRemove(req *libprocess.Request, respond libprocess.Respon
 }
 
 func (p *Process) serveActivate(req *libprocess.Request, respond libprocess.Responder) {
-	if !allowed(req, http.MethodPost) {
-		respond(methodNotAllowed(http.MethodPost))
-		return
-	}
-	ids, err := queryIDs(req, 1, 0)
-	if err != nil {
-		respond(libprocess.ErrorResponse(http.StatusBadRequest, err.Error()))
+	ids, ok := postIDs(req, respond, 1, 0)
+	if !ok {
 		return
 	}
 	a := p.actors[RouteActivate]
@@ -389,13 +395,8 @@ func (p *Process) serveActivate(req *libprocess.Request, respond libprocess.Resp
 }
 
 func (p *Process) serveSwap(req *libprocess.Request, respond libprocess.Responder) {
-	if !allowed(req, http.MethodPost) {
-		respond(methodNotAllowed(http.MethodPost))
-		return
-	}
-	ids, err := queryIDs(req, 1, 1)
-	if err != nil {
-		respond(libprocess.ErrorResponse(http.StatusBadRequest, err.Error()))
+	ids, ok := postIDs(req, respond, 1, 1)
+	if !ok {
 		return
 	}
 	a := p.actors[RouteSwap]
@@ -405,18 +406,13 @@ func (p *Process) serveSwap(req *libprocess.Request, respond libprocess.Responde
 }
 
 func (p *Process) serveFetch(req *libprocess.Request, respond libprocess.Responder) {
-	if !allowed(req, http.MethodPost) {
-		respond(methodNotAllowed(http.MethodPost))
+	ids, ok := postIDs(req, respond, 1, 0)
+	if !ok {
 		return
 	}
 	url := req.URL.Query().Get("repository_url")
 	if url == "" {
 		respond(libprocess.ErrorResponse(http.StatusBadRequest, "the `repository_url` query parameter is needed"))
-		return
-	}
-	ids, err := queryIDs(req, 1, 0)
-	if err != nil {
-		respond(libprocess.ErrorResponse(http.StatusBadRequest, err.Error()))
 		return
 	}
 	if _, err := p.cfg.Tool.Fetch(url, ids...); err != nil {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 
@@ -71,18 +72,22 @@ func pkgBody(r *PkgpandaResponse) libprocess.Response {
 }
 
 func methodNotAllowed(allow ...string) libprocess.Response {
+	if slices.Contains(allow, http.MethodGet) {
+		allow = append(allow, http.MethodHead) // GET routes serve HEAD too
+	}
 	r := libprocess.ErrorResponse(http.StatusMethodNotAllowed, "method not allowed; allowed: "+strings.Join(allow, ", "))
 	r.Header.Set("Allow", strings.Join(allow, ", "))
 	return r
 }
 
+// allowed reports whether req's method is one of methods; HEAD counts as
+// GET, as HTTP defines it.
 func allowed(req *libprocess.Request, methods ...string) bool {
-	for _, m := range methods {
-		if req.Method == m {
-			return true
-		}
+	m := req.Method
+	if m == http.MethodHead {
+		m = http.MethodGet
 	}
-	return false
+	return slices.Contains(methods, m)
 }
 
 // subPath returns the path below the matched route, e.g. "/mesos--0.22.0"
@@ -261,7 +266,7 @@ func (p *Process) serveActiveJSON(req *libprocess.Request, respond libprocess.Re
 // serveIDList answers GET on a route that lists ids (list.json,
 // active.json) with op run by that route's actor.
 func (p *Process) serveIDList(req *libprocess.Request, respond libprocess.Responder, route string, op func(context.Context, *actor) *PkgpandaResponse) {
-	if !allowed(req, http.MethodGet, http.MethodHead) {
+	if !allowed(req, http.MethodGet) {
 		respond(methodNotAllowed(http.MethodGet))
 		return
 	}
@@ -480,7 +485,7 @@ func (p *Process) serveRepository(req *libprocess.Request, respond libprocess.Re
 	a := p.actors[RouteRepository]
 	sub := subPath(req)
 	if sub == "" || sub == "/" {
-		if !allowed(req, http.MethodGet, http.MethodHead) {
+		if !allowed(req, http.MethodGet) {
 			respond(methodNotAllowed(http.MethodGet))
 			return
 		}
@@ -573,7 +578,7 @@ func (p *Process) serveActive(req *libprocess.Request, respond libprocess.Respon
 		}
 		return
 	}
-	if !allowed(req, http.MethodGet, http.MethodHead) {
+	if !allowed(req, http.MethodGet) {
 		respond(methodNotAllowed(http.MethodGet))
 		return
 	}

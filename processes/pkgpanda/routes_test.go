@@ -48,24 +48,33 @@ func TestReadRoutes(t *testing.T) {
 
 	// Wrong methods: 405 with Allow.
 	for _, c := range []struct{ method, path, allow string }{
-		{"POST", "/repository/", "GET"},
-		{"PATCH", "/repository/mesos--0.22.0", "GET, POST, DELETE"},
-		{"DELETE", "/active/", "GET, PUT"},
-		{"PUT", "/active/mesos--0.22.0", "GET"},
+		{"POST", "/repository/", "GET, HEAD"},
+		{"PATCH", "/repository/mesos--0.22.0", "GET, POST, DELETE, HEAD"},
+		{"DELETE", "/active/", "GET, PUT, HEAD"},
+		{"PUT", "/active/mesos--0.22.0", "GET, HEAD"},
 		{"GET", "/add", "POST"},
 		{"GET", "/remove", "POST"},
 		{"GET", "/activate", "POST"},
 		{"GET", "/swap", "POST"},
 		{"GET", "/fetch", "POST"},
-		{"POST", "/check", "GET"},
-		{"POST", "/list.json", "GET"},
-		{"DELETE", "/active.json", "GET"},
+		{"POST", "/check", "GET, HEAD"},
+		{"POST", "/list.json", "GET, HEAD"},
+		{"DELETE", "/active.json", "GET, HEAD"},
 		{"GET", "/api/v1", "POST"},
 	} {
 		r := e.do(c.method, c.path, nil)
 		expectStatus(t, c.method+" "+c.path, r, 405)
 		if got := r.header.Get("Allow"); got != c.allow {
 			t.Errorf("%s %s: Allow %q, want %q", c.method, c.path, got, c.allow)
+		}
+	}
+
+	// GET routes answer HEAD like GET, without a body.
+	for _, path := range []string{"/repository/", "/active/", "/list.json", "/active.json", "/check?list=true", "/repository/mesos--0.22.0"} {
+		r := e.do("HEAD", path, nil)
+		expectStatus(t, "HEAD "+path, r, 200)
+		if len(r.body) != 0 {
+			t.Errorf("HEAD %s: body %q", path, r.body)
 		}
 	}
 

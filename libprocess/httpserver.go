@@ -12,7 +12,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/procpanda/procpanda/libprocess/wire"
 	"github.com/valyala/fasthttp"
 )
 
@@ -282,5 +281,3 @@ func acceptsGzip(header string) bool {
 	}
 	return false
 }
-
-var _ = wire.ErrIncomplete

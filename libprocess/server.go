@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/procpanda/procpanda/libprocess/wire"
 	"github.com/valyala/fasthttp"
 )
 
@@ -289,5 +288,4 @@ func underlying(c net.Conn) net.Conn {
 var (
 	_ net.Listener = (*handoffListener)(nil)
 	_ net.Conn     = (*httpConn)(nil)
-	_              = wire.ErrIncomplete
 )

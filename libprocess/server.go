@@ -12,14 +12,15 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// server owns the listening socket. Every accepted connection is first
-// sniffed by the libprocess codec (package wire): when its first request is
-// a libprocess message the connection stays with the codec's message loop,
-// which accepts the request shapes every generation of peers writes (empty
-// Host, chunked bodies on HTTP/1.0) and answers with batched writes. Any
-// other connection is handed, with the bytes already read, to a
-// fasthttp.Server through an in-memory listener, so ordinary HTTP keeps
-// fasthttp's speed and features.
+// server owns the listening socket. Every accepted connection is read by
+// the libprocess codec (package wire, driven by msgConn): messages are
+// served by the codec's loop, which accepts the request shapes every
+// generation of peers writes (empty Host, chunked bodies on HTTP/1.0) and
+// answers with batched writes. At the first ordinary HTTP request the
+// connection is handed to a fasthttp.Server through an in-memory listener;
+// fasthttp then reads through httpConn, which gives it one HTTP request at
+// a time and lets the codec serve any message between them. Ordinary HTTP
+// keeps fasthttp's speed and features.
 type server struct {
 	rt    *Runtime
 	ln    net.Listener
@@ -138,8 +139,8 @@ func (s *server) untrack(c net.Conn) {
 	s.wg.Done()
 }
 
-// serveConn sniffs the first request of a connection and either serves it
-// as a message connection or hands it to fasthttp.
+// serveConn wraps a connection for TLS when configured, serves its
+// messages, and hands it to fasthttp at its first ordinary HTTP request.
 func (s *server) serveConn(raw net.Conn) {
 	c := s.wrapInbound(raw)
 	if c == nil {
@@ -226,8 +227,8 @@ func (l fasthttpLogger) Printf(format string, args ...any) {
 	l.rt.log.Warn().Str("component", "http").Msg(fmt.Sprintf(format, args...))
 }
 
-// handoffListener is a net.Listener fed with connections the sniffer has
-// classified as ordinary HTTP.
+// handoffListener is a net.Listener fed with connections whose next request
+// is ordinary HTTP.
 type handoffListener struct {
 	addr   net.Addr
 	ch     chan net.Conn

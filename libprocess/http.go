@@ -226,5 +226,3 @@ func ErrorResponse(status int, msg string) Response {
 func TextResponse(status int, body string) Response {
 	return Response{Status: status, Header: http.Header{"Content-Type": {"text/plain; charset=utf-8"}}, Body: []byte(body)}
 }
-
-func errorResponse(status int, msg string) Response { return TextResponse(status, msg) }

@@ -81,7 +81,7 @@ func (s *server) serveHTTP(ctx *fasthttp.RequestCtx) {
 		s.rt.log.Warn().Str("process", p.id).Str("path", decoded).Err(err).Msg("HTTP request refused")
 		cancel()
 		ctx.Response.Header.Set("Retry-After", "1")
-		writeResponse(ctx, req, errorResponse(http.StatusServiceUnavailable, err.Error()))
+		writeResponse(ctx, req, TextResponse(http.StatusServiceUnavailable, err.Error()))
 		return
 	}
 	resp := s.await(ctx, ev, cancel)
@@ -126,7 +126,7 @@ func (s *server) await(ctx *fasthttp.RequestCtx, ev *httpEvent, cancel context.C
 		case r := <-ev.response:
 			return r
 		case <-s.hardStop:
-			return errorResponse(http.StatusServiceUnavailable, "runtime shutting down")
+			return TextResponse(http.StatusServiceUnavailable, "runtime shutting down")
 		case <-t.C:
 			if peerClosed(conn) {
 				cancel()

@@ -226,7 +226,7 @@ func (p *Process) shutdown(batch []event) {
 func (p *Process) drop(e *event) {
 	switch e.kind {
 	case evHTTP:
-		e.http.respond(errorResponse(503, "process "+p.id+" terminated"))
+		e.http.respond(TextResponse(503, "process "+p.id+" terminated"))
 	case evMessage:
 		p.rt.metrics.messagesDropped.Add(1)
 	case evDispatch:

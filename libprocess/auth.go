@@ -122,17 +122,28 @@ func (b *BasicAuthenticator) Authenticate(req *Request) (string, error) {
 	user, pass, ok := strings.Cut(string(raw), ":")
 	secret, known := b.secrets[user]
 	// Compare even for unknown users so timing does not reveal them.
-	match := subtle.ConstantTimeCompare([]byte(pass), []byte(secret)) == 1
+	match := secretsEqual(pass, secret)
 	if !ok || !known || !match {
 		return "", fmt.Errorf("%w: invalid credentials", ErrUnauthenticated)
 	}
 	return user, nil
 }
 
+// secretsEqual compares a presented secret with the stored one in time
+// that depends on neither's content nor length: it compares their SHA-256
+// digests, which always have the same length (ConstantTimeCompare on the
+// secrets themselves returns early when the lengths differ).
+func secretsEqual(presented, stored string) bool {
+	a, b := sha256.Sum256([]byte(presented)), sha256.Sum256([]byte(stored))
+	return subtle.ConstantTimeCompare(a[:], b[:]) == 1
+}
+
 // JWTAuthenticator authenticates "Authorization: Bearer <JWT>" tokens
 // signed with HS256 and a shared secret, as Mesos' JWT authenticator does.
-// The principal is the token's "sub" claim; an "exp" claim in the past is
-// rejected.
+// The principal is the token's "sub" claim. A token is rejected when its
+// "exp" claim is not in the future or its "nbf" (not before) claim is in
+// the future; there is no clock-skew allowance, so issuers and this host
+// need synchronized clocks (as for "exp").
 type JWTAuthenticator struct {
 	secret []byte
 	now    func() time.Time
@@ -175,12 +186,17 @@ func (j *JWTAuthenticator) Authenticate(req *Request) (string, error) {
 	var claims struct {
 		Sub string   `json:"sub"`
 		Exp *float64 `json:"exp"`
+		Nbf *float64 `json:"nbf"`
 	}
 	if err := decodeJWTPart(parts[1], &claims); err != nil {
 		return "", fmt.Errorf("%w: malformed claims", ErrUnauthenticated)
 	}
-	if claims.Exp != nil && float64(j.now().Unix()) >= *claims.Exp {
+	now := float64(j.now().Unix())
+	if claims.Exp != nil && now >= *claims.Exp {
 		return "", fmt.Errorf("%w: token expired", ErrUnauthenticated)
+	}
+	if claims.Nbf != nil && now < *claims.Nbf {
+		return "", fmt.Errorf("%w: token not valid yet", ErrUnauthenticated)
 	}
 	if claims.Sub == "" {
 		return "", fmt.Errorf("%w: token has no subject", ErrUnauthenticated)

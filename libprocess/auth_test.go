@@ -4,6 +4,8 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -87,3 +89,49 @@ func TestAuthenticationRealms(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// A token whose "nbf" lies in the future is not valid yet.
+func TestJWTNotBefore(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	a := NewJWTAuthenticator([]byte("key"))
+	a.now = func() time.Time { return now }
+	auth := func(claims string) error {
+		req := &Request{Header: http.Header{"Authorization": {"Bearer " + hs256(t, "key", claims)}}}
+		_, err := a.Authenticate(req)
+		return err
+	}
+	if err := auth(`{"sub":"agent","nbf":` + itoa(now.Unix()+60) + `}`); !errors.Is(err, ErrUnauthenticated) {
+		t.Fatalf("nbf a minute ahead: %v, want ErrUnauthenticated", err)
+	}
+	if err := auth(`{"sub":"agent","nbf":"soon"}`); !errors.Is(err, ErrUnauthenticated) {
+		t.Fatalf("non-numeric nbf: %v, want ErrUnauthenticated", err)
+	}
+	for _, nbf := range []int64{now.Unix(), now.Unix() - 60} {
+		if err := auth(`{"sub":"agent","nbf":` + itoa(nbf) + `}`); err != nil {
+			t.Fatalf("nbf %d at %d: %v", nbf, now.Unix(), err)
+		}
+	}
+}
+
+// Basic secrets match only exactly, whatever the presented length.
+func TestBasicSecretCompare(t *testing.T) {
+	a := NewBasicAuthenticator(map[string]string{"ops": "s3cret", "empty": ""})
+	try := func(user, pass string) error {
+		req := &Request{Header: http.Header{"Authorization": {"Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))}}}
+		_, err := a.Authenticate(req)
+		return err
+	}
+	for _, bad := range [][2]string{{"ops", "s3cre"}, {"ops", "s3crett"}, {"ops", ""}, {"ops", "S3cret"}, {"empty", "x"}, {"nobody", ""}} {
+		if err := try(bad[0], bad[1]); !errors.Is(err, ErrUnauthenticated) {
+			t.Errorf("%s:%s accepted", bad[0], bad[1])
+		}
+	}
+	for _, good := range [][2]string{{"ops", "s3cret"}, {"empty", ""}} {
+		if err := try(good[0], good[1]); err != nil {
+			t.Errorf("%s:%s: %v", good[0], good[1], err)
+		}
+	}
+	if !secretsEqual("a", "a") || secretsEqual("a", "ab") || secretsEqual("", "a") {
+		t.Fatal("secretsEqual")
+	}
+}

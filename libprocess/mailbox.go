@@ -53,17 +53,21 @@ func newMailbox(capacity int) *mailbox {
 }
 
 // put enqueues e. It fails with ErrTerminated after close and with
-// ErrMailboxFull at capacity; terminate events are never refused while
-// open.
+// ErrMailboxFull at capacity. Terminate and exited events are never
+// refused while open: losing one would leave a process running forever or
+// waiting on a peer that is gone, and exited events are bounded anyway by
+// the number of links.
 func (m *mailbox) put(e event) error {
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
 		return ErrTerminated
 	}
-	if e.kind == evTerminate {
+	switch {
+	case e.kind == evTerminate:
 		m.terminate = true
-	} else if len(m.pending) >= m.capacity {
+	case e.kind == evExited:
+	case len(m.pending) >= m.capacity:
 		m.mu.Unlock()
 		return ErrMailboxFull
 	}

@@ -19,6 +19,10 @@ type runtimeMetrics struct {
 	connsOutbound    atomic.Int64 // open outbound connections (gauge)
 	connectFailures  atomic.Int64 // failed dials to peers
 	connErrors       atomic.Int64 // inbound connections closed on a protocol error
+
+	// Outbound limits, failure containment and firewall.
+	handlerPanics atomic.Int64 // panics recovered in handlers, routes, dispatched functions
+	sendsInvalid  atomic.Int64 // sends refused: id, name or host not writable in a request head
 }
 
 // Counter is a monotonically increasing metric.
@@ -107,6 +111,7 @@ func (rt *Runtime) Snapshot() map[string]float64 {
 		"libprocess/mailbox_capacity":        float64(rt.cfg.MailboxCapacity),
 		"libprocess/outbound_queue_capacity": float64(rt.cfg.OutboundQueueCapacity),
 	}
+	rt.outboundSnapshot(out)
 	rt.mu.RLock()
 	procs := make([]*Process, 0, len(rt.processes))
 	for _, p := range rt.processes {
@@ -129,4 +134,12 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// outboundSnapshot adds the outbound-limit, failure-containment and
+// firewall metrics.
+func (rt *Runtime) outboundSnapshot(out map[string]float64) {
+	m := rt.metrics
+	out["libprocess/handler_panics"] = float64(m.handlerPanics.Load())
+	out["libprocess/sends_invalid"] = float64(m.sendsInvalid.Load())
 }

@@ -1,9 +1,13 @@
 package libprocess
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
-	"strings"
+	"net/http"
+	"runtime"
+	"runtime/debug"
+	"strconv"
 	"sync"
 	"sync/atomic"
 )
@@ -47,6 +51,7 @@ type Process struct {
 	mbox    *mailbox
 	spawned atomic.Bool
 	done    chan struct{}
+	loopGID atomic.Uint64 // id of the goroutine running the process, 0 before it starts
 
 	linkMu  sync.Mutex
 	linkers map[*Process]struct{} // local processes linked to this one
@@ -95,15 +100,27 @@ func (p *Process) OnFinalize(f func()) { p.onFinal = f }
 // get it through their mailbox without touching the network; remote ones
 // over this process' persistent connection to to's address, in send order.
 // Send takes ownership of body: the caller must not modify it afterwards.
-// The error reports only what is known at once (not spawned, local
-// receiver missing or full, outbound queue full); like libprocess, delivery
-// is at most once.
+// The error reports only what is known at once (an id, name or host that
+// cannot be written into a request head, not spawned, local receiver
+// missing or full, outbound queue full, too many peers); like libprocess,
+// delivery is at most once.
 func (p *Process) Send(to UPID, name string, body []byte) error {
+	if err := validateSend(to, name); err != nil {
+		if p.rt != nil {
+			p.rt.metrics.sendsInvalid.Add(1)
+		}
+		return fmt.Errorf("send to %q: %w: %w", to.String(), ErrInvalidTarget, err)
+	}
 	if !p.spawned.Load() {
 		return fmt.Errorf("send %s to %s: process %q: %w", name, to, p.id, ErrTerminated)
 	}
 	return p.rt.send(p, to, name, body)
 }
+
+// ErrInvalidTarget is returned by Send when the receiver's id or host or
+// the message name holds bytes that cannot be written into a request head
+// (see Send); nothing is sent.
+var ErrInvalidTarget = errors.New("libprocess: invalid message target")
 
 // Link asks for one exited notification when to terminates (a local
 // process) or when the connection to to's address breaks (a remote one).
@@ -123,9 +140,19 @@ func (p *Process) Dispatch(f func()) error {
 	return p.enqueue(event{kind: evDispatch, fn: f})
 }
 
+// ErrDispatchFromLoop is returned by DispatchWait when it is called on the
+// process' own goroutine (from one of its handlers): waiting there for the
+// process to run f would wait forever.
+var ErrDispatchFromLoop = errors.New("libprocess: DispatchWait called on the process' own goroutine")
+
 // DispatchWait runs f on the process' goroutine and waits until it has run
-// (or the process terminated first).
+// (or the process terminated first, or f panicked). Called from the
+// process' own handlers it returns ErrDispatchFromLoop instead of
+// deadlocking; use Dispatch there, or call f directly.
 func (p *Process) DispatchWait(f func()) error {
+	if gid := p.loopGID.Load(); gid != 0 && gid == goroutineID() {
+		return fmt.Errorf("process %q: %w", p.id, ErrDispatchFromLoop)
+	}
 	done := make(chan error, 1)
 	if err := p.enqueue(event{kind: evDispatch, fn: f, done: done}); err != nil {
 		return err
@@ -147,22 +174,41 @@ func (p *Process) enqueue(e event) error {
 	return p.mbox.put(e)
 }
 
-// validID reports why id cannot name a process.
+// validID reports why id cannot name a process: it is written into every
+// request line and Libprocess-From header this process sends, so it obeys
+// the rule for receiver ids (see validTargetID).
 func validID(id string) error {
-	switch {
-	case id == "":
-		return errors.New("process id is empty")
-	case strings.ContainsAny(id, "/ \t\r\n"):
-		return fmt.Errorf("process id %q contains '/' or whitespace", id)
+	if err := validTargetID(id); err != nil {
+		return fmt.Errorf("process id: %w", err)
 	}
 	return nil
+}
+
+// goroutineID returns the id of the calling goroutine, parsed from the
+// first line of its stack trace ("goroutine 123 [running]:"). Go offers no
+// other way for DispatchWait to tell the process' own goroutine from any
+// other goroutine that calls it while the process is busy; it costs about
+// a microsecond and is used only there.
+func goroutineID() uint64 {
+	var buf [64]byte
+	b := buf[:runtime.Stack(buf[:], false)]
+	b = bytes.TrimPrefix(b, []byte("goroutine "))
+	if i := bytes.IndexByte(b, ' '); i > 0 {
+		b = b[:i]
+	}
+	id, err := strconv.ParseUint(string(b), 10, 64)
+	if err != nil {
+		return 0
+	}
+	return id
 }
 
 // run is the process' goroutine: it handles events one at a time until a
 // terminate event, then cleans up.
 func (p *Process) run() {
+	p.loopGID.Store(goroutineID())
 	if p.onInit != nil {
-		p.onInit()
+		p.guard("initialize", "", nil, p.onInit)
 	}
 	var spare []event
 	for range p.mbox.wake {
@@ -179,28 +225,58 @@ func (p *Process) run() {
 	}
 }
 
-// serve handles one event.
+// serve handles one event. A panic in the code it calls is contained to
+// the event (see guard): the process goes on with the next one.
 func (p *Process) serve(e *event) {
 	switch e.kind {
 	case evMessage:
 		p.rt.metrics.messagesHandled.Add(1)
 		if h := p.handlers[e.msg.Name]; h != nil {
-			h(&e.msg)
+			p.guard("message", e.msg.Name, nil, func() { h(&e.msg) })
 		} else {
 			p.rt.log.Debug().Str("process", p.id).Str("message", e.msg.Name).Str("from", e.msg.From.String()).Msg("no handler installed for message; dropped")
 		}
 	case evHTTP:
-		p.serveHTTP(e.http)
+		h := e.http
+		p.guard("HTTP request", h.req.URL.Path, func() {
+			// No-op if the handler answered before it panicked.
+			h.respond(ErrorResponse(http.StatusInternalServerError, "internal error in the route handler"))
+		}, func() { p.serveHTTP(h) })
 	case evDispatch:
-		e.fn()
-		if e.done != nil {
+		if p.guard("dispatched function", "", func() {
+			if e.done != nil {
+				e.done <- fmt.Errorf("process %q: dispatched function panicked", p.id)
+			}
+		}, e.fn) && e.done != nil {
 			e.done <- nil
 		}
 	case evExited:
 		if p.exited != nil {
-			p.exited(e.upid)
+			p.guard("exited handler", e.upid.ID, nil, func() { p.exited(e.upid) })
 		}
 	}
+}
+
+// guard runs f and recovers a panic in it, as net/http recovers one per
+// request: the panic is logged with its stack and counted in
+// libprocess/handler_panics, and onPanic (if set) answers whoever waits
+// for the event. It reports whether f returned normally.
+func (p *Process) guard(what, detail string, onPanic func(), f func()) (ok bool) {
+	defer func() {
+		if ok {
+			return
+		}
+		v := recover()
+		p.rt.metrics.handlerPanics.Add(1)
+		p.rt.log.Error().Str("process", p.id).Str("event", what).Str("detail", detail).
+			Str("panic", fmt.Sprint(v)).Bytes("stack", debug.Stack()).
+			Msg("handler panicked; the event is abandoned and the process goes on")
+		if onPanic != nil {
+			onPanic()
+		}
+	}()
+	f()
+	return true
 }
 
 // shutdown implements termination: as in libprocess, events queued before
@@ -215,7 +291,7 @@ func (p *Process) shutdown(batch []event) {
 		}
 	}
 	if p.onFinal != nil {
-		p.onFinal()
+		p.guard("finalize", "", nil, p.onFinal)
 	}
 	p.rt.processExited(p)
 	p.rt.log.Info().Str("process", p.self.String()).Msg("process terminated")

@@ -26,6 +26,7 @@ type Runtime struct {
 	processes map[string]*Process
 	order     []*Process // spawn order, for shutdown
 	address   UPID       // advertised address (ID empty)
+	started   bool       // Start was called (and did not fail)
 	closing   bool
 
 	metrics *runtimeMetrics
@@ -68,8 +69,30 @@ func New(cfg Config) (*Runtime, error) {
 // IP/port if configured; when bound to all interfaces, the host's first
 // resolved IPv4 address as in libprocess) and spawns the built-in
 // processes (help, metrics, __processes__). It returns once the port is
-// accepting.
+// accepting. A runtime starts once: a second call returns an error and
+// leaves the first listener serving.
 func (rt *Runtime) Start() error {
+	rt.mu.Lock()
+	switch {
+	case rt.closing:
+		rt.mu.Unlock()
+		return errors.New("libprocess: start: runtime is shut down")
+	case rt.started:
+		rt.mu.Unlock()
+		return errors.New("libprocess: start: runtime already started")
+	}
+	rt.started = true
+	rt.mu.Unlock()
+	if err := rt.start(); err != nil {
+		rt.mu.Lock()
+		rt.started = false
+		rt.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+func (rt *Runtime) start() error {
 	bindIP := rt.cfg.IP
 	if bindIP == "" {
 		bindIP = "0.0.0.0"

@@ -1,6 +1,7 @@
 package libprocess
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -141,3 +142,64 @@ func (u UPID) IsZero() bool { return u == UPID{} }
 
 // SameAddress reports whether u and v name the same instance (host and port).
 func (u UPID) SameAddress(v UPID) bool { return u.Host == v.Host && u.Port == v.Port }
+
+// validTargetID reports why id cannot be the receiver of a message. The id
+// is written into the request line "POST /<id>/<name> HTTP/1.1" (spec
+// 3.1), so it must be non-empty printable ASCII without '/', which ends
+// it, and without bytes a peer reads as the end of the path or as an
+// escape ('?', '#', '%'). Anything else could inject headers or address
+// another process.
+func validTargetID(id string) error {
+	if id == "" {
+		return errors.New("id is empty")
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; c == '/' || !targetByte(c) {
+			return fmt.Errorf("id %q: byte %#02x at offset %d is not allowed in a request target", id, c, i)
+		}
+	}
+	return nil
+}
+
+// validMessageName reports why name cannot be sent as a message name: the
+// rule of validTargetID, except that '/' is allowed (a name is everything
+// after the id's '/', spec 3.1).
+func validMessageName(name string) error {
+	if name == "" {
+		return errors.New("message name is empty")
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; !targetByte(c) {
+			return fmt.Errorf("message name %q: byte %#02x at offset %d is not allowed in a request target", name, c, i)
+		}
+	}
+	return nil
+}
+
+// targetByte reports whether c may appear in a message's request target:
+// visible ASCII except the query, fragment and escape introducers.
+func targetByte(c byte) bool {
+	return c > ' ' && c < 0x7f && c != '?' && c != '#' && c != '%'
+}
+
+// validateSend checks what Send writes into a request head: the receiver
+// id, the message name and the host (dialled and sent as the Host header).
+func validateSend(to UPID, name string) error {
+	if err := validTargetID(to.ID); err != nil {
+		return fmt.Errorf("receiver %w", err)
+	}
+	if err := validMessageName(name); err != nil {
+		return err
+	}
+	if to.Host == "" {
+		return errors.New("receiver host is empty")
+	}
+	if strings.IndexByte(to.Host, ':') >= 0 {
+		if a, err := netip.ParseAddr(to.Host); err != nil || !a.Is6() || a.Zone() != "" {
+			return fmt.Errorf("receiver host %q is not an IPv6 address without zone", to.Host)
+		}
+	} else if !validHostname(to.Host) {
+		return fmt.Errorf("receiver host %q is neither an IP address nor a hostname", to.Host)
+	}
+	return nil
+}

@@ -67,6 +67,33 @@ type Config struct {
 	// (LIBPROCESS_METRICS_SNAPSHOT_ENDPOINT_RATE_LIMIT, "N/1secs" style).
 	MetricsSnapshotRateLimit float64
 
+	// Outbound limits and firewall.
+
+	// MaxOutboundPeers bounds the remote peers the runtime keeps, one
+	// connection each (a peer is a local process and a remote address).
+	// Every sender of a message is answered on such a connection, so
+	// without a bound a flood of senders exhausts file descriptors. At
+	// the bound the least recently used idle, unlinked peer is closed; if
+	// every peer is busy or linked, Send and Link fail with
+	// ErrTooManyPeers. Keep it well below RLIMIT_NOFILE.
+	MaxOutboundPeers int
+	// OutboundIdleTimeout closes the connection of an unlinked peer with
+	// nothing queued after this long without a send (spec 3.2: only
+	// linked peers need persistent connections; a linked peer's
+	// connection is never idle-closed).
+	OutboundIdleTimeout time.Duration
+	// MaxConcurrentDials bounds outbound connection attempts (TCP
+	// connect plus TLS handshake) in progress at once; further dials wait
+	// for a slot.
+	MaxConcurrentDials int
+	// DisabledEndpoints are paths answered 403 Forbidden, as libprocess'
+	// --firewall_rules disabled_endpoints (spec 4.4): each is an absolute
+	// path such as "/pkgpanda/add". It applies to HTTP requests and, unlike
+	// C++, to messages, whose path is "/<id>/<name>", so a process'
+	// message API can be turned off ("/pkgpanda/mesos.internal.PkgpandaCall").
+	// See firewall.go for the matching rule.
+	DisabledEndpoints []string
+
 	// TLS configures SSL on the port and on outbound connections.
 	TLS TLSConfig
 
@@ -85,6 +112,9 @@ func DefaultConfig() Config {
 		BufferedBodyLimit:     1 << 20,
 		MailboxCapacity:       8192,
 		OutboundQueueCapacity: 65536,
+		MaxOutboundPeers:      256,
+		OutboundIdleTimeout:   60 * time.Second,
+		MaxConcurrentDials:    16,
 		ReadTimeout:           30 * time.Second,
 		WriteTimeout:          30 * time.Second,
 		DialTimeout:           10 * time.Second,
@@ -210,6 +240,9 @@ func (c *Config) Validate() error {
 	if c.IdleTimeout < 0 {
 		return errors.New("config: IdleTimeout must not be negative")
 	}
+	if err := c.validateOutboundAndFirewall(); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
 	return nil
 }
 
@@ -279,4 +312,23 @@ func ParseDuration(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("invalid duration %q: must be positive", s)
 	}
 	return d, nil
+}
+
+// validateOutboundAndFirewall checks the outbound limits and the firewall.
+func (c *Config) validateOutboundAndFirewall() error {
+	if c.MaxOutboundPeers <= 0 {
+		return errors.New("MaxOutboundPeers must be positive")
+	}
+	if c.OutboundIdleTimeout <= 0 {
+		return errors.New("OutboundIdleTimeout must be positive")
+	}
+	if c.MaxConcurrentDials <= 0 {
+		return errors.New("MaxConcurrentDials must be positive")
+	}
+	for _, p := range c.DisabledEndpoints {
+		if err := validEndpointPath(p); err != nil {
+			return fmt.Errorf("DisabledEndpoints: %w", err)
+		}
+	}
+	return nil
 }

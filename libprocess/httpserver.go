@@ -58,6 +58,11 @@ func (s *server) serveHTTP(ctx *fasthttp.RequestCtx) {
 		ctx.SetBodyString("Failed to decode URL path: " + err.Error())
 		return
 	}
+	if s.rt.fw.deniesPath(decoded) {
+		s.rt.log.Info().Str("path", decoded).Msg("HTTP request refused: endpoint disabled by the firewall")
+		writeResponse(ctx, &Request{URL: &url.URL{}}, forbidden(decoded))
+		return
+	}
 	u := &url.URL{Path: decoded, RawPath: path, RawQuery: string(ctx.URI().QueryString())}
 	req := &Request{
 		Method:     string(ctx.Method()),

@@ -23,6 +23,11 @@ type runtimeMetrics struct {
 	// Outbound limits, failure containment and firewall.
 	handlerPanics atomic.Int64 // panics recovered in handlers, routes, dispatched functions
 	sendsInvalid  atomic.Int64 // sends refused: id, name or host not writable in a request head
+	peersEvicted        atomic.Int64 // idle outbound peers closed to make room (MaxOutboundPeers)
+	peerLimitRejections atomic.Int64 // sends and links refused: MaxOutboundPeers busy peers
+	idleClosed          atomic.Int64 // outbound connections closed after OutboundIdleTimeout
+	dialWaits           atomic.Int64 // dials that waited for a MaxConcurrentDials slot
+	firewallDenied      atomic.Int64 // requests and messages refused 403 by DisabledEndpoints
 }
 
 // Counter is a monotonically increasing metric.
@@ -142,4 +147,12 @@ func (rt *Runtime) outboundSnapshot(out map[string]float64) {
 	m := rt.metrics
 	out["libprocess/handler_panics"] = float64(m.handlerPanics.Load())
 	out["libprocess/sends_invalid"] = float64(m.sendsInvalid.Load())
+	out["libprocess/outbound_peer_limit"] = float64(rt.cfg.MaxOutboundPeers)
+	out["libprocess/outbound_peers_evicted"] = float64(m.peersEvicted.Load())
+	out["libprocess/outbound_peer_limit_rejections"] = float64(m.peerLimitRejections.Load())
+	out["libprocess/outbound_idle_closed"] = float64(m.idleClosed.Load())
+	out["libprocess/outbound_dials_in_progress"] = float64(len(rt.outbound.dialSlots))
+	out["libprocess/outbound_dials_waiting"] = float64(rt.outbound.dialWaiting.Load())
+	out["libprocess/outbound_dial_waits"] = float64(m.dialWaits.Load())
+	out["libprocess/firewall_denied"] = float64(m.firewallDenied.Load())
 }

@@ -251,6 +251,10 @@ func (rt *Runtime) acceptMessage(st *msgState, target, fromText []byte, peer net
 		}
 		id = st.decoded
 	}
+	if rt.fw.deniesMessage(id, nameRaw) {
+		rt.log.Info().Stringer("peer", peer).Bytes("to", id).Bytes("message", nameRaw).Msg("message refused: endpoint disabled by the firewall")
+		return 403, "Endpoint '/" + string(id) + "/" + string(nameRaw) + "' is disabled"
+	}
 	from := rt.sender(st, fromText, peer)
 	if rt.cfg.RequirePeerAddressIPMatch && from.Host != peerIP {
 		rt.log.Warn().Str("from", from.String()).Str("peer_ip", peerIP).Msg("rejected message: sender IP does not match peer")

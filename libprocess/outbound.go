@@ -1,6 +1,7 @@
 package libprocess
 
 import (
+	"container/list"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/procpanda/procpanda/libprocess/wire"
@@ -16,6 +18,12 @@ import (
 // ErrQueueFull is returned by Send when the queue to a remote peer holds
 // Config.OutboundQueueCapacity messages; the message is dropped.
 var ErrQueueFull = errors.New("libprocess: outbound queue full")
+
+// ErrTooManyPeers is returned by Send and Link when a new remote peer is
+// needed while Config.MaxOutboundPeers peers exist and none of them is
+// idle (nothing queued, not linked) so that it could be closed to make
+// room; the message is dropped.
+var ErrTooManyPeers = errors.New("libprocess: too many outbound peers")
 
 // writeSegment is how many encoded bytes one write carries at most
 // (a single larger message is written whole).
@@ -32,6 +40,16 @@ const maxKeptWriteBuf = 1 << 20
 // goroutine that reads and discards responses — it never waits for them,
 // as mesos-go answers C++-style senders with nothing (spec 11.3) — and
 // notices when the connection breaks.
+//
+// Outbound connections are bounded, because every peer that sends us a
+// message gets its answers on a connection of ours (spec 3.2): at most
+// Config.MaxOutboundPeers peers exist (so at most that many sockets and
+// twice that many goroutines); at the bound the least recently used idle,
+// unlinked peer is closed to make room. An unlinked peer idle for
+// Config.OutboundIdleTimeout is closed too (C++ keeps persistent
+// connections only to linked peers; a linked peer's connection stays, as
+// its close means "exited"). At most Config.MaxConcurrentDials dials
+// (with TLS handshakes) run at once; the rest wait for a slot.
 type outbound struct {
 	rt     *Runtime
 	ctx    context.Context
@@ -39,8 +57,12 @@ type outbound struct {
 
 	mu     sync.Mutex
 	peers  map[outKey]*peer
+	lru    list.List // of *peer, most recently used first
 	closed bool
 	wg     sync.WaitGroup
+
+	dialSlots   chan struct{} // one token per dial in progress
+	dialWaiting atomic.Int64  // dials waiting for a slot
 }
 
 type outKey struct {
@@ -58,7 +80,10 @@ type outMsg struct {
 
 func newOutbound(rt *Runtime) *outbound {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &outbound{rt: rt, ctx: ctx, cancel: cancel, peers: make(map[outKey]*peer)}
+	return &outbound{
+		rt: rt, ctx: ctx, cancel: cancel, peers: make(map[outKey]*peer),
+		dialSlots: make(chan struct{}, rt.cfg.MaxConcurrentDials),
+	}
 }
 
 // peer is the connection state for one (local process, remote address).
@@ -80,18 +105,30 @@ type peer struct {
 	stopped bool
 	retired bool // removed from the map while idle; callers get a new peer
 
+	elem *list.Element // position in o.lru; guarded by o.mu
 	wake chan struct{}
 }
 
 func (o *outbound) peerFor(from *Process, to UPID) (*peer, error) {
 	key := outKey{from: from.id, host: to.Host, port: to.Port}
 	o.mu.Lock()
-	defer o.mu.Unlock()
 	if o.closed {
+		o.mu.Unlock()
 		return nil, errors.New("libprocess: runtime is shut down")
 	}
 	if p := o.peers[key]; p != nil {
+		o.lru.MoveToFront(p.elem)
+		o.mu.Unlock()
 		return p, nil
+	}
+	var evicted *peer
+	if len(o.peers) >= o.rt.cfg.MaxOutboundPeers {
+		if evicted = o.evictLocked(); evicted == nil {
+			o.mu.Unlock()
+			o.rt.metrics.peerLimitRejections.Add(1)
+			o.rt.log.Warn().Str("from", from.id).Str("peer", to.HostPort()).Int("max_outbound_peers", o.rt.cfg.MaxOutboundPeers).Msg("refused a new outbound peer: at the limit and none idle")
+			return nil, fmt.Errorf("%w: %d peers, none idle (Config.MaxOutboundPeers)", ErrTooManyPeers, o.rt.cfg.MaxOutboundPeers)
+		}
 	}
 	idle := make(chan struct{})
 	close(idle)
@@ -100,12 +137,78 @@ func (o *outbound) peerFor(from *Process, to UPID) (*peer, error) {
 		idle: idle, links: make(map[UPID]struct{}), wake: make(chan struct{}, 1),
 	}
 	o.peers[key] = p
+	p.elem = o.lru.PushFront(p)
 	o.wg.Add(1)
 	go func() {
 		defer o.wg.Done()
 		p.writeLoop()
 	}()
+	o.mu.Unlock()
+	if evicted != nil {
+		o.rt.metrics.peersEvicted.Add(1)
+		o.rt.log.Debug().Str("from", evicted.fromText).Str("peer", evicted.addr).Msg("closed the least recently used idle outbound peer to make room")
+		evicted.stop()
+	}
 	return p, nil
+}
+
+// evictLocked picks the least recently used idle peer, forgets it and
+// marks it stopped; the caller stops it after releasing o.mu. It returns
+// nil when every peer is busy or linked.
+func (o *outbound) evictLocked() *peer {
+	for e := o.lru.Back(); e != nil; e = e.Prev() {
+		q := e.Value.(*peer)
+		q.mu.Lock()
+		if q.idleLocked() {
+			q.stopped, q.retired = true, true
+			q.mu.Unlock()
+			o.forgetLocked(q)
+			return q
+		}
+		q.mu.Unlock()
+	}
+	return nil
+}
+
+// forgetLocked removes p from the peer table.
+func (o *outbound) forgetLocked(p *peer) {
+	if o.peers[p.key] == p {
+		delete(o.peers, p.key)
+	}
+	if p.elem != nil {
+		o.lru.Remove(p.elem)
+		p.elem = nil
+	}
+}
+
+// idleLocked reports whether p may be closed without losing anything:
+// nothing queued or being written, no link, no connection asked for.
+func (p *peer) idleLocked() bool {
+	return p.pending == 0 && len(p.links) == 0 && !p.connect && !p.stopped
+}
+
+// retireIdle closes p after Config.OutboundIdleTimeout without traffic,
+// unless it is linked or busy. It reports whether p was retired; its
+// writer then returns.
+func (p *peer) retireIdle() bool {
+	o := p.o
+	o.mu.Lock()
+	p.mu.Lock()
+	ok := p.idleLocked() && o.peers[p.key] == p
+	var c net.Conn
+	if ok {
+		o.forgetLocked(p)
+		p.stopped, p.retired = true, true
+		c = p.conn
+	}
+	p.mu.Unlock()
+	o.mu.Unlock()
+	if c != nil {
+		o.rt.metrics.idleClosed.Add(1)
+		o.rt.log.Debug().Str("from", p.fromText).Str("peer", p.addr).Msg("closed idle outbound connection")
+		_ = c.Close() // the reader sees it and accounts for the connection
+	}
+	return ok
 }
 
 func (o *outbound) send(from *Process, to UPID, name string, body []byte) error {
@@ -169,9 +272,9 @@ func (p *peer) retireIfIdle() {
 	o := p.o
 	o.mu.Lock()
 	p.mu.Lock()
-	idle := p.conn == nil && p.pending == 0 && len(p.links) == 0 && !p.connect && !p.stopped
+	idle := p.conn == nil && p.idleLocked()
 	if idle && o.peers[p.key] == p {
-		delete(o.peers, p.key)
+		o.forgetLocked(p)
 		p.stopped, p.retired = true, true
 	} else {
 		idle = false
@@ -235,7 +338,7 @@ func (o *outbound) dropProcess(from *Process) {
 	for k, p := range o.peers {
 		if k.from == from.id && p.from == from {
 			mine = append(mine, p)
-			delete(o.peers, k)
+			o.forgetLocked(p)
 		}
 	}
 	o.mu.Unlock()
@@ -250,6 +353,7 @@ func (o *outbound) close() {
 	o.closed = true
 	peers := o.peers
 	o.peers = make(map[outKey]*peer)
+	o.lru.Init()
 	o.mu.Unlock()
 	o.cancel()
 	for _, p := range peers {
@@ -293,7 +397,18 @@ func (p *peer) writeLoop() {
 	rt := p.o.rt
 	var buf []byte
 	var spare []outMsg
-	for range p.wake {
+	idle := time.NewTimer(rt.cfg.OutboundIdleTimeout)
+	defer idle.Stop()
+	for {
+		select {
+		case <-p.wake:
+		case <-idle.C:
+			if p.retireIdle() {
+				return
+			}
+			continue
+		}
+		idle.Reset(rt.cfg.OutboundIdleTimeout)
 		p.mu.Lock()
 		if p.stopped {
 			dropped := len(p.queue)
@@ -371,7 +486,7 @@ func (p *peer) writeBatch(conn net.Conn, buf []byte, batch []outMsg) ([]byte, er
 // the linkers and returns a nil conn.
 func (p *peer) dial() (net.Conn, uint64) {
 	rt := p.o.rt
-	c, err := p.open()
+	c, err := p.openBounded()
 	if err != nil {
 		rt.metrics.connectFailures.Add(1)
 		rt.log.Warn().Str("from", p.fromText).Str("peer", p.addr).Err(err).Msg("connecting to peer failed")
@@ -399,6 +514,28 @@ func (p *peer) dial() (net.Conn, uint64) {
 		p.readLoop(c, gen)
 	}()
 	return c, gen
+}
+
+// openBounded is open within the Config.MaxConcurrentDials dial slots: a
+// flood of messages from new addresses cannot make the runtime open
+// thousands of sockets at once.
+func (p *peer) openBounded() (net.Conn, error) {
+	o := p.o
+	select {
+	case o.dialSlots <- struct{}{}:
+	default:
+		o.rt.metrics.dialWaits.Add(1)
+		o.dialWaiting.Add(1)
+		select {
+		case o.dialSlots <- struct{}{}:
+			o.dialWaiting.Add(-1)
+		case <-o.ctx.Done():
+			o.dialWaiting.Add(-1)
+			return nil, fmt.Errorf("waiting to dial %s: runtime is shutting down", p.addr)
+		}
+	}
+	defer func() { <-o.dialSlots }()
+	return p.open()
 }
 
 // open dials the peer, with a TLS handshake when TLS is enabled.

@@ -33,6 +33,7 @@ type Runtime struct {
 	user    *Metrics
 	help    *helpRegistry
 	auth    *authRegistry
+	fw      *firewall
 
 	server    *server
 	outbound  *outbound
@@ -61,6 +62,7 @@ func New(cfg Config) (*Runtime, error) {
 			return nil, fmt.Errorf("config: %w", err)
 		}
 	}
+	rt.fw = newFirewall(cfg.DisabledEndpoints, &rt.metrics.firewallDenied)
 	rt.outbound = newOutbound(rt)
 	return rt, nil
 }

@@ -177,6 +177,8 @@ func StatusText(status int) string {
 		return "Accepted"
 	case 400:
 		return "Bad Request"
+	case 403:
+		return "Forbidden"
 	case 404:
 		return "Not Found"
 	case 413:

@@ -21,8 +21,8 @@ type runtimeMetrics struct {
 	connErrors       atomic.Int64 // inbound connections closed on a protocol error
 
 	// Outbound limits, failure containment and firewall.
-	handlerPanics atomic.Int64 // panics recovered in handlers, routes, dispatched functions
-	sendsInvalid  atomic.Int64 // sends refused: id, name or host not writable in a request head
+	handlerPanics       atomic.Int64 // panics recovered in handlers, routes, dispatched functions
+	sendsInvalid        atomic.Int64 // sends refused: id, name or host not writable in a request head
 	peersEvicted        atomic.Int64 // idle outbound peers closed to make room (MaxOutboundPeers)
 	peerLimitRejections atomic.Int64 // sends and links refused: MaxOutboundPeers busy peers
 	idleClosed          atomic.Int64 // outbound connections closed after OutboundIdleTimeout

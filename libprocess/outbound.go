@@ -139,16 +139,18 @@ func (o *outbound) peerFor(from *Process, to UPID) (*peer, error) {
 	o.peers[key] = p
 	p.elem = o.lru.PushFront(p)
 	o.wg.Add(1)
-	go func() {
-		defer o.wg.Done()
-		p.writeLoop()
-	}()
 	o.mu.Unlock()
 	if evicted != nil {
+		// Closed before the new peer's writer can dial: never more than
+		// MaxOutboundPeers sockets.
 		o.rt.metrics.peersEvicted.Add(1)
 		o.rt.log.Debug().Str("from", evicted.fromText).Str("peer", evicted.addr).Msg("closed the least recently used idle outbound peer to make room")
 		evicted.stop()
 	}
+	go func() {
+		defer o.wg.Done()
+		p.writeLoop()
+	}()
 	return p, nil
 }
 

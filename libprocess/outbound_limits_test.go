@@ -354,3 +354,50 @@ func TestOutboundDialsBounded(t *testing.T) {
 	}
 	waitMetric(t, rt, "libprocess/outbound_dials_waiting", 0)
 }
+
+// The reflection flood: a process that answers every sender (as pkgpanda
+// answers every PkgpandaCall) receives calls from many distinct sender
+// addresses. Its outbound peers, sockets and goroutines stay within
+// MaxOutboundPeers however many senders there are.
+func TestOutboundReplyFloodStaysBounded(t *testing.T) {
+	const limit, senders = 4, 40
+	rt := startRuntime(t, func(c *Config) { c.MaxOutboundPeers = limit })
+	echo := NewProcess("pkgpanda")
+	echo.Install("call", func(m *Message) { _ = echo.Send(m.From, "reply", nil) })
+	if _, err := rt.Spawn(echo); err != nil {
+		t.Fatal(err)
+	}
+	c := dialRaw(t, rt)
+	var conns []*peerConn
+	for i := 0; i < senders; i++ {
+		f := newFakePeer(t, "client")
+		from := f.to.String()
+		c.write("POST /pkgpanda/call HTTP/1.1\r\nUser-Agent: libprocess/" + from + "\r\nLibprocess-From: " + from + "\r\nConnection: Keep-Alive\r\nHost: \r\n\r\n")
+		if r := c.read(); r.Status != 202 {
+			t.Fatalf("call from %s: %q", from, r.StatusLine)
+		}
+		pc := f.accept(t)
+		pc.expectRequest(t, f.to, "reply")
+		conns = append(conns, pc)
+		drain(t, echo)
+		flushed(t, rt)
+		if n := rt.Snapshot()["libprocess/outbound_peers"]; n > limit {
+			t.Fatalf("%v outbound peers, limit %d", n, limit)
+		}
+		// An evicted peer's writer exits right after its eviction.
+		for deadline := time.Now().Add(10 * time.Second); countGoroutines("(*peer).writeLoop") > limit; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d peer writers, limit %d", countGoroutines("(*peer).writeLoop"), limit)
+			}
+		}
+	}
+	// Every sender was answered; all but the last `limit` connections
+	// were closed by the runtime.
+	for _, pc := range conns[:senders-limit] {
+		pc.expectClosed(t, "evicted peer")
+	}
+	if n := rt.Snapshot()["libprocess/outbound_peers_evicted"]; n != senders-limit {
+		t.Fatalf("libprocess/outbound_peers_evicted = %v, want %d", n, senders-limit)
+	}
+	waitMetric(t, rt, "libprocess/connections_outbound", limit)
+}

@@ -18,6 +18,7 @@
 //	          [--default-timeout DURATION] [--default-queue N]
 //	          [--max-add-size BYTES] [--max-message-size BYTES] [--tmp-dir DIR] [--env KEY=VALUE ...]
 //	          [--env-pass NAME ...] [--drain-timeout DURATION] [--log-level LEVEL]
+//	          [--firewall-rules JSON|FILE]
 package main
 
 import (
@@ -72,6 +73,7 @@ type options struct {
 	credentials  string
 	jwtSecret    string
 	realm        string
+	firewall     string
 }
 
 // defaultEnvPass returns the variables handed to the tool when --env-pass
@@ -94,6 +96,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.credentials, "http-credentials", "", "require HTTP Basic authentication on every route, with the principals and secrets of this Mesos credentials `FILE` ({\"credentials\":[{\"principal\":…,\"secret\":…}]})")
 	fs.StringVar(&o.jwtSecret, "jwt-secret-key", "", "require HS256 JWT bearer tokens on every route, signed with the key in this `FILE` (exclusive with --http-credentials)")
 	fs.StringVar(&o.realm, "authentication-realm", "pkgpanda", "the HTTP authentication realm of the routes")
+	fs.StringVar(&o.firewall, "firewall-rules", "", "endpoints answered 403, as Mesos' --firewall_rules: `JSON` {\"disabled_endpoints\":{\"paths\":[\"/pkgpanda/add\"]}} inline, or a file holding it; a path also disables everything below it, and /pkgpanda/mesos.internal.PkgpandaCall turns off the message API")
 	fs.StringVar(&o.tmpDir, "tmp-dir", "", "where add writes uploaded tarballs (default: the system temp dir)")
 	fs.Var(&o.env, "env", "set `KEY=VALUE` in the tool's environment (repeatable)")
 	fs.Var(&o.envPass, "env-pass", "pass this variable of pkgpandad's environment to the tool (repeatable; default: "+strings.Join(defaultEnvPass(), ", ")+")")
@@ -253,6 +256,13 @@ func run(args []string, lookup func(string) (string, bool), stdout, stderr io.Wr
 	}
 	if o.maxMessage > 0 {
 		rcfg.MaxMessageSize = o.maxMessage
+	}
+	if o.firewall != "" {
+		if rcfg.DisabledEndpoints, err = firewallRules(o.firewall); err != nil {
+			log.Error().Err(err).Msg("bad --firewall-rules")
+			return 2
+		}
+		log.Info().Strs("disabled_endpoints", rcfg.DisabledEndpoints).Msg("firewall enabled")
 	}
 	rcfg.Logger = base.With().Str("component", "libprocess").Logger()
 	rt, err := libprocess.New(rcfg)

@@ -103,8 +103,9 @@ type Config struct {
 
 // DefaultConfig returns libprocess' defaults: bind all interfaces on a free
 // port, 16 MiB message limit, HTTP bodies over 1 MiB streamed (4 GiB at
-// most), 8192-event mailboxes, no idle timeout, and a logger that writes
-// nothing.
+// most), 8192-event mailboxes, no idle timeout on inbound connections, at
+// most 256 outbound peers closed after 60 s idle (unless linked) and 16
+// dials at once, no disabled endpoints, and a logger that writes nothing.
 func DefaultConfig() Config {
 	return Config{
 		MaxMessageSize:        16 << 20,

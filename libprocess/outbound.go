@@ -410,7 +410,6 @@ func (p *peer) writeLoop() {
 			}
 			continue
 		}
-		idle.Reset(rt.cfg.OutboundIdleTimeout)
 		p.mu.Lock()
 		if p.stopped {
 			dropped := len(p.queue)
@@ -461,6 +460,9 @@ func (p *peer) writeLoop() {
 			}
 		}
 		spare = batch
+		// The idle period starts when the work is done, so a slow dial
+		// or write does not count as idleness.
+		idle.Reset(rt.cfg.OutboundIdleTimeout)
 	}
 }
 

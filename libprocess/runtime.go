@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -61,6 +62,11 @@ func New(cfg Config) (*Runtime, error) {
 		if rt.tlsServer, rt.tlsClient, err = cfg.TLS.tlsConfigs(); err != nil {
 			return nil, fmt.Errorf("config: %w", err)
 		}
+	}
+	var nofile syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &nofile); err == nil && uint64(cfg.MaxOutboundPeers) > nofile.Cur/2 {
+		rt.log.Warn().Int("max_outbound_peers", cfg.MaxOutboundPeers).Uint64("rlimit_nofile", nofile.Cur).
+			Msg("MaxOutboundPeers is more than half of RLIMIT_NOFILE: outbound peers could starve accept and subprocesses of descriptors")
 	}
 	rt.fw = newFirewall(cfg.DisabledEndpoints, &rt.metrics.firewallDenied)
 	rt.outbound = newOutbound(rt)

@@ -15,10 +15,10 @@ import (
 // reader (message codec or HTTP server) parsed them.
 //
 // Matching. C++'s DisabledEndpointsFirewallRule matches the decoded
-// url.path exactly (apache/mesos 3rdparty/libprocess/include/process/
-// firewall.hpp:63-86, "Matches are required to be exact"), checked in
-// ProcessManager::handle after the delegate rewrite
-// (3rdparty/libprocess/src/process.cpp:2734-2758). Routes, however, serve
+// url.path exactly (apache/mesos at c1b42f7,
+// 3rdparty/libprocess/include/process/firewall.hpp:63-86, "Matches are
+// required to be exact"), checked in ProcessManager::handle after the
+// delegate rewrite (3rdparty/libprocess/src/process.cpp:2734-2759). Routes, however, serve
 // every path below them (spec 4.3; ProcessBase::consume drops trailing
 // segments until a route matches), so an exact match lets
 // "/pkgpanda/add/", "/pkgpanda//add" or "/pkgpanda/add/x" reach a
@@ -30,7 +30,7 @@ import (
 //
 // Messages. C++ applies firewall rules to HTTP requests only: a message is
 // parsed and delivered in the libprocess(request) branch, which returns
-// before the firewall loop (process.cpp:2611-2710). Here the same rule
+// before the firewall loop (process.cpp:2611-2688). Here the same rule
 // also applies to a message, whose path is "/<id>/<name>" (id
 // percent-decoded, name as received, which is what handler lookup uses),
 // so disabling "/pkgpanda/mesos.internal.PkgpandaCall" turns that

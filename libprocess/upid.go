@@ -143,12 +143,14 @@ func (u UPID) IsZero() bool { return u == UPID{} }
 // SameAddress reports whether u and v name the same instance (host and port).
 func (u UPID) SameAddress(v UPID) bool { return u.Host == v.Host && u.Port == v.Port }
 
-// validTargetID reports why id cannot be the receiver of a message. The id
-// is written into the request line "POST /<id>/<name> HTTP/1.1" (spec
-// 3.1), so it must be non-empty printable ASCII without '/', which ends
-// it, and without bytes a peer reads as the end of the path or as an
-// escape ('?', '#', '%'). Anything else could inject headers or address
-// another process.
+// validTargetID reports why id cannot name a process, as a receiver or as
+// a sender. The wire percent-encodes a receiver id in the request line
+// "POST /<id>/<name> HTTP/1.1" (spec 3.1), but an empty one would make the
+// name's first segment the receiver, and a sender's id is written as is
+// into the User-Agent and Libprocess-From headers. So an id is non-empty
+// visible ASCII without '/' (which ends it) and without the bytes a peer
+// reads as the end of a path or an escape ('?', '#', '%'): the ids Spawn
+// accepts, and the only ones a message can reach.
 func validTargetID(id string) error {
 	if id == "" {
 		return errors.New("id is empty")

@@ -109,3 +109,34 @@ func TestFirewallRulesParsing(t *testing.T) {
 		}
 	}
 }
+
+// FuzzFirewallRules feeds arbitrary inline JSON to the --firewall-rules
+// parser: it never panics, and what it accepts round-trips through the
+// Mesos shape unchanged.
+func FuzzFirewallRules(f *testing.F) {
+	for _, s := range []string{
+		`{"disabled_endpoints":{"paths":["/pkgpanda/add"]}}`,
+		`{"disabled_endpoints":{"paths":[]}}`,
+		`{"disabled_endpoints":null}`,
+		`{}`,
+		`{"disabled_endpoint":{}}`,
+		`{"disabled_endpoints":{"paths":["/a","/b"]}} x`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		v := "{" + strings.TrimPrefix(body, "{")
+		paths, err := firewallRules(v)
+		if err != nil {
+			return
+		}
+		b, err := json.Marshal(map[string]any{"disabled_endpoints": map[string][]string{"paths": paths}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := firewallRules(string(b))
+		if err != nil || strings.Join(again, "\x00") != strings.Join(paths, "\x00") {
+			t.Fatalf("%q parsed to %q, which round-trips to %q (%v)", v, paths, again, err)
+		}
+	})
+}

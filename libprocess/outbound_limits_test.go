@@ -400,4 +400,7 @@ func TestOutboundReplyFloodStaysBounded(t *testing.T) {
 		t.Fatalf("libprocess/outbound_peers_evicted = %v, want %d", n, senders-limit)
 	}
 	waitMetric(t, rt, "libprocess/connections_outbound", limit)
+	if n := countGoroutines("(*peer).readLoop"); n > limit {
+		t.Fatalf("%d peer readers, limit %d", n, limit)
+	}
 }

@@ -174,9 +174,9 @@ func (p *Process) enqueue(e event) error {
 	return p.mbox.put(e)
 }
 
-// validID reports why id cannot name a process: it is written into every
-// request line and Libprocess-From header this process sends, so it obeys
-// the rule for receiver ids (see validTargetID).
+// validID reports why id cannot name a process: it is written as is into
+// the User-Agent and Libprocess-From headers of every message the process
+// sends, and peers must be able to address it (see validTargetID).
 func validID(id string) error {
 	if err := validTargetID(id); err != nil {
 		return fmt.Errorf("process id: %w", err)

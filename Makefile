@@ -7,7 +7,7 @@ RUNDIR    := .run
 FUZZTIME  ?= 20s
 BENCHTIME ?= 2s
 
-.PHONY: build run test bench fuzz vet clean
+.PHONY: build run test bench attack soak fuzz vet clean
 
 build:
 	@mkdir -p $(BIN)
@@ -34,6 +34,20 @@ run: build
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./libprocess/... ./processes/...
+
+# attack starts pkgpandad on loopback and runs the resource attacks of
+# cmd/procpanda-attack against it one after the other (idle, slow-drip and
+# 16 MiB-announcing connections, distinct senders, large api/v1 bodies),
+# printing peak RSS, open fds and /help latency for each. Bounded: a few
+# minutes. Not part of `make test`.
+attack: build
+	$(BIN)/procpanda-attack -pkgpandad $(BIN)/pkgpandad -standin $(BIN)/pkgpanda-standin $(ATTACKFLAGS)
+
+# soak streams 1,000,000 numbered messages between two runtimes over
+# loopback while restarting the receiver 10 times, and reports delivered,
+# lost, duplicated and reordered messages.
+soak: build
+	$(BIN)/procpanda-soak $(SOAKFLAGS)
 
 # fuzz runs every fuzz target for FUZZTIME each (go test accepts one target
 # per invocation).

@@ -116,6 +116,8 @@ func extractTarball(archive, target string) error {
 //     order of members cannot be used to escape;
 //   - a hard link must name a regular file already extracted (a leading
 //     `/` of its target is dropped, as GNU tar does);
+//   - GNU sparse files are refused: their expanded size is not bounded by
+//     the archive's;
 //   - character and block devices and fifos are refused (GNU tar running
 //     as root would create them; the stand-in never creates special
 //     files);
@@ -199,6 +201,21 @@ func memberName(name string) (string, error) {
 		}
 	}
 	return path.Clean(trimmed), nil
+}
+
+// sparse reports whether h is a GNU sparse file (old GNU or PAX form),
+// whose logical size — zeros the reader would expand — is bounded by
+// nothing in the archive.
+func sparse(h *tar.Header) bool {
+	if h.Typeflag == tar.TypeGNUSparse {
+		return true
+	}
+	for k := range h.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return true
+		}
+	}
+	return false
 }
 
 // mode is the mode a member's file gets: permission bits and sticky bit.
@@ -292,6 +309,9 @@ func (x *extractor) entry(h *tar.Header, body io.Reader) error {
 		x.dirs = append(x.dirs, dirMode{name, mode(h)})
 		return nil
 	case tar.TypeReg, tar.TypeRegA, tar.TypeCont, tar.TypeGNUSparse:
+		if sparse(h) {
+			return &refusal{h.Name, "Cannot extract: sparse members are refused"}
+		}
 		if err := x.clear(h.Name, name); err != nil {
 			return err
 		}

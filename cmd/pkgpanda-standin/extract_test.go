@@ -22,10 +22,16 @@ type member struct {
 	mode int64
 }
 
-func reg(name, body string) member        { return member{name: name, typ: tar.TypeReg, body: body, mode: 0o644} }
-func dir(name string) member              { return member{name: name, typ: tar.TypeDir, mode: 0o755} }
-func symlink(name, target string) member  { return member{name: name, typ: tar.TypeSymlink, link: target, mode: 0o777} }
-func hardlink(name, target string) member { return member{name: name, typ: tar.TypeLink, link: target, mode: 0o644} }
+func reg(name, body string) member {
+	return member{name: name, typ: tar.TypeReg, body: body, mode: 0o644}
+}
+func dir(name string) member { return member{name: name, typ: tar.TypeDir, mode: 0o755} }
+func symlink(name, target string) member {
+	return member{name: name, typ: tar.TypeSymlink, link: target, mode: 0o777}
+}
+func hardlink(name, target string) member {
+	return member{name: name, typ: tar.TypeLink, link: target, mode: 0o644}
+}
 
 // tarBytes writes the members, in order, as an uncompressed tar stream.
 func tarBytes(t testing.TB, ms ...member) []byte {
@@ -127,7 +133,7 @@ func TestExtractionStaysInside(t *testing.T) {
 			"tar: passwd: Cannot create symlink to '/etc/passwd': absolute link target refused"},
 		{"inside symlink, then a write through it", []member{dir("sub/"), symlink("in", "sub"), reg("in/FILE", "x")},
 			"tar: in/FILE: Cannot open: in is a symbolic link; writing through it is refused"},
-		{"hard link to a file outside", []member{hardlink("h", up + "/victim")},
+		{"hard link to a file outside", []member{hardlink("h", up+"/victim")},
 			"tar: h: Cannot hard link to '" + up + "/victim': link target refused"},
 		{"hard link with an absolute target", []member{hardlink("h", "/etc/passwd")},
 			"tar: h: Cannot hard link to 'etc/passwd': No such file or directory"},

@@ -22,6 +22,7 @@ import (
 
 	"github.com/ulikunitz/xz"
 
+	"github.com/procpanda/procpanda/internal/testfixture"
 	"github.com/procpanda/procpanda/processes/pkgpanda/cli"
 )
 
@@ -59,12 +60,12 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	src, err := cli.FindFixture()
+	src, err := testfixture.Find()
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(t.TempDir(), "fx")
-	if err := cli.CopyFixture(src, dir); err != nil {
+	if err := testfixture.Copy(src, dir); err != nil {
 		t.Fatal(err)
 	}
 	return &fixture{dir: dir, opts: []string{

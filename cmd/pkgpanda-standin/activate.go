@@ -154,6 +154,9 @@ func (c *config) systemctlCall(args ...string) (int, error) {
 	case errors.As(err, &ee):
 		return ee.ExitCode(), errors.New(calledProcessError(append([]string{"systemctl"}, args...), ee.ExitCode()))
 	}
+	if errors.Is(err, exec.ErrNotFound) {
+		return 0, errors.New("[Errno 2] No such file or directory: 'systemctl'")
+	}
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
 		pe.Path = "systemctl"

@@ -246,6 +246,14 @@ func TestSpecSystemctlCalls(t *testing.T) {
 		t.Errorf("active after the failed stop %q", got)
 	}
 
+	// A systemctl that cannot be run fails as Python's check_call does.
+	for _, prog := range []string{"/nonexistent/systemctl", "no-such-systemctl"} {
+		r := runStandin(t, []string{systemctlEnv + "=" + prog}, append([]string{"activate", "mesos--0.22.0", fixtureActive[1]}, opts...)...)
+		if r.code != 1 || r.stderr != "ERROR: [Errno 2] No such file or directory: 'systemctl'\n" {
+			t.Errorf("%s: %+v", prog, r)
+		}
+	}
+
 	// Without --rooted-systemd the machine's unit folder would be used:
 	// the stand-in refuses and changes nothing.
 	before := tree(t, f.dir)

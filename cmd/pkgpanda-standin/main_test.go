@@ -26,8 +26,34 @@ import (
 	"github.com/procpanda/procpanda/processes/pkgpanda/cli"
 )
 
-// standin is the binary built by TestMain.
-var standin string
+// standinDir holds the binary; TestMain makes and removes it.
+var standinDir string
+
+// build makes the stand-in binary once, on first use, so fuzz workers and
+// `go test -list` (which run TestMain but no command) do not build it.
+var build = sync.OnceValues(func() (string, error) {
+	bin := filepath.Join(standinDir, "pkgpanda-standin")
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	cmd := exec.Command(goBin, "build", "-o", bin, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building the stand-in: %v\n%s", err, out)
+	}
+	return bin, nil
+})
+
+// standinBin returns the path of the stand-in binary.
+func standinBin(t testing.TB) string {
+	t.Helper()
+	bin, err := build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "pkgpanda-standin-test")
@@ -35,18 +61,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	standin = filepath.Join(dir, "pkgpanda-standin")
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	build := exec.Command(goBin, "build", "-o", standin, ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building the stand-in: %v\n%s", err, out)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
+	standinDir = dir
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
@@ -88,7 +103,7 @@ func runStandin(t *testing.T, env []string, args ...string) result {
 // test's) with env (and a minimal PATH).
 func runStandinIn(t *testing.T, dir string, env []string, args ...string) result {
 	t.Helper()
-	cmd := exec.Command(standin, args...)
+	cmd := exec.Command(standinBin(t), args...)
 	cmd.Dir = dir
 	cmd.Env = append([]string{"PATH=/usr/bin:/bin"}, env...)
 	var out, errb bytes.Buffer

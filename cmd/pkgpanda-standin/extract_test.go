@@ -151,6 +151,8 @@ func TestExtractionStaysInside(t *testing.T) {
 			"tar: x: Cannot create symlink: target resolves outside the package"},
 		{"symlink loop", []member{symlink("a", "b"), symlink("b", "a"), symlink("c", "a/x")},
 			"tar: c: Cannot create symlink: Too many levels of symbolic links"},
+		{"hard link to a missing file", []member{hardlink("h", "no/such/file")},
+			"tar: h: Cannot hard link to 'no/such/file': No such file or directory"},
 		{"fifo", []member{{name: "fifo", typ: tar.TypeFifo, mode: 0o644}},
 			"tar: fifo: Cannot mknod: special files are refused"},
 		{"character device", []member{{name: "null", typ: tar.TypeChar, mode: 0o666}},
@@ -202,6 +204,8 @@ func TestExtractionKeepsWhatIsInside(t *testing.T) {
 		{name: "ro/", typ: tar.TypeDir, mode: 0o555},
 		{name: "ro/file", typ: tar.TypeReg, body: "r", mode: 0o400},
 		{name: "/abs/name", typ: tar.TypeReg, body: "a", mode: 0o600},
+		{name: "dup/", typ: tar.TypeDir, mode: 0o700},
+		{name: "dup/", typ: tar.TypeDir, mode: 0o751},
 	}
 	if err := os.WriteFile(file, tarBytes(t, ms...), 0o644); err != nil {
 		t.Fatal(err)
@@ -222,6 +226,7 @@ func TestExtractionKeepsWhatIsInside(t *testing.T) {
 		"abs/name":     0o600,
 		"bin":          fs.ModeDir | 0o755,
 		"pkginfo.json": 0o644,
+		"dup":          fs.ModeDir | 0o751,
 	}
 	for name, want := range modes {
 		st, err := os.Lstat(filepath.Join(pkg, name))

@@ -168,9 +168,16 @@ func extractStream(r io.Reader, dir string) error {
 			return &refusal{l, reason}
 		}
 	}
+	// Children before parents; of a folder listed twice, the last entry.
+	done := map[string]bool{}
 	for i := len(x.dirs) - 1; i >= 0; i-- {
-		if err := root.Chmod(x.dirs[i].name, x.dirs[i].mode); err != nil {
-			return &refusal{x.dirs[i].name, "Cannot change mode: " + errnoText(err)}
+		d := x.dirs[i]
+		if done[d.name] {
+			continue
+		}
+		done[d.name] = true
+		if err := root.Chmod(d.name, d.mode); err != nil {
+			return &refusal{d.name, "Cannot change mode: " + errnoText(err)}
 		}
 	}
 	return nil
@@ -228,14 +235,16 @@ func mode(h *tar.Header) fs.FileMode {
 }
 
 // parents makes sure every parent of name is a real directory below the
-// root, creating missing ones, and refuses a parent that is a symbolic
-// link or not a directory.
-func (x *extractor) parents(member, name string) error {
+// root, creating missing ones when create is set, and refuses a parent
+// that is a symbolic link or not a directory.
+func (x *extractor) parents(member, name string, create bool) error {
 	comps := strings.Split(name, "/")
 	for i := 1; i < len(comps); i++ {
 		p := strings.Join(comps[:i], "/")
 		fi, err := x.root.Lstat(p)
 		switch {
+		case errors.Is(err, fs.ErrNotExist) && !create:
+			return &refusal{member, "Cannot hard link to '" + name + "': No such file or directory"}
 		case errors.Is(err, fs.ErrNotExist):
 			if err := x.root.Mkdir(p, 0o755); err != nil {
 				return &refusal{member, "Cannot mkdir: " + errnoText(err)}
@@ -286,7 +295,7 @@ func (x *extractor) entry(h *tar.Header, body io.Reader) error {
 		}
 		return &refusal{h.Name, "Cannot open: Is a directory"}
 	}
-	if err := x.parents(h.Name, name); err != nil {
+	if err := x.parents(h.Name, name, true); err != nil {
 		return err
 	}
 	switch h.Typeflag {
@@ -350,7 +359,7 @@ func (x *extractor) entry(h *tar.Header, body io.Reader) error {
 		if err != nil || target == "." {
 			return &refusal{h.Name, "Cannot hard link to '" + h.Linkname + "': link target refused"}
 		}
-		if err := x.parents(h.Name, target); err != nil {
+		if err := x.parents(h.Name, target, false); err != nil {
 			return err
 		}
 		fi, err := x.root.Lstat(target)

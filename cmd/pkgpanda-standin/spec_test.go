@@ -402,3 +402,21 @@ func TestCostHook(t *testing.T) {
 	// Without it (or with a malformed value) the run still works.
 	runStandin(t, []string{costEnv + "=soon"}, append([]string{"active"}, f.opts...)...)
 }
+
+// TestSystemdDirHook: without --rooted-systemd, PKGPANDA_STANDIN_SYSTEMD_DIR
+// stands for /etc/systemd/system: the unit folder and the unit copies go
+// there, as they would go to /etc/systemd/system on a node.
+func TestSystemdDirHook(t *testing.T) {
+	f := newFixture(t)
+	sys := t.TempDir()
+	r := runStandin(t, []string{systemdDirEnv + "=" + sys}, "swap", "mesos--0.22.0", "--root="+f.path("install"),
+		"--repository="+f.path("packages"), "--config-dir="+f.path("etc"), "--state-dir-root="+f.path("state"), "--no-systemd", "--silent")
+	if r.code != 0 || r.stderr != "" {
+		t.Fatalf("swap: %+v", r)
+	}
+	wantLink(t, sys+"/dcos.target.wants/dcos-mesos-slave.service", sys+"/dcos-mesos-slave.service")
+	if st, err := os.Lstat(sys + "/dcos-mesos-slave.service"); err != nil || !st.Mode().IsRegular() {
+		t.Errorf("unit copy: %v", err)
+	}
+	wantAbsent(t, f.path("install/dcos.target.wants"))
+}

@@ -74,6 +74,18 @@
 //     failing one prints `Check failed: <name>` on stderr; others are
 //     skipped with a `WARNING:` line on stderr.
 //
+// Where the stand-in knowingly differs from the real tool:
+//
+//   - GNU tar, as the real tool runs it (root), extracts absolute symbolic
+//     links, links that point outside the package, fifos, devices, sparse
+//     files and setuid/setgid bits; the stand-in refuses the first five and
+//     drops the last (see extractStream).
+//   - The real tool walks the packages of a set in Python set order
+//     (arbitrary); the stand-in uses the order of the command line (for
+//     `swap`, the sorted active set with the package replaced), so the
+//     environment files and the first conflict reported are deterministic.
+//   - HTTP downloads are not retried.
+//
 // `demo-init DIR` creates (idempotently) a small demo install under DIR
 // and prints the global options that point the CLI at it, one per line.
 //

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -75,6 +76,11 @@ func FuzzExtract(f *testing.F) {
 	f.Add(tarBytes(f, symlink("esc", "../../outside"), reg("esc/FILE", "x")))
 	f.Add(tarBytes(f, dir("top/"), symlink("x", "top/later/.."), symlink("top/later", "..")))
 	f.Add(tarBytes(f, reg("pkginfo.json", "{}"), symlink("bin/l", "../lib/x"), hardlink("h", "pkginfo.json")))
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(tarBytes(f, symlink("esc", "../../outside"), reg("esc/FILE", "x")))
+	zw.Close()
+	f.Add(gz.Bytes())
 	f.Fuzz(func(t *testing.T, data []byte) {
 		checkExtract(t, data)
 	})

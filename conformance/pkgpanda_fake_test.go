@@ -3,7 +3,7 @@ package conformance
 import (
 	"context"
 	"encoding/json"
-	"github.com/procpanda/procpanda/processes/pkgpanda/cli"
+	"github.com/procpanda/procpanda/internal/testfixture"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -127,7 +127,7 @@ func (f *fakePkgpanda) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func TestPkgpandaSectionAgainstFake(t *testing.T) {
-	dir, err := cli.FindFixture()
+	dir, err := testfixture.Find()
 	if err != nil {
 		t.Fatalf("fixture: %v", err)
 	}

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"flag"
-	"github.com/procpanda/procpanda/processes/pkgpanda/cli"
+	"github.com/procpanda/procpanda/internal/testfixture"
 	"os"
 	"regexp"
 	"strings"
@@ -139,7 +139,7 @@ func TestCaseIDsUniqueAndCited(t *testing.T) {
 }
 
 func TestReadFixture(t *testing.T) {
-	dir, err := cli.FindFixture()
+	dir, err := testfixture.Find()
 	if err != nil {
 		t.Fatalf("fixture: %v", err)
 	}

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/procpanda/procpanda/internal/testfixture"
 	"github.com/procpanda/procpanda/libprocess"
-	"github.com/procpanda/procpanda/processes/pkgpanda/cli"
 )
 
 // TestAgainstPkgpandad runs the suite — the libprocess cases and the
@@ -22,7 +22,7 @@ func TestAgainstPkgpandad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs pkgpandad")
 	}
-	fixture, err := cli.FindFixture()
+	fixture, err := testfixture.Find()
 	if err != nil {
 		t.Skipf("no pkgpanda fixture: %v", err)
 	}
@@ -35,7 +35,7 @@ func TestAgainstPkgpandad(t *testing.T) {
 		}
 	}
 	state := filepath.Join(dir, "state")
-	if err := cli.CopyFixture(fixture, state); err != nil {
+	if err := testfixture.Copy(fixture, state); err != nil {
 		t.Fatal(err)
 	}
 	daemon := exec.Command(filepath.Join(dir, "pkgpandad"),

@@ -56,9 +56,12 @@ func demoInit(dir string, stdout io.Writer) error {
 			return fmt.Errorf("demo-init: %w", err)
 		}
 	}
-	c := &config{root: root, repository: repo}
+	c := &config{
+		root: root, repository: repo, configDir: filepath.Join(dir, "etc"), stateDir: filepath.Join(dir, "state"),
+		rootedSystemd: true, noSystemd: true, silent: true, stdout: io.Discard, stderr: io.Discard,
+	}
 	if !exists(c.activeDir()) && !exists(c.activeDir()+".new") && !exists(c.activeDir()+".old") {
-		if err := c.activate(demoActive); err != nil {
+		if err := c.activateIDs(demoActive); err != nil {
 			return fmt.Errorf("demo-init: activating: %w", err)
 		}
 	}

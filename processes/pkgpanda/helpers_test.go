@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/procpanda/procpanda/internal/testfixture"
 	"github.com/procpanda/procpanda/libprocess"
 	"github.com/procpanda/procpanda/processes/pkgpanda/cli"
 )
@@ -70,7 +71,7 @@ type envOpt struct {
 
 func fixtureDir(t testing.TB) string {
 	t.Helper()
-	dir, err := cli.FindFixture()
+	dir, err := testfixture.Find()
 	if err != nil {
 		t.Skipf("no pkgpanda fixture: %v", err)
 	}
@@ -82,7 +83,7 @@ func newEnv(t testing.TB, o envOpt) *env {
 	fixture := fixtureDir(t)
 	dir := t.TempDir()
 	copyDir := filepath.Join(dir, "fixture")
-	if err := cli.CopyFixture(fixture, copyDir); err != nil {
+	if err := testfixture.Copy(fixture, copyDir); err != nil {
 		t.Fatalf("copying the fixture: %v", err)
 	}
 	e := &env{t: t, dir: copyDir, fixture: fixture, trace: filepath.Join(dir, "trace")}

@@ -1,4 +1,8 @@
-package cli
+// Package testfixture finds and copies the pkgpanda fixture tree (a
+// repository, an install root and a remote repository laid out as DC/OS's
+// pkgpanda tests lay them out) for tests of the pkgpanda process, the
+// stand-in CLI and the conformance suite. Only tests import it.
+package testfixture
 
 import (
 	"fmt"
@@ -9,7 +13,7 @@ import (
 	"strings"
 )
 
-// CopyFixture copies the pkgpanda fixture tree src (for example the
+// Copy copies the pkgpanda fixture tree src (for example the
 // shared `fixtures/pkgpanda/http`) into dst, creating dst if needed, so a
 // test can mutate the copy. Every copied file and directory is writable by
 // its owner (the fixture's are read-only); executable bits are kept.
@@ -17,7 +21,7 @@ import (
 // plain files `install/active/<name>` whose content is the link target
 // (e.g. `../../packages/mesos--0.22.0`); in the copy each becomes a real
 // relative symbolic link with that target.
-func CopyFixture(src, dst string) error {
+func Copy(src, dst string) error {
 	src = filepath.Clean(src)
 	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -85,29 +89,29 @@ func copyFile(src, dst string, perm fs.FileMode) error {
 	return os.Chmod(dst, perm) // undo the umask
 }
 
-// FixtureEnv names an environment variable that, when set, overrides where
-// FindFixture looks: its value is the fixture directory itself.
-const FixtureEnv = "PKGPANDA_FIXTURE"
+// Env names an environment variable that, when set, overrides where
+// Find looks: its value is the fixture directory itself.
+const Env = "PKGPANDA_FIXTURE"
 
-// FixtureCopy is where the repository keeps its own copy of the shared
+// RepoCopy is where the repository keeps its own copy of the shared
 // fixture, relative to the module root, so tests run where the shared
 // folder is not beside the checkout (a fresh CI clone).
-const FixtureCopy = "processes/pkgpanda/testdata/fixture/http"
+const RepoCopy = "processes/pkgpanda/testdata/fixture/http"
 
-// FindFixture returns the pkgpanda `http` fixture directory: the value of
+// Find returns the pkgpanda `http` fixture directory: the value of
 // $PKGPANDA_FIXTURE if set; otherwise the first
 // `shared/fixtures/pkgpanda/http` found in the working directory or one of
 // its parents (the project's checkout sits beside `shared/`); otherwise the
-// repository's own copy (FixtureCopy) below the module root.
-func FindFixture() (string, error) {
-	if d := os.Getenv(FixtureEnv); d != "" {
+// repository's own copy (RepoCopy) below the module root.
+func Find() (string, error) {
+	if d := os.Getenv(Env); d != "" {
 		return d, nil
 	}
 	wd, err := os.Getwd()
 	if err != nil {
 		return "", err
 	}
-	for _, rel := range []string{filepath.Join("shared", "fixtures", "pkgpanda", "http"), filepath.FromSlash(FixtureCopy)} {
+	for _, rel := range []string{filepath.Join("shared", "fixtures", "pkgpanda", "http"), filepath.FromSlash(RepoCopy)} {
 		for dir := wd; ; {
 			c := filepath.Join(dir, rel)
 			if st, err := os.Stat(c); err == nil && st.IsDir() {
@@ -120,5 +124,5 @@ func FindFixture() (string, error) {
 			dir = parent
 		}
 	}
-	return "", fmt.Errorf("pkgpanda fixture not found: neither shared/fixtures/pkgpanda/http nor %s above %s (set %s)", FixtureCopy, wd, FixtureEnv)
+	return "", fmt.Errorf("pkgpanda fixture not found: neither shared/fixtures/pkgpanda/http nor %s above %s (set %s)", RepoCopy, wd, Env)
 }

@@ -44,12 +44,12 @@ func (s *server) serveHTTP(ctx *fasthttp.RequestCtx) {
 		rawPath = rawPath[:q]
 	}
 	if strings.Contains(rawPath, "/..") {
-		ctx.SetStatusCode(http.StatusNotFound)
+		writeResponse(ctx, nil, notFound())
 		return
 	}
 	p, path := s.receiver(rawPath)
 	if p == nil {
-		ctx.SetStatusCode(http.StatusNotFound)
+		writeResponse(ctx, nil, notFound())
 		return
 	}
 	decoded, err := url.PathUnescape(path)
@@ -222,9 +222,9 @@ func (s *server) serveMessage(ctx *fasthttp.RequestCtx) {
 	}
 }
 
-// writeResponse copies a route's response into fasthttp's, applying jsonp
-// (spec 5.4) and gzip (spec 5.3).
-func writeResponse(ctx *fasthttp.RequestCtx, req *Request, r Response) {
+// writeResponse copies a route's response into fasthttp's, applying gzip
+// (spec 5.3). jsonp is the route's own choice (JSONPResponse), as in C++.
+func writeResponse(ctx *fasthttp.RequestCtx, _ *Request, r Response) {
 	status := r.Status
 	if status == 0 {
 		status = http.StatusOK
@@ -240,15 +240,6 @@ func writeResponse(ctx *fasthttp.RequestCtx, req *Request, r Response) {
 		return
 	}
 	body := r.Body
-	ct := r.Header.Get("Content-Type")
-	if strings.HasPrefix(ct, "application/json") {
-		if cb := req.URL.Query().Get("jsonp"); cb != "" {
-			b := make([]byte, 0, len(cb)+len(body)+2)
-			b = append(append(append(append(b, cb...), '('), body...), ')')
-			body = b
-			ctx.Response.Header.Set("Content-Type", "text/javascript")
-		}
-	}
 	if len(body) >= gzipMinSize && r.Header.Get("Content-Encoding") == "" &&
 		acceptsGzip(string(ctx.Request.Header.Peek("Accept-Encoding"))) {
 		body = fasthttp.AppendGzipBytes(nil, body)

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"flag"
-	"github.com/procpanda/procpanda/processes/pkgpanda/cli"
+	"net"
 	"os"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/procpanda/procpanda/processes/pkgpanda/cli"
 )
 
 func TestMain(m *testing.M) {
@@ -71,7 +74,7 @@ func TestFlawsAreReported(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]Status{"route.dotdot": Fail, "resp.date": Fail, "route.root": Pass, "help.json": Pass}
+	want := map[string]Status{"route.dotdot": Fail, "route.not-found-body": Fail, "resp.date": Fail, "route.root": Pass, "help.json": Pass}
 	for id, st := range want {
 		r, ok := rep.Result(id)
 		if !ok || r.Status != st {
@@ -87,8 +90,8 @@ func TestFlawsAreReported(t *testing.T) {
 	}
 	text := b.String()
 	lines := strings.Split(strings.TrimSuffix(text, "\n"), "\n")
-	if got, want := lines[len(lines)-1], rep.Summary(); got != want || !regexp.MustCompile(`^\d+ passed, 2 failed$`).MatchString(got) {
-		t.Errorf("closing line %q, want %q with 2 failed", got, want)
+	if got, want := lines[len(lines)-1], rep.Summary(); got != want || !regexp.MustCompile(`^\d+ passed, 3 failed$`).MatchString(got) {
+		t.Errorf("closing line %q, want %q with 3 failed", got, want)
 	}
 	for _, l := range lines[:len(lines)-1] {
 		if !regexp.MustCompile(`^(PASS|FAIL|SKIP) [a-z0-9.-]+ \(§[^)]*\): `).MatchString(l) {
@@ -181,5 +184,57 @@ func TestPeerParsesByteExact(t *testing.T) {
 	}
 	if string(in.Req.Raw) != string(msg) || string(in.Req.RawBody) != "5\r\nhello\r\n0\r\n\r\n" {
 		t.Errorf("raw %q, body %q", in.Req.Raw, in.Req.RawBody)
+	}
+}
+
+// failWrites is a connection whose writes fail, as they do once the other
+// end has closed.
+type failWrites struct{ net.Conn }
+
+func (failWrites) Write([]byte) (int, error) { return 0, syscall.EPIPE }
+
+// The suite's peer records every request a target sent even when it cannot
+// answer them (§3.2): C++ closes a connection as soon as its queue drains.
+func TestPeerKeepsServingAfterFailedWrite(t *testing.T) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Peer{conns: map[int]net.Conn{1: server}, ended: map[int]bool{}, changed: make(chan struct{})}
+	p.wg.Add(1)
+	go p.serve(1, failWrites{server})
+	defer p.wg.Wait()
+	var burst []byte
+	for i := 0; i < 3; i++ {
+		burst = append(burst, messageRequest(ln.Addr().String(), "/"+PeerID+"/x.Y", "a@1.2.3.4:5", []byte{'0' + byte(i)})...)
+	}
+	if _, err := client.Write(burst); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.waitEnded(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if n := p.mark(); n != 3 {
+		t.Fatalf("peer recorded %d of 3 requests after its writes failed", n)
+	}
+	for i := 0; i < 3; i++ {
+		if _, err := p.waitBody(ctx, 0, "x.Y", []byte{'0' + byte(i)}); err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
 	}
 }

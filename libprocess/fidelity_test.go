@@ -46,6 +46,27 @@ func TestMessageTargetWithoutPath(t *testing.T) {
 	}
 }
 
+// HTTP requests follow the same rule: C++ checks the path before it tells
+// messages from HTTP (spec 2.4, 4.1). (fasthttp itself refuses "*" and
+// targets that are not URLs on HTTP requests, with 400, and closes.)
+func TestHTTPTargetWithoutPath(t *testing.T) {
+	rt := startRuntime(t)
+	c := dialRaw(t, rt)
+	for _, target := range []string{"http://" + rt.Addr(), "http://" + rt.Addr() + "?x=/help"} {
+		c.write("GET " + target + " HTTP/1.1\r\nHost: x\r\n\r\n")
+		r := c.read()
+		if r.StatusLine != "HTTP/1.1 400 Bad Request" || string(r.Body) != "Request URL path must start with '/'" {
+			t.Errorf("GET %s: %q %q", target, r.StatusLine, r.Body)
+		}
+	}
+	for _, target := range []string{"http://" + rt.Addr() + "/__processes__", "foo://h/__processes__"} {
+		c.write("GET " + target + " HTTP/1.1\r\nHost: x\r\n\r\n")
+		if r := c.read(); r.Status != 200 || !strings.HasPrefix(string(r.Body), "[") {
+			t.Errorf("GET %s: %q %q", target, r.StatusLine, r.Body)
+		}
+	}
+}
+
 // An absolute-form target is an ordinary message whose path is the URL's
 // (spec 2.4).
 func TestMessageAbsoluteFormTarget(t *testing.T) {

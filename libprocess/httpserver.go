@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/procpanda/procpanda/libprocess/wire"
 	"github.com/valyala/fasthttp"
 )
 
@@ -34,9 +35,10 @@ func (s *server) serveHTTP(ctx *fasthttp.RequestCtx) {
 		s.serveMessage(ctx)
 		return
 	}
-	uri := ctx.Request.Header.RequestURI()
-	if len(uri) == 0 || (uri[0] != '/' && !bytes.HasPrefix(uri, []byte("http://")) && !bytes.HasPrefix(uri, []byte("https://"))) {
-		ctx.SetStatusCode(http.StatusBadRequest)
+	// libprocess answers any request whose URL path does not start with
+	// '/' this way before routing it; messages get the same rule.
+	if _, _, err := wire.SplitMessagePath(ctx.Request.Header.RequestURI()); err != nil {
+		writeResponse(ctx, nil, TextResponse(http.StatusBadRequest, "Request URL path must start with '/'"))
 		return
 	}
 	rawPath := string(ctx.URI().PathOriginal())

@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"flag"
@@ -236,5 +237,24 @@ func TestPeerKeepsServingAfterFailedWrite(t *testing.T) {
 		if _, err := p.waitBody(ctx, 0, "x.Y", []byte{'0' + byte(i)}); err != nil {
 			t.Fatalf("request %d: %v", i, err)
 		}
+	}
+}
+
+// The suite reads heads whose lines end in a bare LF, as C++' parser does,
+// keeping the raw bytes.
+func TestReadHeadBareLF(t *testing.T) {
+	in := "POST /conformance/x.Y HTTP/1.1\nLibprocess-From: a@1.2.3.4:5\r\nContent-Length: 2\n\nhiGET / HTTP/1.1\n\n"
+	br := bufio.NewReader(strings.NewReader(in))
+	r, err := readRequest(br)
+	if err != nil {
+		t.Fatal(err)
+	}
+	from, _ := r.Headers.get("Libprocess-From")
+	if r.RequestLine != "POST /conformance/x.Y HTTP/1.1" || from != "a@1.2.3.4:5" || string(r.Body) != "hi" ||
+		string(r.Raw) != in[:strings.Index(in, "GET")] {
+		t.Fatalf("%+v", r)
+	}
+	if r2, err := readRequest(br); err != nil || r2.RequestLine != "GET / HTTP/1.1" || len(r2.Headers) != 0 {
+		t.Fatalf("second request %+v, %v", r2, err)
 	}
 }

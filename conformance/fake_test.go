@@ -18,6 +18,12 @@ import (
 type fakeFlaws struct {
 	serveDotDot bool // answer paths containing /.. instead of 404
 	noDate      bool // omit the Date header
+	// sendMode is how the fake sends its messages: "" over one persistent
+	// connection per address; "burst" over a fresh connection per message,
+	// closed once written (C++ libprocess to a peer it is not linked to,
+	// §3.2); "leak" over a fresh connection per message that is never
+	// closed (a flaw).
+	sendMode string
 }
 
 // fakeTarget is a minimal libprocess endpoint over raw TCP, good enough for
@@ -27,9 +33,10 @@ type fakeTarget struct {
 	ln    net.Listener
 	flaws fakeFlaws
 
-	mu  sync.Mutex
-	out map[string]net.Conn // persistent outbound connections by address
-	wg  sync.WaitGroup
+	mu     sync.Mutex
+	out    map[string]net.Conn // persistent outbound connections by address
+	leaked []net.Conn          // sendMode "leak": connections left open
+	wg     sync.WaitGroup
 }
 
 // startFake starts a fake target on loopback, closed when the test ends.
@@ -52,6 +59,9 @@ func (f *fakeTarget) close() {
 	_ = f.ln.Close()
 	f.mu.Lock()
 	for _, c := range f.out {
+		_ = c.Close()
+	}
+	for _, c := range f.leaked {
 		_ = c.Close()
 	}
 	f.mu.Unlock()
@@ -224,8 +234,24 @@ func (f *fakeTarget) send(to, name string, body []byte) {
 		n++
 	}
 	addr = host + ":" + port[:n]
+	from := "echo@" + f.addr()
+	msg := []byte(fmt.Sprintf("POST /%s/%s HTTP/1.1\r\nUser-Agent: libprocess/%s\r\nLibprocess-From: %s\r\nConnection: Keep-Alive\r\nHost: %s\r\n%s",
+		id, name, from, from, addr, chunkedOne(body)))
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.flaws.sendMode != "" {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			return
+		}
+		_, _ = c.Write(msg)
+		if f.flaws.sendMode == "leak" {
+			f.leaked = append(f.leaked, c)
+		} else {
+			_ = c.Close()
+		}
+		return
+	}
 	c := f.out[addr]
 	if c == nil {
 		var err error
@@ -250,7 +276,5 @@ func (f *fakeTarget) send(to, name string, body []byte) {
 			}
 		}()
 	}
-	from := "echo@" + f.addr()
-	_, _ = c.Write([]byte(fmt.Sprintf("POST /%s/%s HTTP/1.1\r\nUser-Agent: libprocess/%s\r\nLibprocess-From: %s\r\nConnection: Keep-Alive\r\nHost: %s\r\n%s",
-		id, name, from, from, addr, chunkedOne(body))))
+	_, _ = c.Write(msg)
 }

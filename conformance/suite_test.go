@@ -104,6 +104,37 @@ func TestFlawsAreReported(t *testing.T) {
 	}
 }
 
+// A target that sends over a connection per burst and closes each, as C++
+// does to a peer it is not linked to (§3.2), passes the peer cases; one that
+// leaves those connections open fails peer.outbound.persistent.
+func TestPeerCasesAcceptConnectionPerBurst(t *testing.T) {
+	for mode, want := range map[string]Status{"burst": Pass, "leak": Fail} {
+		t.Run(mode, func(t *testing.T) {
+			f := startFake(t, fakeFlaws{sendMode: mode})
+			o := fakeOptions(f)
+			o.MesosGo = false
+			o.Timeout = 2 * time.Second
+			o.Run = regexp.MustCompile(`^(peer\.|msg\.deliver\.|msg\.pipeline\.close-after-last$)`)
+			rep, err := Run(context.Background(), o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range rep.Results {
+				st := Pass
+				if r.ID == "peer.outbound.persistent" {
+					st = want
+				}
+				if r.Status != st {
+					t.Errorf("want %s: %s", st, r.Line())
+				}
+			}
+			if len(rep.Results) < 15 {
+				t.Errorf("ran only %d cases", len(rep.Results))
+			}
+		})
+	}
+}
+
 func TestUnreachableTargetFailsWithoutAborting(t *testing.T) {
 	o := Options{Target: "127.0.0.1:1", Process: "echo", Timeout: time.Second, Run: regexp.MustCompile(`^(route\.root|conn\.keepalive|peer\.roundtrip)$`)}
 	rep, err := Run(context.Background(), o)

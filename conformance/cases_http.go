@@ -11,19 +11,12 @@ import (
 	"strings"
 )
 
+// notFoundBody is the body of C++ libprocess' HTTP 404 (§4.5).
+const notFoundBody = "404 Not Found."
+
 // helpIndex is what /help?format=json says: process id → endpoint names.
 type helpIndex struct {
 	Processes map[string][]string
-}
-
-// hasRoot reports whether process id lists a root endpoint ("/" or "").
-func (h *helpIndex) hasRoot(id string) bool {
-	for _, n := range h.Processes[id] {
-		if n == "/" || n == "" {
-			return true
-		}
-	}
-	return false
 }
 
 // helpJSON is the shape of /help?format=json (spec §6.1).
@@ -184,10 +177,7 @@ func httpCases() []Case {
 		{ID: "route.unknown-route", Section: "§4.3", Group: GroupLibprocess,
 			Title: "unknown route of an existing process is 404", Run: func(t *T) {
 				o := t.Options()
-				if t.help().hasRoot(o.Process) {
-					t.Skipf("process %q has a root route, which takes every sub-path", o.Process)
-				}
-				t.Expect("404 for /%s/conformance-no-such-route", o.Process)
+				t.Expect("404 for /%s/conformance-no-such-route (a root route does not take it)", o.Process)
 				r := t.get("/" + o.Process + "/conformance-no-such-route")
 				t.expectStatus(r, 404)
 				t.Seen("%s", r.summary())
@@ -204,6 +194,32 @@ func httpCases() []Case {
 					}
 				}
 				t.Seen("404 for each")
+			}},
+		{ID: "route.not-found-body", Section: "§4.5", Group: GroupLibprocess,
+			Title: "HTTP 404s carry the body \"404 Not Found.\" as text/plain; charset=utf-8", Run: func(t *T) {
+				o := t.Options()
+				paths := []string{"/" + noSuchProcess, "/", "/help/..", "/" + o.Process + "/../help", "/" + o.Process + "/conformance-no-such-route"}
+				t.Expect("404 %q, Content-Type %q for each of %v", notFoundBody, "text/plain; charset=utf-8", paths)
+				for _, p := range paths {
+					r := t.get(p)
+					ct, _ := r.Headers.get("Content-Type")
+					if r.Code != 404 || string(r.Body) != notFoundBody || ct != "text/plain; charset=utf-8" {
+						t.Fatalf("GET %s: %s %q, Content-Type %q", p, r.summary(), abbreviate(r.Body), ct)
+					}
+				}
+				t.Seen("each as expected")
+			}},
+		{ID: "route.root-only", Section: "§4.3", Group: GroupLibprocess,
+			Title: "a process' root route answers only /<id> and /<id>/, never a nested path", Run: func(t *T) {
+				paths := []string{"/__processes__/conformance-x", "/help/" + noSuchProcess + "/x"}
+				t.Expect("200 for /__processes__/, 404 for each of %v", paths)
+				t.expectStatus(t.get("/__processes__/"), 200)
+				for _, p := range paths {
+					if r := t.get(p); r.Code != 404 {
+						t.Fatalf("GET %s: %s", p, r.summary())
+					}
+				}
+				t.Seen("as expected")
 			}},
 		{ID: "route.percent-encoded", Section: "§1.4, §4.1", Group: GroupLibprocess,
 			Title: "percent-encoded process id in the path is decoded", Run: func(t *T) {
@@ -256,7 +272,7 @@ func httpCases() []Case {
 		{ID: "conn.pipeline", Section: "§5.1", Group: GroupLibprocess,
 			Title: "pipelined HTTP requests are answered in request order", Run: func(t *T) {
 				o := t.Options()
-				paths := []string{"/help/conformance-a", "/__processes__", "/help/conformance-b", "/" + noSuchProcess, "/help/conformance-c"}
+				paths := []string{badTimeout("conformance-a"), "/__processes__", badTimeout("conformance-b"), "/" + noSuchProcess, badTimeout("conformance-c")}
 				want := []string{"400 conformance-a", "200", "400 conformance-b", "404", "400 conformance-c"}
 				var all []byte
 				for _, p := range paths {
@@ -355,6 +371,18 @@ func httpCases() []Case {
 				}
 				t.Seen("application/json")
 			}},
+		{ID: "processes.jsonp-ignored", Section: "§5.4, §6.2", Group: GroupLibprocess,
+			Title: "/__processes__ ignores jsonp (C++ answers it unwrapped)", Run: func(t *T) {
+				t.Expect("GET /__processes__?jsonp=cb → application/json, a JSON array")
+				r := t.get("/__processes__?jsonp=cb")
+				t.expectStatus(r, 200)
+				ct, _ := r.Headers.get("Content-Type")
+				var v []any
+				if !strings.HasPrefix(ct, "application/json") || json.Unmarshal(r.Body, &v) != nil {
+					t.Fatalf("Content-Type %q, body %q", ct, abbreviate(r.Body))
+				}
+				t.Seen("Content-Type %q, an array of %d", ct, len(v))
+			}},
 		{ID: "resp.jsonp", Section: "§5.4", Group: GroupLibprocess,
 			Title: "jsonp query parameter wraps JSON as callback(...)", Run: func(t *T) {
 				t.Expect("GET /metrics/snapshot?jsonp=cb → body cb(<json>), Content-Type text/javascript")
@@ -393,8 +421,8 @@ func builtinCases() []Case {
 				sort.Strings(ids)
 				t.Seen("processes %v", ids)
 			}},
-		{ID: "help.process", Section: "§6.1", Group: GroupLibprocess,
-			Title: "/help/<process> answers 200 when the process has documented routes, else 400", Run: func(t *T) {
+		{ID: "help.process", Section: "§4.3, §6.1", Group: GroupLibprocess,
+			Title: "/help/<process> answers 200 when the process has documented routes, else 404", Run: func(t *T) {
 				o := t.Options()
 				idx := t.help()
 				r := t.get("/help/"+o.Process, "User-Agent: curl/8.0")
@@ -402,30 +430,37 @@ func builtinCases() []Case {
 					t.Expect("200 (process listed in /help)")
 					t.expectStatus(r, 200)
 				} else {
-					want := fmt.Sprintf("No help available for '/%s'.\n", o.Process)
-					t.Expect("400 %q (process not listed in /help)", want)
-					if r.Code != 400 || string(r.Body) != want {
+					// C++' help process has a route per listed id only.
+					t.Expect("404 %q (process not listed in /help)", notFoundBody)
+					if r.Code != 404 || string(r.Body) != notFoundBody {
 						t.Fatalf("%s %q", r.summary(), abbreviate(r.Body))
 					}
 				}
 				t.Seen("%s", r.summary())
 			}},
-		{ID: "help.unknown-process", Section: "§6.1", Group: GroupLibprocess,
-			Title: "/help/<unknown> is 400 with the C++ message", Run: func(t *T) {
-				want := fmt.Sprintf("No help available for '/%s'.\n", noSuchProcess)
-				t.Expect("400 %q", want)
+		{ID: "help.unknown-process", Section: "§4.3, §4.5, §6.1", Group: GroupLibprocess,
+			Title: "/help/<unknown> is 404 \"404 Not Found.\" (no help route for it)", Run: func(t *T) {
+				t.Expect("404 %q", notFoundBody)
 				r := t.get("/help/" + noSuchProcess)
-				if r.Code != 400 || string(r.Body) != want {
+				if r.Code != 404 || string(r.Body) != notFoundBody {
 					t.Fatalf("%s %q", r.summary(), abbreviate(r.Body))
 				}
 				t.Seen("%s %q", r.summary(), r.Body)
 			}},
 		{ID: "help.unknown-route", Section: "§6.1", Group: GroupLibprocess,
-			Title: "/help/<process>/<unknown> is 400 with the C++ message", Run: func(t *T) {
+			Title: "/help/<process>/<unknown> is 400 with the C++ message (404 if the process has no documented routes)", Run: func(t *T) {
 				o := t.Options()
+				r := t.get("/help/" + o.Process + "/conformance-no-such-route")
+				if _, ok := t.help().Processes[o.Process]; !ok {
+					t.Expect("404 %q (process not listed in /help)", notFoundBody)
+					if r.Code != 404 || string(r.Body) != notFoundBody {
+						t.Fatalf("%s %q", r.summary(), abbreviate(r.Body))
+					}
+					t.Seen("%s %q", r.summary(), r.Body)
+					return
+				}
 				want := fmt.Sprintf("No help available for '/%s/conformance-no-such-route'.\n", o.Process)
 				t.Expect("400 %q", want)
-				r := t.get("/help/" + o.Process + "/conformance-no-such-route")
 				if r.Code != 400 || string(r.Body) != want {
 					t.Fatalf("%s %q", r.summary(), abbreviate(r.Body))
 				}

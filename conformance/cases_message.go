@@ -2,9 +2,11 @@ package conformance
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
+	"syscall"
 )
 
 // noSuchProcess is a process id no target is expected to host.
@@ -179,14 +181,60 @@ func messageCases() []Case {
 				t.Seen("%s, Content-Length: %s", r.summary(), cl)
 			}},
 		Case{ID: "msg.answer.no-leading-slash", Section: "§2.4", Group: GroupLibprocess,
-			Title: "message whose path does not start with / is rejected (C++: 500)", Run: func(t *T) {
+			Title: "message to target * is answered 400 \"Request URL path must start with '/'\", connection kept", Run: func(t *T) {
+				pathlessCase(t, "*")
+			}},
+		Case{ID: "msg.answer.absolute-no-path", Section: "§2.4", Group: GroupLibprocess,
+			Title: "message to an absolute URL without a path is answered 400, connection kept", Run: func(t *T) {
+				pathlessCase(t, "http://"+t.Options().Target)
+			}},
+		Case{ID: "msg.answer.unreadable-target", Section: "§2.4", Group: GroupLibprocess,
+			Title: "message to a target that is not a URL (POST <id>/<name>) is answered 400 or the connection closes unanswered", Run: func(t *T) {
 				o := t.Options()
-				t.Expect("400 or 500")
-				r := t.roundTrip(httpRequest("POST", o.Process+"/"+unhandledName, o.Target, []byte("x"), "Libprocess-From: "+fakeSender))
-				if r.Code != 400 && r.Code != 500 {
-					t.Fatalf("%s", r.summary())
+				target := o.Process + "/" + unhandledName
+				t.Expect("POST %s: 400, or the connection closed without an answer (C++)", target)
+				c := t.dial()
+				if err := c.write(shapes()[0].build(o.Target, target, fakeSender, []byte("x"))); err != nil {
+					t.Fatalf("%v", err)
 				}
-				t.Seen("%s", r.summary())
+				r, err := c.readResponse()
+				switch {
+				case err != nil && r == nil && (errors.Is(err, errClosedBeforeResponse) || errors.Is(err, syscall.ECONNRESET)):
+					t.Seen("closed without an answer (%v)", err)
+				case err != nil:
+					t.Fatalf("%v", err)
+				case r.Code != 400:
+					t.Fatalf("%s", r.summary())
+				default:
+					t.Seen("%s %q", r.summary(), abbreviate(r.Body))
+				}
+			}},
+		Case{ID: "msg.answer.absolute-form", Section: "§2.4", Group: GroupLibprocess,
+			Title: "message to an absolute-form target (POST http://host:port/<id>/<name>) is answered 202", Run: func(t *T) {
+				o := t.Options()
+				target := "http://" + o.Target + "/" + o.Process + "/" + unhandledName
+				t.Expect("202 for POST %s, connection still usable", target)
+				c := t.dial()
+				var got []string
+				for i := 0; i < 2; i++ {
+					r, err := c.roundTrip(shapes()[0].build(o.Target, target, fakeSender, []byte(t.unique())))
+					if err != nil {
+						t.Fatalf("%v, then %v", got, err)
+					}
+					got = append(got, r.summary())
+					t.expectAccepted(r)
+				}
+				t.Seen("%v", got)
+			}},
+		Case{ID: "msg.deliver.absolute-form", Section: "§2.2, §2.4", Group: GroupLibprocess,
+			Title: "message to an absolute-form target is delivered to the process its URL path names", Run: func(t *T) {
+				ping, pong := t.needPing()
+				o := t.Options()
+				p := t.peer()
+				body := []byte(t.unique())
+				target := "http://" + o.Target + "/" + o.Process + "/" + ping
+				t.Expect("202 for POST %s, then %s with body %q", target, pong, body)
+				t.expectEchoed(p, messageRequest(o.Target, target, p.UPID(), body), pong, body)
 			}},
 		Case{ID: "msg.answer.unreadable-body", Section: "§2.4", Group: GroupLibprocess,
 			Title: "message whose chunked body cannot be read is answered 500", Run: func(t *T) {
@@ -294,12 +342,13 @@ func messageCases() []Case {
 				reqs := [][]byte{
 					sh.build(o.Target, "/"+o.Process+"/"+unhandledName, fakeSender, []byte("one")),
 					sh.build(o.Target, "/"+o.Process+"/"+unhandledName, fakeSender, nil),
-					httpRequest("GET", "/help/conformance-a", o.Target, nil),
+					httpRequest("GET", badTimeout("conformance-a"), o.Target, nil),
 					sh.build(o.Target, "/"+noSuchProcess+"/"+unhandledName, fakeSender, []byte("two")),
 					httpRequest("GET", "/__processes__", o.Target, nil),
+					httpRequest("GET", "/help/"+noSuchProcess, o.Target, nil),
 					sh.build(o.Target, "/"+o.Process+"/"+unhandledName, fakeSender, []byte("three")),
 				}
-				t.expectPipelined(bytes.Join(reqs, nil), []int{202, 202, 400, 404, 200, 202})
+				t.expectPipelined(bytes.Join(reqs, nil), []int{202, 202, 400, 404, 200, 404, 202})
 			}},
 		Case{ID: "msg.after-http.mesos-0.22", Section: "§2.5, §5.1", Group: GroupLibprocess,
 			Title: "a Mesos 0.22-shaped message after an HTTP request on the same connection is answered 202", Run: func(t *T) {
@@ -333,8 +382,144 @@ func messageCases() []Case {
 				}
 				t.expectPipelined(all, []int{202, 404, 202, 404})
 			}},
+		Case{ID: "msg.head.bare-lf", Section: "§2.4, §5.1", Group: GroupLibprocess,
+			Title: "requests whose lines end in a bare LF are answered, in request order", Run: func(t *T) {
+				o := t.Options()
+				lf := func(b []byte) []byte { return bytes.ReplaceAll(b, []byte("\r\n"), []byte("\n")) }
+				sh := shapes()[0]
+				reqs := [][]byte{
+					lf(sh.build(o.Target, "/"+o.Process+"/"+unhandledName, fakeSender, nil)),
+					lf(httpRequest("GET", "/__processes__", o.Target, nil)),
+					lf(sh.build(o.Target, "/"+noSuchProcess+"/"+unhandledName, fakeSender, nil)),
+					lf(httpRequest("GET", badTimeout("conformance-lf"), o.Target, nil)),
+					lf(httpRequest("POST", "/"+o.Process+"/"+unhandledName, o.Target, []byte("x"), "Libprocess-From: "+fakeSender)),
+				}
+				t.expectPipelined(bytes.Join(reqs, nil), []int{202, 200, 404, 400, 202})
+			}},
+		Case{ID: "msg.pipeline.half-close", Section: "§2.4, §3.2", Group: GroupLibprocess,
+			Title: "messages pipelined before the peer shuts down its write side are all answered in order (with ping: all delivered)", Run: func(t *T) {
+				closeAfterBurst(t, false)
+			}},
+		Case{ID: "msg.pipeline.close-after-last", Section: "§3.2", Group: GroupLibprocess,
+			Title: "messages pipelined by a peer that closes right after its last one are all delivered", Run: func(t *T) {
+				closeAfterBurst(t, true)
+			}},
 	)
 	return cs
+}
+
+// burstSize is how many messages the close-after-burst cases pipeline.
+const burstSize = 500
+
+// closeAfterBurst pipelines burstSize messages in the Mesos 0.22 shape in one
+// write and then shuts down the write side (half) or closes the connection
+// (full). Half: every message is answered 202, in order. Full: the answers cannot be read, so the case needs --ping and
+// checks that every message was delivered (a receiver serves every request
+// already read even when writing its 202 fails, §3.2).
+func closeAfterBurst(t *T, full bool) {
+	o := t.Options()
+	var p *Peer
+	name, from := unhandledName, fakeSender
+	if o.Ping != "" {
+		p = t.peer()
+		name, from = o.Ping, p.UPID()
+	} else if full {
+		t.Skipf("needs --ping/--pong (delivery is only visible through the replies)")
+	}
+	bodies := make([]string, burstSize)
+	var all []byte
+	for i := range bodies {
+		bodies[i] = t.unique()
+		all = append(all, shapes()[0].build(o.Target, "/"+o.Process+"/"+name, from, []byte(bodies[i]))...)
+	}
+	mark := 0
+	if p != nil {
+		mark = p.mark()
+	}
+	c := t.dial()
+	if full {
+		t.Expect("%d %s replies after the suite closed the connection right after its %d pings", burstSize, o.Pong, burstSize)
+		if err := c.write(all); err != nil {
+			t.Fatalf("%v", err)
+		}
+		_ = c.Close()
+	} else {
+		t.Expect("%d answers 202 in order after the suite shut down its write side%s",
+			burstSize, map[bool]string{true: "; every ping replied to", false: ""}[p != nil])
+		// Answers are read while the burst is written, so neither side
+		// waits on a full socket buffer.
+		answers := make(chan error, 1)
+		go func() {
+			for i := 0; i < burstSize; i++ {
+				r, err := c.readResponse()
+				if err != nil {
+					answers <- fmt.Errorf("%d of %d answers, then %w", i, burstSize, err)
+					return
+				}
+				if r.Code != 202 {
+					answers <- fmt.Errorf("answer %d: %s", i+1, r.summary())
+					return
+				}
+			}
+			answers <- nil
+		}()
+		if err := c.write(all); err != nil {
+			t.Fatalf("%v", err)
+		}
+		if err := c.closeWrite(); err != nil {
+			t.Fatalf("shutting down the write side: %v", err)
+		}
+		if err := <-answers; err != nil {
+			t.Fatalf("%v", err)
+		}
+	}
+	if p == nil {
+		t.Seen("%d answers 202", burstSize)
+		return
+	}
+	want := map[string]bool{}
+	for _, b := range bodies {
+		want[b] = true
+	}
+	for got := 0; got < burstSize; got++ {
+		in, err := p.wait(t.Context(), mark, func(in Inbound) bool {
+			return in.Req.Target == "/"+PeerID+"/"+o.Pong && want[string(in.Req.Body)]
+		})
+		if err != nil {
+			t.Fatalf("%d of %d replies: %v", got, burstSize, err)
+		}
+		delete(want, string(in.Req.Body))
+	}
+	t.Seen("all %d delivered", burstSize)
+}
+
+// pathlessCase sends a message whose target has no path starting with '/'
+// (C++ libprocess checks this first, Mesos ≥ 1.4) and expects 400 with C++'
+// text, then a usable connection.
+func pathlessCase(t *T, target string) {
+	o := t.Options()
+	const want = "Request URL path must start with '/'"
+	t.Expect("POST %s: 400 %q, then 202 for a message on the same connection", target, want)
+	c := t.dial()
+	r, err := c.roundTrip(shapes()[0].build(o.Target, target, fakeSender, []byte("x")))
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	if r.Code != 400 || string(r.Body) != want {
+		t.Fatalf("%s %q", r.summary(), abbreviate(r.Body))
+	}
+	r2, err := c.roundTrip(shapes()[0].build(o.Target, "/"+o.Process+"/"+unhandledName, fakeSender, []byte("x")))
+	if err != nil {
+		t.Fatalf("%s, then %v", r.summary(), err)
+	}
+	t.expectAccepted(r2)
+	t.Seen("%s %q, then %s", r.summary(), r.Body, r2.summary())
+}
+
+// badTimeout is a /metrics/snapshot request every target answers 400 with a
+// body naming token (§6.3: "Invalid timeout '<token>': …").
+func badTimeout(token string) string {
+	return "/metrics/snapshot?timeout=" + token
 }
 
 // expectEchoed sends req, a ping message carrying body, and expects 202

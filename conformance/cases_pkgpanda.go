@@ -256,6 +256,13 @@ func pkgpandaCases() []Case {
 				t.expectList("/repository/", want)
 				t.Seen("%q", want)
 			}},
+		{ID: "pkgpanda.jsonp-ignored", Section: pkgpandaSpecRef, Group: g,
+			Title: "the pkgpanda routes ignore jsonp: ?jsonp=cb answers plain JSON", Run: func(t *T) {
+				t.Expect("GET /repository/?jsonp=cb and /active/?jsonp=cb: 200 application/json sorted arrays, not cb(…)")
+				repo := t.list("/repository/?jsonp=cb")
+				active := t.list("/active/?jsonp=cb")
+				t.Seen("%d and %d ids, unwrapped", len(repo), len(active))
+			}},
 		{ID: "pkgpanda.repository.get", Section: pkgpandaSpecRef, Group: g,
 			Title: "GET /repository/<id> is {id,name,version}", Run: func(t *T) {
 				repo, _ := t.knownState()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +18,12 @@ import (
 type fakeFlaws struct {
 	serveDotDot bool // answer paths containing /.. instead of 404
 	noDate      bool // omit the Date header
+	// sendMode is how the fake sends its messages: "" over one persistent
+	// connection per address; "burst" over a fresh connection per message,
+	// closed once written (C++ libprocess to a peer it is not linked to,
+	// §3.2); "leak" over a fresh connection per message that is never
+	// closed (a flaw).
+	sendMode string
 }
 
 // fakeTarget is a minimal libprocess endpoint over raw TCP, good enough for
@@ -26,9 +33,10 @@ type fakeTarget struct {
 	ln    net.Listener
 	flaws fakeFlaws
 
-	mu  sync.Mutex
-	out map[string]net.Conn // persistent outbound connections by address
-	wg  sync.WaitGroup
+	mu     sync.Mutex
+	out    map[string]net.Conn // persistent outbound connections by address
+	leaked []net.Conn          // sendMode "leak": connections left open
+	wg     sync.WaitGroup
 }
 
 // startFake starts a fake target on loopback, closed when the test ends.
@@ -51,6 +59,9 @@ func (f *fakeTarget) close() {
 	_ = f.ln.Close()
 	f.mu.Lock()
 	for _, c := range f.out {
+		_ = c.Close()
+	}
+	for _, c := range f.leaked {
 		_ = c.Close()
 	}
 	f.mu.Unlock()
@@ -104,9 +115,13 @@ func (f *fakeTarget) serve(c net.Conn) {
 			fmt.Fprintf(&b, "Content-Type: %s\r\n", ctype)
 		}
 		fmt.Fprintf(&b, "Content-Length: %d\r\n\r\n%s", len(body), body)
-		if _, err := c.Write([]byte(b.String())); err != nil || badBody {
+		if badBody {
+			_, _ = c.Write([]byte(b.String()))
 			return
 		}
+		// Requests already read are served even when the peer has gone
+		// and answers cannot be written (§3.2).
+		_, _ = c.Write([]byte(b.String()))
 		if v, _ := req.Headers.get("Connection"); strings.EqualFold(v, "close") || req.Proto == "HTTP/1.0" {
 			return
 		}
@@ -125,10 +140,14 @@ func (f *fakeTarget) handle(req *request) (int, string, string) {
 		if !hasFrom {
 			from = strings.TrimPrefix(ua, "libprocess/")
 		}
-		if !strings.HasPrefix(req.Target, "/") {
-			return 500, "", ""
+		path := req.Target
+		if u, err := url.Parse(path); err == nil && u.Scheme != "" && u.Host != "" {
+			path = u.Path
 		}
-		id, name, _ := strings.Cut(req.Target[1:], "/")
+		if !strings.HasPrefix(path, "/") {
+			return 400, "text/plain; charset=utf-8", "Request URL path must start with '/'"
+		}
+		id, name, _ := strings.Cut(path[1:], "/")
 		if d, err := url.PathUnescape(id); err == nil {
 			id = d
 		}
@@ -147,8 +166,9 @@ func (f *fakeTarget) handle(req *request) (int, string, string) {
 	if err != nil {
 		return 400, "", ""
 	}
+	const notFound, textPlain = "404 Not Found.", "text/plain; charset=utf-8"
 	if strings.Contains(u.Path, "/..") && !f.flaws.serveDotDot {
-		return 404, "", ""
+		return 404, textPlain, notFound
 	}
 	var segs []string
 	for _, s := range strings.Split(u.Path, "/") {
@@ -161,9 +181,9 @@ func (f *fakeTarget) handle(req *request) (int, string, string) {
 			segs[0] = d
 		}
 	}
-	jsonp := func(v any) (int, string, string) {
+	asJSON := func(v any, jsonp bool) (int, string, string) {
 		b, _ := json.Marshal(v)
-		if cb := u.Query().Get("jsonp"); cb != "" {
+		if cb := u.Query().Get("jsonp"); cb != "" && jsonp {
 			return 200, "text/javascript", cb + "(" + string(b) + ")"
 		}
 		return 200, "application/json", string(b)
@@ -171,11 +191,14 @@ func (f *fakeTarget) handle(req *request) (int, string, string) {
 	help := "### TL;DR; ###\nStatus.\n\n### USAGE ###\n/echo/status\n\n### DESCRIPTION ###\nStatus.\n"
 	switch {
 	case len(segs) == 1 && segs[0] == "help" && u.Query().Get("format") == "json":
-		return jsonp(map[string]any{"processes": []any{map[string]any{"id": "echo", "endpoints": []any{map[string]any{"name": "/status", "text": help}}}}})
-	case len(segs) >= 1 && segs[0] == "help":
+		return asJSON(map[string]any{"processes": []any{map[string]any{"id": "echo", "endpoints": []any{map[string]any{"name": "/status", "text": help}}}}}, false)
+	case len(segs) == 1 && segs[0] == "help":
+		return 200, "text/x-markdown", help
+	case len(segs) >= 2 && segs[0] == "help" && segs[1] == "echo":
+		// The help process has a route per documented process only.
 		rest := "/" + strings.Join(segs[1:], "/")
 		switch {
-		case len(segs) == 1 || rest == "/echo":
+		case len(segs) == 2:
 			return 200, "text/x-markdown", help
 		case rest == "/echo/status":
 			if strings.HasPrefix(ua, "curl/") {
@@ -184,14 +207,17 @@ func (f *fakeTarget) handle(req *request) (int, string, string) {
 			return 200, "text/html", "<html>" + help + "</html>"
 		}
 		return 400, "", fmt.Sprintf("No help available for '%s'.\n", rest)
-	case len(segs) >= 1 && segs[0] == "__processes__":
-		return jsonp([]any{map[string]any{"id": "echo", "events": []any{}}})
+	case len(segs) == 1 && segs[0] == "__processes__":
+		return asJSON([]any{map[string]any{"id": "echo", "events": []any{}}}, false)
 	case len(segs) == 2 && segs[0] == "metrics" && segs[1] == "snapshot":
-		return jsonp(map[string]float64{"system/up": 1})
+		if t := u.Query().Get("timeout"); t != "" && !regexp.MustCompile(`^[0-9]+(\.[0-9]+)?(ns|us|ms|secs|mins|hrs|days|weeks)$`).MatchString(t) {
+			return 400, textPlain, "Invalid timeout '" + t + "': invalid duration.\n"
+		}
+		return asJSON(map[string]float64{"system/up": 1}, true)
 	case len(segs) == 2 && segs[0] == "echo" && segs[1] == "status":
 		return 200, "text/plain", "ok"
 	}
-	return 404, "", ""
+	return 404, textPlain, notFound
 }
 
 // send writes a message in the §3.1 format on the persistent connection to
@@ -208,8 +234,24 @@ func (f *fakeTarget) send(to, name string, body []byte) {
 		n++
 	}
 	addr = host + ":" + port[:n]
+	from := "echo@" + f.addr()
+	msg := []byte(fmt.Sprintf("POST /%s/%s HTTP/1.1\r\nUser-Agent: libprocess/%s\r\nLibprocess-From: %s\r\nConnection: Keep-Alive\r\nHost: %s\r\n%s",
+		id, name, from, from, addr, chunkedOne(body)))
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.flaws.sendMode != "" {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			return
+		}
+		_, _ = c.Write(msg)
+		if f.flaws.sendMode == "leak" {
+			f.leaked = append(f.leaked, c)
+		} else {
+			_ = c.Close()
+		}
+		return
+	}
 	c := f.out[addr]
 	if c == nil {
 		var err error
@@ -234,7 +276,5 @@ func (f *fakeTarget) send(to, name string, body []byte) {
 			}
 		}()
 	}
-	from := "echo@" + f.addr()
-	_, _ = c.Write([]byte(fmt.Sprintf("POST /%s/%s HTTP/1.1\r\nUser-Agent: libprocess/%s\r\nLibprocess-From: %s\r\nConnection: Keep-Alive\r\nHost: %s\r\n%s",
-		id, name, from, from, addr, chunkedOne(body))))
+	_, _ = c.Write(msg)
 }

@@ -116,6 +116,16 @@ func (c *rawConn) roundTrip(req []byte) (*response, error) {
 	return c.readResponse()
 }
 
+// closeWrite shuts down the sending side of the connection (TCP FIN); the
+// target can still answer.
+func (c *rawConn) closeWrite() error {
+	cw, ok := c.conn.(interface{ CloseWrite() error })
+	if !ok {
+		return errors.New("connection cannot shut down only its write side")
+	}
+	return cw.CloseWrite()
+}
+
 // waitClosed reports nil when the peer closes the connection (EOF or reset)
 // before the deadline, and an error when data arrives or the deadline passes.
 func (c *rawConn) waitClosed() error {
@@ -132,9 +142,11 @@ func (c *rawConn) waitClosed() error {
 }
 
 // readHead reads lines up to and including the empty line; it returns the raw
-// bytes, the first line, and the header lines.
+// bytes, the first line, and the header lines. Lines may end in CRLF or a bare
+// LF, as C++ libprocess' HTTP parser accepts both.
 func readHead(br *bufio.Reader) (raw []byte, first string, hs headers, err error) {
 	var buf bytes.Buffer
+	lines := 0
 	for {
 		line, err := br.ReadSlice('\n')
 		buf.Write(line)
@@ -153,14 +165,17 @@ func readHead(br *bufio.Reader) (raw []byte, first string, hs headers, err error
 		if buf.Len() > maxHeadBytes {
 			return buf.Bytes(), "", nil, errors.New("head too large")
 		}
-		if bytes.HasSuffix(buf.Bytes(), []byte("\r\n\r\n")) || bytes.Equal(buf.Bytes(), []byte("\r\n")) {
+		lines++
+		if b := buf.Bytes(); lines == 1 && (len(b) == 1 || len(b) == 2 && b[0] == '\r') ||
+			bytes.HasSuffix(b, []byte("\n\n")) || bytes.HasSuffix(b, []byte("\n\r\n")) {
 			break
 		}
 	}
 	raw = append([]byte(nil), buf.Bytes()...)
-	lines := strings.Split(strings.TrimSuffix(string(raw), "\r\n\r\n"), "\r\n")
-	first = lines[0]
-	for _, l := range lines[1:] {
+	all := strings.Split(strings.TrimRight(string(raw), "\r\n"), "\n")
+	first = strings.TrimSuffix(all[0], "\r")
+	for _, l := range all[1:] {
+		l = strings.TrimSuffix(l, "\r")
 		name, value, ok := strings.Cut(l, ":")
 		if !ok {
 			return raw, first, hs, fmt.Errorf("malformed header line %q", l)
@@ -242,12 +257,16 @@ func readBody(br *bufio.Reader, hs headers, untilEOF bool) (raw, body []byte, ch
 	return nil, nil, false, nil
 }
 
+// errClosedBeforeResponse is a connection that ended before a response
+// began.
+var errClosedBeforeResponse = errors.New("connection closed before a response")
+
 // readResponse reads one HTTP response.
 func readResponse(br *bufio.Reader) (*response, error) {
 	_, first, hs, err := readHead(br)
 	if err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil, errors.New("connection closed before a response")
+			return nil, errClosedBeforeResponse
 		}
 		return nil, err
 	}

@@ -34,9 +34,10 @@ type Peer struct {
 	mu       sync.Mutex
 	silent   bool
 	conns    map[int]net.Conn
+	ended    map[int]bool // connections that have ended, by number
 	nextConn int
 	inbound  []Inbound
-	changed  chan struct{} // closed and replaced whenever inbound grows
+	changed  chan struct{} // closed and replaced whenever inbound or ended grows
 	closed   bool
 	wg       sync.WaitGroup
 	readErrs []error
@@ -53,6 +54,7 @@ func listenPeer(addr string) (*Peer, error) {
 		ln:      ln,
 		upid:    PeerID + "@" + ln.Addr().String(),
 		conns:   map[int]net.Conn{},
+		ended:   map[int]bool{},
 		changed: make(chan struct{}),
 	}
 	p.wg.Add(1)
@@ -73,15 +75,45 @@ func (p *Peer) SetSilent(silent bool) {
 	p.mu.Unlock()
 }
 
-// CloseConn closes the numbered connection from the peer's side.
+// CloseConn closes the numbered connection from the peer's side. A
+// connection that has already ended (the target may close a connection as
+// soon as its queue drains, spec §3.2) is not an error.
 func (p *Peer) CloseConn(n int) error {
 	p.mu.Lock()
 	c, ok := p.conns[n]
+	ended := p.ended[n]
 	p.mu.Unlock()
 	if !ok {
-		return fmt.Errorf("peer connection %d is not open", n)
+		if ended {
+			return nil
+		}
+		return fmt.Errorf("peer connection %d was never opened", n)
 	}
 	return c.Close()
+}
+
+// waitEnded waits until the numbered connection has ended (the target closed
+// it, or the peer did), or ctx ends.
+func (p *Peer) waitEnded(ctx context.Context, n int) error {
+	for {
+		p.mu.Lock()
+		ended, changed := p.ended[n], p.changed
+		p.mu.Unlock()
+		if ended {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return fmt.Errorf("peer connection %d still open: %w", n, ctx.Err())
+		}
+	}
+}
+
+// notifyLocked wakes every waiter; p.mu is held.
+func (p *Peer) notifyLocked() {
+	close(p.changed)
+	p.changed = make(chan struct{})
 }
 
 // Close stops the listener and closes every connection.
@@ -120,16 +152,21 @@ func (p *Peer) accept() {
 	}
 }
 
-// serve reads requests off one connection and answers them.
+// serve reads requests off one connection and answers them. When an answer
+// cannot be written (the target closed its end), it goes on reading: every
+// request already sent is still recorded (spec §3.2).
 func (p *Peer) serve(n int, c net.Conn) {
 	defer p.wg.Done()
 	defer func() {
 		p.mu.Lock()
 		delete(p.conns, n)
+		p.ended[n] = true
+		p.notifyLocked()
 		p.mu.Unlock()
 		_ = c.Close()
 	}()
 	br := bufio.NewReader(c)
+	writable := true
 	for seq := 1; ; seq++ {
 		req, err := readRequest(br)
 		if err != nil {
@@ -142,13 +179,12 @@ func (p *Peer) serve(n int, c net.Conn) {
 		}
 		p.mu.Lock()
 		p.inbound = append(p.inbound, Inbound{Conn: n, Seq: seq, Req: req})
-		close(p.changed)
-		p.changed = make(chan struct{})
+		p.notifyLocked()
 		silent := p.silent
 		p.mu.Unlock()
-		if !silent {
+		if !silent && writable {
 			if _, err := c.Write([]byte("HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n")); err != nil {
-				return
+				writable = false
 			}
 		}
 		if v, ok := req.Headers.get("Connection"); ok && strings.EqualFold(v, "close") {

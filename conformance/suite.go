@@ -11,6 +11,7 @@ package conformance
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -174,6 +175,34 @@ func (r Report) WriteText(w io.Writer) error {
 	}
 	if _, err := fmt.Fprintln(w, r.Summary()); err != nil {
 		return fmt.Errorf("write report: %w", err)
+	}
+	return nil
+}
+
+// record is one result as WriteJSON writes it.
+type record struct {
+	ID      string `json:"id"`
+	Section string `json:"section"`
+	Title   string `json:"title"`
+	Outcome Status `json:"outcome"`
+	Detail  string `json:"detail"`
+}
+
+// WriteJSON writes one JSON object per result, one per line in run order
+// (JSON Lines), so reports of runs against different targets can be diffed
+// line by line: {"id", "section", "title", "outcome" (PASS, FAIL or SKIP),
+// "detail"}; detail is "expected …; seen …", or a skip's reason.
+func (r Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	for _, res := range r.Results {
+		detail := res.Seen
+		if res.Status != Skip {
+			detail = fmt.Sprintf("expected %s; seen %s", res.Expected, res.Seen)
+		}
+		if err := enc.Encode(record{ID: res.ID, Section: res.Section, Title: res.Title, Outcome: res.Status, Detail: detail}); err != nil {
+			return fmt.Errorf("write JSON report: %w", err)
+		}
 	}
 	return nil
 }

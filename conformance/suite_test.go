@@ -1,15 +1,19 @@
 package conformance
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"flag"
-	"github.com/procpanda/procpanda/internal/testfixture"
+	"net"
 	"os"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/procpanda/procpanda/internal/testfixture"
 )
 
 func TestMain(m *testing.M) {
@@ -71,7 +75,7 @@ func TestFlawsAreReported(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]Status{"route.dotdot": Fail, "resp.date": Fail, "route.root": Pass, "help.json": Pass}
+	want := map[string]Status{"route.dotdot": Fail, "route.not-found-body": Fail, "resp.date": Fail, "route.root": Pass, "help.json": Pass}
 	for id, st := range want {
 		r, ok := rep.Result(id)
 		if !ok || r.Status != st {
@@ -87,8 +91,8 @@ func TestFlawsAreReported(t *testing.T) {
 	}
 	text := b.String()
 	lines := strings.Split(strings.TrimSuffix(text, "\n"), "\n")
-	if got, want := lines[len(lines)-1], rep.Summary(); got != want || !regexp.MustCompile(`^\d+ passed, 2 failed$`).MatchString(got) {
-		t.Errorf("closing line %q, want %q with 2 failed", got, want)
+	if got, want := lines[len(lines)-1], rep.Summary(); got != want || !regexp.MustCompile(`^\d+ passed, 3 failed$`).MatchString(got) {
+		t.Errorf("closing line %q, want %q with 3 failed", got, want)
 	}
 	for _, l := range lines[:len(lines)-1] {
 		if !regexp.MustCompile(`^(PASS|FAIL|SKIP) [a-z0-9.-]+ \(§[^)]*\): `).MatchString(l) {
@@ -97,6 +101,37 @@ func TestFlawsAreReported(t *testing.T) {
 	}
 	if !strings.Contains(text, "FAIL route.dotdot (§4.1): expected 404") {
 		t.Errorf("report lacks the route.dotdot failure:\n%s", text)
+	}
+}
+
+// A target that sends over a connection per burst and closes each, as C++
+// does to a peer it is not linked to (§3.2), passes the peer cases; one that
+// leaves those connections open fails peer.outbound.persistent.
+func TestPeerCasesAcceptConnectionPerBurst(t *testing.T) {
+	for mode, want := range map[string]Status{"burst": Pass, "leak": Fail} {
+		t.Run(mode, func(t *testing.T) {
+			f := startFake(t, fakeFlaws{sendMode: mode})
+			o := fakeOptions(f)
+			o.MesosGo = false
+			o.Timeout = 2 * time.Second
+			o.Run = regexp.MustCompile(`^(peer\.|msg\.deliver\.|msg\.pipeline\.close-after-last$)`)
+			rep, err := Run(context.Background(), o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range rep.Results {
+				st := Pass
+				if r.ID == "peer.outbound.persistent" {
+					st = want
+				}
+				if r.Status != st {
+					t.Errorf("want %s: %s", st, r.Line())
+				}
+			}
+			if len(rep.Results) < 15 {
+				t.Errorf("ran only %d cases", len(rep.Results))
+			}
+		})
 	}
 }
 
@@ -181,5 +216,76 @@ func TestPeerParsesByteExact(t *testing.T) {
 	}
 	if string(in.Req.Raw) != string(msg) || string(in.Req.RawBody) != "5\r\nhello\r\n0\r\n\r\n" {
 		t.Errorf("raw %q, body %q", in.Req.Raw, in.Req.RawBody)
+	}
+}
+
+// failWrites is a connection whose writes fail, as they do once the other
+// end has closed.
+type failWrites struct{ net.Conn }
+
+func (failWrites) Write([]byte) (int, error) { return 0, syscall.EPIPE }
+
+// The suite's peer records every request a target sent even when it cannot
+// answer them (§3.2): C++ closes a connection as soon as its queue drains.
+func TestPeerKeepsServingAfterFailedWrite(t *testing.T) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Peer{conns: map[int]net.Conn{1: server}, ended: map[int]bool{}, changed: make(chan struct{})}
+	p.wg.Add(1)
+	go p.serve(1, failWrites{server})
+	defer p.wg.Wait()
+	var burst []byte
+	for i := 0; i < 3; i++ {
+		burst = append(burst, messageRequest(ln.Addr().String(), "/"+PeerID+"/x.Y", "a@1.2.3.4:5", []byte{'0' + byte(i)})...)
+	}
+	if _, err := client.Write(burst); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.waitEnded(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if n := p.mark(); n != 3 {
+		t.Fatalf("peer recorded %d of 3 requests after its writes failed", n)
+	}
+	for i := 0; i < 3; i++ {
+		if _, err := p.waitBody(ctx, 0, "x.Y", []byte{'0' + byte(i)}); err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+	}
+}
+
+// The suite reads heads whose lines end in a bare LF, as C++' parser does,
+// keeping the raw bytes.
+func TestReadHeadBareLF(t *testing.T) {
+	in := "POST /conformance/x.Y HTTP/1.1\nLibprocess-From: a@1.2.3.4:5\r\nContent-Length: 2\n\nhiGET / HTTP/1.1\n\n"
+	br := bufio.NewReader(strings.NewReader(in))
+	r, err := readRequest(br)
+	if err != nil {
+		t.Fatal(err)
+	}
+	from, _ := r.Headers.get("Libprocess-From")
+	if r.RequestLine != "POST /conformance/x.Y HTTP/1.1" || from != "a@1.2.3.4:5" || string(r.Body) != "hi" ||
+		string(r.Raw) != in[:strings.Index(in, "GET")] {
+		t.Fatalf("%+v", r)
+	}
+	if r2, err := readRequest(br); err != nil || r2.RequestLine != "GET / HTTP/1.1" || len(r2.Headers) != 0 {
+		t.Fatalf("second request %+v, %v", r2, err)
 	}
 }

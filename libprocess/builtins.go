@@ -36,6 +36,14 @@ func (h *helpRegistry) add(p *Process, r *route) {
 	m[r.name] = help
 }
 
+// has reports whether process id has documented routes.
+func (h *helpRegistry) has(id string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	_, ok := h.routes[id]
+	return ok
+}
+
 func (h *helpRegistry) remove(id string) {
 	h.mu.Lock()
 	delete(h.routes, id)
@@ -90,6 +98,9 @@ func (rt *Runtime) builtins() []*Process {
 		Usage:       "/help[/<id>[/<route>]][?format=json]",
 		Description: "Lists every process with routes, the routes of one process, or one route's help. `format=json` returns the index as JSON.",
 	}, rt.serveHelp)
+	// /help/<id>[/<route>] reaches the help process' root route for every
+	// id with documented routes, and only for those (spec 6.1, 4.3).
+	help.routes[""].answers = rt.help.has
 
 	metrics := NewProcess("metrics")
 	metrics.Route("snapshot", Help{
@@ -204,11 +215,12 @@ func (rt *Runtime) serveMetrics() RouteHandler {
 		}
 		// Every metric here is read from memory without waiting, so the
 		// timeout can never cut collection short.
-		respond(JSONResponse(http.StatusOK, rt.Snapshot()))
+		respond(JSONPResponse(http.StatusOK, rt.Snapshot(), req.URL.Query().Get("jsonp")))
 	}
 }
 
-// serveProcesses answers /__processes__ (spec 6.2).
+// serveProcesses answers /__processes__ (spec 6.2), never wrapped in jsonp,
+// as in C++.
 func (rt *Runtime) serveProcesses(req *Request, respond Responder) {
 	rt.mu.RLock()
 	procs := make([]*Process, 0, len(rt.processes))

@@ -112,6 +112,11 @@ type route struct {
 	realm   string // authentication realm; "" uses the process' realm
 	help    Help
 	handler RouteHandler
+	// answers, when set on a root route, names the other routes it
+	// serves, computed at lookup: the help process answers /help/<id> for
+	// every process with documented routes, as C++' Help installs one
+	// route per such id.
+	answers func(name string) bool
 }
 
 // Route installs handler for the route name (e.g. "list.json",
@@ -148,10 +153,14 @@ func (r *route) effectiveRealm(p *Process) string {
 	return p.realm
 }
 
-// lookupRoute finds the route for a path below /<id> (spec 4.3): try the
-// whole remainder, then drop trailing segments, finally the root route.
+// lookupRoute finds the route for a path below /<id> (spec 4.3), as
+// ProcessBase::consume does: try the whole remainder without its leading and
+// trailing '/', then drop trailing segments ("a/b/c", "a/b", "a"). The root
+// route answers only an empty remainder (/<id> and /<id>/): a nested path
+// never falls back to it.
 func (p *Process) lookupRoute(rest string) *route {
 	name := strings.Trim(rest, "/")
+	root := p.routes[""]
 	for {
 		if r := p.routes[name]; r != nil {
 			return r
@@ -159,12 +168,14 @@ func (p *Process) lookupRoute(rest string) *route {
 		if name == "" {
 			return nil
 		}
+		if root != nil && root.answers != nil && root.answers(name) {
+			return root
+		}
 		i := strings.LastIndexByte(name, '/')
 		if i < 0 {
-			name = ""
-		} else {
-			name = name[:i]
+			return nil
 		}
+		name = name[:i]
 	}
 }
 
@@ -188,7 +199,7 @@ func (h *httpEvent) respond(r Response) {
 func (p *Process) serveHTTP(h *httpEvent) {
 	r := p.lookupRoute(h.rest)
 	if r == nil {
-		h.respond(Response{Status: http.StatusNotFound})
+		h.respond(notFound())
 		return
 	}
 	if realm := r.effectiveRealm(p); realm != "" {
@@ -206,8 +217,8 @@ func (p *Process) serveHTTP(h *httpEvent) {
 }
 
 // JSONResponse returns a response with v encoded as JSON and Content-Type
-// application/json. A jsonp query parameter is applied by the runtime
-// (spec 5.4).
+// application/json. It ignores a jsonp query parameter; a route that honours
+// one answers with JSONPResponse.
 func JSONResponse(status int, v any) Response {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -216,11 +227,34 @@ func JSONResponse(status int, v any) Response {
 	return Response{Status: status, Header: http.Header{"Content-Type": {"application/json"}}, Body: b}
 }
 
+// JSONPResponse is JSONResponse for a route that honours the jsonp query
+// parameter (spec 5.4), as C++ routes do by passing
+// request.url.query.get("jsonp") to OK(json, jsonp): with a non-empty
+// callback the body becomes "<callback>(<json>)" with Content-Type
+// text/javascript. Pass req.URL.Query().Get("jsonp").
+func JSONPResponse(status int, v any, callback string) Response {
+	r := JSONResponse(status, v)
+	if callback == "" || r.Status != status {
+		return r
+	}
+	b := make([]byte, 0, len(callback)+len(r.Body)+2)
+	b = append(append(append(append(b, callback...), '('), r.Body...), ')')
+	r.Body = b
+	r.Header.Set("Content-Type", "text/javascript")
+	return r
+}
+
 // ErrorResponse returns the JSON error body API routes answer with:
 // {"error": msg}.
 func ErrorResponse(status int, msg string) Response {
 	return JSONResponse(status, map[string]string{"error": msg})
 }
+
+// notFoundBody is the body of C++ libprocess' NotFound() (spec 4.5).
+const notFoundBody = "404 Not Found."
+
+// notFound is the answer to an HTTP request no route takes (spec 4.5).
+func notFound() Response { return TextResponse(http.StatusNotFound, notFoundBody) }
 
 // TextResponse returns a text/plain response.
 func TextResponse(status int, body string) Response {

@@ -66,12 +66,14 @@ func TestHTTPRouting(t *testing.T) {
 		{"/svc/repository/", 200, "repository:/svc/repository/"},
 		{"/svc/repository/mesos--0.22.0", 200, "repository:/svc/repository/mesos--0.22.0"},
 		{"/svc/a/b/c/d", 200, "a/b:/svc/a/b/c/d"},
-		{"/svc/a", 200, "root:/svc/a"}, // falls back to the root route
+		{"/svc//", 200, "root:/svc//"},
+		{"/svc/a", 404, "404 Not Found."}, // never the root route (spec 4.3)
+		{"/svc/a/c", 404, "404 Not Found."},
 		{"/%73vc/repository", 200, "repository:/svc/repository"},
-		{"/svc/../help", 404, ""},
-		{"/svc/repository/..", 404, ""},
-		{"/nobody/x", 404, ""},
-		{"/", 404, ""},
+		{"/svc/../help", 404, "404 Not Found."},
+		{"/svc/repository/..", 404, "404 Not Found."},
+		{"/nobody/x", 404, "404 Not Found."},
+		{"/", 404, "404 Not Found."},
 	}
 	c := dialRaw(t, rt)
 	for _, tc := range cases {
@@ -82,6 +84,9 @@ func TestHTTPRouting(t *testing.T) {
 		}
 		if resp.Header.Get("Date") == "" {
 			t.Errorf("GET %s: no Date header", tc.path)
+		}
+		if ct := resp.Header.Get("Content-Type"); tc.status == 404 && ct != "text/plain; charset=utf-8" {
+			t.Errorf("GET %s: 404 with Content-Type %q, want C++' text/plain; charset=utf-8 (spec 4.5)", tc.path, ct)
 		}
 	}
 	// Path without a leading slash.
@@ -96,15 +101,20 @@ func TestHTTPDelegate(t *testing.T) {
 	spawnRoutes(t, rt)
 	c := dialRaw(t, rt)
 	for path, want := range map[string]string{
-		"/":                  "root:/svc",
-		"/repository/x":      "repository:/svc/repository/x",
-		"/svc/repository/y":  "repository:/svc/repository/y",
-		"/unknown-thing/z/w": "root:/svc/unknown-thing/z/w",
+		"/":                 "root:/svc",
+		"/repository/x":     "repository:/svc/repository/x",
+		"/svc/repository/y": "repository:/svc/repository/y",
 	} {
 		c.write("GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n")
 		if resp := c.read(); resp.Status != 200 || string(resp.Body) != want {
 			t.Errorf("GET %s = %d %q, want 200 %q", path, resp.Status, resp.Body, want)
 		}
+	}
+	// A delegated path is nested below the delegate's id, so its root
+	// route does not take it (spec 4.3), as in C++.
+	c.write("GET /unknown-thing/z/w HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp := c.read(); resp.Status != 404 {
+		t.Errorf("GET /unknown-thing/z/w = %d %q, want 404", resp.Status, resp.Body)
 	}
 }
 
@@ -172,10 +182,11 @@ func TestHTTPStreamGzipJSONP(t *testing.T) {
 		t.Fatalf("small json: %v %q", resp.Header, resp.Body)
 	}
 
+	// jsonp is the route's choice (spec 5.4): JSONResponse ignores it.
 	c.write("GET /svc/small.json?jsonp=cb HTTP/1.1\r\nHost: x\r\n\r\n")
 	resp = c.read()
-	if string(resp.Body) != "cb([1,2])" || resp.Header.Get("Content-Type") != "text/javascript" {
-		t.Fatalf("jsonp: %q %q", resp.Body, resp.Header.Get("Content-Type"))
+	if string(resp.Body) != "[1,2]" || resp.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("jsonp on a route that does not opt in: %q %q", resp.Body, resp.Header.Get("Content-Type"))
 	}
 }
 
@@ -201,8 +212,8 @@ func TestBuiltinEndpoints(t *testing.T) {
 		t.Fatalf("browser help content type %q", resp.Header.Get("Content-Type"))
 	}
 	c.write("GET /help/nobody HTTP/1.1\r\nHost: x\r\n\r\n")
-	if resp = c.read(); resp.Status != 400 || string(resp.Body) != "No help available for '/nobody'.\n" {
-		t.Fatalf("/help/nobody: %d %q", resp.Status, resp.Body)
+	if resp = c.read(); resp.Status != 404 || string(resp.Body) != "404 Not Found." {
+		t.Fatalf("/help/nobody: %d %q, want 404 (no help route for it, spec 6.1)", resp.Status, resp.Body)
 	}
 	c.write("GET /help/svc/nothing HTTP/1.1\r\nHost: x\r\n\r\n")
 	if resp = c.read(); resp.Status != 400 || string(resp.Body) != "No help available for '/svc/nothing'.\n" {

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/procpanda/procpanda/libprocess/wire"
 	"github.com/valyala/fasthttp"
 )
 
@@ -34,9 +35,10 @@ func (s *server) serveHTTP(ctx *fasthttp.RequestCtx) {
 		s.serveMessage(ctx)
 		return
 	}
-	uri := ctx.Request.Header.RequestURI()
-	if len(uri) == 0 || (uri[0] != '/' && !bytes.HasPrefix(uri, []byte("http://")) && !bytes.HasPrefix(uri, []byte("https://"))) {
-		ctx.SetStatusCode(http.StatusBadRequest)
+	// libprocess answers any request whose URL path does not start with
+	// '/' this way before routing it; messages get the same rule.
+	if _, _, err := wire.SplitMessagePath(ctx.Request.Header.RequestURI()); err != nil {
+		writeResponse(ctx, nil, TextResponse(http.StatusBadRequest, "Request URL path must start with '/'"))
 		return
 	}
 	rawPath := string(ctx.URI().PathOriginal())
@@ -44,12 +46,12 @@ func (s *server) serveHTTP(ctx *fasthttp.RequestCtx) {
 		rawPath = rawPath[:q]
 	}
 	if strings.Contains(rawPath, "/..") {
-		ctx.SetStatusCode(http.StatusNotFound)
+		writeResponse(ctx, nil, notFound())
 		return
 	}
 	p, path := s.receiver(rawPath)
 	if p == nil {
-		ctx.SetStatusCode(http.StatusNotFound)
+		writeResponse(ctx, nil, notFound())
 		return
 	}
 	decoded, err := url.PathUnescape(path)
@@ -227,9 +229,9 @@ func (s *server) serveMessage(ctx *fasthttp.RequestCtx) {
 	}
 }
 
-// writeResponse copies a route's response into fasthttp's, applying jsonp
-// (spec 5.4) and gzip (spec 5.3).
-func writeResponse(ctx *fasthttp.RequestCtx, req *Request, r Response) {
+// writeResponse copies a route's response into fasthttp's, applying gzip
+// (spec 5.3). jsonp is the route's own choice (JSONPResponse), as in C++.
+func writeResponse(ctx *fasthttp.RequestCtx, _ *Request, r Response) {
 	status := r.Status
 	if status == 0 {
 		status = http.StatusOK
@@ -245,15 +247,6 @@ func writeResponse(ctx *fasthttp.RequestCtx, req *Request, r Response) {
 		return
 	}
 	body := r.Body
-	ct := r.Header.Get("Content-Type")
-	if strings.HasPrefix(ct, "application/json") {
-		if cb := req.URL.Query().Get("jsonp"); cb != "" {
-			b := make([]byte, 0, len(cb)+len(body)+2)
-			b = append(append(append(append(b, cb...), '('), body...), ')')
-			body = b
-			ctx.Response.Header.Set("Content-Type", "text/javascript")
-		}
-	}
 	if len(body) >= gzipMinSize && r.Header.Get("Content-Encoding") == "" &&
 		acceptsGzip(string(ctx.Request.Header.Peek("Accept-Encoding"))) {
 		body = fasthttp.AppendGzipBytes(nil, body)

@@ -239,9 +239,10 @@ type msgState struct {
 func (rt *Runtime) acceptMessage(st *msgState, target, fromText []byte, peer net.Addr, peerIP string, body []byte) (int, string) {
 	idRaw, nameRaw, err := wire.SplitMessagePath(target)
 	if err != nil {
-		// Current libprocess fails parse() and answers 500 here.
+		// libprocess checks this first and answers 400 (spec 2.4); the
+		// request was framed, so the connection goes on.
 		rt.log.Warn().Stringer("peer", peer).Bytes("target", target).Msg("message path does not start with '/'")
-		return 500, "Request URL path must start with '/'"
+		return 400, "Request URL path must start with '/'"
 	}
 	id := idRaw
 	if bytes.IndexByte(idRaw, '%') >= 0 {

@@ -1,7 +1,8 @@
 // Command libprocess-conformance checks a libprocess endpoint (and, with
 // --pkgpanda, the Pkgpanda HTTP API) over the network and prints one line per
-// case and a closing "N passed, N failed" line. It exits 1 when any case
-// fails and 2 on a usage error.
+// case and a closing "N passed, N failed" line; with --report FILE it also
+// writes one JSON record per case to FILE. It exits 1 when any case fails and
+// 2 on a usage error or when the report cannot be written.
 package main
 
 import (
@@ -32,6 +33,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		o       conformance.Options
 		list    bool
 		runExpr string
+		report  string
 	)
 	fs.StringVar(&o.Target, "target", "", "host:port of the libprocess endpoint under test (required)")
 	fs.StringVar(&o.Process, "process", "", "id of a process that exists on the target (required)")
@@ -44,6 +46,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.Listen, "listen", "", "ip:port for the suite's own libprocess peer (default: the local address toward --target, any port)")
 	fs.DurationVar(&o.Timeout, "timeout", conformance.DefaultTimeout, "time limit of each case")
 	fs.StringVar(&runExpr, "run", "", "only run cases whose id matches this regular expression")
+	fs.StringVar(&report, "report", "", "also write one JSON record per case (id, section, title, outcome, detail; JSON Lines) to this file")
 	fs.BoolVar(&list, "list", false, "list the cases (id, spec section, group, title; tab-separated) and exit")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: libprocess-conformance --target host:port --process ID [--ping NAME --pong NAME] [--mesos-go] [--pkgpanda [--fixture DIR]]")
@@ -80,6 +83,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if o.Pkgpanda {
 		o.PkgpandaRoundTrip = pkgpandaListRoundTrip()
 	}
+	var reportFile *os.File
+	if report != "" {
+		f, err := os.Create(report)
+		if err != nil {
+			fmt.Fprintf(stderr, "cannot write the report: %v\n", err)
+			return 2
+		}
+		defer f.Close()
+		reportFile = f
+	}
 	// mesos-go logs through glog, which otherwise writes files to the
 	// temporary directory; keep its output on stderr.
 	_ = flag.CommandLine.Set("logtostderr", "true")
@@ -94,6 +107,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	fmt.Fprintf(stdout, "%s (%d skipped, %s)\n", rep.Summary(), rep.Count(conformance.Skip), time.Since(start).Round(time.Millisecond))
+	if reportFile != nil {
+		err := rep.WriteJSON(reportFile)
+		if cerr := reportFile.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", report, err)
+			return 2
+		}
+	}
 	if rep.Failed() {
 		return 1
 	}

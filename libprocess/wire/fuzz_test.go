@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -334,9 +335,13 @@ func FuzzSplitMessagePath(f *testing.F) {
 	for _, c := range peerCases {
 		f.Add([]byte(c.raw[len("POST "):strings.Index(c.raw, " HTTP/")]))
 	}
-	for _, s := range []string{"/", "//", "/a%2F/b?c", "x", "", "/id?q/x", "/a/b/c/"} {
+	for _, s := range []string{"/", "//", "/a%2F/b?c", "x", "", "/id?q/x", "/a/b/c/", "*", "http://10.0.0.1:5051/master/mesos.internal.X",
+		"http://h:5051", "http://h?x/y", "HTTP://h/a/b", "h://", "1http://h/a", "/a#b/c", "http:/h/a"} {
 		f.Add([]byte(s))
 	}
+	// An absolute URL as C++' URL parser reads one: scheme letters, "://",
+	// an authority without '/', '?' or '#'.
+	absolutePrefix := regexp.MustCompile(`^[A-Za-z]+://[^/?#]*$`)
 	f.Fuzz(func(t *testing.T, target []byte) {
 		id, name, err := SplitMessagePath(target)
 		if err != nil {
@@ -345,20 +350,23 @@ func FuzzSplitMessagePath(f *testing.F) {
 			}
 			return
 		}
-		if len(target) == 0 || target[0] != '/' {
-			t.Fatalf("%q accepted", target)
+		path := target
+		if end := bytes.IndexAny(path, "?#"); end >= 0 {
+			path = path[:end]
 		}
-		path, _, _ := bytes.Cut(target, []byte("?"))
-		if bytes.ContainsAny(id, "/?") || bytes.ContainsRune(name, '?') {
+		if bytes.ContainsAny(id, "/?#") || bytes.ContainsAny(name, "?#") {
 			t.Fatalf("%q: id %q name %q", target, id, name)
 		}
-		want := "/" + string(id)
-		if bytes.Count(path, []byte("/")) > 1 {
-			want += "/" + string(name)
-		} else if len(name) != 0 {
-			t.Fatalf("%q: name %q without a second slash", target, name)
+		// The path ends in "/<id>/<name>", or in "/<id>" when the name is
+		// empty; what precedes it is nothing or an absolute URL's start.
+		rebuilds := func(want string) bool {
+			if !bytes.HasSuffix(path, []byte(want)) {
+				return false
+			}
+			prefix := path[:len(path)-len(want)]
+			return len(prefix) == 0 || absolutePrefix.Match(prefix)
 		}
-		if string(path) != want {
+		if !rebuilds("/"+string(id)+"/"+string(name)) && !(len(name) == 0 && rebuilds("/"+string(id))) {
 			t.Fatalf("%q: id %q name %q do not rebuild the path", target, id, name)
 		}
 	})
@@ -462,5 +470,11 @@ func TestWriteFuzzSeeds(t *testing.T) {
 		write("FuzzPercentDecode", fmt.Sprintf("seed-%d", i), bs(s), str(s))
 	}
 	write("FuzzPercentDecode", "id-needs-escapes", bs("%2F"), str("a b/c%?#\x00\xff"))
+	for name, target := range map[string]string{
+		"asterisk": "*", "absolute-form": "http://10.0.0.1:5051/master/mesos.internal.X", "absolute-no-path": "http://h:5051",
+		"absolute-query-no-path": "http://h:5051?x/y", "not-a-url": "master/x", "fragment": "/a#b/c",
+	} {
+		write("FuzzSplitMessagePath", name, bs(target))
+	}
 	write("FuzzAppendMessageRoundTrip", "escaped-id", str("@1.2.3.4:5"), str("a b/c%"), str(""), str("x/y/z"), bs("\r\n0\r\n\r\n"))
 }

@@ -34,27 +34,58 @@ func Sender(h *Head) []byte {
 	return nil
 }
 
-// ErrPathNotAbsolute is a message whose request target does not start with
-// '/'. Current C++ libprocess answers it 500.
+// ErrPathNotAbsolute is a message whose request target has no path that
+// starts with '/': "*", an absolute URL without a path
+// ("http://10.0.0.1:5051"), or a target that is not a URL at all
+// ("master/x"). C++ libprocess (Mesos >= 1.4) answers the first two 400
+// "Request URL path must start with '/'" before anything else
+// (ProcessManager::handle in 3rdparty/libprocess/src/process.cpp); its
+// HTTP parser cannot read the third and drops the connection.
 var ErrPathNotAbsolute = errors.New("request URL path must start with '/'")
 
 // SplitMessagePath splits a message's request target into the receiver id
-// (still percent-encoded) and the message name (spec 2.2): the receiver is
-// the first path segment, the name is everything after "/<id>/", slashes
-// included. A query string is not part of the path.
+// (still percent-encoded) and the message name (spec 2.2, 2.4): the receiver
+// is the first path segment, the name is everything after "/<id>/", slashes
+// included. The path is the target itself (origin form, "/master/x") or, as
+// C++ libprocess' URL parser takes it, the path of an absolute URL
+// ("http://10.0.0.1:5051/master/x": scheme letters, "://", an authority,
+// then the path). Query and fragment are not part of the path.
 func SplitMessagePath(target []byte) (id, name []byte, err error) {
-	if len(target) == 0 || target[0] != '/' {
+	path := urlPath(target)
+	if len(path) == 0 || path[0] != '/' {
 		return nil, nil, ErrPathNotAbsolute
 	}
-	if q := bytes.IndexByte(target, '?'); q >= 0 {
-		target = target[:q]
-	}
-	rest := target[1:]
+	rest := path[1:]
 	slash := bytes.IndexByte(rest, '/')
 	if slash < 0 {
 		return rest, nil, nil
 	}
 	return rest[:slash], rest[slash+1:], nil
+}
+
+// urlPath returns the path of a request target without query and fragment:
+// the target itself unless it is an absolute URL, whose path starts at the
+// first '/' after "scheme://"; an absolute URL without a path gives an empty
+// path, and so does a target that is neither form.
+func urlPath(target []byte) []byte {
+	if end := bytes.IndexAny(target, "?#"); end >= 0 {
+		target = target[:end]
+	}
+	if len(target) > 0 && target[0] == '/' {
+		return target
+	}
+	i := 0
+	for i < len(target) && ('a' <= target[i]|0x20 && target[i]|0x20 <= 'z') {
+		i++
+	}
+	if i == 0 || !bytes.HasPrefix(target[i:], []byte("://")) {
+		return nil
+	}
+	authority := target[i+3:]
+	if slash := bytes.IndexByte(authority, '/'); slash >= 0 {
+		return authority[slash:]
+	}
+	return nil
 }
 
 // PercentDecode appends the percent-decoding of s to dst. It returns an
@@ -146,8 +177,12 @@ func AppendMessage(dst []byte, from, toID, toHostPort, name string, body []byte)
 
 // AppendResponse appends a complete response with a text body: status line,
 // Date (the caller passes the preformatted HTTP date, see AppendHTTPDate in
-// fasthttp), Content-Type when the body is non-empty, Content-Length, and
-// "Connection: close" when closing.
+// fasthttp), Content-Type when the body is non-empty, and Content-Length.
+// closing says the connection closes after this response; as in C++
+// libprocess, whose response encoder never writes a Connection header
+// (HttpResponseEncoder in 3rdparty/libprocess/src/encoder.hpp), it adds no
+// header: the peer asked for the close (Connection: close, or HTTP/1.0
+// without keep-alive) or sees it.
 func AppendResponse(dst []byte, status int, date []byte, body string, closing bool) []byte {
 	dst = append(dst, "HTTP/1.1 "...)
 	dst = strconv.AppendInt(dst, int64(status), 10)
@@ -160,9 +195,6 @@ func AppendResponse(dst []byte, status int, date []byte, body string, closing bo
 	}
 	dst = append(dst, "\r\nContent-Length: "...)
 	dst = strconv.AppendInt(dst, int64(len(body)), 10)
-	if closing {
-		dst = append(dst, "\r\nConnection: close"...)
-	}
 	dst = append(dst, "\r\n\r\n"...)
 	return append(dst, body...)
 }

@@ -151,8 +151,17 @@ func TestSplitMessagePath(t *testing.T) {
 		{"/id/a//b/", "id", "a//b/", nil},
 		{"", "", "", ErrPathNotAbsolute},
 		{"master/x", "", "", ErrPathNotAbsolute},
-		{"http://h/master/x", "", "", ErrPathNotAbsolute},
 		{"*", "", "", ErrPathNotAbsolute},
+		// Absolute form: the path is the URL's (Mesos >= 1.4 process.cpp).
+		{"http://10.0.0.1:5051/master/mesos.internal.X", "master", "mesos.internal.X", nil},
+		{"https://h/slave(1)/a/b?q=/x", "slave(1)", "a/b", nil},
+		{"HTTP://h:1/id", "id", "", nil},
+		{"http://h:5051", "", "", ErrPathNotAbsolute},
+		{"http://h:5051?x/y", "", "", ErrPathNotAbsolute},
+		{"http:/h/a", "", "", ErrPathNotAbsolute},
+		{"1http://h/a", "", "", ErrPathNotAbsolute},
+		{"://h/a", "", "", ErrPathNotAbsolute},
+		{"/a#frag/b", "a", "", nil},
 	}
 	for _, c := range cases {
 		id, name, err := SplitMessagePath([]byte(c.target))
@@ -226,6 +235,8 @@ func TestPercentEncodeID(t *testing.T) {
 	}
 }
 
+// TestAppendResponseExact pins the bytes of message answers. A closing
+// answer carries no Connection header, as C++ libprocess writes none.
 func TestAppendResponseExact(t *testing.T) {
 	date := []byte("Tue, 01 Jul 2025 10:00:00 GMT")
 	cases := []struct {
@@ -235,9 +246,9 @@ func TestAppendResponseExact(t *testing.T) {
 		want    string
 	}{
 		{202, "", false, "HTTP/1.1 202 Accepted\r\nDate: Tue, 01 Jul 2025 10:00:00 GMT\r\nContent-Length: 0\r\n\r\n"},
-		{404, "", true, "HTTP/1.1 404 Not Found\r\nDate: Tue, 01 Jul 2025 10:00:00 GMT\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"},
-		{400, "bad sender\n", true, "HTTP/1.1 400 Bad Request\r\nDate: Tue, 01 Jul 2025 10:00:00 GMT\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 11\r\nConnection: close\r\n\r\nbad sender\n"},
-		{431, "", true, "HTTP/1.1 431 Request Header Fields Too Large\r\nDate: Tue, 01 Jul 2025 10:00:00 GMT\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"},
+		{404, "", true, "HTTP/1.1 404 Not Found\r\nDate: Tue, 01 Jul 2025 10:00:00 GMT\r\nContent-Length: 0\r\n\r\n"},
+		{400, "bad sender\n", true, "HTTP/1.1 400 Bad Request\r\nDate: Tue, 01 Jul 2025 10:00:00 GMT\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 11\r\n\r\nbad sender\n"},
+		{431, "", true, "HTTP/1.1 431 Request Header Fields Too Large\r\nDate: Tue, 01 Jul 2025 10:00:00 GMT\r\nContent-Length: 0\r\n\r\n"},
 	}
 	for _, c := range cases {
 		if got := string(AppendResponse(nil, c.status, date, c.body, c.closing)); got != c.want {

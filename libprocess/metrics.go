@@ -19,6 +19,17 @@ type runtimeMetrics struct {
 	connsOutbound    atomic.Int64 // open outbound connections (gauge)
 	connectFailures  atomic.Int64 // failed dials to peers
 	connErrors       atomic.Int64 // inbound connections closed on a protocol error
+
+	// Inbound limits.
+	connsRefused      atomic.Int64 // connections closed at accept: MaxInboundConnections reached
+	requestTimeouts   atomic.Int64 // requests whose head or body missed its ReadTimeout deadline
+	idleClosed        atomic.Int64 // connections closed by an idle timeout
+	tlsFailures       atomic.Int64 // inbound TLS handshakes failed or timed out
+	bodyBytes         atomic.Int64 // bytes of InboundBodyBudget held (gauge)
+	bodyBudgetWaits   atomic.Int64 // body reads that waited for budget
+	bodyBudgetRefused atomic.Int64 // requests answered 503 for want of budget
+	routeTimeouts     atomic.Int64 // HTTP requests answered 504 (or streams ended) at their route deadline
+	maxConnsInbound   atomic.Int64 // effective MaxInboundConnections (gauge)
 }
 
 // Counter is a monotonically increasing metric.
@@ -106,6 +117,18 @@ func (rt *Runtime) Snapshot() map[string]float64 {
 		"libprocess/outbound_peers":          float64(rt.outbound.count()),
 		"libprocess/mailbox_capacity":        float64(rt.cfg.MailboxCapacity),
 		"libprocess/outbound_queue_capacity": float64(rt.cfg.OutboundQueueCapacity),
+
+		// Inbound limits.
+		"libprocess/connections_inbound_max":      float64(rt.metrics.maxConnsInbound.Load()),
+		"libprocess/connections_refused":          float64(rt.metrics.connsRefused.Load()),
+		"libprocess/connections_idle_closed":      float64(rt.metrics.idleClosed.Load()),
+		"libprocess/request_read_timeouts":        float64(rt.metrics.requestTimeouts.Load()),
+		"libprocess/tls_handshake_failures":       float64(rt.metrics.tlsFailures.Load()),
+		"libprocess/inbound_body_bytes":           float64(rt.metrics.bodyBytes.Load()),
+		"libprocess/inbound_body_budget":          float64(rt.cfg.InboundBodyBudget),
+		"libprocess/inbound_body_budget_waits":    float64(rt.metrics.bodyBudgetWaits.Load()),
+		"libprocess/inbound_body_budget_rejected": float64(rt.metrics.bodyBudgetRefused.Load()),
+		"libprocess/route_timeouts":               float64(rt.metrics.routeTimeouts.Load()),
 	}
 	rt.mu.RLock()
 	procs := make([]*Process, 0, len(rt.processes))

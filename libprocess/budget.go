@@ -14,6 +14,7 @@ import (
 type bodyBudget struct {
 	max   int64
 	gauge *atomic.Int64 // bytes held, shown in /metrics/snapshot
+	waits *atomic.Int64 // acquires that had to wait, counted as they start waiting
 
 	mu      sync.Mutex
 	used    int64
@@ -21,8 +22,8 @@ type bodyBudget struct {
 	freed   chan struct{} // closed and replaced when bytes come back while someone waits
 }
 
-func newBodyBudget(max int64, gauge *atomic.Int64) *bodyBudget {
-	return &bodyBudget{max: max, gauge: gauge, freed: make(chan struct{})}
+func newBodyBudget(max int64, gauge, waits *atomic.Int64) *bodyBudget {
+	return &bodyBudget{max: max, gauge: gauge, waits: waits, freed: make(chan struct{})}
 }
 
 // budgetResult says how an acquire went.
@@ -30,7 +31,6 @@ type budgetResult int
 
 const (
 	budgetGranted budgetResult = iota // the bytes are held
-	budgetWaited                      // held, after waiting for others
 	budgetTimeout                     // the deadline passed first
 	budgetStopped                     // stop was closed first
 )
@@ -57,14 +57,12 @@ func (b *bodyBudget) acquire(n int64, deadline time.Time, stop <-chan struct{}) 
 			}
 			b.mu.Unlock()
 			b.gauge.Add(n)
-			if waited {
-				return budgetWaited
-			}
 			return budgetGranted
 		}
 		if !waited {
 			b.waiters++
 			waited = true
+			b.waits.Add(1)
 		}
 		freed := b.freed
 		b.mu.Unlock()
@@ -117,9 +115,6 @@ const errBudget = "inbound body budget exhausted"
 func (s *server) takeBudget(n int64, deadline time.Time, peer net.Addr) bool {
 	switch s.budget.acquire(n, deadline, s.closed) {
 	case budgetGranted:
-		return true
-	case budgetWaited:
-		s.rt.metrics.bodyBudgetWaits.Add(1)
 		return true
 	case budgetTimeout:
 		s.rt.metrics.bodyBudgetRefused.Add(1)

@@ -152,29 +152,46 @@ func (s *server) readBufferedBody(ctx *fasthttp.RequestCtx, mc *msgConn, cl int)
 type routeStream struct {
 	io.ReadCloser
 	cancel context.CancelFunc
+
+	mu     sync.Mutex
 	timer  *time.Timer
-	once   sync.Once
+	closed bool
 }
 
 func newRouteStream(s *server, body io.ReadCloser, cancel context.CancelFunc, deadline time.Time) *routeStream {
 	rs := &routeStream{ReadCloser: body, cancel: cancel}
+	rs.mu.Lock()
 	rs.timer = time.AfterFunc(time.Until(deadline), func() {
-		s.rt.metrics.routeTimeouts.Add(1)
-		s.rt.log.Warn().Msg("ending a streamed response at its route's deadline")
-		rs.Close()
+		if rs.close() {
+			s.rt.metrics.routeTimeouts.Add(1)
+			s.rt.log.Warn().Msg("ended a streamed response at its route's deadline")
+		}
 	})
+	rs.mu.Unlock()
 	return rs
 }
 
 // Close implements io.Closer.
 func (rs *routeStream) Close() error {
-	err := net.ErrClosed
-	rs.once.Do(func() {
-		rs.timer.Stop()
-		rs.cancel()
-		err = rs.ReadCloser.Close()
-	})
-	return err
+	if !rs.close() {
+		return net.ErrClosed
+	}
+	return nil
+}
+
+// close closes the stream once, reporting whether this call did.
+func (rs *routeStream) close() bool {
+	rs.mu.Lock()
+	if rs.closed {
+		rs.mu.Unlock()
+		return false
+	}
+	rs.closed = true
+	rs.timer.Stop()
+	rs.mu.Unlock()
+	rs.cancel()
+	_ = rs.ReadCloser.Close()
+	return true
 }
 
 // await waits for a route's response until the route's deadline (the

@@ -391,15 +391,15 @@ func (st *msgState) intern(name []byte) string {
 // length alone. On failure it has answered and the connection must close.
 func (mc *msgConn) readBody() ([]byte, bool) {
 	defer mc.releaseBody()
-	max := int64(mc.s.rt.cfg.MaxMessageSize)
+	limit := int64(mc.s.rt.cfg.MaxMessageSize)
 	switch {
 	case mc.head.Chunked:
-		mc.chunked.Reset(max)
+		mc.chunked.Reset(limit)
 		for {
 			// Feed appends at most the buffered bytes: make room for them
 			// first, within the budget.
 			var ok bool
-			if mc.chunked.Body, ok = mc.growBody(mc.chunked.Body, int64(mc.w-mc.r), max); !ok {
+			if mc.chunked.Body, ok = mc.growBody(mc.chunked.Body, int64(mc.w-mc.r), limit); !ok {
 				return nil, false
 			}
 			used, err := mc.chunked.Feed(mc.buf[mc.r:mc.w])
@@ -436,7 +436,7 @@ func (mc *msgConn) readBody() ([]byte, bool) {
 		return body, true
 	case mc.head.ContentLength > 0:
 		cl := mc.head.ContentLength
-		if cl > max {
+		if cl > limit {
 			mc.protocolError(413, errors.New("body larger than the message size limit"))
 			return nil, false
 		}
@@ -451,13 +451,18 @@ func (mc *msgConn) readBody() ([]byte, bool) {
 				}
 				continue
 			}
-			// Nothing buffered: read straight into the body.
-			want := min(cl-int64(len(body)), msgConnBufSize)
-			if body, ok = mc.growBody(body, want, cl); ok {
-				var n int
-				n, ok = mc.read(body[len(body):len(body)+int(want)], false)
-				body = body[:len(body)+n]
+			// Nothing buffered: read straight into the body's spare room,
+			// doubling it when full, so what it holds is at most twice
+			// what has arrived (plus minBodyAlloc).
+			if len(body) == cap(body) {
+				if body, ok = mc.growBody(body, max(int64(len(body)), minBodyAlloc), cl); !ok {
+					break
+				}
 			}
+			room := min(int64(cap(body)-len(body)), cl-int64(len(body)))
+			var n int
+			n, ok = mc.read(body[len(body):len(body)+int(room)], false)
+			body = body[:len(body)+n]
 		}
 		if !ok {
 			mc.bodyReadFailed()

@@ -83,7 +83,7 @@ func newServer(rt *Runtime, ln net.Listener) *server {
 		closed:    make(chan struct{}),
 		hardStop:  make(chan struct{}),
 		maxConns:  rt.cfg.MaxInboundConnections,
-		budget:    newBodyBudget(rt.cfg.InboundBodyBudget, &rt.metrics.bodyBytes),
+		budget:    newBodyBudget(rt.cfg.InboundBodyBudget, &rt.metrics.bodyBytes, &rt.metrics.bodyBudgetWaits),
 	}
 	if s.maxConns == 0 {
 		s.maxConns = defaultMaxConns()

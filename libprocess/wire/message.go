@@ -179,6 +179,8 @@ func StatusText(status int) string {
 		return "Bad Request"
 	case 404:
 		return "Not Found"
+	case 408:
+		return "Request Timeout"
 	case 413:
 		return "Request Entity Too Large"
 	case 431:

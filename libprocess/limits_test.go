@@ -585,3 +585,74 @@ func TestPeerResetNotEndOfStream(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// resettingConn is the server's side of a real socket whose peer resets
+// at the first large batch of answers: that write and every later one
+// fail. It counts the bytes the server read.
+type resettingConn struct {
+	net.Conn
+	read  int
+	reset bool
+}
+
+func (c *resettingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.read += n
+	return n, err
+}
+
+func (c *resettingConn) Write(p []byte) (int, error) {
+	if c.reset || len(p) >= maxResponseHold {
+		c.reset = true
+		return 0, &net.OpError{Op: "write", Net: "tcp", Err: errors.New("connection reset by peer")}
+	}
+	return c.Conn.Write(p)
+}
+
+// As a receiver, every message request already read from a connection is
+// served even when writing the answers fails because the peer went away
+// (spec 3.2): a failed write mid-batch must not drop the rest of the
+// batch.
+func TestInboundServesReadBatchAfterWriteFails(t *testing.T) {
+	rt := startRuntime(t)
+	spawnRecorder(t, rt, "t", "m")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	raw, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	const msg = "POST /t/m HTTP/1.1\r\nLibprocess-From: a@1.2.3.4:5\r\n\r\n"
+	const count = 8000
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := io.WriteString(client, strings.Repeat(msg, count))
+		if err == nil {
+			err = client.(*net.TCPConn).CloseWrite()
+		}
+		wrote <- err
+	}()
+	conn := &resettingConn{Conn: raw}
+	before := rt.Snapshot()["libprocess/messages_received"]
+	mc := newMsgConn(rt.server, conn)
+	mc.pump()
+	if !conn.reset {
+		t.Fatal("no batch of answers reached the reset")
+	}
+	complete := conn.read / len(msg)
+	got := int(rt.Snapshot()["libprocess/messages_received"] - before)
+	if got != complete {
+		t.Fatalf("%d messages delivered of the %d complete ones read before the connection ended", got, complete)
+	}
+	raw.Close()
+	<-wrote
+}

@@ -101,11 +101,6 @@ func (mc *msgConn) pump() bool {
 			}
 			continue
 		}
-		if mc.writeFailed {
-			// The peer is gone: every complete request read before
-			// that has been served.
-			return false
-		}
 		if err != nil {
 			var he *wire.HeadError
 			status := 400
@@ -116,6 +111,11 @@ func (mc *msgConn) pump() bool {
 			return false
 		}
 		if !wire.IsMessage(&mc.head) {
+			if mc.writeFailed {
+				// The peer is gone: its messages read before this
+				// request have been served; nothing can answer it.
+				return false
+			}
 			// Ordinary HTTP: answer what is queued first, so responses
 			// stay in request order.
 			mc.httpSeen = true

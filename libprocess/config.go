@@ -101,8 +101,9 @@ type Config struct {
 	// length. A request that needs more than is left stops being read
 	// (back-pressure on its connection) until other requests finish; if
 	// none does before its ReadTimeout deadline it is answered 503 and the
-	// connection closed. It must hold at least MaxMessageSize and
-	// BufferedBodyLimit.
+	// connection closed. A budget smaller than MaxMessageSize or
+	// BufferedBodyLimit is raised to the larger of them, so one request of
+	// the largest size allowed can always be read.
 	InboundBodyBudget int64
 	// MessageIdleTimeout closes an inbound connection that has carried a
 	// libprocess message, or nothing yet, once it has waited this long for
@@ -281,8 +282,8 @@ func (c *Config) validateInbound() error {
 	if c.MaxInboundConnections < 0 {
 		return errors.New("config: MaxInboundConnections must not be negative (0 sizes it from RLIMIT_NOFILE)")
 	}
-	if c.InboundBodyBudget < int64(c.MaxMessageSize) || c.InboundBodyBudget < int64(c.BufferedBodyLimit) {
-		return fmt.Errorf("config: InboundBodyBudget %d must hold at least MaxMessageSize (%d) and BufferedBodyLimit (%d)", c.InboundBodyBudget, c.MaxMessageSize, c.BufferedBodyLimit)
+	if c.InboundBodyBudget <= 0 {
+		return errors.New("config: InboundBodyBudget must be positive")
 	}
 	if c.MessageIdleTimeout < 0 {
 		return errors.New("config: MessageIdleTimeout must not be negative")

@@ -243,6 +243,12 @@ func (h *httpEvent) abandon() (Response, bool) {
 }
 
 func (p *Process) serveHTTP(h *httpEvent) {
+	if err := h.req.Context().Err(); err != nil {
+		// Answered 504 (or the client reset) while it waited in the
+		// mailbox: do not start work nobody waits for.
+		h.respond(TextResponse(http.StatusServiceUnavailable, "request abandoned before it was served: "+err.Error()))
+		return
+	}
 	r := p.lookupRoute(h.rest)
 	if r == nil {
 		h.respond(Response{Status: http.StatusNotFound})

@@ -656,3 +656,104 @@ func TestInboundServesReadBatchAfterWriteFails(t *testing.T) {
 	raw.Close()
 	<-wrote
 }
+
+// A body streamed to a route is read within the route's deadline, not
+// ReadTimeout: a slow upload the route is consuming is not cut.
+func TestHTTPStreamedUploadOutlivesReadTimeout(t *testing.T) {
+	const readTimeout = 200 * time.Millisecond
+	rt := startRuntime(t, func(c *Config) { c.ReadTimeout = readTimeout; c.BufferedBodyLimit = 1024 })
+	p := NewProcess("up")
+	p.Route("load", Help{TLDR: "counts body bytes"}, func(req *Request, respond Responder) {
+		go func() {
+			n, err := io.Copy(io.Discard, req.BodyStream)
+			if err != nil {
+				respond(TextResponse(500, err.Error()))
+				return
+			}
+			respond(TextResponse(200, strconv.FormatInt(n, 10)))
+		}()
+	})
+	if _, err := rt.Spawn(p); err != nil {
+		t.Fatal(err)
+	}
+	c := dialRaw(t, rt)
+	const pieces, size = 8, 2000
+	c.write("POST /up/load HTTP/1.1\r\nHost: x\r\nContent-Length: " + strconv.Itoa(pieces*size) + "\r\n\r\n")
+	tick := time.NewTicker(readTimeout / 2)
+	defer tick.Stop()
+	for i := 0; i < pieces; i++ {
+		<-tick.C
+		c.write(strings.Repeat("u", size))
+	}
+	if r := c.read(); r.Status != 200 || string(r.Body) != strconv.Itoa(pieces*size) {
+		t.Fatalf("upload over %v with ReadTimeout %v: %q %q", pieces*readTimeout/2, readTimeout, r.StatusLine, r.Body)
+	}
+}
+
+// A request that reached its deadline while waiting in a busy process'
+// mailbox is answered 504 and its handler never runs.
+func TestHTTPRouteDeadlineWhileQueued(t *testing.T) {
+	rt := startRuntime(t, func(c *Config) { c.RouteTimeout = 200 * time.Millisecond })
+	p := NewProcess("svc")
+	release := make(chan struct{})
+	entered := make(chan struct{})
+	var ran int
+	p.Route("block", Help{TLDR: "blocks the process"}, func(req *Request, respond Responder) {
+		close(entered)
+		<-release
+		respond(TextResponse(200, "late"))
+	})
+	p.Route("count", Help{TLDR: "counts runs"}, func(req *Request, respond Responder) {
+		ran++
+		respond(TextResponse(200, "ran"))
+	})
+	p.Route("ping", Help{TLDR: "pong"}, func(req *Request, respond Responder) {
+		respond(TextResponse(200, strconv.Itoa(ran)))
+	})
+	if _, err := rt.Spawn(p); err != nil {
+		t.Fatal(err)
+	}
+	blocker := dialRaw(t, rt)
+	blocker.write("GET /svc/block HTTP/1.1\r\nHost: x\r\n\r\n")
+	<-entered
+	queued := dialRaw(t, rt)
+	queued.write("GET /svc/count HTTP/1.1\r\nHost: x\r\n\r\n")
+	if r := queued.read(); r.Status != 504 {
+		t.Fatalf("queued request at its deadline: %q", r.StatusLine)
+	}
+	if r := blocker.read(); r.Status != 504 {
+		t.Fatalf("blocked request at its deadline: %q", r.StatusLine)
+	}
+	close(release)
+	// The process serves its mailbox in order: once ping answers, the
+	// queued request has been taken out.
+	c := dialRaw(t, rt)
+	c.write("GET /svc/ping HTTP/1.1\r\nHost: x\r\n\r\n")
+	if r := c.read(); r.Status != 200 || string(r.Body) != "0" {
+		t.Fatalf("ping: %q; the abandoned request's handler ran %q times", r.StatusLine, r.Body)
+	}
+}
+
+func TestConfigInboundLimits(t *testing.T) {
+	for name, mutate := range map[string]func(*Config){
+		"MaxHeaderBytes too small":       func(c *Config) { c.MaxHeaderBytes = 100 },
+		"MaxHeaderBytes over 64 KiB":     func(c *Config) { c.MaxHeaderBytes = 65<<10 + 1 },
+		"negative MaxInboundConnections": func(c *Config) { c.MaxInboundConnections = -1 },
+		"zero InboundBodyBudget":         func(c *Config) { c.InboundBodyBudget = 0 },
+		"negative MessageIdleTimeout":    func(c *Config) { c.MessageIdleTimeout = -time.Second },
+		"zero TLSHandshakeTimeout":       func(c *Config) { c.TLSHandshakeTimeout = 0 },
+		"zero RouteTimeout":              func(c *Config) { c.RouteTimeout = 0 },
+	} {
+		cfg := DefaultConfig()
+		mutate(&cfg)
+		if err := cfg.Validate(); err == nil {
+			t.Errorf("%s: Validate accepted it", name)
+		}
+	}
+	// A message limit above the budget raises the budget rather than
+	// failing: one message of the largest size can always be read.
+	rt := startRuntime(t, func(c *Config) { c.MaxMessageSize = 512 << 20 })
+	if v := rt.Snapshot()["libprocess/inbound_body_budget"]; v != 512<<20 {
+		t.Fatalf("inbound_body_budget = %v, want MaxMessageSize", v)
+	}
+}

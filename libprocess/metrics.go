@@ -125,7 +125,7 @@ func (rt *Runtime) Snapshot() map[string]float64 {
 		"libprocess/request_read_timeouts":        float64(rt.metrics.requestTimeouts.Load()),
 		"libprocess/tls_handshake_failures":       float64(rt.metrics.tlsFailures.Load()),
 		"libprocess/inbound_body_bytes":           float64(rt.metrics.bodyBytes.Load()),
-		"libprocess/inbound_body_budget":          float64(rt.cfg.InboundBodyBudget),
+		"libprocess/inbound_body_budget":          float64(effectiveBodyBudget(&rt.cfg)),
 		"libprocess/inbound_body_budget_waits":    float64(rt.metrics.bodyBudgetWaits.Load()),
 		"libprocess/inbound_body_budget_rejected": float64(rt.metrics.bodyBudgetRefused.Load()),
 		"libprocess/route_timeouts":               float64(rt.metrics.routeTimeouts.Load()),

@@ -74,6 +74,12 @@ func defaultMaxConns() int {
 	return int(n - keep)
 }
 
+// effectiveBodyBudget is InboundBodyBudget raised, if need be, so that one
+// request of the largest size allowed can always be read.
+func effectiveBodyBudget(c *Config) int64 {
+	return max(c.InboundBodyBudget, int64(c.MaxMessageSize), int64(c.BufferedBodyLimit))
+}
+
 func newServer(rt *Runtime, ln net.Listener) *server {
 	s := &server{
 		rt:        rt,
@@ -83,7 +89,7 @@ func newServer(rt *Runtime, ln net.Listener) *server {
 		closed:    make(chan struct{}),
 		hardStop:  make(chan struct{}),
 		maxConns:  rt.cfg.MaxInboundConnections,
-		budget:    newBodyBudget(rt.cfg.InboundBodyBudget, &rt.metrics.bodyBytes, &rt.metrics.bodyBudgetWaits),
+		budget:    newBodyBudget(effectiveBodyBudget(&rt.cfg), &rt.metrics.bodyBytes, &rt.metrics.bodyBudgetWaits),
 	}
 	if s.maxConns == 0 {
 		s.maxConns = defaultMaxConns()
@@ -209,6 +215,7 @@ func (s *server) serveConn(raw net.Conn) {
 		_ = c.Close()
 		return
 	}
+	mc.beginPassthrough()
 	// ServeConn returns when httpConn.Read reports the end of the
 	// connection, and closes it.
 	_ = s.http.ServeConn(&httpConn{Conn: c, mc: mc})

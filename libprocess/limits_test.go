@@ -757,3 +757,29 @@ func TestConfigInboundLimits(t *testing.T) {
 		t.Fatalf("inbound_body_budget = %v, want MaxMessageSize", v)
 	}
 }
+
+// Empty lines some clients send after a request start no request: the
+// connection then waits as idle, not under a request deadline, and the
+// next request gets a deadline of its own.
+func TestInboundEmptyLinesBetweenRequestsAreIdle(t *testing.T) {
+	const readTimeout = 200 * time.Millisecond
+	rt := startRuntime(t, func(c *Config) { c.ReadTimeout = readTimeout })
+	rec := spawnRecorder(t, rt, "target", "m")
+	rec.Route("hello", Help{TLDR: "says hello"}, func(req *Request, respond Responder) {
+		respond(TextResponse(200, "hello"))
+	})
+	c := dialRaw(t, rt)
+	c.write("POST /target/hello HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi")
+	if r := c.read(); r.Status != 200 {
+		t.Fatalf("first request: %q", r.StatusLine)
+	}
+	c.write("\r\n")
+	time.Sleep(3 * readTimeout)
+	// The next head in two pieces, so it needs a read under its deadline.
+	c.write("GET /target/hello HTTP/1.1\r\n")
+	time.Sleep(readTimeout / 4)
+	c.write("Host: x\r\n\r\n")
+	if r := c.read(); r.Status != 200 {
+		t.Fatalf("request after an idle wait that followed an empty line: %q", r.StatusLine)
+	}
+}

@@ -88,8 +88,13 @@ func newMsgConn(s *server, c net.Conn) *msgConn {
 func (mc *msgConn) pump() bool {
 	log := mc.s.rt.log
 	for {
+		// A request boundary: a deadline is armed only while bytes of
+		// the next request are at hand.
+		mc.skipEmptyLines()
 		if mc.r < mc.w {
 			mc.startRequest()
+		} else {
+			mc.reqDeadline = time.Time{}
 		}
 		n, err := wire.ParseHeadLimit(mc.buf[mc.r:mc.w], &mc.head, mc.s.rt.cfg.MaxHeaderBytes)
 		if err == wire.ErrIncomplete {
@@ -147,6 +152,22 @@ func (mc *msgConn) pump() bool {
 			// A failed write marks the connection; the requests already
 			// in the buffer are still delivered (spec 3.2).
 			mc.flush()
+		}
+	}
+}
+
+// skipEmptyLines drops the empty lines (CRLF or LF) some clients send
+// between requests, as ParseHead would skip them: they start no request,
+// so they arm no request deadline.
+func (mc *msgConn) skipEmptyLines() {
+	for mc.r < mc.w {
+		switch {
+		case mc.buf[mc.r] == '\n':
+			mc.r++
+		case mc.buf[mc.r] == '\r' && mc.r+1 < mc.w && mc.buf[mc.r+1] == '\n':
+			mc.r += 2
+		default:
+			return
 		}
 	}
 }

@@ -49,9 +49,9 @@ type server struct {
 	closed chan struct{}
 }
 
-// fdReserve is the share of RLIMIT_NOFILE (1/fdReserveDiv, at least
-// fdReserveMin) a default MaxInboundConnections leaves for everything but
-// inbound connections: outbound peers, files, subprocess pipes.
+// The share of RLIMIT_NOFILE (1/fdReserveDiv, at least fdReserveMin) a
+// default MaxInboundConnections leaves for everything but inbound
+// connections: the listener, outbound peers, files, subprocess pipes.
 const (
 	fdReserveDiv = 4
 	fdReserveMin = 64

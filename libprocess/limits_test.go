@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -781,5 +782,52 @@ func TestInboundEmptyLinesBetweenRequestsAreIdle(t *testing.T) {
 	c.write("Host: x\r\n\r\n")
 	if r := c.read(); r.Status != 200 {
 		t.Fatalf("request after an idle wait that followed an empty line: %q", r.StatusLine)
+	}
+}
+
+// slowReader reads at most 64 KiB at a time, pausing before each read: a
+// client on a slow link.
+type slowReader struct {
+	r     io.Reader
+	pause time.Duration
+}
+
+func (s slowReader) Read(p []byte) (int, error) {
+	time.Sleep(s.pause)
+	return s.r.Read(p[:min(len(p), 64<<10)])
+}
+
+// WriteTimeout bounds each piece of a response, not a whole large body: a
+// client that keeps taking bytes gets all of it.
+func TestHTTPLargeBodyToSlowClient(t *testing.T) {
+	// The kernel wakes a blocked writer only once much of its send buffer
+	// (up to 4 MiB) has drained: a piece may wait a few hundred ms.
+	const writeTimeout = time.Second
+	rt := startRuntime(t, func(c *Config) { c.WriteTimeout = writeTimeout })
+	p := NewProcess("svc")
+	body := []byte(strings.Repeat("0123456789abcdef", 12<<20/16))
+	p.Route("big", Help{TLDR: "12 MiB"}, func(req *Request, respond Responder) {
+		respond(Response{Status: 200, Header: map[string][]string{"Content-Type": {"application/octet-stream"}}, Body: body})
+	})
+	if _, err := rt.Spawn(p); err != nil {
+		t.Fatal(err)
+	}
+	d := net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
+		return rc.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 16<<10) })
+	}}
+	c, err := d.Dial("tcp", rt.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(60 * time.Second))
+	if _, err := io.WriteString(c, "GET /svc/big HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	r, err := readResponse(bufio.NewReaderSize(slowReader{r: c, pause: 5 * time.Millisecond}, 64<<10))
+	t.Logf("12 MiB read in %v", time.Since(start))
+	if err != nil || r.Status != 200 || len(r.Body) != len(body) {
+		t.Fatalf("12 MiB to a slow client with WriteTimeout %v: %v %q, %d bytes", writeTimeout, err, r.StatusLine, len(r.Body))
 	}
 }

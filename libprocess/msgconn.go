@@ -294,12 +294,27 @@ func (mc *msgConn) passError() error {
 	return io.ErrUnexpectedEOF
 }
 
-// Write implements net.Conn with a deadline per write, so a streamed
-// response lives as long as its route allows while each piece of it must
-// be taken by the client within WriteTimeout.
+// writePiece is the most one write deadline covers: a large body is
+// written in pieces, each of which the client must take within
+// WriteTimeout.
+const writePiece = 64 << 10
+
+// Write implements net.Conn with a deadline per write (per writePiece of
+// a large one), so a streamed response lives as long as its route allows
+// while each piece of it must be taken by the client within WriteTimeout.
 func (h *httpConn) Write(b []byte) (int, error) {
-	_ = h.Conn.SetWriteDeadline(time.Now().Add(h.mc.s.rt.cfg.WriteTimeout))
-	return h.Conn.Write(b)
+	written := 0
+	for len(b) > 0 {
+		p := b[:min(len(b), writePiece)]
+		_ = h.Conn.SetWriteDeadline(time.Now().Add(h.mc.s.rt.cfg.WriteTimeout))
+		n, err := h.Conn.Write(p)
+		written += n
+		if err != nil {
+			return written, err
+		}
+		b = b[n:]
+	}
+	return written, nil
 }
 
 // SetDeadline is a no-op: the connection's owner sets deadlines.

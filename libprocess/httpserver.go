@@ -77,8 +77,12 @@ func (s *server) serveHTTP(ctx *fasthttp.RequestCtx) {
 	} else if cl > 0 {
 		body, status := s.readBufferedBody(ctx, mc, cl)
 		if status != 0 {
+			text := http.StatusText(status)
+			if status == http.StatusServiceUnavailable {
+				text = errBudget
+			}
 			ctx.SetConnectionClose()
-			writeResponse(ctx, req, TextResponse(status, http.StatusText(status)))
+			writeResponse(ctx, req, TextResponse(status, text))
 			return
 		}
 		req.Body = body

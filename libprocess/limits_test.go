@@ -83,6 +83,9 @@ func TestInboundBodyBudgetBackpressure(t *testing.T) {
 		c.ReadTimeout = 3 * time.Second
 	})
 	rec := spawnRecorder(t, rt, "target", "m")
+	rec.Route("len", Help{TLDR: "body length"}, func(req *Request, respond Responder) {
+		respond(TextResponse(200, strconv.Itoa(len(req.Body))))
+	})
 
 	// A holds nearly the whole budget with an unfinished body.
 	a := dialRaw(t, rt)
@@ -92,6 +95,10 @@ func TestInboundBodyBudgetBackpressure(t *testing.T) {
 	b := dialRaw(t, rt)
 	b.write(messageHead("/target/m", 10<<10) + strings.Repeat("b", 10<<10))
 	waitMetric(t, rt, "libprocess/inbound_body_budget_waits", equals(1))
+	// So does an HTTP request whose body the runtime buffers for its route.
+	h := dialRaw(t, rt)
+	h.write("POST /target/len HTTP/1.1\r\nHost: x\r\nContent-Length: 10240\r\n\r\n" + strings.Repeat("h", 10<<10))
+	waitMetric(t, rt, "libprocess/inbound_body_budget_waits", equals(2))
 	select {
 	case m := <-rec.got:
 		t.Fatalf("a message was delivered while the budget was exhausted: %d bytes", len(m.Body))
@@ -104,6 +111,9 @@ func TestInboundBodyBudgetBackpressure(t *testing.T) {
 	}
 	if r := b.read(); r.Status != 202 {
 		t.Fatalf("B after A finished: %q", r.StatusLine)
+	}
+	if r := h.read(); r.Status != 200 || string(r.Body) != "10240" {
+		t.Fatalf("HTTP request after A finished: %q %q", r.StatusLine, r.Body)
 	}
 	if m := rec.next(t); len(m.Body) != budget {
 		t.Fatalf("first message %d bytes, want A's %d", len(m.Body), budget)
@@ -123,7 +133,7 @@ func TestInboundBodyBudgetBackpressure(t *testing.T) {
 	a2.write(messageHead("/target/m", budget-minBodyAlloc) + strings.Repeat("a", budget-minBodyAlloc-100))
 	waitMetric(t, rt, "libprocess/inbound_body_bytes", equals(budget))
 	b2.write(strings.Repeat("b", 10<<10))
-	waitMetric(t, rt, "libprocess/inbound_body_budget_waits", equals(2))
+	waitMetric(t, rt, "libprocess/inbound_body_budget_waits", equals(3))
 	if r := b2.read(); r.Status != 503 || !strings.Contains(string(r.Body), "budget") {
 		t.Fatalf("B at its deadline with the budget exhausted: %q %q", r.StatusLine, r.Body)
 	}

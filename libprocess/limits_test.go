@@ -841,3 +841,19 @@ func TestHTTPLargeBodyToSlowClient(t *testing.T) {
 		t.Fatalf("12 MiB to a slow client with WriteTimeout %v: %v %q, %d bytes", writeTimeout, err, r.StatusLine, len(r.Body))
 	}
 }
+
+// Empty lines between requests are bounded like a head: an endless run of
+// them is refused, not read forever.
+func TestInboundEndlessEmptyLinesRefused(t *testing.T) {
+	rt := startRuntime(t)
+	c := dialRaw(t, rt)
+	line := strings.Repeat("\r\n", 1024)
+	for i := 0; i < 2*DefaultConfig().MaxHeaderBytes/len(line)+1; i++ {
+		if _, err := io.WriteString(c.Conn, line); err != nil {
+			break // refused and closed already
+		}
+	}
+	if r, err := readResponse(c.r); err != nil || r.Status != 431 {
+		t.Fatalf("endless empty lines: %v %q, want 431", err, r.StatusLine)
+	}
+}

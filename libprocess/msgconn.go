@@ -60,6 +60,7 @@ type msgConn struct {
 	writeFailed  bool      // a write failed: serve what is read, read no more
 	lastRequest  bool      // the request being handed over ends the connection
 	readErr      error     // why the last fill failed
+	emptyLines   int       // empty-line bytes skipped since the last request
 	held         int64     // InboundBodyBudget bytes this connection holds
 
 	// Hand-over of an HTTP request to fasthttp.
@@ -158,14 +159,17 @@ func (mc *msgConn) pump() bool {
 
 // skipEmptyLines drops the empty lines (CRLF or LF) some clients send
 // between requests, as ParseHead would skip them: they start no request,
-// so they arm no request deadline.
+// so they arm no request deadline. Past MaxHeaderBytes of them in a row
+// they are left to ParseHead, which refuses them as an oversized head.
 func (mc *msgConn) skipEmptyLines() {
-	for mc.r < mc.w {
+	for mc.r < mc.w && mc.emptyLines < mc.s.rt.cfg.MaxHeaderBytes {
 		switch {
 		case mc.buf[mc.r] == '\n':
 			mc.r++
+			mc.emptyLines++
 		case mc.buf[mc.r] == '\r' && mc.r+1 < mc.w && mc.buf[mc.r+1] == '\n':
 			mc.r += 2
+			mc.emptyLines += 2
 		default:
 			return
 		}
@@ -183,6 +187,7 @@ func (mc *msgConn) startRequest() {
 // endRequest disarms the request deadline once a request has been read.
 func (mc *msgConn) endRequest() {
 	mc.reqDeadline = time.Time{}
+	mc.emptyLines = 0
 	mc.bodyDeadline.Store(0)
 }
 

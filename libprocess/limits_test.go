@@ -129,6 +129,9 @@ func TestInboundBodyBudgetBackpressure(t *testing.T) {
 	b2 := dialRaw(t, rt)
 	b2.write(messageHead("/target/m", 10<<10))
 	waitMetric(t, rt, "libprocess/inbound_body_bytes", equals(minBodyAlloc))
+	// Not synchronisation: keeps B's deadline well before A's, so A's
+	// budget cannot come back in time for B.
+	time.Sleep(500 * time.Millisecond)
 	a2 := dialRaw(t, rt)
 	a2.write(messageHead("/target/m", budget-minBodyAlloc) + strings.Repeat("a", budget-minBodyAlloc-100))
 	waitMetric(t, rt, "libprocess/inbound_body_bytes", equals(budget))
@@ -286,7 +289,7 @@ func TestTLSHandshakeDeadline(t *testing.T) {
 	pki := newTestPKI(t)
 	for _, downgrade := range []bool{false, true} {
 		t.Run(fmt.Sprintf("downgrade=%v", downgrade), func(t *testing.T) {
-			rt := startRuntime(t, pki.config(downgrade, false), func(c *Config) { c.TLSHandshakeTimeout = 300 * time.Millisecond })
+			rt := startRuntime(t, pki.config(downgrade, false), func(c *Config) { c.TLSHandshakeTimeout = 1500 * time.Millisecond })
 			spawnRecorder(t, rt, "target", "m")
 			// A TLS record header announcing a ClientHello, then silence.
 			partial := dialRaw(t, rt)
@@ -773,7 +776,7 @@ func TestConfigInboundLimits(t *testing.T) {
 // connection then waits as idle, not under a request deadline, and the
 // next request gets a deadline of its own.
 func TestInboundEmptyLinesBetweenRequestsAreIdle(t *testing.T) {
-	const readTimeout = 200 * time.Millisecond
+	const readTimeout = 500 * time.Millisecond
 	rt := startRuntime(t, func(c *Config) { c.ReadTimeout = readTimeout })
 	rec := spawnRecorder(t, rt, "target", "m")
 	rec.Route("hello", Help{TLDR: "says hello"}, func(req *Request, respond Responder) {
@@ -788,7 +791,7 @@ func TestInboundEmptyLinesBetweenRequestsAreIdle(t *testing.T) {
 	time.Sleep(3 * readTimeout)
 	// The next head in two pieces, so it needs a read under its deadline.
 	c.write("GET /target/hello HTTP/1.1\r\n")
-	time.Sleep(readTimeout / 4)
+	time.Sleep(readTimeout / 10)
 	c.write("Host: x\r\n\r\n")
 	if r := c.read(); r.Status != 200 {
 		t.Fatalf("request after an idle wait that followed an empty line: %q", r.StatusLine)
@@ -812,7 +815,7 @@ func (s slowReader) Read(p []byte) (int, error) {
 func TestHTTPLargeBodyToSlowClient(t *testing.T) {
 	// The kernel wakes a blocked writer only once much of its send buffer
 	// (up to 4 MiB) has drained: a piece may wait a few hundred ms.
-	const writeTimeout = time.Second
+	const writeTimeout = 2 * time.Second
 	rt := startRuntime(t, func(c *Config) { c.WriteTimeout = writeTimeout })
 	p := NewProcess("svc")
 	body := []byte(strings.Repeat("0123456789abcdef", 12<<20/16))
@@ -835,7 +838,7 @@ func TestHTTPLargeBodyToSlowClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	r, err := readResponse(bufio.NewReaderSize(slowReader{r: c, pause: 5 * time.Millisecond}, 64<<10))
+	r, err := readResponse(bufio.NewReaderSize(slowReader{r: c, pause: 15 * time.Millisecond}, 64<<10))
 	t.Logf("12 MiB read in %v", time.Since(start))
 	if err != nil || r.Status != 200 || len(r.Body) != len(body) {
 		t.Fatalf("12 MiB to a slow client with WriteTimeout %v: %v %q, %d bytes", writeTimeout, err, r.StatusLine, len(r.Body))

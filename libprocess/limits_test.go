@@ -815,7 +815,7 @@ func (s slowReader) Read(p []byte) (int, error) {
 func TestHTTPLargeBodyToSlowClient(t *testing.T) {
 	// The kernel wakes a blocked writer only once much of its send buffer
 	// (up to 4 MiB) has drained: a piece may wait a few hundred ms.
-	const writeTimeout = 2 * time.Second
+	const writeTimeout = 1500 * time.Millisecond
 	rt := startRuntime(t, func(c *Config) { c.WriteTimeout = writeTimeout })
 	p := NewProcess("svc")
 	body := []byte(strings.Repeat("0123456789abcdef", 12<<20/16))
@@ -838,7 +838,7 @@ func TestHTTPLargeBodyToSlowClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	r, err := readResponse(bufio.NewReaderSize(slowReader{r: c, pause: 15 * time.Millisecond}, 64<<10))
+	r, err := readResponse(bufio.NewReaderSize(slowReader{r: c, pause: 5 * time.Millisecond}, 64<<10))
 	t.Logf("12 MiB read in %v", time.Since(start))
 	if err != nil || r.Status != 200 || len(r.Body) != len(body) {
 		t.Fatalf("12 MiB to a slow client with WriteTimeout %v: %v %q, %d bytes", writeTimeout, err, r.StatusLine, len(r.Body))

@@ -28,7 +28,8 @@ type Request struct {
 	// BodyStream, when non-nil, streams a large body from the socket. Read
 	// it from a goroutine of your own (never on the process' goroutine)
 	// and before calling the Responder; reads past
-	// Config.MaxRequestBodySize fail with ErrBodyTooLarge.
+	// Config.MaxRequestBodySize fail with ErrBodyTooLarge, and reads wait
+	// for the client no longer than the route's deadline.
 	BodyStream io.Reader
 	RemoteAddr net.Addr
 	// Route is the installed route name that matched, e.g. "repository".

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/procpanda/procpanda/libprocess/wire"
 	"github.com/rs/zerolog"
 )
 
@@ -53,12 +54,19 @@ type Config struct {
 	// sends are dropped and counted (libprocess is at-most-once).
 	OutboundQueueCapacity int
 
-	// ReadTimeout bounds reading one request once its first byte arrived.
+	// ReadTimeout bounds reading one inbound request, head and body, from
+	// its first byte: it is armed once per request, not per read, so a
+	// peer dribbling bytes cannot hold a request open. At the deadline the
+	// peer gets 408 and the connection closes. A body streamed to a route
+	// (Request.BodyStream) is bounded by the route's deadline instead.
 	ReadTimeout time.Duration
-	// IdleTimeout closes inbound keep-alive connections idle this long;
-	// 0 keeps them until the peer closes (libprocess behaviour).
+	// IdleTimeout closes an inbound connection that has carried ordinary
+	// HTTP requests but no libprocess message once it has waited this long
+	// for its next request; 0 never closes it. Connections that carried a
+	// message, or nothing yet, wait MessageIdleTimeout instead.
 	IdleTimeout time.Duration
-	// WriteTimeout bounds writing one batch to a socket.
+	// WriteTimeout bounds each write to a socket (a batch of answers, or
+	// one piece of a streamed response), not a whole response.
 	WriteTimeout time.Duration
 	// DialTimeout bounds connecting to a remote peer.
 	DialTimeout time.Duration
@@ -97,15 +105,64 @@ type Config struct {
 	// TLS configures SSL on the port and on outbound connections.
 	TLS TLSConfig
 
+	// Inbound limits.
+
+	// MaxHeaderBytes bounds one inbound request head (request line and
+	// headers), messages and HTTP requests alike; a longer head is
+	// answered 431 and the connection closed. The default, 32 KiB, holds
+	// bearer tokens of several KiB (a DC/OS service-account JWT is about
+	// 6 KiB); the most it can be is 64 KiB. Each connection serving HTTP
+	// keeps a read buffer of about this size.
+	MaxHeaderBytes int
+	// MaxInboundConnections caps open inbound connections. A connection
+	// accepted beyond it is closed at once, counted in
+	// libprocess/connections_refused; the accept loop never stops. 0 sizes
+	// it when the runtime starts from the RLIMIT_NOFILE soft limit, less a
+	// quarter of it (at least 64) kept for outbound connections, files and
+	// the subprocesses a process spawns.
+	MaxInboundConnections int
+	// InboundBodyBudget bounds the bytes held, across all inbound
+	// connections, for request bodies still being read: message bodies and
+	// the HTTP bodies the runtime buffers for routes (Request.Body). Bodies
+	// are grown as their bytes arrive, never reserved from a declared
+	// length. A request that needs more than is left stops being read
+	// (back-pressure on its connection) until other requests finish; if
+	// none does before its ReadTimeout deadline it is answered 503 and the
+	// connection closed. A budget smaller than MaxMessageSize or
+	// BufferedBodyLimit is raised to the larger of them, so one request of
+	// the largest size allowed can always be read.
+	InboundBodyBudget int64
+	// MessageIdleTimeout closes an inbound connection that has carried a
+	// libprocess message, or nothing yet, once it has waited this long for
+	// its next request; 0 (the default) never closes it. C++ libprocess
+	// peers that link to a process hold such a connection open, often
+	// without sending anything, and take its close as the linked process
+	// exiting; MaxInboundConnections bounds how many there can be.
+	MessageIdleTimeout time.Duration
+	// TLSHandshakeTimeout bounds an inbound TLS handshake, and with
+	// SupportDowngrade the wait for the byte that tells TLS from
+	// plaintext, from accept; failures are counted in
+	// libprocess/tls_handshake_failures.
+	TLSHandshakeTimeout time.Duration
+	// RouteTimeout is the deadline of an HTTP request routed to a process,
+	// from its head's arrival, unless the route sets its own
+	// (Process.SetRouteTimeout). At the deadline a request still waiting is
+	// answered 504, its context is cancelled, and a streamed response is
+	// ended.
+	RouteTimeout time.Duration
+
 	// Logger receives the runtime's structured logs.
 	Logger zerolog.Logger
 }
 
 // DefaultConfig returns libprocess' defaults: bind all interfaces on a free
 // port, 16 MiB message limit, HTTP bodies over 1 MiB streamed (4 GiB at
-// most), 8192-event mailboxes, no idle timeout on inbound connections, at
-// most 256 outbound peers closed after 60 s idle (unless linked) and 16
-// dials at once, no disabled endpoints, and a logger that writes nothing.
+// most), 8192-event mailboxes, 30 s per request read and per write, HTTP
+// connections closed after 60 s idle, message connections kept, 32 KiB
+// heads, 256 MiB for bodies being read, 10 s TLS handshakes, 60 s route
+// deadlines, at most 256 outbound peers closed after 60 s idle (unless
+// linked) and 16 dials at once, no disabled endpoints, and a logger that
+// writes nothing.
 func DefaultConfig() Config {
 	return Config{
 		MaxMessageSize:        16 << 20,
@@ -117,8 +174,13 @@ func DefaultConfig() Config {
 		OutboundIdleTimeout:   60 * time.Second,
 		MaxConcurrentDials:    16,
 		ReadTimeout:           30 * time.Second,
+		IdleTimeout:           60 * time.Second,
 		WriteTimeout:          30 * time.Second,
 		DialTimeout:           10 * time.Second,
+		MaxHeaderBytes:        32 << 10,
+		InboundBodyBudget:     256 << 20,
+		TLSHandshakeTimeout:   10 * time.Second,
+		RouteTimeout:          60 * time.Second,
 		Logger:                zerolog.Nop(),
 	}
 }
@@ -243,6 +305,31 @@ func (c *Config) Validate() error {
 	}
 	if err := c.validateOutboundAndFirewall(); err != nil {
 		return fmt.Errorf("config: %w", err)
+	}
+	return c.validateInbound()
+}
+
+// validateInbound checks the inbound limits.
+func (c *Config) validateInbound() error {
+	if c.MaxHeaderBytes < 1<<10 || c.MaxHeaderBytes > wire.MaxHeadSize {
+		return fmt.Errorf("config: MaxHeaderBytes %d out of range %d-%d", c.MaxHeaderBytes, 1<<10, wire.MaxHeadSize)
+	}
+	if c.MaxInboundConnections < 0 {
+		return errors.New("config: MaxInboundConnections must not be negative (0 sizes it from RLIMIT_NOFILE)")
+	}
+	if c.InboundBodyBudget <= 0 {
+		return errors.New("config: InboundBodyBudget must be positive")
+	}
+	if c.MessageIdleTimeout < 0 {
+		return errors.New("config: MessageIdleTimeout must not be negative")
+	}
+	if c.TLSHandshakeTimeout <= 0 || c.RouteTimeout <= 0 {
+		return errors.New("config: TLSHandshakeTimeout and RouteTimeout must be positive")
+	}
+	if c.TLS.RequireCert && c.TLS.SupportDowngrade {
+		// A plaintext client presents no certificate at all: downgrade
+		// would let it past the requirement.
+		return errors.New("config: LIBPROCESS_SSL_REQUIRE_CERT and LIBPROCESS_SSL_SUPPORT_DOWNGRADE cannot both be set: plaintext connections would bypass the certificate requirement")
 	}
 	return nil
 }

@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // Request is an HTTP request routed to a process. Handlers may keep it
@@ -25,7 +28,8 @@ type Request struct {
 	// BodyStream, when non-nil, streams a large body from the socket. Read
 	// it from a goroutine of your own (never on the process' goroutine)
 	// and before calling the Responder; reads past
-	// Config.MaxRequestBodySize fail with ErrBodyTooLarge.
+	// Config.MaxRequestBodySize fail with ErrBodyTooLarge, and reads wait
+	// for the client no longer than the route's deadline.
 	BodyStream io.Reader
 	RemoteAddr net.Addr
 	// Route is the installed route name that matched, e.g. "repository".
@@ -66,9 +70,11 @@ func (l *limitedBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Context is cancelled when the client goes away (detected while the
-// request is pending), when the response has been sent, or when the
-// runtime shuts down.
+// Context is cancelled when the client resets its connection (detected
+// while the request is pending), when the response has been sent, at the
+// route's deadline (Config.RouteTimeout, Process.SetRouteTimeout), or when
+// the runtime shuts down. A client that only shut down its sending side
+// still gets its answer.
 func (r *Request) Context() context.Context {
 	if r.ctx == nil {
 		return context.Background()
@@ -78,8 +84,9 @@ func (r *Request) Context() context.Context {
 
 // Response is what a route handler answers. Exactly one of Body and Stream
 // carries the body. A streamed body is sent with chunked transfer coding
-// while it is read; the runtime closes Stream when done or when the client
-// goes away.
+// while it is read; the runtime closes Stream when done, when the client
+// goes away, or at the route's deadline — then possibly while a Read is
+// blocked, as pipes and files allow.
 type Response struct {
 	Status int
 	Header http.Header
@@ -117,6 +124,7 @@ type route struct {
 	// every process with documented routes, as C++' Help installs one
 	// route per such id.
 	answers func(name string) bool
+	timeout time.Duration // the route's deadline; 0 means Config.RouteTimeout
 }
 
 // Route installs handler for the route name (e.g. "list.json",
@@ -139,6 +147,26 @@ func (p *Process) AuthenticatedRoute(name, realm string, help Help, handler Rout
 	if p.rt != nil {
 		p.rt.help.add(p, r)
 	}
+}
+
+// SetRouteTimeout gives the installed route name its own deadline instead
+// of Config.RouteTimeout, for routes whose work takes long (installing or
+// fetching packages): a request to it that has no response d after its
+// head arrived is answered 504 and its context cancelled, and a streamed
+// response from it ends d after the request arrived. Call it after Route
+// and before Spawn; it fails if no route of that name is installed or d
+// is not positive.
+func (p *Process) SetRouteTimeout(name string, d time.Duration) error {
+	name = strings.Trim(name, "/")
+	r := p.routes[name]
+	if r == nil {
+		return fmt.Errorf("route timeout: process %q has no route %q", p.id, name)
+	}
+	if d <= 0 {
+		return fmt.Errorf("route timeout for %q: %v is not positive", name, d)
+	}
+	r.timeout = d
+	return nil
 }
 
 // SetRealm puts every route of the process that names no realm of its own
@@ -182,21 +210,57 @@ func (p *Process) lookupRoute(rest string) *route {
 // httpEvent carries one request into a mailbox and its response back.
 type httpEvent struct {
 	req      *Request
-	rest     string // path after /<id>
-	once     sync.Once
+	rest     string        // path after /<id>
 	response chan Response // capacity 1
 	cancel   context.CancelFunc
+	// timeout is the matched route's own deadline (ns), set when routed.
+	timeout atomic.Int64
+
+	mu   sync.Mutex
+	done bool // answered, or abandoned at the deadline
 }
 
 func newHTTPEvent(req *Request, rest string, cancel context.CancelFunc) *httpEvent {
 	return &httpEvent{req: req, rest: rest, response: make(chan Response, 1), cancel: cancel}
 }
 
+// respond delivers the first response; later ones, and any response after
+// the request was abandoned at its deadline, are dropped, their streams
+// closed.
 func (h *httpEvent) respond(r Response) {
-	h.once.Do(func() { h.response <- r })
+	h.mu.Lock()
+	if h.done {
+		h.mu.Unlock()
+		if r.Stream != nil {
+			_ = r.Stream.Close()
+		}
+		return
+	}
+	h.done = true
+	h.mu.Unlock()
+	h.response <- r
+}
+
+// abandon gives the request up at its deadline. If a response came first
+// it returns that instead (true).
+func (h *httpEvent) abandon() (Response, bool) {
+	h.mu.Lock()
+	if h.done {
+		h.mu.Unlock()
+		return <-h.response, true
+	}
+	h.done = true
+	h.mu.Unlock()
+	return Response{}, false
 }
 
 func (p *Process) serveHTTP(h *httpEvent) {
+	if err := h.req.Context().Err(); err != nil {
+		// Answered 504 (or the client reset) while it waited in the
+		// mailbox: do not start work nobody waits for.
+		h.respond(TextResponse(http.StatusServiceUnavailable, "request abandoned before it was served: "+err.Error()))
+		return
+	}
 	r := p.lookupRoute(h.rest)
 	if r == nil {
 		h.respond(notFound())
@@ -210,6 +274,9 @@ func (p *Process) serveHTTP(h *httpEvent) {
 			return
 		}
 		h.req.Principal = principal
+	}
+	if r.timeout > 0 {
+		h.timeout.Store(int64(r.timeout))
 	}
 	h.req.Route = r.name
 	p.rt.metrics.httpRequests.Add(1)

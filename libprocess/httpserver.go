@@ -1,7 +1,6 @@
 package libprocess
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net"
@@ -9,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -23,18 +23,11 @@ const gzipMinSize = 1024
 // client has gone away.
 const disconnectPoll = 100 * time.Millisecond
 
-var (
-	headerLibprocessFrom = []byte("Libprocess-From")
-	headerUserAgent      = []byte("User-Agent")
-)
-
-// serveHTTP is the fasthttp handler: it serves messages that arrive on
-// HTTP connections, and routes every other request to its process (spec 4).
+// serveHTTP is the fasthttp handler. It only ever sees ordinary HTTP
+// requests — the codec serves every message itself — and routes each to
+// its process (spec 4).
 func (s *server) serveHTTP(ctx *fasthttp.RequestCtx) {
-	if s.isMessage(ctx) {
-		s.serveMessage(ctx)
-		return
-	}
+	start := time.Now()
 	// libprocess answers any request whose URL path does not start with
 	// '/' this way before routing it; messages get the same rule.
 	if _, _, err := wire.SplitMessagePath(ctx.Request.Header.RequestURI()); err != nil {
@@ -75,10 +68,30 @@ func (s *server) serveHTTP(ctx *fasthttp.RequestCtx) {
 	for k, v := range ctx.Request.Header.All() {
 		req.Header.Add(string(k), string(v))
 	}
+	var mc *msgConn
+	if hc, ok := ctx.Conn().(*httpConn); ok {
+		mc = hc.mc
+	}
+	deadline := start.Add(s.rt.cfg.RouteTimeout)
 	if cl := ctx.Request.Header.ContentLength(); ctx.Request.IsBodyStream() && (cl < 0 || cl > s.rt.cfg.BufferedBodyLimit) {
+		// The route reads the body as it needs it, within the route's
+		// deadline rather than ReadTimeout.
 		req.BodyStream = &limitedBody{r: ctx.RequestBodyStream(), left: s.rt.cfg.MaxRequestBodySize}
-	} else if body := ctx.PostBody(); len(body) > 0 {
-		req.Body = append([]byte(nil), body...)
+		if mc != nil {
+			mc.bodyDeadline.Store(deadline.UnixNano())
+		}
+	} else if cl > 0 {
+		body, status := s.readBufferedBody(ctx, mc, cl)
+		if status != 0 {
+			text := http.StatusText(status)
+			if status == http.StatusServiceUnavailable {
+				text = errBudget
+			}
+			ctx.SetConnectionClose()
+			writeResponse(ctx, req, TextResponse(status, text))
+			return
+		}
+		req.Body = body
 	}
 	rctx, cancel := context.WithCancel(s.baseCtx)
 	req.ctx = rctx
@@ -91,38 +104,117 @@ func (s *server) serveHTTP(ctx *fasthttp.RequestCtx) {
 		writeResponse(ctx, req, TextResponse(http.StatusServiceUnavailable, err.Error()))
 		return
 	}
-	resp := s.await(ctx, ev, cancel)
+	resp, deadline := s.await(ctx, ev, cancel, mc, start, deadline)
 	if resp.Stream != nil {
 		// fasthttp writes the stream after this handler returns and closes
-		// it when done or when the client goes away: the request's context
-		// lives until then.
-		resp.Stream = &cancelOnClose{ReadCloser: resp.Stream, cancel: cancel}
+		// it when done, when the client goes away, or at the route's
+		// deadline: the request's context lives until then.
+		resp.Stream = newRouteStream(s, resp.Stream, cancel, deadline)
 	} else {
 		defer cancel()
 	}
 	writeResponse(ctx, req, resp)
 }
 
-// cancelOnClose cancels a request's context when its streamed response
-// body is closed.
-type cancelOnClose struct {
+// readBufferedBody reads a body of cl bytes (at most BufferedBodyLimit)
+// for Request.Body from fasthttp's body stream, growing the buffer as the
+// bytes arrive within the inbound body budget, under the request's read
+// deadline. It returns the status to answer with instead when it cannot.
+func (s *server) readBufferedBody(ctx *fasthttp.RequestCtx, mc *msgConn, cl int) ([]byte, int) {
+	r := ctx.RequestBodyStream()
+	if r == nil {
+		// fasthttp read the whole body itself (no stream to warn about).
+		return append([]byte(nil), ctx.Request.Body()...), 0
+	}
+	deadline := time.Now().Add(s.rt.cfg.ReadTimeout)
+	if mc != nil && !mc.reqDeadline.IsZero() {
+		deadline = mc.reqDeadline
+	}
+	var body []byte
+	var held int64
+	defer func() { s.budget.release(held) }()
+	for len(body) < cl {
+		if len(body) == cap(body) {
+			newCap := min(cl, max(2*cap(body), minBodyAlloc))
+			if !s.takeBudget(int64(newCap)-held, deadline, ctx.RemoteAddr()) {
+				return nil, http.StatusServiceUnavailable
+			}
+			held = int64(newCap)
+			nb := make([]byte, len(body), newCap)
+			copy(nb, body)
+			body = nb
+		}
+		n, err := r.Read(body[len(body):cap(body)])
+		body = body[:len(body)+n]
+		if err != nil && len(body) < cl {
+			if isTimeout(err) {
+				return nil, http.StatusRequestTimeout
+			}
+			return nil, http.StatusBadRequest
+		}
+	}
+	return body, 0
+}
+
+// routeStream is a streamed response body: closing it, or the route's
+// deadline passing, cancels the request's context; at the deadline the
+// stream is also closed, which ends the response.
+type routeStream struct {
 	io.ReadCloser
 	cancel context.CancelFunc
+
+	mu     sync.Mutex
+	timer  *time.Timer
+	closed bool
 }
 
-func (c *cancelOnClose) Close() error {
-	err := c.ReadCloser.Close()
-	c.cancel()
-	return err
+func newRouteStream(s *server, body io.ReadCloser, cancel context.CancelFunc, deadline time.Time) *routeStream {
+	rs := &routeStream{ReadCloser: body, cancel: cancel}
+	rs.mu.Lock()
+	rs.timer = time.AfterFunc(time.Until(deadline), func() {
+		if rs.close() {
+			s.rt.metrics.routeTimeouts.Add(1)
+			s.rt.log.Warn().Msg("ended a streamed response at its route's deadline")
+		}
+	})
+	rs.mu.Unlock()
+	return rs
 }
 
-// await waits for a route's response. While waiting it watches the client's
-// socket and cancels the request's context when the client hangs up, and it
-// gives up with 503 when the runtime's shutdown deadline passes.
-func (s *server) await(ctx *fasthttp.RequestCtx, ev *httpEvent, cancel context.CancelFunc) Response {
+// Close implements io.Closer.
+func (rs *routeStream) Close() error {
+	if !rs.close() {
+		return net.ErrClosed
+	}
+	return nil
+}
+
+// close closes the stream once, reporting whether this call did.
+func (rs *routeStream) close() bool {
+	rs.mu.Lock()
+	if rs.closed {
+		rs.mu.Unlock()
+		return false
+	}
+	rs.closed = true
+	rs.timer.Stop()
+	rs.mu.Unlock()
+	rs.cancel()
+	_ = rs.ReadCloser.Close()
+	return true
+}
+
+// await waits for a route's response until the route's deadline (the
+// runtime's RouteTimeout, or the route's own once it is routed; counted
+// from start), answering 504 and cancelling the request's context when it
+// passes. While waiting it watches the client's socket and cancels the
+// context when the client resets the connection, and it gives up with 503
+// when the runtime's shutdown deadline passes. It returns the deadline in
+// force, which a streamed response also ends at.
+func (s *server) await(ctx *fasthttp.RequestCtx, ev *httpEvent, cancel context.CancelFunc, mc *msgConn, start, deadline time.Time) (Response, time.Time) {
 	select {
 	case r := <-ev.response:
-		return r
+		return r, routeDeadline(ev, start, deadline)
 	default:
 	}
 	t := time.NewTicker(disconnectPoll)
@@ -131,21 +223,47 @@ func (s *server) await(ctx *fasthttp.RequestCtx, ev *httpEvent, cancel context.C
 	for {
 		select {
 		case r := <-ev.response:
-			return r
+			return r, routeDeadline(ev, start, deadline)
 		case <-s.hardStop:
-			return TextResponse(http.StatusServiceUnavailable, "runtime shutting down")
-		case <-t.C:
-			if peerClosed(conn) {
+			return TextResponse(http.StatusServiceUnavailable, "runtime shutting down"), deadline
+		case now := <-t.C:
+			if d := routeDeadline(ev, start, deadline); !d.Equal(deadline) {
+				deadline = d
+				if mc != nil && mc.bodyDeadline.Load() != 0 {
+					mc.bodyDeadline.Store(d.UnixNano())
+				}
+			}
+			if !now.Before(deadline) {
+				if r, ok := ev.abandon(); ok {
+					return r, deadline
+				}
+				cancel()
+				s.rt.metrics.routeTimeouts.Add(1)
+				s.rt.log.Warn().Str("path", ev.req.URL.Path).Dur("after", now.Sub(start)).Msg("HTTP request answered 504 at its route's deadline")
+				return TextResponse(http.StatusGatewayTimeout, "route deadline exceeded"), deadline
+			}
+			if peerReset(conn) {
 				cancel()
 			}
 		}
 	}
 }
 
-// peerClosed reports whether the client closed its side: a non-blocking
-// MSG_PEEK that reads end-of-stream. Pipelined bytes waiting on the socket
-// read as "still there".
-func peerClosed(c net.Conn) bool {
+// routeDeadline is the deadline of a request that arrived at start: the
+// route's own timeout once the request has been routed, else def.
+func routeDeadline(ev *httpEvent, start, def time.Time) time.Time {
+	if d := ev.timeout.Load(); d > 0 {
+		return start.Add(time.Duration(d))
+	}
+	return def
+}
+
+// peerReset reports whether the client's connection has failed (reset):
+// a non-blocking MSG_PEEK that returns an error other than "no data yet".
+// End-of-stream is not a failure: a client that shut down its sending
+// side (shutdown(SHUT_WR), as "nc -N" does) still waits for its answer.
+// Pipelined bytes waiting on the socket read as "still there".
+func peerReset(c net.Conn) bool {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return false
@@ -154,13 +272,13 @@ func peerClosed(c net.Conn) bool {
 	if err != nil {
 		return false
 	}
-	closed := false
+	reset := false
 	_ = raw.Control(func(fd uintptr) {
 		var b [1]byte
-		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		closed = n == 0 && err == nil || (err != nil && err != syscall.EAGAIN && err != syscall.EWOULDBLOCK && err != syscall.EINTR)
+		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		reset = err != nil && err != syscall.EAGAIN && err != syscall.EWOULDBLOCK && err != syscall.EINTR
 	})
-	return closed
+	return reset
 }
 
 // receiver finds the process for a raw path (spec 4.1, 4.2) and returns
@@ -185,48 +303,6 @@ func (s *server) receiver(rawPath string) (*Process, string) {
 		}
 	}
 	return nil, rawPath
-}
-
-func (s *server) isMessage(ctx *fasthttp.RequestCtx) bool {
-	if !ctx.IsPost() {
-		return false
-	}
-	if ctx.Request.Header.PeekBytes(headerLibprocessFrom) != nil {
-		return true
-	}
-	return bytes.HasPrefix(ctx.Request.Header.PeekBytes(headerUserAgent), []byte("libprocess/"))
-}
-
-// serveMessage accepts a message that reached the HTTP server (a peer whose
-// connection began with an ordinary request).
-func (s *server) serveMessage(ctx *fasthttp.RequestCtx) {
-	from := ctx.Request.Header.PeekBytes(headerLibprocessFrom)
-	if from != nil {
-		from = bytes.TrimSpace(from)
-	} else {
-		ua := ctx.Request.Header.PeekBytes(headerUserAgent)
-		from = bytes.TrimSpace(ua[len("libprocess/"):])
-	}
-	var st msgState
-	var body []byte
-	if ctx.Request.IsBodyStream() {
-		b, err := io.ReadAll(&limitedBody{r: ctx.RequestBodyStream(), left: int64(s.rt.cfg.MaxMessageSize)})
-		if err != nil {
-			ctx.SetStatusCode(http.StatusRequestEntityTooLarge)
-			ctx.SetConnectionClose()
-			return
-		}
-		body = b
-	} else if b := ctx.PostBody(); len(b) > 0 {
-		body = append([]byte(nil), b...)
-	}
-	peerIP := ctx.RemoteIP().String()
-	status, text := s.rt.acceptMessage(&st, ctx.Request.Header.RequestURI(), from, ctx.RemoteAddr(), peerIP, body)
-	ctx.SetStatusCode(status)
-	if text != "" {
-		ctx.SetContentType("text/plain; charset=utf-8")
-		ctx.SetBodyString(text)
-	}
 }
 
 // writeResponse copies a route's response into fasthttp's, applying gzip

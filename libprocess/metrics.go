@@ -25,9 +25,20 @@ type runtimeMetrics struct {
 	sendsInvalid        atomic.Int64 // sends refused: id, name or host not writable in a request head
 	peersEvicted        atomic.Int64 // idle outbound peers closed to make room (MaxOutboundPeers)
 	peerLimitRejections atomic.Int64 // sends and links refused: MaxOutboundPeers busy peers
-	idleClosed          atomic.Int64 // outbound connections closed after OutboundIdleTimeout
+	outIdleClosed       atomic.Int64 // outbound connections closed after OutboundIdleTimeout
 	dialWaits           atomic.Int64 // dials that waited for a MaxConcurrentDials slot
 	firewallDenied      atomic.Int64 // requests and messages refused 403 by DisabledEndpoints
+
+	// Inbound limits.
+	connsRefused      atomic.Int64 // connections closed at accept: MaxInboundConnections reached
+	requestTimeouts   atomic.Int64 // requests whose head or body missed its ReadTimeout deadline
+	idleClosed        atomic.Int64 // connections closed by an idle timeout
+	tlsFailures       atomic.Int64 // inbound TLS handshakes failed or timed out
+	bodyBytes         atomic.Int64 // bytes of InboundBodyBudget held (gauge)
+	bodyBudgetWaits   atomic.Int64 // body reads that waited for budget
+	bodyBudgetRefused atomic.Int64 // requests answered 503 for want of budget
+	routeTimeouts     atomic.Int64 // HTTP requests answered 504 (or streams ended) at their route deadline
+	maxConnsInbound   atomic.Int64 // effective MaxInboundConnections (gauge)
 }
 
 // Counter is a monotonically increasing metric.
@@ -115,6 +126,18 @@ func (rt *Runtime) Snapshot() map[string]float64 {
 		"libprocess/outbound_peers":          float64(rt.outbound.count()),
 		"libprocess/mailbox_capacity":        float64(rt.cfg.MailboxCapacity),
 		"libprocess/outbound_queue_capacity": float64(rt.cfg.OutboundQueueCapacity),
+
+		// Inbound limits.
+		"libprocess/connections_inbound_max":      float64(rt.metrics.maxConnsInbound.Load()),
+		"libprocess/connections_refused":          float64(rt.metrics.connsRefused.Load()),
+		"libprocess/connections_idle_closed":      float64(rt.metrics.idleClosed.Load()),
+		"libprocess/request_read_timeouts":        float64(rt.metrics.requestTimeouts.Load()),
+		"libprocess/tls_handshake_failures":       float64(rt.metrics.tlsFailures.Load()),
+		"libprocess/inbound_body_bytes":           float64(rt.metrics.bodyBytes.Load()),
+		"libprocess/inbound_body_budget":          float64(effectiveBodyBudget(&rt.cfg)),
+		"libprocess/inbound_body_budget_waits":    float64(rt.metrics.bodyBudgetWaits.Load()),
+		"libprocess/inbound_body_budget_rejected": float64(rt.metrics.bodyBudgetRefused.Load()),
+		"libprocess/route_timeouts":               float64(rt.metrics.routeTimeouts.Load()),
 	}
 	rt.outboundSnapshot(out)
 	rt.mu.RLock()
@@ -150,7 +173,7 @@ func (rt *Runtime) outboundSnapshot(out map[string]float64) {
 	out["libprocess/outbound_peer_limit"] = float64(rt.cfg.MaxOutboundPeers)
 	out["libprocess/outbound_peers_evicted"] = float64(m.peersEvicted.Load())
 	out["libprocess/outbound_peer_limit_rejections"] = float64(m.peerLimitRejections.Load())
-	out["libprocess/outbound_idle_closed"] = float64(m.idleClosed.Load())
+	out["libprocess/outbound_idle_closed"] = float64(m.outIdleClosed.Load())
 	out["libprocess/outbound_dials_in_progress"] = float64(len(rt.outbound.dialSlots))
 	out["libprocess/outbound_dials_waiting"] = float64(rt.outbound.dialWaiting.Load())
 	out["libprocess/outbound_dial_waits"] = float64(m.dialWaits.Load())

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/procpanda/procpanda/libprocess/wire"
@@ -16,16 +17,24 @@ const (
 	msgConnInitBuf  = 4 << 10  // initial read buffer of a connection
 	msgConnBufSize  = 64 << 10 // read buffer a busy connection grows to
 	maxInternNames  = 1024     // message names remembered per connection
-	maxKeptBodyCap  = 1 << 20  // chunk buffer kept between messages
+	maxKeptBodyCap  = 64 << 10 // chunk scratch kept between messages
 	maxResponseHold = 64 << 10 // flush queued responses beyond this
+	minBodyAlloc    = 4 << 10  // first allocation of a body read in pieces
 )
 
-// msgConn serves one inbound connection with the libprocess codec. It reads
-// as much as the socket has, parses every complete request in the buffer,
-// delivers messages to mailboxes and queues their answers, and writes all
-// queued answers with one write when the buffer runs dry — so a peer that
-// pipelines N messages costs about one read and one write syscall per
-// batch, not per message.
+// msgConn owns one inbound connection's framing, deadlines and hand-off.
+// It reads as much as the socket has, parses every complete request in the
+// buffer, delivers messages to mailboxes and queues their answers, and
+// writes all queued answers with one write when the buffer runs dry — so
+// a peer that pipelines N messages costs about one read and one write
+// syscall per batch, not per message. An ordinary HTTP request is handed
+// to fasthttp through httpConn: its head restated canonically, then its
+// body byte for byte up to where the codec says it ends.
+//
+// Deadlines: a request's read deadline (ReadTimeout) is armed once, when
+// its first byte is read, and covers its head and body; between requests
+// the connection waits IdleTimeout or MessageIdleTimeout; every write has
+// WriteTimeout of its own.
 type msgConn struct {
 	s      *server
 	c      net.Conn
@@ -44,29 +53,34 @@ type msgConn struct {
 	target []byte // request target of the message being read
 	from   []byte // sender text of the message being read
 
-	// Pass-through state while an HTTP request goes to fasthttp.
-	headLen     int   // length of the HTTP request head pump stopped at
-	passN       int64 // bytes still to hand over verbatim
+	reqDeadline  time.Time // read deadline of the request being read; zero between requests
+	readDeadline time.Time // read deadline last set on the socket
+	carried      bool      // the connection has carried a libprocess message
+	httpSeen     bool      // the connection has carried an ordinary HTTP request
+	writeFailed  bool      // a write failed: serve what is read, read no more
+	lastRequest  bool      // the request being handed over ends the connection
+	readErr      error     // why the last fill failed
+	emptyLines   int       // empty-line bytes skipped since the last request
+	held         int64     // InboundBodyBudget bytes this connection holds
+
+	// Hand-over of an HTTP request to fasthttp.
+	headLen     int    // length of the HTTP request head pump stopped at
+	canon       []byte // canonical head still to hand over: canon[canonOff:]
+	canonOff    int
+	passN       int64 // body bytes still to hand over verbatim
 	passChunked bool  // a chunked body is being handed over
+	// bodyDeadline (Unix ns), when set, bounds reads of a body streamed to
+	// a route instead of reqDeadline: the route's deadline. It is set from
+	// the request's goroutine while the route reads.
+	bodyDeadline atomic.Int64
 }
 
 func newMsgConn(s *server, c net.Conn) *msgConn {
 	mc := &msgConn{s: s, c: c, buf: make([]byte, msgConnInitBuf)}
-	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+	if ta, ok := underlying(c).RemoteAddr().(*net.TCPAddr); ok {
 		mc.peerIP = ta.IP.String()
 	}
 	return mc
-}
-
-// serve runs the message loop until the first ordinary HTTP request. It
-// returns the connection to hand to the HTTP server from that request on,
-// or nil when the connection is finished (the caller closes it).
-func (mc *msgConn) serve() net.Conn {
-	if !mc.pump() {
-		return nil
-	}
-	mc.beginPassthrough()
-	return &httpConn{Conn: mc.c, mc: mc}
 }
 
 // pump serves messages until an ordinary HTTP request's head is parsed at
@@ -75,9 +89,20 @@ func (mc *msgConn) serve() net.Conn {
 func (mc *msgConn) pump() bool {
 	log := mc.s.rt.log
 	for {
-		n, err := wire.ParseHead(mc.buf[mc.r:mc.w], &mc.head)
+		// A request boundary: a deadline is armed only while bytes of
+		// the next request are at hand.
+		mc.skipEmptyLines()
+		if mc.r < mc.w {
+			mc.startRequest()
+		} else {
+			mc.reqDeadline = time.Time{}
+		}
+		n, err := wire.ParseHeadLimit(mc.buf[mc.r:mc.w], &mc.head, mc.s.rt.cfg.MaxHeaderBytes)
 		if err == wire.ErrIncomplete {
 			if !mc.flush() || !mc.fill(mc.r == mc.w) {
+				if mc.timedOut() {
+					mc.requestTimeout()
+				}
 				return false
 			}
 			continue
@@ -92,11 +117,18 @@ func (mc *msgConn) pump() bool {
 			return false
 		}
 		if !wire.IsMessage(&mc.head) {
+			if mc.writeFailed {
+				// The peer is gone: its messages read before this
+				// request have been served; nothing can answer it.
+				return false
+			}
 			// Ordinary HTTP: answer what is queued first, so responses
 			// stay in request order.
+			mc.httpSeen = true
 			mc.headLen = n
 			return mc.flush()
 		}
+		mc.carried = true
 		mc.r += n
 		// The head aliases the read buffer, which reading the body may
 		// compact: keep what delivery needs first.
@@ -107,6 +139,7 @@ func (mc *msgConn) pump() bool {
 		if !ok {
 			return false
 		}
+		mc.endRequest()
 		status, text := mc.s.rt.acceptMessage(&mc.msgState, mc.target, mc.from, mc.c.RemoteAddr(), mc.peerIP, body)
 		mc.respond(status, text, !keep)
 		if log.Debug().Enabled() {
@@ -116,24 +149,64 @@ func (mc *msgConn) pump() bool {
 			mc.flush()
 			return false
 		}
-		if len(mc.out) >= maxResponseHold && !mc.flush() {
-			return false
+		if len(mc.out) >= maxResponseHold {
+			// A failed write marks the connection; the requests already
+			// in the buffer are still delivered (spec 3.2).
+			mc.flush()
 		}
 	}
 }
 
+// skipEmptyLines drops the empty lines (CRLF or LF) some clients send
+// between requests, as ParseHead would skip them: they start no request,
+// so they arm no request deadline. Past MaxHeaderBytes of them in a row
+// they are left to ParseHead, which refuses them as an oversized head.
+func (mc *msgConn) skipEmptyLines() {
+	for mc.r < mc.w && mc.emptyLines < mc.s.rt.cfg.MaxHeaderBytes {
+		switch {
+		case mc.buf[mc.r] == '\n':
+			mc.r++
+			mc.emptyLines++
+		case mc.buf[mc.r] == '\r' && mc.r+1 < mc.w && mc.buf[mc.r+1] == '\n':
+			mc.r += 2
+			mc.emptyLines += 2
+		default:
+			return
+		}
+	}
+}
+
+// startRequest arms the read deadline of a request whose first byte has
+// been read; it is not re-armed until the request ends.
+func (mc *msgConn) startRequest() {
+	if mc.reqDeadline.IsZero() {
+		mc.reqDeadline = time.Now().Add(mc.s.rt.cfg.ReadTimeout)
+	}
+}
+
+// endRequest disarms the request deadline once a request has been read.
+func (mc *msgConn) endRequest() {
+	mc.reqDeadline = time.Time{}
+	mc.emptyLines = 0
+	mc.bodyDeadline.Store(0)
+}
+
 // beginPassthrough prepares to hand the HTTP request whose head pump just
-// parsed to the HTTP server, byte for byte: the head, then a fixed-length
-// body, or a chunked body tracked by the decoder to find its end.
+// parsed to the HTTP server: the head restated canonically (so fasthttp
+// frames it exactly as the codec did), then a fixed-length body, or a
+// chunked body tracked by the decoder to find its end.
 func (mc *msgConn) beginPassthrough() {
-	mc.passN = int64(mc.headLen)
+	mc.canon = mc.head.AppendCanonical(mc.canon[:0])
+	mc.canonOff = 0
+	mc.r += mc.headLen
+	mc.passN = 0
 	mc.passChunked = false
 	switch {
 	case mc.head.Chunked:
 		mc.passChunked = true
 		mc.chunked.Reset(int64(mc.s.rt.cfg.MaxMessageSize))
 	case mc.head.ContentLength > 0:
-		mc.passN += mc.head.ContentLength
+		mc.passN = mc.head.ContentLength
 	}
 }
 
@@ -142,7 +215,8 @@ func (mc *msgConn) beginPassthrough() {
 // boundary the codec runs first and serves any messages itself, in any
 // shape a peer writes (spec 2.5), after fasthttp has flushed its earlier
 // responses (it flushes whenever its read buffer is empty, and it only
-// reads at a boundary when it is).
+// reads at a boundary when it is). Deadlines are the codec's: fasthttp's
+// calls to set them are ignored, and every write gets WriteTimeout.
 type httpConn struct {
 	net.Conn
 	mc     *msgConn
@@ -153,9 +227,14 @@ type httpConn struct {
 func (h *httpConn) Read(b []byte) (int, error) {
 	mc := h.mc
 	for {
+		if mc.canonOff < len(mc.canon) {
+			n := copy(b, mc.canon[mc.canonOff:])
+			mc.canonOff += n
+			return n, nil
+		}
 		if mc.passN > 0 {
 			if mc.r == mc.w && !mc.fill(false) {
-				return 0, io.ErrUnexpectedEOF
+				return 0, mc.passError()
 			}
 			n := copy(b, mc.buf[mc.r:mc.w])
 			if int64(n) > mc.passN {
@@ -171,7 +250,7 @@ func (h *httpConn) Read(b []byte) (int, error) {
 				continue
 			}
 			if mc.r == mc.w && !mc.fill(false) {
-				return 0, io.ErrUnexpectedEOF
+				return 0, mc.passError()
 			}
 			avail := mc.buf[mc.r:mc.w]
 			if len(avail) > len(b) {
@@ -180,16 +259,19 @@ func (h *httpConn) Read(b []byte) (int, error) {
 			used, err := mc.chunked.Feed(avail)
 			mc.chunked.Body = mc.chunked.Body[:0] // only the framing matters here
 			if err != nil && err != wire.ErrIncomplete {
-				// Framing the HTTP server will reject too: pass the rest
-				// through untouched and let it answer.
+				// Framing the codec cannot follow: hand over what was
+				// framed, then end the connection; no byte after it is
+				// read as a request.
 				mc.passChunked = false
-				mc.passN = 1 << 62
-				continue
+				mc.lastRequest = true
+				if used == 0 {
+					return 0, io.ErrUnexpectedEOF
+				}
 			}
 			if used == 0 {
 				// A size line split across reads: make room and read on.
 				if !mc.fill(false) {
-					return 0, io.ErrUnexpectedEOF
+					return 0, mc.passError()
 				}
 				continue
 			}
@@ -197,20 +279,62 @@ func (h *httpConn) Read(b []byte) (int, error) {
 			mc.r += used
 			return used, nil
 		}
-		if !mc.pump() {
+		mc.canon = mc.canon[:0]
+		mc.canonOff = 0
+		mc.endRequest()
+		if mc.lastRequest || !mc.pump() {
 			return 0, io.EOF
 		}
 		mc.beginPassthrough()
 	}
 }
 
-// Close closes the socket once.
+// passError is what fasthttp sees when a body cannot be read on: the
+// deadline's timeout error (fasthttp answers it 408) or an unexpected EOF.
+func (mc *msgConn) passError() error {
+	if mc.timedOut() {
+		mc.s.rt.metrics.requestTimeouts.Add(1)
+		return mc.readErr
+	}
+	return io.ErrUnexpectedEOF
+}
+
+// writePiece is the most one write deadline covers: a large body is
+// written in pieces, each of which the client must take within
+// WriteTimeout.
+const writePiece = 64 << 10
+
+// Write implements net.Conn with a deadline per write (per writePiece of
+// a large one), so a streamed response lives as long as its route allows
+// while each piece of it must be taken by the client within WriteTimeout.
+func (h *httpConn) Write(b []byte) (int, error) {
+	written := 0
+	for len(b) > 0 {
+		p := b[:min(len(b), writePiece)]
+		_ = h.Conn.SetWriteDeadline(time.Now().Add(h.mc.s.rt.cfg.WriteTimeout))
+		n, err := h.Conn.Write(p)
+		written += n
+		if err != nil {
+			return written, err
+		}
+		b = b[n:]
+	}
+	return written, nil
+}
+
+// SetDeadline is a no-op: the connection's owner sets deadlines.
+func (h *httpConn) SetDeadline(time.Time) error { return nil }
+
+// SetReadDeadline is a no-op: the connection's owner sets deadlines.
+func (h *httpConn) SetReadDeadline(time.Time) error { return nil }
+
+// SetWriteDeadline is a no-op: each Write sets its own.
+func (h *httpConn) SetWriteDeadline(time.Time) error { return nil }
+
+// Close closes the connection once.
 func (h *httpConn) Close() error {
 	err := net.ErrClosed
-	h.closed.Do(func() {
-		h.mc.s.rt.metrics.connsInbound.Add(-1)
-		err = h.Conn.Close()
-	})
+	h.closed.Do(func() { err = h.Conn.Close() })
 	return err
 }
 
@@ -308,14 +432,22 @@ func (st *msgState) intern(name []byte) string {
 }
 
 // readBody reads the body of the message whose head was just parsed. The
-// returned slice is owned by the message. On failure it has answered and
-// the connection must close.
+// returned slice is owned by the message. The body grows as its bytes
+// arrive, taking InboundBodyBudget as it grows, never from the declared
+// length alone. On failure it has answered and the connection must close.
 func (mc *msgConn) readBody() ([]byte, bool) {
-	max := int64(mc.s.rt.cfg.MaxMessageSize)
+	defer mc.releaseBody()
+	limit := int64(mc.s.rt.cfg.MaxMessageSize)
 	switch {
 	case mc.head.Chunked:
-		mc.chunked.Reset(max)
+		mc.chunked.Reset(limit)
 		for {
+			// Feed appends at most the buffered bytes: make room for them
+			// first, within the budget.
+			var ok bool
+			if mc.chunked.Body, ok = mc.growBody(mc.chunked.Body, int64(mc.w-mc.r), limit); !ok {
+				return nil, false
+			}
 			used, err := mc.chunked.Feed(mc.buf[mc.r:mc.w])
 			mc.r += used
 			if err == nil {
@@ -323,6 +455,7 @@ func (mc *msgConn) readBody() ([]byte, bool) {
 			}
 			if err == wire.ErrIncomplete {
 				if !mc.fill(false) {
+					mc.bodyReadFailed()
 					return nil, false
 				}
 				continue
@@ -349,23 +482,86 @@ func (mc *msgConn) readBody() ([]byte, bool) {
 		return body, true
 	case mc.head.ContentLength > 0:
 		cl := mc.head.ContentLength
-		if cl > max {
+		if cl > limit {
 			mc.protocolError(413, errors.New("body larger than the message size limit"))
 			return nil, false
 		}
-		body := make([]byte, cl)
-		got := copy(body, mc.buf[mc.r:mc.w])
-		mc.r += got
-		if got < len(body) {
-			mc.setDeadline(false)
-			if _, err := io.ReadFull(mc.c, body[got:]); err != nil {
-				mc.connError("reading message body", err)
-				return nil, false
+		var body []byte
+		ok := true
+		for int64(len(body)) < cl && ok {
+			if mc.r < mc.w {
+				take := min(int64(mc.w-mc.r), cl-int64(len(body)))
+				if body, ok = mc.growBody(body, take, cl); ok {
+					body = append(body, mc.buf[mc.r:mc.r+int(take)]...)
+					mc.r += int(take)
+				}
+				continue
 			}
+			// Nothing buffered: read straight into the body's spare room,
+			// doubling it when full, so what it holds is at most twice
+			// what has arrived (plus minBodyAlloc).
+			if len(body) == cap(body) {
+				if body, ok = mc.growBody(body, max(int64(len(body)), minBodyAlloc), cl); !ok {
+					break
+				}
+			}
+			room := min(int64(cap(body)-len(body)), cl-int64(len(body)))
+			var n int
+			n, ok = mc.read(body[len(body):len(body)+int(room)], false)
+			body = body[:len(body)+n]
+		}
+		if !ok {
+			mc.bodyReadFailed()
+			return nil, false
 		}
 		return body, true
 	}
 	return nil, true
+}
+
+// growBody makes room for need more bytes in body, which is at most limit
+// bytes long, taking what it adds from the body budget (waiting for it
+// under back-pressure). It fails, having answered, when the budget does not
+// free up before the request's deadline.
+func (mc *msgConn) growBody(body []byte, need, limit int64) ([]byte, bool) {
+	if need <= 0 || int64(cap(body)-len(body)) >= need {
+		return body, true
+	}
+	newCap := min(limit, max(int64(2*cap(body)), int64(len(body))+need, minBodyAlloc))
+	if newCap <= int64(cap(body)) {
+		return body, true
+	}
+	if extra := newCap - mc.held; extra > 0 && !mc.hold(extra) {
+		return nil, false
+	}
+	nb := make([]byte, len(body), newCap)
+	copy(nb, body)
+	return nb, true
+}
+
+// hold takes n more bytes of the body budget for the request being read.
+func (mc *msgConn) hold(n int64) bool {
+	mc.startRequest()
+	if !mc.s.takeBudget(n, mc.reqDeadline, mc.c.RemoteAddr()) {
+		mc.respond(http.StatusServiceUnavailable, errBudget, true)
+		mc.flush()
+		return false
+	}
+	mc.held += n
+	return true
+}
+
+// releaseBody gives back the body budget the connection holds.
+func (mc *msgConn) releaseBody() {
+	mc.s.budget.release(mc.held)
+	mc.held = 0
+}
+
+// bodyReadFailed answers a body read that ended without its bytes.
+func (mc *msgConn) bodyReadFailed() {
+	if mc.timedOut() {
+		mc.requestTimeout()
+	}
 }
 
 // fill reads more bytes into the buffer, compacting or growing it. idle
@@ -382,7 +578,7 @@ func (mc *msgConn) fill(idle bool) bool {
 			mc.w = copy(mc.buf, mc.buf[mc.r:mc.w])
 			mc.r = 0
 		} else {
-			if len(mc.buf) >= wire.MaxHeadSize+msgConnBufSize {
+			if len(mc.buf) >= mc.s.rt.cfg.MaxHeaderBytes+msgConnBufSize {
 				mc.protocolError(431, errors.New("request head too large"))
 				return false
 			}
@@ -392,43 +588,110 @@ func (mc *msgConn) fill(idle bool) bool {
 			mc.buf = nb
 		}
 	}
-	mc.setDeadline(idle)
-	n, err := mc.c.Read(mc.buf[mc.w:])
+	n, ok := mc.read(mc.buf[mc.w:], idle)
 	mc.busy = n == len(mc.buf)-mc.w
 	mc.w += n
-	if err != nil && n == 0 {
-		if idle && (errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed)) {
-			return false
-		}
-		if idle && isTimeout(err) {
-			return false // idle timeout or shutdown
-		}
-		mc.connError("reading request", err)
-		return false
-	}
-	return true
+	return ok
 }
 
-// setDeadline bounds the next read: ReadTimeout within a request, the idle
-// timeout between requests. After shutdown began it forces an immediate
-// deadline, so the loop ends after the batch at hand.
-func (mc *msgConn) setDeadline(idle bool) {
-	var d time.Time
-	if !idle {
-		d = time.Now().Add(mc.s.rt.cfg.ReadTimeout)
-	} else if t := mc.s.rt.cfg.IdleTimeout; t > 0 {
-		d = time.Now().Add(t)
+// read reads once from the socket under the deadline that applies: the
+// idle timeout when idle, else the request's (armed at its first byte),
+// or the route's for a body streamed to a route. It reports whether the
+// connection may go on; readErr keeps the error that ended it.
+func (mc *msgConn) read(p []byte, idle bool) (int, bool) {
+	if mc.writeFailed {
+		return 0, false
 	}
-	_ = mc.c.SetReadDeadline(d)
+	mc.armRead(idle)
+	n, err := mc.c.Read(p)
+	if n > 0 && idle {
+		mc.startRequest()
+	}
+	if err == nil || n > 0 {
+		return n, true
+	}
+	mc.readErr = nil
+	select {
+	case <-mc.s.closed:
+		return 0, false // shutdown
+	default:
+	}
+	if idle {
+		switch {
+		case errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed):
+		case isTimeout(err):
+			mc.s.rt.metrics.idleClosed.Add(1)
+			mc.s.rt.log.Debug().Str("peer", mc.c.RemoteAddr().String()).Msg("closing idle connection")
+		default:
+			mc.connError("reading request", err)
+		}
+		return 0, false
+	}
+	mc.readErr = err
+	if !isTimeout(err) {
+		mc.connError("reading request", err)
+	}
+	return 0, false
+}
+
+// armRead sets the socket's read deadline for the next read, touching the
+// socket only when the deadline changes. After shutdown began it forces
+// an immediate deadline, so the connection ends after the request at hand.
+func (mc *msgConn) armRead(idle bool) {
+	var d time.Time
+	switch {
+	case idle:
+		t := mc.s.rt.cfg.MessageIdleTimeout
+		if mc.httpSeen && !mc.carried {
+			t = mc.s.rt.cfg.IdleTimeout
+		}
+		if t > 0 {
+			d = time.Now().Add(t)
+		}
+	case mc.bodyDeadline.Load() != 0:
+		d = time.Unix(0, mc.bodyDeadline.Load())
+	default:
+		mc.startRequest()
+		d = mc.reqDeadline
+	}
+	if !d.Equal(mc.readDeadline) {
+		_ = mc.c.SetReadDeadline(d)
+		mc.readDeadline = d
+	}
 	select {
 	case <-mc.s.closed:
 		_ = mc.c.SetReadDeadline(time.Now())
+		mc.readDeadline = time.Unix(1, 0)
 	default:
 	}
 }
 
-// flush writes queued responses.
+// timedOut reports whether the last read failed on its deadline (and not
+// because the runtime is shutting down).
+func (mc *msgConn) timedOut() bool {
+	select {
+	case <-mc.s.closed:
+		return false
+	default:
+	}
+	return mc.readErr != nil && isTimeout(mc.readErr)
+}
+
+// requestTimeout answers a request whose head or body missed its deadline.
+func (mc *msgConn) requestTimeout() {
+	mc.s.rt.metrics.requestTimeouts.Add(1)
+	mc.s.rt.log.Warn().Str("peer", mc.c.RemoteAddr().String()).Dur("read_timeout", mc.s.rt.cfg.ReadTimeout).Msg("closing connection: request not received within its read deadline")
+	mc.respond(http.StatusRequestTimeout, "request not received within its deadline", true)
+	mc.flush()
+}
+
+// flush writes queued responses. After a failed write it discards them
+// and reports false.
 func (mc *msgConn) flush() bool {
+	if mc.writeFailed {
+		mc.out = mc.out[:0]
+		return false
+	}
 	if len(mc.out) == 0 {
 		return true
 	}
@@ -436,6 +699,7 @@ func (mc *msgConn) flush() bool {
 	_, err := mc.c.Write(mc.out)
 	mc.out = mc.out[:0]
 	if err != nil {
+		mc.writeFailed = true
 		mc.connError("writing responses", err)
 		return false
 	}

@@ -206,7 +206,7 @@ func (p *peer) retireIdle() bool {
 	p.mu.Unlock()
 	o.mu.Unlock()
 	if c != nil {
-		o.rt.metrics.idleClosed.Add(1)
+		o.rt.metrics.outIdleClosed.Add(1)
 		o.rt.log.Debug().Str("from", p.fromText).Str("peer", p.addr).Msg("closed idle outbound connection")
 		_ = c.Close() // the reader sees it and accounts for the connection
 	}

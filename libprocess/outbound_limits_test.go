@@ -127,7 +127,7 @@ func addrsOf(fs ...*fakePeer) []string {
 
 // waitMetric polls a metric until it has the wanted value (the runtime
 // updates connection gauges from its reader goroutines).
-func waitMetric(t testing.TB, rt *Runtime, name string, want float64) {
+func waitMetricEq(t testing.TB, rt *Runtime, name string, want float64) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for rt.Snapshot()[name] != want {
@@ -181,7 +181,7 @@ func TestOutboundPeerLimitEvictsLeastRecentlyUsed(t *testing.T) {
 	if got, want := peerAddrs(rt), addrsOf(fs[0], fs[2], fs[3]); strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Fatalf("peers %v, want %v", got, want)
 	}
-	waitMetric(t, rt, "libprocess/connections_outbound", 3)
+	waitMetricEq(t, rt, "libprocess/connections_outbound", 3)
 	snap := rt.Snapshot()
 	if snap["libprocess/outbound_peers_evicted"] != 1 || snap["libprocess/outbound_peers"] != 3 || snap["libprocess/outbound_peer_limit"] != 3 {
 		t.Fatalf("metrics: evicted %v, peers %v, limit %v", snap["libprocess/outbound_peers_evicted"], snap["libprocess/outbound_peers"], snap["libprocess/outbound_peer_limit"])
@@ -267,7 +267,7 @@ func TestOutboundIdleCloseSparesLinked(t *testing.T) {
 	if n := rt.Snapshot()["libprocess/outbound_idle_closed"]; n != 1 {
 		t.Fatalf("libprocess/outbound_idle_closed = %v, want 1", n)
 	}
-	waitMetric(t, rt, "libprocess/connections_outbound", 1)
+	waitMetricEq(t, rt, "libprocess/connections_outbound", 1)
 	// One writer and one reader remain: the linked peer's.
 	deadline := time.Now().Add(10 * time.Second)
 	for countGoroutines("(*peer).writeLoop") != 1 || countGoroutines("(*peer).readLoop") != 1 {
@@ -326,7 +326,7 @@ func TestOutboundDialsBounded(t *testing.T) {
 			t.Fatal("no dial reached the silent peers")
 		}
 	}
-	waitMetric(t, rt, "libprocess/outbound_dials_waiting", 3)
+	waitMetricEq(t, rt, "libprocess/outbound_dials_waiting", 3)
 	snap := rt.Snapshot()
 	if snap["libprocess/outbound_dials_in_progress"] != 2 || snap["libprocess/outbound_dial_waits"] != 3 {
 		t.Fatalf("dials in progress %v, waits %v", snap["libprocess/outbound_dials_in_progress"], snap["libprocess/outbound_dial_waits"])
@@ -352,7 +352,7 @@ func TestOutboundDialsBounded(t *testing.T) {
 			t.Fatalf("only %d of 5 dials ran after the slots were freed", total)
 		}
 	}
-	waitMetric(t, rt, "libprocess/outbound_dials_waiting", 0)
+	waitMetricEq(t, rt, "libprocess/outbound_dials_waiting", 0)
 }
 
 // The reflection flood: a process that answers every sender (as pkgpanda
@@ -399,7 +399,7 @@ func TestOutboundReplyFloodStaysBounded(t *testing.T) {
 	if n := rt.Snapshot()["libprocess/outbound_peers_evicted"]; n != senders-limit {
 		t.Fatalf("libprocess/outbound_peers_evicted = %v, want %d", n, senders-limit)
 	}
-	waitMetric(t, rt, "libprocess/connections_outbound", limit)
+	waitMetricEq(t, rt, "libprocess/connections_outbound", limit)
 	if n := countGoroutines("(*peer).readLoop"); n > limit {
 		t.Fatalf("%d peer readers, limit %d", n, limit)
 	}

@@ -7,28 +7,34 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
+	"github.com/procpanda/procpanda/libprocess/wire"
 	"github.com/valyala/fasthttp"
 )
 
-// server owns the listening socket. Every accepted connection is read by
-// the libprocess codec (package wire, driven by msgConn): messages are
-// served by the codec's loop, which accepts the request shapes every
-// generation of peers writes (empty Host, chunked bodies on HTTP/1.0) and
-// answers with batched writes. At the first ordinary HTTP request the
-// connection is handed to a fasthttp.Server through an in-memory listener;
-// fasthttp then reads through httpConn, which gives it one HTTP request at
-// a time and lets the codec serve any message between them. Ordinary HTTP
-// keeps fasthttp's speed and features.
+// server owns the listening socket and every inbound connection. Each
+// accepted connection has one owner, one goroutine from accept to close
+// (as net/http's conn.serve): it runs the TLS handshake under its
+// deadline, then the libprocess codec (package wire, driven by msgConn),
+// which decides where every request — head and body — ends, serves
+// messages itself in any shape peers write (empty Host, chunked bodies on
+// HTTP/1.0), and arms every read and write deadline. At the first ordinary
+// HTTP request the same goroutine runs fasthttp's ServeConn over httpConn,
+// which hands fasthttp the canonical bytes of exactly one request at a
+// time and lets the codec serve any message between them; fasthttp's own
+// timeouts are off and its deadline calls are ignored.
 type server struct {
-	rt    *Runtime
-	ln    net.Listener
-	http  *fasthttp.Server
-	handO *handoffListener
-	date  dateCache
+	rt   *Runtime
+	ln   net.Listener
+	http *fasthttp.Server
+	date dateCache
 
 	tlsServer *tls.Config // nil without TLS
+
+	maxConns int         // MaxInboundConnections in effect
+	budget   *bodyBudget // InboundBodyBudget
 
 	// baseCtx parents every HTTP request's context; it is cancelled, and
 	// hardStop closed, when the shutdown deadline passes.
@@ -38,9 +44,40 @@ type server struct {
 	hardOnce   sync.Once
 
 	mu     sync.Mutex
-	conns  map[net.Conn]struct{} // message-loop connections
-	wg     sync.WaitGroup        // accept loop and message loops
+	conns  map[net.Conn]struct{} // every open inbound socket
+	wg     sync.WaitGroup        // accept loop and connections
 	closed chan struct{}
+}
+
+// The share of RLIMIT_NOFILE (1/fdReserveDiv, at least fdReserveMin) a
+// default MaxInboundConnections leaves for everything but inbound
+// connections: the listener, outbound peers, files, subprocess pipes.
+const (
+	fdReserveDiv = 4
+	fdReserveMin = 64
+)
+
+// defaultMaxConns sizes MaxInboundConnections from RLIMIT_NOFILE.
+func defaultMaxConns() int {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur == 0 {
+		return 1024 - fdReserveMin
+	}
+	n := rl.Cur
+	if n > 1<<20 {
+		n = 1 << 20
+	}
+	keep := max(n/fdReserveDiv, fdReserveMin)
+	if n <= keep {
+		return 1
+	}
+	return int(n - keep)
+}
+
+// effectiveBodyBudget is InboundBodyBudget raised, if need be, so that one
+// request of the largest size allowed can always be read.
+func effectiveBodyBudget(c *Config) int64 {
+	return max(c.InboundBodyBudget, int64(c.MaxMessageSize), int64(c.BufferedBodyLimit))
 }
 
 func newServer(rt *Runtime, ln net.Listener) *server {
@@ -51,34 +88,36 @@ func newServer(rt *Runtime, ln net.Listener) *server {
 		conns:     make(map[net.Conn]struct{}),
 		closed:    make(chan struct{}),
 		hardStop:  make(chan struct{}),
+		maxConns:  rt.cfg.MaxInboundConnections,
+		budget:    newBodyBudget(effectiveBodyBudget(&rt.cfg), &rt.metrics.bodyBytes, &rt.metrics.bodyBudgetWaits),
 	}
+	if s.maxConns == 0 {
+		s.maxConns = defaultMaxConns()
+	}
+	rt.metrics.maxConnsInbound.Store(int64(s.maxConns))
 	s.baseCtx, s.baseCancel = context.WithCancel(context.Background())
-	s.handO = newHandoffListener(ln.Addr())
 	s.http = &fasthttp.Server{
-		Handler:                       s.serveHTTP,
-		Name:                          "",
-		NoDefaultServerHeader:         true,
-		NoDefaultContentType:          true,
-		DisableHeaderNamesNormalizing: false,
-		MaxRequestBodySize:            rt.cfg.BufferedBodyLimit,
-		StreamRequestBody:             true,
-		ReadTimeout:                   rt.cfg.ReadTimeout,
-		WriteTimeout:                  rt.cfg.WriteTimeout,
-		IdleTimeout:                   rt.cfg.IdleTimeout,
-		DisablePreParseMultipartForm:  true,
-		ReduceMemoryUsage:             false,
-		CloseOnShutdown:               true,
-		Logger:                        fasthttpLogger{rt},
+		Handler:               s.serveHTTP,
+		NoDefaultServerHeader: true,
+		NoDefaultContentType:  true,
+		// Bodies up to BufferedBodyLimit reach routes in memory, larger
+		// ones stream; serveHTTP reads both from the body stream.
+		MaxRequestBodySize: rt.cfg.BufferedBodyLimit,
+		StreamRequestBody:  true,
+		// fasthttp must fit any head the codec accepts, as the codec
+		// restates it (AppendCanonical).
+		ReadBufferSize:               rt.cfg.MaxHeaderBytes + wire.CanonicalOverhead,
+		Concurrency:                  s.maxConns,
+		DisablePreParseMultipartForm: true,
+		// Deadlines belong to the connection owner (msgConn): fasthttp's
+		// timeouts stay zero.
+		Logger: fasthttpLogger{rt},
 	}
 	return s
 }
 
 func (s *server) start() {
-	s.wg.Add(2)
-	go func() {
-		defer s.wg.Done()
-		_ = s.http.Serve(s.handO)
-	}()
+	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		s.acceptLoop()
@@ -107,60 +146,79 @@ func (s *server) acceptLoop() {
 			continue
 		}
 		backoff = 0
-		if tc, ok := c.(*net.TCPConn); ok {
-			_ = tc.SetNoDelay(true)
-		}
-		if !s.track(c) {
+		switch s.track(c) {
+		case trackClosed:
 			_ = c.Close()
 			return
+		case trackFull:
+			// Close at once, so the descriptor is back before the next
+			// accept; the loop goes on.
+			_ = c.Close()
+			s.rt.metrics.connsRefused.Add(1)
+			s.rt.log.Warn().Str("peer", c.RemoteAddr().String()).Int("max", s.maxConns).Msg("inbound connection refused: MaxInboundConnections reached")
+			continue
+		}
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetNoDelay(true)
 		}
 		s.rt.metrics.connsInbound.Add(1)
 		go s.serveConn(c)
 	}
 }
 
-func (s *server) track(c net.Conn) bool {
+type trackResult int
+
+const (
+	tracked trackResult = iota
+	trackFull
+	trackClosed
+)
+
+func (s *server) track(c net.Conn) trackResult {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	select {
 	case <-s.closed:
-		return false
+		return trackClosed
 	default:
+	}
+	if len(s.conns) >= s.maxConns {
+		return trackFull
 	}
 	s.conns[c] = struct{}{}
 	s.wg.Add(1)
-	return true
+	return tracked
 }
 
 func (s *server) untrack(c net.Conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()
+	s.rt.metrics.connsInbound.Add(-1)
 	s.wg.Done()
 }
 
-// serveConn wraps a connection for TLS when configured, serves its
-// messages, and hands it to fasthttp at its first ordinary HTTP request.
+// serveConn owns one accepted connection until it is closed: TLS
+// handshake, messages, and HTTP requests through fasthttp.
 func (s *server) serveConn(raw net.Conn) {
-	c := s.wrapInbound(raw)
-	if c == nil {
-		s.untrack(raw)
-		s.rt.metrics.connsInbound.Add(-1)
-		_ = raw.Close()
+	defer s.untrack(raw)
+	defer raw.Close()
+	c, err := s.wrapInbound(raw)
+	if err != nil {
+		s.rt.metrics.tlsFailures.Add(1)
+		s.rt.log.Warn().Str("peer", raw.RemoteAddr().String()).Err(err).Msg("closing inbound connection: TLS handshake failed")
 		return
 	}
 	mc := newMsgConn(s, c)
-	handoff := mc.serve()
-	s.untrack(raw)
-	if handoff == nil {
-		s.rt.metrics.connsInbound.Add(-1)
+	defer mc.releaseBody()
+	if !mc.pump() {
 		_ = c.Close()
 		return
 	}
-	if !s.handO.push(handoff) {
-		s.rt.metrics.connsInbound.Add(-1)
-		_ = c.Close()
-	}
+	mc.beginPassthrough()
+	// ServeConn returns when httpConn.Read reports the end of the
+	// connection, and closes it.
+	_ = s.http.ServeConn(&httpConn{Conn: c, mc: mc})
 }
 
 func (s *server) shutdown(ctx context.Context) error {
@@ -181,14 +239,14 @@ func (s *server) shutdown(ctx context.Context) error {
 		case <-stopWatch:
 		}
 	}()
-	// Message connections finish the batch they are reading and stop.
+	// Every connection finishes the request at hand (its owner forces an
+	// immediate read deadline once closed is closed) and stops: idle ones
+	// now, busy ones after answering.
 	s.mu.Lock()
 	for c := range s.conns {
 		_ = c.SetReadDeadline(time.Now())
 	}
 	s.mu.Unlock()
-	herr := s.http.ShutdownWithContext(ctx)
-	s.handO.Close()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {
@@ -202,9 +260,6 @@ func (s *server) shutdown(ctx context.Context) error {
 		return fmt.Errorf("waiting for connections: %w", ctx.Err())
 	}
 	s.stopHard()
-	if herr != nil {
-		return herr
-	}
 	if err != nil && !errors.Is(err, net.ErrClosed) {
 		return err
 	}
@@ -227,47 +282,6 @@ func (l fasthttpLogger) Printf(format string, args ...any) {
 	l.rt.log.Warn().Str("component", "http").Msg(fmt.Sprintf(format, args...))
 }
 
-// handoffListener is a net.Listener fed with connections whose next request
-// is ordinary HTTP.
-type handoffListener struct {
-	addr   net.Addr
-	ch     chan net.Conn
-	done   chan struct{}
-	closeO sync.Once
-}
-
-func newHandoffListener(addr net.Addr) *handoffListener {
-	return &handoffListener{addr: addr, ch: make(chan net.Conn), done: make(chan struct{})}
-}
-
-func (l *handoffListener) push(c net.Conn) bool {
-	select {
-	case l.ch <- c:
-		return true
-	case <-l.done:
-		return false
-	}
-}
-
-// Accept returns the next handed-off connection.
-func (l *handoffListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.ch:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
-// Close stops Accept.
-func (l *handoffListener) Close() error {
-	l.closeO.Do(func() { close(l.done) })
-	return nil
-}
-
-// Addr returns the real listener's address.
-func (l *handoffListener) Addr() net.Addr { return l.addr }
-
 // underlying returns the socket beneath the runtime's wrappers (HTTP
 // adapter, TLS, downgrade peek), for peer checks.
 func underlying(c net.Conn) net.Conn {
@@ -285,8 +299,5 @@ func underlying(c net.Conn) net.Conn {
 	}
 }
 
-// Compile-time interface checks.
-var (
-	_ net.Listener = (*handoffListener)(nil)
-	_ net.Conn     = (*httpConn)(nil)
-)
+// Compile-time interface check.
+var _ net.Conn = (*httpConn)(nil)

@@ -1,10 +1,12 @@
 package libprocess
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -123,28 +125,54 @@ func verifyChain(pool *x509.CertPool) func([][]byte, [][]*x509.Certificate) erro
 }
 
 // wrapInbound turns an accepted socket into the connection the codec reads:
-// a TLS server connection, or — with downgrade support — the plaintext
-// socket when its first byte is not a TLS handshake. It returns nil when
-// the connection must be closed.
-func (s *server) wrapInbound(c net.Conn) net.Conn {
+// a TLS server connection whose handshake has completed, or — with
+// downgrade support — the plaintext socket when its first byte is not a
+// TLS handshake. The sniff and the handshake together must finish within
+// TLSHandshakeTimeout of accept (and before shutdown); on any failure the
+// caller closes the socket.
+func (s *server) wrapInbound(c net.Conn) (net.Conn, error) {
 	if s.tlsServer == nil {
-		return c
+		return c, nil
 	}
-	if !s.rt.cfg.TLS.SupportDowngrade {
-		return tls.Server(c, s.tlsServer)
+	deadline := time.Now().Add(s.rt.cfg.TLSHandshakeTimeout)
+	ctx, cancel := context.WithDeadline(s.baseCtx, deadline)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Now()) })
+	defer stop()
+	_ = c.SetDeadline(deadline)
+	select {
+	case <-s.closed:
+		return nil, errors.New("runtime shutting down")
+	default:
 	}
-	var first [1]byte
-	_ = c.SetReadDeadline(time.Now().Add(s.rt.cfg.ReadTimeout))
-	if _, err := c.Read(first[:]); err != nil {
-		return nil
+	var conn net.Conn = c
+	if s.rt.cfg.TLS.SupportDowngrade {
+		var first [1]byte
+		if _, err := io.ReadFull(c, first[:]); err != nil {
+			return nil, fmt.Errorf("waiting for the first byte: %w", err)
+		}
+		pc := &peekedConn{Conn: c, first: first[0], has: true}
+		if first[0] != tlsHandshakeByte {
+			s.rt.log.Debug().Str("peer", c.RemoteAddr().String()).Msg("plaintext connection on the TLS port (downgrade)")
+			if !stop() {
+				return nil, errors.New("runtime shutting down")
+			}
+			_ = c.SetDeadline(time.Time{})
+			return pc, nil
+		}
+		conn = pc
 	}
-	_ = c.SetReadDeadline(time.Time{})
-	pc := &peekedConn{Conn: c, first: first[0], has: true}
-	if first[0] == tlsHandshakeByte {
-		return tls.Server(pc, s.tlsServer)
+	tc := tls.Server(conn, s.tlsServer)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return nil, fmt.Errorf("handshake: %w", err)
 	}
-	s.rt.log.Debug().Str("peer", c.RemoteAddr().String()).Msg("plaintext connection on the TLS port (downgrade)")
-	return pc
+	if !stop() {
+		// The deadline fired as the handshake ended: the socket's
+		// deadline may already be in the past.
+		return nil, errors.New("handshake deadline passed")
+	}
+	_ = c.SetDeadline(time.Time{})
+	return tc, nil
 }
 
 // peekedConn gives back the byte read to tell TLS from plaintext.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -43,7 +44,8 @@ type Head struct {
 // Limits bound what ParseHead accepts, so a peer cannot make the parser
 // hold unbounded state.
 const (
-	// MaxHeadSize is the largest request head (request line and headers).
+	// MaxHeadSize is the largest request head (request line and headers)
+	// ParseHead accepts; ParseHeadLimit may lower it.
 	MaxHeadSize = 64 << 10
 	// MaxHeaders is the most header lines one request may carry.
 	MaxHeaders = 128
@@ -75,6 +77,15 @@ func (h *Head) Reset() {
 // Leading empty lines before the request line are skipped as RFC 9112
 // allows. Lines may end in CRLF or a bare LF.
 func ParseHead(buf []byte, h *Head) (int, error) {
+	return ParseHeadLimit(buf, h, MaxHeadSize)
+}
+
+// ParseHeadLimit is ParseHead for heads of at most max bytes (clamped to
+// MaxHeadSize); a longer head is a 431 *HeadError.
+func ParseHeadLimit(buf []byte, h *Head, max int) (int, error) {
+	if max <= 0 || max > MaxHeadSize {
+		max = MaxHeadSize
+	}
 	h.Reset()
 	off := 0
 	// Skip empty lines some clients send between pipelined requests.
@@ -89,19 +100,19 @@ func ParseHead(buf []byte, h *Head) (int, error) {
 		}
 		break
 	}
-	// The head, counting skipped empty lines, is at most MaxHeadSize
+	// The head, counting skipped empty lines, is at most max
 	// bytes. An incomplete head already that long can only complete
 	// longer, so it is rejected as early as a complete one would be, and
 	// the verdict does not depend on how the bytes were split.
 	line, next, ok := nextLine(buf, off)
 	if !ok {
-		if len(buf) >= MaxHeadSize {
-			return 0, headErr(431, "request line longer than %d bytes", MaxHeadSize)
+		if len(buf) >= max {
+			return 0, headErr(431, "request line longer than %d bytes", max)
 		}
 		return 0, ErrIncomplete
 	}
-	if next > MaxHeadSize {
-		return 0, headErr(431, "request head larger than %d bytes", MaxHeadSize)
+	if next > max {
+		return 0, headErr(431, "request head larger than %d bytes", max)
 	}
 	if err := parseRequestLine(line, h); err != nil {
 		return 0, err
@@ -110,13 +121,13 @@ func ParseHead(buf []byte, h *Head) (int, error) {
 	for {
 		line, next, ok = nextLine(buf, off)
 		if !ok {
-			if len(buf) >= MaxHeadSize {
-				return 0, headErr(431, "request head larger than %d bytes", MaxHeadSize)
+			if len(buf) >= max {
+				return 0, headErr(431, "request head larger than %d bytes", max)
 			}
 			return 0, ErrIncomplete
 		}
-		if next > MaxHeadSize {
-			return 0, headErr(431, "request head larger than %d bytes", MaxHeadSize)
+		if next > max {
+			return 0, headErr(431, "request head larger than %d bytes", max)
 		}
 		off = next
 		if len(line) == 0 {
@@ -137,6 +148,9 @@ func ParseHead(buf []byte, h *Head) (int, error) {
 			return 0, headErr(400, "invalid header name %q", truncate(name))
 		}
 		value := trimOWS(line[colon+1:])
+		if !validFieldValue(value) {
+			return 0, headErr(400, "control character in the value of header %q", truncate(name))
+		}
 		h.Headers = append(h.Headers, Header{Name: name, Value: value})
 		if err := h.derive(name, value); err != nil {
 			return 0, err
@@ -148,6 +162,60 @@ func ParseHead(buf []byte, h *Head) (int, error) {
 	}
 	return off, nil
 }
+
+// validFieldValue reports whether a header value holds no control
+// characters but horizontal tab (RFC 9110 5.5): a lone CR or a NUL is
+// where HTTP parsers disagree on where a line ends.
+func validFieldValue(v []byte) bool {
+	for _, c := range v {
+		if (c < ' ' && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// AppendCanonical appends h as the one canonical spelling of the request
+// head the runtime's HTTP server is handed: CRLF line ends, no leading
+// empty lines, "Name: value" headers in arrival order, and the body's
+// framing stated once from what ParseHead decided — "Transfer-Encoding:
+// chunked" for a chunked body, else "Content-Length: N" when a length was
+// given — so the server cannot frame the body differently from the codec.
+// h must have been filled by ParseHead and its buffer still be intact.
+func (h *Head) AppendCanonical(dst []byte) []byte {
+	dst = append(dst, h.Method...)
+	dst = append(dst, ' ')
+	dst = append(dst, h.Target...)
+	if h.Minor == 0 {
+		dst = append(dst, " HTTP/1.0\r\n"...)
+	} else {
+		dst = append(dst, " HTTP/1.1\r\n"...)
+	}
+	for i := range h.Headers {
+		hd := &h.Headers[i]
+		if equalFold(hd.Name, "Content-Length") || equalFold(hd.Name, "Transfer-Encoding") {
+			continue
+		}
+		dst = append(dst, hd.Name...)
+		dst = append(dst, ": "...)
+		dst = append(dst, hd.Value...)
+		dst = append(dst, "\r\n"...)
+	}
+	switch {
+	case h.Chunked:
+		dst = append(dst, "Transfer-Encoding: chunked\r\n"...)
+	case h.ContentLength >= 0:
+		dst = append(dst, "Content-Length: "...)
+		dst = strconv.AppendInt(dst, h.ContentLength, 10)
+		dst = append(dst, "\r\n"...)
+	}
+	return append(dst, "\r\n"...)
+}
+
+// CanonicalOverhead bounds how many bytes AppendCanonical may add to a
+// head of at most MaxHeaders header lines: a CR and a space per line plus
+// the restated framing header.
+const CanonicalOverhead = 2*(MaxHeaders+2) + 64
 
 // nextLine returns the line starting at off without its terminator and the
 // offset after the terminator.

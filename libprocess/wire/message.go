@@ -213,6 +213,8 @@ func StatusText(status int) string {
 		return "Forbidden"
 	case 404:
 		return "Not Found"
+	case 408:
+		return "Request Timeout"
 	case 413:
 		return "Request Entity Too Large"
 	case 431:

@@ -14,14 +14,6 @@ var procpandaSkips = map[string]string{
 	"resp.gzip": "only when no built-in JSON body reaches 1024 bytes",
 }
 
-// awaitingFix are cases procpanda fails until a fix in the inbound
-// connection code lands; they may FAIL here (logged), and must PASS once it
-// has: then delete the entry.
-var awaitingFix = map[string]string{
-	"msg.head.bare-lf":              "an HTTP request whose head ends lines in a bare LF, between messages, is not answered in order",
-	"msg.pipeline.close-after-last": "messages read after writing a 202 failed are dropped when the peer closed right after its last message",
-}
-
 // startProcpanda starts a procpanda runtime on loopback with an "echo"
 // process answering conformance.Ping with conformance.Pong and
 // mesos.internal.SmallMessage with itself, both to the sender.
@@ -74,15 +66,8 @@ func TestProcpanda(t *testing.T) {
 	}
 	for _, r := range rep.Results {
 		switch {
-		case r.Status == Fail && awaitingFix[r.ID] != "":
-			t.Logf("awaiting a fix (%s): %s", awaitingFix[r.ID], r.Line())
 		case r.Status == Fail || r.Status == Skip && procpandaSkips[r.ID] == "":
 			t.Errorf("%s", r.Line())
-		}
-	}
-	for id := range awaitingFix {
-		if _, ok := rep.Result(id); !ok {
-			t.Errorf("awaitingFix names %s, which is not a case", id)
 		}
 	}
 	if t.Failed() || testing.Verbose() {

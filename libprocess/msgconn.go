@@ -57,7 +57,7 @@ type msgConn struct {
 	readDeadline time.Time // read deadline last set on the socket
 	carried      bool      // the connection has carried a libprocess message
 	httpSeen     bool      // the connection has carried an ordinary HTTP request
-	writeFailed  bool      // a write failed: serve what is read, read no more
+	writeFailed  bool      // a write failed: deliver the messages the peer sent before it went, answer nothing more
 	lastRequest  bool      // the request being handed over ends the connection
 	readErr      error     // why the last fill failed
 	emptyLines   int       // empty-line bytes skipped since the last request
@@ -99,7 +99,11 @@ func (mc *msgConn) pump() bool {
 		}
 		n, err := wire.ParseHeadLimit(mc.buf[mc.r:mc.w], &mc.head, mc.s.rt.cfg.MaxHeaderBytes)
 		if err == wire.ErrIncomplete {
-			if !mc.flush() || !mc.fill(mc.r == mc.w) {
+			// A failed write marks the connection but ends nothing:
+			// reading goes on so every message the peer sent before it
+			// went is delivered (spec 3.2).
+			mc.flush()
+			if !mc.fill(mc.r == mc.w) {
 				if mc.timedOut() {
 					mc.requestTimeout()
 				}
@@ -599,9 +603,10 @@ func (mc *msgConn) fill(idle bool) bool {
 // or the route's for a body streamed to a route. It reports whether the
 // connection may go on; readErr keeps the error that ended it.
 func (mc *msgConn) read(p []byte, idle bool) (int, bool) {
-	if mc.writeFailed {
-		return 0, false
-	}
+	// After a failed write the peer is gone, but what it sent before it
+	// closed is still in the socket (the kernel keeps received bytes
+	// readable after a reset): reading on until the end delivers every
+	// message it sent (spec 3.2), where a C++ receiver drops them.
 	mc.armRead(idle)
 	n, err := mc.c.Read(p)
 	if n > 0 && idle {

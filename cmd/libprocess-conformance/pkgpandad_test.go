@@ -67,20 +67,7 @@ func TestAgainstPkgpandad(t *testing.T) {
 
 	var out, errOut bytes.Buffer
 	code := run([]string{"--target", upid.HostPort(), "--process", upid.ID, "--pkgpanda", "--fixture", fixture}, &out, &errOut)
-	// Cases the runtime fails until a fix in its inbound connection code
-	// lands (see awaitingFix in conformance/procpanda_test.go); delete an
-	// entry once it passes.
-	awaitingFix := map[string]bool{"msg.head.bare-lf": true, "msg.pipeline.close-after-last": true}
-	failed := 0
-	for _, l := range strings.Split(out.String(), "\n") {
-		if id, ok := strings.CutPrefix(l, "FAIL "); ok {
-			id, _, _ = strings.Cut(id, " ")
-			if !awaitingFix[id] {
-				failed++
-			}
-		}
-	}
-	if code > 1 || failed > 0 || !strings.Contains(out.String(), " passed, ") {
+	if code != 0 || strings.Contains(out.String(), "\nFAIL ") || !strings.Contains(out.String(), " passed, ") {
 		t.Fatalf("exit %d against pkgpandad:\n%s\n%s", code, out.String(), errOut.String())
 	}
 	// The mutating chain and the message round trip really ran.

@@ -89,7 +89,7 @@ func FuzzDecodeCall(f *testing.F) {
 				t.Fatalf("round trip: %v vs %v (%v)", call, &again, err)
 			}
 		}
-		pc, fail := p.prepare(call)
+		pc, fail := p.prepare(call, nil)
 		if (pc == nil) == (fail == nil) {
 			t.Fatalf("prepare gave %v and %v", pc, fail)
 		}

@@ -32,6 +32,14 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// blockForever parks a helper child until it is killed. (A bare select{}
+// with no other goroutine is reported as a deadlock by the runtime.)
+func blockForever() {
+	for {
+		time.Sleep(time.Hour)
+	}
+}
+
 // helperMain implements the helper children. It never returns for the
 // blocking modes.
 func helperMain(mode string, args []string) int {
@@ -87,7 +95,7 @@ func helperMain(mode string, args []string) int {
 			return 6
 		}
 		fmt.Println("ready")
-		select {}
+		blockForever()
 	case "grandchild": // grandchild <pidfile> <ignoreTERM>
 		if args[1] == "1" {
 			signal.Ignore(syscall.SIGTERM)
@@ -96,10 +104,10 @@ func helperMain(mode string, args []string) int {
 			return 7
 		}
 		fmt.Println("pid written")
-		select {}
+		blockForever()
 	case "block": // print ready, block
 		fmt.Println("ready")
-		select {}
+		blockForever()
 	case "forever": // write to stdout until killed
 		chunk := bytes.Repeat([]byte("x"), 64<<10)
 		for {

@@ -55,6 +55,7 @@ type env struct {
 	dir     string // the fixture copy
 	fixture string // the pristine fixture
 	trace   string // the stand-in's trace file
+	tempDir string // Config.TempDir
 	client  *http.Client
 }
 
@@ -66,6 +67,19 @@ type envOpt struct {
 	maxAdd int64
 	// noTrace leaves the stand-in's trace hook off (benchmarks).
 	noTrace bool
+	// authn, acl and openReads are Config.Authenticator, ACL, OpenReads.
+	authn     libprocess.Authenticator
+	acl       *ACL
+	openReads bool
+	// maxUploads, maxUploadBytes, lockTimeout: the Config fields.
+	maxUploads     int
+	maxUploadBytes int64
+	lockTimeout    time.Duration
+	// shareWith makes the new process serve the same fixture copy (and
+	// trace file) as another env, with a TempDir of its own.
+	shareWith *env
+	// beforeStart runs after New, before Start.
+	beforeStart func(e *env)
 }
 
 func fixtureDir(t testing.TB) string {
@@ -82,10 +96,12 @@ func newEnv(t testing.TB, o envOpt) *env {
 	fixture := fixtureDir(t)
 	dir := t.TempDir()
 	copyDir := filepath.Join(dir, "fixture")
-	if err := cli.CopyFixture(fixture, copyDir); err != nil {
+	e := &env{t: t, dir: copyDir, fixture: fixture, trace: filepath.Join(dir, "trace"), tempDir: dir}
+	if o.shareWith != nil {
+		e.dir, e.trace, copyDir = o.shareWith.dir, o.shareWith.trace, o.shareWith.dir
+	} else if err := cli.CopyFixture(fixture, copyDir); err != nil {
 		t.Fatalf("copying the fixture: %v", err)
 	}
-	e := &env{t: t, dir: copyDir, fixture: fixture, trace: filepath.Join(dir, "trace")}
 	childEnv := []string{"PATH=/usr/bin:/bin"}
 	if !o.noTrace {
 		childEnv = append(childEnv, "PKGPANDA_STANDIN_TRACE="+e.trace)
@@ -108,10 +124,21 @@ func newEnv(t testing.TB, o envOpt) *env {
 		KillGrace:  time.Second,
 		OnRun:      o.onRun,
 		MaxAddSize: o.maxAdd,
+
+		Authenticator:  o.authn,
+		ACL:            o.acl,
+		OpenReads:      o.openReads,
+		MaxUploads:     o.maxUploads,
+		MaxUploadBytes: o.maxUploadBytes,
+		LockTimeout:    o.lockTimeout,
 	}
 	p, err := New(cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)
+	}
+	e.p = p
+	if o.beforeStart != nil {
+		o.beforeStart(e)
 	}
 	rcfg := libprocess.DefaultConfig()
 	rcfg.IP = "127.0.0.1"
@@ -373,3 +400,5 @@ func tarballWith(t testing.TB, extra int) []byte {
 	}
 	return buf.Bytes()
 }
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

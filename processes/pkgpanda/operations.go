@@ -16,22 +16,22 @@ type opID int
 // The operations. Front-ends that serve the same thing share an opID
 // (api/v1 LIST and GET /repository/ are both opRepoList).
 const (
-	opListJSON    opID = iota // GET /list.json
-	opActiveJSON              // GET /active.json
-	opAdd                     // POST /add, ADD
-	opRemove                  // POST /remove
-	opActivate                // POST /activate
-	opSwap                    // POST /swap, SWAP
-	opFetch                   // POST /fetch
-	opCheck                   // GET /check, CHECK
-	opCheckList               // GET /check?list=true, CHECK with list_checks
-	opRepoList                // GET /repository/, LIST
-	opRepoGet                 // GET /repository/<id>, GET_PACKAGE
-	opRepoFetch               // POST /repository/<id>, FETCH
-	opRepoDelete              // DELETE /repository/<id>, REMOVE
-	opActiveList              // GET /active/, ACTIVE
-	opActiveGet               // GET /active/<id>, GET_ACTIVE_PACKAGE
-	opActivePut               // PUT /active/, ACTIVATE
+	opListJSON   opID = iota // GET /list.json
+	opActiveJSON             // GET /active.json
+	opAdd                    // POST /add, ADD
+	opRemove                 // POST /remove
+	opActivate               // POST /activate
+	opSwap                   // POST /swap, SWAP
+	opFetch                  // POST /fetch
+	opCheck                  // GET /check, CHECK
+	opCheckList              // GET /check?list=true, CHECK with list_checks
+	opRepoList               // GET /repository/, LIST
+	opRepoGet                // GET /repository/<id>, GET_PACKAGE
+	opRepoFetch              // POST /repository/<id>, FETCH
+	opRepoDelete             // DELETE /repository/<id>, REMOVE
+	opActiveList             // GET /active/, ACTIVE
+	opActiveGet              // GET /active/<id>, GET_ACTIVE_PACKAGE
+	opActivePut              // PUT /active/, ACTIVATE
 	numOps
 )
 

@@ -140,9 +140,9 @@ func TestInterruptedActivationBlocksUntilRecovered(t *testing.T) {
 	_, active := fixtureIDs(t, e.fixture)
 	install := filepath.Join(e.dir, "install")
 	for _, c := range []struct {
-		name  string
+		name   string
 		break_ func() // leaves the install interrupted
-		fix   func()
+		fix    func()
 	}{
 		{"X.old without X",
 			func() { mustRename(t, filepath.Join(install, "active"), filepath.Join(install, "active.old")) },

@@ -29,12 +29,13 @@ type job struct {
 	release func()
 }
 
-// finish rejects j and releases what it holds.
+// finish releases what j holds and rejects it (in that order: the answer
+// means the upload is gone).
 func (j *job) finish(status int, msg string) {
-	j.reject(status, msg)
 	if j.release != nil {
 		j.release()
 	}
+	j.reject(status, msg)
 }
 
 // actor runs one route's jobs one at a time, in arrival order.
@@ -84,7 +85,7 @@ func (p *Process) execute(a *actor, j *job) {
 		defer j.release()
 	}
 	if p.isDraining() {
-		j.reject(http.StatusServiceUnavailable, "pkgpanda is shutting down")
+		j.finish(http.StatusServiceUnavailable, "pkgpanda is shutting down")
 		return
 	}
 	spec := p.ops[j.op]
@@ -96,19 +97,19 @@ func (p *Process) execute(a *actor, j *job) {
 		defer p.rw.RUnlock()
 	}
 	if p.isDraining() {
-		j.reject(http.StatusServiceUnavailable, "pkgpanda is shutting down")
+		j.finish(http.StatusServiceUnavailable, "pkgpanda is shutting down")
 		return
 	}
 	if spec.needsInstall {
 		if status, msg := p.installBlocked(); status != 0 {
-			j.reject(status, msg)
+			j.finish(status, msg)
 			return
 		}
 	}
 	if spec.mutates {
 		lock, err := p.lockRepository(a)
 		if err != nil {
-			j.reject(http.StatusServiceUnavailable, err.Error())
+			j.finish(http.StatusServiceUnavailable, err.Error())
 			return
 		}
 		a.inherit = []*os.File{lock}
@@ -124,7 +125,7 @@ func (p *Process) execute(a *actor, j *job) {
 		client = context.Background()
 	}
 	if client.Err() != nil {
-		j.reject(statusClientClosed, "the client went away")
+		j.finish(statusClientClosed, "the client went away")
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -314,7 +314,11 @@ func (p *Process) dispatchCall(call *PkgpandaCall, c caller, tb *upload, clientC
 		caller: c,
 		ctx:    clientCtx,
 		run: func(ctx context.Context, a *actor, _ func()) {
-			done(pc.run(ctx, a))
+			r := pc.run(ctx, a)
+			if tb != nil {
+				tb.remove() // before answering: the answer means the upload is gone
+			}
+			done(r)
 		},
 		reject: func(status int, msg string) { done(failed(status, "%s", msg)) },
 	}

@@ -353,7 +353,9 @@ func (p *Process) serveAdd(req *libprocess.Request, respond libprocess.Responder
 		}
 		p.dispatch(invocation{op: opAdd, caller: c, ctx: req.Context(), reject: reject, release: up.remove,
 			run: func(ctx context.Context, a *actor, _ func()) {
-				respond(render(p.opAddFile(ctx, a, id, file), func(r *PkgpandaResponse) libprocess.Response {
+				r := p.opAddFile(ctx, a, id, file)
+				up.remove() // before answering: the answer means the upload is gone
+				respond(render(r, func(r *PkgpandaResponse) libprocess.Response {
 					return libprocess.JSONResponse(http.StatusOK, struct {
 						packageJSON
 						AlreadyAdded bool `json:"already_added"`

@@ -100,10 +100,10 @@ type invocation struct {
 func (p *Process) dispatch(inv invocation) {
 	spec := p.ops[inv.op]
 	if r := p.admit(inv.op, inv.caller); r != nil {
-		inv.reject(r.status, r.msg)
 		if inv.release != nil {
 			inv.release()
 		}
+		inv.reject(r.status, r.msg)
 		return
 	}
 	a := p.actors[spec.actor]

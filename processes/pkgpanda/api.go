@@ -235,7 +235,7 @@ func (p *Process) prepare(call *PkgpandaCall, tb *upload) (*prepared, *PkgpandaR
 			return nil, failed(http.StatusBadRequest, "%v", err)
 		}
 		return &prepared{opRepoFetch, func(ctx context.Context, a *actor) *PkgpandaResponse {
-			r, _ := p.opFetch(ctx, a, url, parsed, nil, apiFetchStatuses())
+			r, _ := p.opFetch(a, url, parsed, nil, apiFetchStatuses())
 			return r
 		}}, nil
 	case PkgpandaCall_REMOVE:
@@ -514,6 +514,7 @@ func (p *Process) serveProtobufCall(req *libprocess.Request, respond libprocess.
 			up = nil
 		}
 		if fail != nil {
+			discardSome(body)
 			p.rejectHTTP(respond)(int(fail.Status), fail.Error)
 			return
 		}
@@ -529,6 +530,13 @@ func (p *Process) serveProtobufCall(req *libprocess.Request, respond libprocess.
 		p.rejectHTTP(respond)(http.StatusServiceUnavailable, "pkgpanda is shutting down")
 	}
 }
+
+// maxDiscard bounds what is read and dropped of a refused body before the
+// refusal is sent, so that a client still writing sees the answer rather
+// than a reset connection.
+const maxDiscard = 4 << 20
+
+func discardSome(r io.Reader) { _, _ = io.CopyN(io.Discard, r, maxDiscard) }
 
 // errMayNotMutate refuses a tarball from a caller that may only read.
 var errMayNotMutate = errors.New("this caller may not add packages, so it may not send a tarball")

@@ -347,6 +347,7 @@ func (p *Process) serveAdd(req *libprocess.Request, respond libprocess.Responder
 		}
 		if err != nil {
 			up.remove()
+			discardSome(body)
 			fail := uploadFailure(err, limit)
 			reject(int(fail.Status), fail.Error)
 			return
@@ -446,7 +447,7 @@ func (p *Process) serveFetch(req *libprocess.Request, respond libprocess.Respond
 	}
 	p.serveOp(opFetch, req, respond, func(ctx context.Context, a *actor, detach func()) {
 		s := &streamer{respond: respond, detach: detach}
-		r, _ := p.opFetch(ctx, a, url, ids, s, cliStatuses())
+		r, _ := p.opFetch(a, url, ids, s, cliStatuses())
 		s.finish(r, func(r *PkgpandaResponse) libprocess.Response {
 			return libprocess.TextResponse(http.StatusOK, "")
 		})
@@ -544,7 +545,7 @@ func (p *Process) serveRepository(req *libprocess.Request, respond libprocess.Re
 				return
 			}
 			p.serveOp(opRepoFetch, req, respond, func(ctx context.Context, a *actor, _ func()) {
-				r, _ := p.opFetch(ctx, a, url, []cli.ID{id}, nil, apiFetchStatuses())
+				r, _ := p.opFetch(a, url, []cli.ID{id}, nil, apiFetchStatuses())
 				if r.Status < 400 {
 					r.Status = http.StatusNoContent
 				}

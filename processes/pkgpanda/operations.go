@@ -49,6 +49,10 @@ type opSpec struct {
 	// interrupted activation is left on disk (they would act on, or
 	// report, a half-swapped install).
 	needsInstall bool
+	// staged marks mutations that prepare without any lock (fetch
+	// downloads) and take the write lock themselves, through
+	// withWriteLock, only to change the repository.
+	staged bool
 }
 
 // operationTable returns the spec of every operation, indexed by opID.
@@ -60,12 +64,12 @@ func operationTable() [numOps]opSpec {
 		opRemove:     {name: "remove", actor: RouteRemove, mutates: true, needsInstall: true},
 		opActivate:   {name: "activate", actor: RouteActivate, mutates: true, needsInstall: true},
 		opSwap:       {name: "swap", actor: RouteSwap, mutates: true, needsInstall: true},
-		opFetch:      {name: "fetch", actor: RouteFetch, mutates: true, needsInstall: true},
+		opFetch:      {name: "fetch", actor: RouteFetch, mutates: true, needsInstall: true, staged: true},
 		opCheck:      {name: "check", actor: RouteCheck, needsInstall: true},
 		opCheckList:  {name: "check.list", actor: RouteCheck, needsInstall: true},
 		opRepoList:   {name: "repository.list", actor: RouteRepository},
 		opRepoGet:    {name: "repository.get", actor: RouteRepository},
-		opRepoFetch:  {name: "repository.fetch", actor: RouteRepository, mutates: true, needsInstall: true},
+		opRepoFetch:  {name: "repository.fetch", actor: RouteRepository, mutates: true, needsInstall: true, staged: true},
 		opRepoDelete: {name: "repository.delete", actor: RouteRepository, mutates: true, needsInstall: true},
 		opActiveList: {name: "active.list", actor: RouteActive, needsInstall: true},
 		opActiveGet:  {name: "active.get", actor: RouteActive, needsInstall: true},

@@ -238,22 +238,6 @@ func (p *Process) opAddFile(ctx context.Context, a *actor, id cli.ID, file strin
 	return r
 }
 
-// opFetch runs `pkgpanda fetch`. With stream, stdout goes there as it
-// comes; otherwise it is collected into Output. m maps failures.
-func (p *Process) opFetch(ctx context.Context, a *actor, url string, ids []cli.ID, stream io.Writer, m statusMap) (*PkgpandaResponse, bool) {
-	argv, err := p.cfg.Tool.Fetch(url, ids...)
-	if err != nil {
-		return failed(http.StatusBadRequest, "%v", err), false
-	}
-	return p.streamOrCollect(ctx, a, argv, stream, subprocess.ContinueOnWriteError, m, func(r *PkgpandaResponse, stdout []byte) {
-		if progress, err := cli.ParseFetch(stdout); err == nil {
-			for _, pr := range progress {
-				r.AlreadyAdded = r.AlreadyAdded || pr.AlreadyAdded
-			}
-		}
-	})
-}
-
 // streamOrCollect runs argv, streaming stdout to stream if non-nil. It
 // reports whether any stdout reached stream (after which the HTTP status
 // is already sent). done fills a successful collected response.

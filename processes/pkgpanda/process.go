@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"sync"
 
 	"github.com/procpanda/procpanda/libprocess"
@@ -33,6 +34,7 @@ type Process struct {
 	uploads     *uploads // set by Start
 	uploadsDone sync.WaitGroup
 	replies     replyBudget
+	fetchClient *http.Client
 
 	drainCtx    context.Context // done once Drain began
 	drainCancel context.CancelFunc
@@ -73,6 +75,7 @@ func New(cfg Config) (*Process, error) {
 		*c.ptr = &libprocess.Counter{}
 	}
 	p.replies = newReplyBudget(refusedRepliesPerSecond, refusedRepliesBurst)
+	p.fetchClient = newFetchClient()
 	p.drainCtx, p.drainCancel = context.WithCancel(context.Background())
 	for _, name := range RouteNames() {
 		l := cfg.limits(name)

@@ -89,11 +89,6 @@ func (p *Process) execute(a *actor, j *job) {
 		return
 	}
 	spec := p.ops[j.op]
-	if spec.staged {
-		// The run takes the locks itself (withWriteLock) once prepared.
-		j.run(context.Background(), func() {})
-		return
-	}
 	if spec.mutates {
 		p.rw.Lock()
 		defer p.rw.Unlock()

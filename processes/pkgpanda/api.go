@@ -155,6 +155,9 @@ func EncodeResponse(mediaType string, r *PkgpandaResponse) ([]byte, error) {
 type prepared struct {
 	op  opID
 	run func(ctx context.Context, a *actor) *PkgpandaResponse
+	// stage and release, if set, are the invocation's (see invocation).
+	stage   func() *PkgpandaResponse
+	release func()
 }
 
 // prepare validates call without running anything. tb is the call's
@@ -184,9 +187,9 @@ func (p *Process) prepare(call *PkgpandaCall, tb *upload) (*prepared, *PkgpandaR
 			return nil, f
 		}
 		if call.Type == PkgpandaCall_LIST {
-			return &prepared{opRepoList, p.opList}, nil
+			return &prepared{op: opRepoList, run: p.opList}, nil
 		}
-		return &prepared{opActiveList, p.opActive}, nil
+		return &prepared{op: opActiveList, run: p.opActive}, nil
 	case PkgpandaCall_GET_PACKAGE, PkgpandaCall_GET_ACTIVE_PACKAGE:
 		if f := need(1, 1); f != nil {
 			return nil, f
@@ -196,11 +199,11 @@ func (p *Process) prepare(call *PkgpandaCall, tb *upload) (*prepared, *PkgpandaR
 			return nil, f
 		}
 		if call.Type == PkgpandaCall_GET_PACKAGE {
-			return &prepared{opRepoGet, func(ctx context.Context, a *actor) *PkgpandaResponse {
+			return &prepared{op: opRepoGet, run: func(ctx context.Context, a *actor) *PkgpandaResponse {
 				return p.opGetPackage(ctx, a, parsed[0])
 			}}, nil
 		}
-		return &prepared{opActiveGet, func(ctx context.Context, a *actor) *PkgpandaResponse {
+		return &prepared{op: opActiveGet, run: func(ctx context.Context, a *actor) *PkgpandaResponse {
 			return p.opGetActivePackage(ctx, a, parsed[0])
 		}}, nil
 	case PkgpandaCall_ADD:
@@ -219,7 +222,7 @@ func (p *Process) prepare(call *PkgpandaCall, tb *upload) (*prepared, *PkgpandaR
 		if err := os.Rename(tb.path(tarballFile), file); err != nil {
 			return nil, failed(http.StatusInternalServerError, "naming the tarball: %v", err)
 		}
-		return &prepared{opAdd, func(ctx context.Context, a *actor) *PkgpandaResponse {
+		return &prepared{op: opAdd, run: func(ctx context.Context, a *actor) *PkgpandaResponse {
 			return p.opAddFile(ctx, a, parsed[0], file)
 		}}, nil
 	case PkgpandaCall_FETCH:
@@ -234,10 +237,16 @@ func (p *Process) prepare(call *PkgpandaCall, tb *upload) (*prepared, *PkgpandaR
 		if _, err := p.cfg.Tool.Fetch(url, parsed...); err != nil {
 			return nil, failed(http.StatusBadRequest, "%v", err)
 		}
-		return &prepared{opRepoFetch, func(ctx context.Context, a *actor) *PkgpandaResponse {
-			r, _ := p.opFetch(a, url, parsed, nil, apiFetchStatuses())
-			return r
-		}}, nil
+		fj := p.newFetchJob(RouteRepository, url, parsed, nil, apiFetchStatuses())
+		timeout := p.actors[RouteRepository].limits.Timeout
+		return &prepared{op: opRepoFetch,
+			stage:   func() *PkgpandaResponse { return fj.stage(timeout) },
+			release: fj.release,
+			run: func(_ context.Context, a *actor) *PkgpandaResponse {
+				r := fj.install(a)
+				fj.release()
+				return r
+			}}, nil
 	case PkgpandaCall_REMOVE:
 		if f := need(1, -1); f != nil {
 			return nil, f
@@ -246,7 +255,7 @@ func (p *Process) prepare(call *PkgpandaCall, tb *upload) (*prepared, *PkgpandaR
 		if f != nil {
 			return nil, f
 		}
-		return &prepared{opRepoDelete, func(ctx context.Context, a *actor) *PkgpandaResponse {
+		return &prepared{op: opRepoDelete, run: func(ctx context.Context, a *actor) *PkgpandaResponse {
 			return p.opDelete(ctx, a, parsed)
 		}}, nil
 	case PkgpandaCall_ACTIVATE:
@@ -257,7 +266,7 @@ func (p *Process) prepare(call *PkgpandaCall, tb *upload) (*prepared, *PkgpandaR
 		if f != nil {
 			return nil, f
 		}
-		return &prepared{opActivePut, func(ctx context.Context, a *actor) *PkgpandaResponse {
+		return &prepared{op: opActivePut, run: func(ctx context.Context, a *actor) *PkgpandaResponse {
 			return p.opActivate(ctx, a, parsed, true, apiActivateStatuses())
 		}}, nil
 	case PkgpandaCall_SWAP:
@@ -268,7 +277,7 @@ func (p *Process) prepare(call *PkgpandaCall, tb *upload) (*prepared, *PkgpandaR
 		if f != nil {
 			return nil, f
 		}
-		return &prepared{opSwap, func(ctx context.Context, a *actor) *PkgpandaResponse {
+		return &prepared{op: opSwap, run: func(ctx context.Context, a *actor) *PkgpandaResponse {
 			return p.opSwap(ctx, a, parsed[0])
 		}}, nil
 	case PkgpandaCall_CHECK:
@@ -276,9 +285,9 @@ func (p *Process) prepare(call *PkgpandaCall, tb *upload) (*prepared, *PkgpandaR
 			return nil, f
 		}
 		if call.ListChecks {
-			return &prepared{opCheckList, p.opCheckList}, nil
+			return &prepared{op: opCheckList, run: p.opCheckList}, nil
 		}
-		return &prepared{opCheck, func(ctx context.Context, a *actor) *PkgpandaResponse {
+		return &prepared{op: opCheck, run: func(ctx context.Context, a *actor) *PkgpandaResponse {
 			r, _ := p.opCheck(ctx, a, nil)
 			return r
 		}}, nil
@@ -313,6 +322,7 @@ func (p *Process) dispatchCall(call *PkgpandaCall, c caller, tb *upload, clientC
 		op:     pc.op,
 		caller: c,
 		ctx:    clientCtx,
+		stage:  pc.stage,
 		run: func(ctx context.Context, a *actor, _ func()) {
 			r := pc.run(ctx, a)
 			if tb != nil {
@@ -322,8 +332,11 @@ func (p *Process) dispatchCall(call *PkgpandaCall, c caller, tb *upload, clientC
 		},
 		reject: func(status int, msg string) { done(failed(status, "%s", msg)) },
 	}
-	if tb != nil {
+	switch {
+	case tb != nil:
 		inv.release = tb.remove
+	case pc.release != nil:
+		inv.release = pc.release
 	}
 	p.dispatch(inv)
 }

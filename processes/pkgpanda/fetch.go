@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/procpanda/procpanda/processes/pkgpanda/cli"
 	"golang.org/x/sys/unix"
@@ -36,43 +37,74 @@ func newFetchClient() *http.Client {
 	}
 }
 
-// opFetch fetches packages the way `pkgpanda fetch` does, in two steps so
-// that only the second holds the write lock: each package is downloaded
-// (`<url>/packages/<name>/<id>.tar.xz`, the URL's trailing `/` stripped;
-// file:// or http(s)://) into an upload file, without any lock, so a
-// repository that never answers delays no read; then, under the write
-// lock and the repository lock, `pkgpanda add` installs each download (the
-// CLI stays the ABI for repository changes). A package already in the
-// repository is not downloaded; add reports it. Progress goes to stream,
-// if set, as the CLI prints it (`\rFetching: <id>`, `\rFetched: <id>\n`);
-// otherwise the output is collected. m maps failures. A file:// download
-// failure is one generic error whatever its cause, so that a caller cannot
-// probe the daemon's files; the cause is logged.
-func (p *Process) opFetch(a *actor, rawURL string, ids []cli.ID, stream io.Writer, m statusMap) (*PkgpandaResponse, bool) {
-	var out bytes.Buffer
-	w := io.Writer(&out)
-	cw := &countWriter{w: io.Discard}
-	if stream != nil {
-		cw.w = stream
-		w = cw
+// fetchJob is one fetch in its two steps, so that only the second holds
+// any lock: stage downloads each package (`<url>/packages/<name>/<id>.tar.xz`,
+// the URL's trailing `/` stripped; file:// or http(s)://) into an upload
+// file, on a goroutine of its own before the fetch is queued, so a
+// repository that never answers delays no read and occupies no actor;
+// install then runs as an ordinary mutation (write lock, repository lock)
+// and installs each download with `pkgpanda add`, keeping the CLI as the
+// ABI for repository changes. A package already in the repository is not
+// downloaded; add reports it. Progress goes to out as the CLI prints it
+// (`\rFetching: <id>`, `\rFetched: <id>\n`). A file:// failure, of the
+// download or of the add, is one generic error whatever its cause, so
+// that a caller cannot probe the daemon's files; the cause is logged.
+type fetchJob struct {
+	p         *Process
+	route     string
+	url       string
+	ids       []cli.ID
+	m         statusMap
+	out       *countWriter
+	collect   bool // out writes to collected, for the response's Output
+	collected bytes.Buffer
+	downloads []fetched
+	ups       []*upload
+}
+
+type fetched struct {
+	id   cli.ID
+	file string // empty: already in the repository
+}
+
+// newFetchJob prepares a fetch; stream, if set, receives the progress,
+// otherwise it is collected into the response's Output.
+func (p *Process) newFetchJob(route, rawURL string, ids []cli.ID, stream io.Writer, m statusMap) *fetchJob {
+	f := &fetchJob{p: p, route: route, url: rawURL, ids: ids, m: m}
+	f.out = &countWriter{w: stream}
+	if stream == nil {
+		f.out.w, f.collect = &f.collected, true
 	}
-	type download struct {
-		id   cli.ID
-		file string // empty: already in the repository
+	return f
+}
+
+// release removes the downloads.
+func (f *fetchJob) release() {
+	for _, up := range f.ups {
+		up.remove()
 	}
-	var downloads []download
-	var ups []*upload
-	defer func() {
-		for _, up := range ups {
-			up.remove()
-		}
-	}()
-	ctx, cancel := context.WithTimeout(p.drainCtx, a.limits.Timeout)
+	f.ups = nil
+}
+
+// generic hides a file:// failure's cause from the caller.
+func (f *fetchJob) generic(id cli.ID, r *PkgpandaResponse) *PkgpandaResponse {
+	if !isFileURL(f.url) {
+		return r
+	}
+	f.p.log.Warn().Str("route", f.route).Str("package", id.String()).Int("status", int(r.Status)).Str("cause", r.Error).
+		Msg("fetch from a file:// repository failed (the caller gets a generic error)")
+	return failed(f.m.toolErr, "Unable to fetch package %s from the file:// repository", id)
+}
+
+// stage downloads the packages; nil means every download is on disk.
+func (f *fetchJob) stage(timeout time.Duration) *PkgpandaResponse {
+	p := f.p
+	ctx, cancel := context.WithTimeout(p.drainCtx, timeout)
 	defer cancel()
-	for _, id := range ids {
-		fmt.Fprintf(w, "\rFetching: %s", id)
+	for _, id := range f.ids {
+		fmt.Fprintf(f.out, "\rFetching: %s", id)
 		if _, err := os.Lstat(filepath.Join(p.cfg.repository(), id.String())); err == nil {
-			downloads = append(downloads, download{id: id})
+			f.downloads = append(f.downloads, fetched{id: id})
 			continue
 		}
 		up, err := p.uploads.begin()
@@ -80,75 +112,48 @@ func (p *Process) opFetch(a *actor, rawURL string, ids []cli.ID, stream io.Write
 			if errors.Is(err, errUploadsFull) {
 				p.m.uploadsRejected.Inc()
 			}
-			return uploadFailure(err, p.cfg.maxAddSize()), cw.n > 0
+			return uploadFailure(err, p.cfg.maxAddSize())
 		}
-		ups = append(ups, up)
+		f.ups = append(f.ups, up)
 		name := id.String() + ".tar.xz"
-		err = p.download(ctx, up, rawURL, id, name)
+		err = p.download(ctx, up, f.url, id, name)
 		up.received()
 		if err != nil {
-			ev := p.log.Warn().Err(err).Str("route", a.route).Str("package", id.String())
-			if isFileURL(rawURL) {
-				ev.Msg("fetch from a file:// repository failed (the caller gets a generic error)")
-				return failed(m.toolErr, "Unable to fetch package %s from the file:// repository", id), cw.n > 0
-			}
-			ev.Str("repository_url", rawURL).Msg("fetch failed")
 			if errors.Is(err, errUploadsFull) || errors.Is(err, errDraining) {
-				return uploadFailure(err, p.cfg.maxAddSize()), cw.n > 0
+				return uploadFailure(err, p.cfg.maxAddSize())
 			}
-			return failed(m.toolErr, "Unable to fetch package %s: %v", id, err), cw.n > 0
+			p.log.Warn().Err(err).Str("route", f.route).Str("package", id.String()).Msg("package download failed")
+			return f.generic(id, failed(f.m.toolErr, "Unable to fetch package %s: %v", id, err))
 		}
-		downloads = append(downloads, download{id: id, file: up.path(name)})
+		f.downloads = append(f.downloads, fetched{id: id, file: up.path(name)})
 	}
-	r := p.withWriteLock(a, func() *PkgpandaResponse {
-		r := ok(http.StatusOK)
-		for _, d := range downloads {
-			if d.file == "" {
-				fmt.Fprintf(w, "\rFetched: %s\nPackage already added.\n", d.id)
-				r.AlreadyAdded = true
-				continue
-			}
-			argv, err := p.cfg.Tool.Add(d.file)
-			res, fail := p.collect(context.Background(), a, argv, err, m)
-			if fail != nil {
-				return fail
-			}
-			if bytes.Contains(res.Stdout, []byte("Package already added.")) {
-				r.AlreadyAdded = true
-			}
-			fmt.Fprintf(w, "\rFetched: %s\n", d.id)
-		}
-		return r
-	})
-	if stream == nil && r.Status < 400 {
-		r.Output = out.String()
-	}
-	return r, cw.n > 0
+	return nil
 }
 
-// withWriteLock runs f as a mutation: under the write lock and the
-// repository lock (inherited by f's children), unless the process is
-// draining or an interrupted activation is left on disk. It is for
-// operations that prepare outside the lock (fetch).
-func (p *Process) withWriteLock(a *actor, f func() *PkgpandaResponse) *PkgpandaResponse {
-	p.rw.Lock()
-	defer p.rw.Unlock()
-	if p.isDraining() {
-		return failed(http.StatusServiceUnavailable, "pkgpanda is shutting down")
+// install adds the downloads; it runs as a mutation on actor a.
+func (f *fetchJob) install(a *actor) *PkgpandaResponse {
+	p := f.p
+	r := ok(http.StatusOK)
+	for _, d := range f.downloads {
+		if d.file == "" {
+			fmt.Fprintf(f.out, "\rFetched: %s\nPackage already added.\n", d.id)
+			r.AlreadyAdded = true
+			continue
+		}
+		argv, err := p.cfg.Tool.Add(d.file)
+		res, fail := p.collect(context.Background(), a, argv, err, f.m)
+		if fail != nil {
+			return f.generic(d.id, fail)
+		}
+		if bytes.Contains(res.Stdout, []byte("Package already added.")) {
+			r.AlreadyAdded = true
+		}
+		fmt.Fprintf(f.out, "\rFetched: %s\n", d.id)
 	}
-	if status, msg := p.installBlocked(); status != 0 {
-		return failed(status, "%s", msg)
+	if f.collect {
+		r.Output = f.collected.String()
 	}
-	lock, err := p.lockRepository(a)
-	if err != nil {
-		return failed(http.StatusServiceUnavailable, "%v", err)
-	}
-	a.inherit = []*os.File{lock}
-	defer func() {
-		a.inherit = nil
-		lock.Close()
-	}()
-	return f()
+	return r
 }
 
 func isFileURL(raw string) bool {

@@ -176,6 +176,13 @@ func (s *streamer) Write(b []byte) (int, error) {
 	return pw.Write(b)
 }
 
+// started reports whether the streamed response has begun.
+func (s *streamer) started() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pw != nil
+}
+
 // finish ends the run: before any output it answers r as JSON; after
 // output began it appends a failure line (the status is already sent)
 // and closes the stream.
@@ -445,13 +452,30 @@ func (p *Process) serveFetch(req *libprocess.Request, respond libprocess.Respond
 		respond(libprocess.ErrorResponse(http.StatusBadRequest, err.Error()))
 		return
 	}
-	p.serveOp(opFetch, req, respond, func(ctx context.Context, a *actor, detach func()) {
-		s := &streamer{respond: respond, detach: detach}
-		r, _ := p.opFetch(a, url, ids, s, cliStatuses())
-		s.finish(r, func(r *PkgpandaResponse) libprocess.Response {
-			return libprocess.TextResponse(http.StatusOK, "")
-		})
-	})
+	// The progress streams from the download on (a mutation: the client
+	// going away does not cancel it, so detaching is moot).
+	s := &streamer{respond: respond, detach: func() {}}
+	fj := p.newFetchJob(RouteFetch, url, ids, s, cliStatuses())
+	done := func(r *PkgpandaResponse) {
+		s.finish(r, func(r *PkgpandaResponse) libprocess.Response { return libprocess.TextResponse(http.StatusOK, "") })
+	}
+	timeout := p.actors[RouteFetch].limits.Timeout
+	p.dispatch(invocation{op: opFetch, caller: p.httpCaller(req), ctx: req.Context(),
+		stage:   func() *PkgpandaResponse { return fj.stage(timeout) },
+		release: fj.release,
+		reject: func(status int, msg string) {
+			r := failed(status, "%s", msg)
+			if s.started() {
+				done(r)
+				return
+			}
+			p.rejectHTTP(respond)(status, msg)
+		},
+		run: func(_ context.Context, a *actor, _ func()) {
+			r := fj.install(a)
+			fj.release()
+			done(r)
+		}})
 }
 
 func (p *Process) serveCheck(req *libprocess.Request, respond libprocess.Responder) {
@@ -544,13 +568,19 @@ func (p *Process) serveRepository(req *libprocess.Request, respond libprocess.Re
 				respond(libprocess.ErrorResponse(http.StatusBadRequest, err.Error()))
 				return
 			}
-			p.serveOp(opRepoFetch, req, respond, func(ctx context.Context, a *actor, _ func()) {
-				r, _ := p.opFetch(a, url, []cli.ID{id}, nil, apiFetchStatuses())
-				if r.Status < 400 {
-					r.Status = http.StatusNoContent
-				}
-				respond(render(r, nil))
-			})
+			fj := p.newFetchJob(RouteRepository, url, []cli.ID{id}, nil, apiFetchStatuses())
+			timeout := p.actors[RouteRepository].limits.Timeout
+			p.dispatch(invocation{op: opRepoFetch, caller: p.httpCaller(req), ctx: req.Context(), reject: p.rejectHTTP(respond),
+				stage:   func() *PkgpandaResponse { return fj.stage(timeout) },
+				release: fj.release,
+				run: func(_ context.Context, a *actor, _ func()) {
+					r := fj.install(a)
+					fj.release()
+					if r.Status < 400 {
+						r.Status = http.StatusNoContent
+					}
+					respond(render(r, nil))
+				}})
 		})
 	case http.MethodDelete:
 		id, err := cli.ParseID(raw)

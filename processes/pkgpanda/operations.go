@@ -49,10 +49,6 @@ type opSpec struct {
 	// interrupted activation is left on disk (they would act on, or
 	// report, a half-swapped install).
 	needsInstall bool
-	// staged marks mutations that prepare without any lock (fetch
-	// downloads) and take the write lock themselves, through
-	// withWriteLock, only to change the repository.
-	staged bool
 }
 
 // operationTable returns the spec of every operation, indexed by opID.
@@ -64,12 +60,12 @@ func operationTable() [numOps]opSpec {
 		opRemove:     {name: "remove", actor: RouteRemove, mutates: true, needsInstall: true},
 		opActivate:   {name: "activate", actor: RouteActivate, mutates: true, needsInstall: true},
 		opSwap:       {name: "swap", actor: RouteSwap, mutates: true, needsInstall: true},
-		opFetch:      {name: "fetch", actor: RouteFetch, mutates: true, needsInstall: true, staged: true},
+		opFetch:      {name: "fetch", actor: RouteFetch, mutates: true, needsInstall: true},
 		opCheck:      {name: "check", actor: RouteCheck, needsInstall: true},
 		opCheckList:  {name: "check.list", actor: RouteCheck, needsInstall: true},
 		opRepoList:   {name: "repository.list", actor: RouteRepository},
 		opRepoGet:    {name: "repository.get", actor: RouteRepository},
-		opRepoFetch:  {name: "repository.fetch", actor: RouteRepository, mutates: true, needsInstall: true, staged: true},
+		opRepoFetch:  {name: "repository.fetch", actor: RouteRepository, mutates: true, needsInstall: true},
 		opRepoDelete: {name: "repository.delete", actor: RouteRepository, mutates: true, needsInstall: true},
 		opActiveList: {name: "active.list", actor: RouteActive, needsInstall: true},
 		opActiveGet:  {name: "active.get", actor: RouteActive, needsInstall: true},
@@ -94,6 +90,10 @@ type invocation struct {
 	// release, if set, frees what the invocation holds (an uploaded
 	// tarball) once it has been run or rejected.
 	release func()
+	// stage, if set, prepares the operation without any lock, on a
+	// goroutine Drain waits for, after admission and before queueing (a
+	// fetch's downloads); a non-nil result is the answer instead.
+	stage func() *PkgpandaResponse
 }
 
 // dispatch is the one way into the actors: it authorizes inv's caller for
@@ -111,6 +111,27 @@ func (p *Process) dispatch(inv invocation) {
 		return
 	}
 	a := p.actors[spec.actor]
+	if inv.stage != nil {
+		stage := inv.stage
+		inv.stage = nil
+		ok := p.goUpload(func() {
+			if r := stage(); r != nil {
+				if inv.release != nil {
+					inv.release()
+				}
+				inv.reject(int(r.Status), r.Error)
+				return
+			}
+			p.dispatch(inv)
+		})
+		if !ok {
+			if inv.release != nil {
+				inv.release()
+			}
+			inv.reject(http.StatusServiceUnavailable, "pkgpanda is shutting down")
+		}
+		return
+	}
 	j := &job{
 		op:  inv.op,
 		ctx: inv.ctx,

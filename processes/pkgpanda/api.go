@@ -450,7 +450,7 @@ func (p *Process) serveAPIv1(req *libprocess.Request, respond libprocess.Respond
 		return true
 	}
 	if reqType == MediaJSON {
-		withBody(req, respond, maxCallFields, "a JSON api/v1 body is capped at 1 MiB: send large tarballs as "+MediaProtobuf+" or to /pkgpanda/add", func(body []byte) {
+		p.withBody(req, respond, maxCallFields, "a JSON api/v1 body is capped at 1 MiB: send large tarballs as "+MediaProtobuf+" or to /pkgpanda/add", func(body []byte) {
 			call, err := DecodeCall(MediaJSON, body)
 			if err != nil {
 				respond(libprocess.ErrorResponse(http.StatusBadRequest, err.Error()))

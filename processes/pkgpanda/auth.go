@@ -191,6 +191,12 @@ func (p *Process) admit(op opID, c caller) *refusal {
 	default:
 		return nil
 	}
+	p.refused(spec, c, r)
+	return r
+}
+
+// refused logs and counts a refusal (never the credential itself).
+func (p *Process) refused(spec opSpec, c caller, r *refusal) {
 	if r.status == http.StatusUnauthorized {
 		p.m.unauthenticated.Inc()
 	} else {
@@ -211,7 +217,6 @@ func (p *Process) admit(op opID, c caller) *refusal {
 		ev = ev.Str("peer", c.peer)
 	}
 	ev.Msg("operation refused")
-	return r
 }
 
 // mayStart reports whether c could be admitted to at least one
@@ -226,7 +231,12 @@ func (p *Process) mayStart(c caller) (mayMutate bool, r *refusal) {
 		if c.authErr == nil && p.cfg.OpenReads {
 			return false, nil
 		}
-		return false, p.admit(opRepoList, c) // the refusal every operation gets
+		r := &refusal{http.StatusUnauthorized, "Unauthorized: credentials are required"}
+		if c.authErr != nil {
+			r.msg = "Unauthorized: invalid credentials"
+		}
+		p.refused(opSpec{name: "any"}, c, r)
+		return false, r
 	}
 	return p.cfg.ACL == nil || p.cfg.ACL.Allows(c.principal, true), nil
 }

@@ -200,76 +200,94 @@ func (s *streamer) finish(r *PkgpandaResponse, success func(*PkgpandaResponse) l
 	_ = pw.Close()
 }
 
+// route installs a route guarded by guard, its help saying how it is
+// authenticated and authorized.
+func (p *Process) route(name string, h libprocess.Help, handler libprocess.RouteHandler) {
+	if a := p.cfg.Authenticator; a != nil {
+		h.Authentication = "Required: " + a.Scheme() + " credentials in the Authorization header (realm " + p.cfg.realm() + ")"
+		if p.cfg.OpenReads {
+			h.Authentication += "; read-only operations are open to callers without credentials"
+		}
+		h.Authorization = "Any authenticated principal."
+		if p.cfg.ACL != nil {
+			h.Authorization = "By the ACL: GET (list, active, get, check) needs the read permission; add, fetch, remove, activate and swap need the mutate permission."
+		}
+	}
+	p.lp.Route(name, h, p.guard(handler))
+}
+
 func (p *Process) installRoutes() {
-	lp := p.lp
-	lp.Route(RouteListJSON, libprocess.Help{
+	p.route(RouteListJSON, libprocess.Help{
 		TLDR:        "Lists the packages in the local repository.",
 		Usage:       "GET /pkgpanda/list.json",
 		Description: "Runs `pkgpanda list` and answers 200 with a sorted JSON array of package ids. Tool failures: 502 (unexpected output or crash), 500 (`ERROR:`).",
-	}, p.guard(p.serveListJSON))
-	lp.Route(RouteActiveJSON, libprocess.Help{
+	}, p.serveListJSON)
+	p.route(RouteActiveJSON, libprocess.Help{
 		TLDR:        "Lists the active packages.",
 		Usage:       "GET /pkgpanda/active.json",
 		Description: "Runs `pkgpanda active` and answers 200 with a sorted JSON array of active package ids.",
-	}, p.guard(p.serveActiveJSON))
-	lp.Route(RouteAdd, libprocess.Help{
+	}, p.serveActiveJSON)
+	p.route(RouteAdd, libprocess.Help{
 		TLDR:  "Adds a package tarball to the local repository.",
 		Usage: "POST /pkgpanda/add?id=<name>--<version>  (or header " + PackageIDHeader + ": <id>), body: the package's .tar.xz",
 		Description: "The request body is the package tarball, as produced by the package build (`<id>.tar.xz`). " +
 			"It is written to `<id>.tar.xz` in a private temporary directory and `pkgpanda add` is run on it. " +
 			"The id comes from the `id` query parameter or the " + PackageIDHeader + " header, never from a client path, " +
 			"and must be a valid package id (400 otherwise). Answers 200 `{\"id\",\"name\",\"version\",\"already_added\"}`; " +
-			"413 when the body exceeds the size cap; 409 for `Validation Error`, 404 for `Package Error`, 500 for `ERROR:`.",
-	}, p.guard(p.serveAdd))
-	lp.Route(RouteRemove, libprocess.Help{
+			"413 when the body exceeds the size cap; 503 with Retry-After when too many uploads are being received or their bytes reach the bound; " +
+			"409 for `Validation Error`, 404 for `Package Error`, 500 for `ERROR:`.",
+	}, p.serveAdd)
+	p.route(RouteRemove, libprocess.Help{
 		TLDR:        "Removes packages from the local repository.",
 		Usage:       "POST /pkgpanda/remove?id=<id>[&id=<id>...]",
 		Description: "Runs `pkgpanda remove <id>...` and answers 200 `{\"removed\": [ids]}` (ids not in the repository are skipped by the tool). 409 when a package is active.",
-	}, p.guard(p.serveRemove))
-	lp.Route(RouteActivate, libprocess.Help{
+	}, p.serveRemove)
+	p.route(RouteActivate, libprocess.Help{
 		TLDR:        "Replaces the active set.",
 		Usage:       "POST /pkgpanda/activate?id=<id>[&id=<id>...]",
 		Description: "Runs `pkgpanda activate <id>...`: the given ids become the whole active set. 204 on success; 409 for `Validation Error`, 404 for `Package Error`.",
-	}, p.guard(p.serveActivate))
-	lp.Route(RouteSwap, libprocess.Help{
+	}, p.serveActivate)
+	p.route(RouteSwap, libprocess.Help{
 		TLDR:        "Swaps the active package of one name.",
 		Usage:       "POST /pkgpanda/swap?id=<id>",
 		Description: "Runs `pkgpanda swap <id>`, replacing the active package of the same name. 204 on success; 409 when no package of that name is active.",
-	}, p.guard(p.serveSwap))
-	lp.Route(RouteFetch, libprocess.Help{
+	}, p.serveSwap)
+	p.route(RouteFetch, libprocess.Help{
 		TLDR:  "Fetches packages from a remote repository (streamed).",
 		Usage: "POST /pkgpanda/fetch?repository_url=<url>&id=<id>[&id=<id>...]",
 		Description: "Runs `pkgpanda fetch --repository-url=<url> <id>...` and streams its progress output (chunked text/plain). " +
 			"A failure before any output answers a JSON error (409/404/500/502); after output began, the stream ends with a `pkgpanda failed (<status>): <message>` line.",
-	}, p.guard(p.serveFetch))
-	lp.Route(RouteCheck, libprocess.Help{
+	}, p.serveFetch)
+	p.route(RouteCheck, libprocess.Help{
 		TLDR:  "Runs or lists the active packages' checks.",
 		Usage: "GET /pkgpanda/check[?list=true]",
 		Description: "Without `list`, runs `pkgpanda check` and streams its output (chunked text/plain); a client that goes away cancels it. " +
 			"With `list=true`, runs `pkgpanda check --list` and answers 200 `[{\"id\", \"checks\": [...]}]`.",
-	}, p.guard(p.serveCheck))
-	lp.Route(RouteRepository, libprocess.Help{
+	}, p.serveCheck)
+	p.route(RouteRepository, libprocess.Help{
 		TLDR:  "Pkgpanda API: the local package repository.",
 		Usage: "GET /pkgpanda/repository/ | GET|POST|DELETE /pkgpanda/repository/<id>",
 		Description: "GET /repository/: 200, sorted array of ids. GET /repository/<id>: 200 `{\"id\",\"name\",\"version\"}`; 404 when invalid or missing; 500 when the package can't be loaded. " +
 			"POST /repository/<id> with body `{\"repository_url\": \"...\"}`: fetches it, 204; 400 for a bad body or id; 500 when the fetch fails. " +
 			"DELETE /repository/<id>: 204; 404 when missing or invalid; 409 when active.",
-	}, p.guard(p.serveRepository))
-	lp.Route(RouteActive, libprocess.Help{
+	}, p.serveRepository)
+	p.route(RouteActive, libprocess.Help{
 		TLDR:  "Pkgpanda API: the active packages.",
 		Usage: "GET|PUT /pkgpanda/active/ | GET /pkgpanda/active/<id>",
 		Description: "GET /active/: 200, sorted array of active ids. GET /active/<id>: 200 `{\"id\",\"name\",\"version\"}`; 404 when invalid, missing or not active. " +
 			"PUT /active/ with a JSON array of ids: activates exactly those, 204; 400 when the body is not a JSON array of ids; " +
 			"409 `{\"error\", \"missing_packages\"}` when some are not in the repository; 409 when activation is refused.",
-	}, p.guard(p.serveActive))
-	lp.Route(RouteAPIv1, libprocess.Help{
+	}, p.serveActive)
+	p.route(RouteAPIv1, libprocess.Help{
 		TLDR:  "PkgpandaCall/PkgpandaResponse API (JSON or protobuf).",
 		Usage: "POST /pkgpanda/api/v1",
 		Description: "The body is a `mesos.internal.PkgpandaCall` (see pkgpanda.proto) as `application/json` or `application/x-protobuf` (Content-Type); " +
 			"the answer is a `mesos.internal.PkgpandaResponse` in the type chosen by Accept (JSON when absent). " +
 			"The HTTP status is the operation's (see the response's `status`). 415 for other content types, 406 for an unacceptable Accept, 400 for a body that does not decode. " +
-			"The same call can be sent as a libprocess message to pkgpanda@host:port; the response comes back to the sender as a message.",
-	}, p.guard(p.serveAPIv1))
+			"A protobuf body is read field by field, its tarball going straight to disk; a JSON body is capped at 1 MiB (413). " +
+			"The Authorization header authenticates; the call's `authorization` field must be absent or equal to it (400). " +
+			"The same call can be sent as a libprocess message to pkgpanda@host:port, with the credentials in `authorization`; the response comes back to the sender as a message.",
+	}, p.serveAPIv1)
 }
 
 func (p *Process) serveListJSON(req *libprocess.Request, respond libprocess.Responder) {
@@ -383,8 +401,8 @@ const maxJSONBody = 1 << 20
 
 // withBody hands the request body (at most limit bytes) to then: at once
 // when the runtime buffered it, else after reading the stream on a
-// goroutine of its own. A larger body answers 413 with tooLarge.
-func withBody(req *libprocess.Request, respond libprocess.Responder, limit int64, tooLarge string, then func(body []byte)) {
+// goroutine Drain waits for. A larger body answers 413 with tooLarge.
+func (p *Process) withBody(req *libprocess.Request, respond libprocess.Responder, limit int64, tooLarge string, then func(body []byte)) {
 	if req.BodyStream == nil {
 		if int64(len(req.Body)) > limit {
 			respond(libprocess.ErrorResponse(http.StatusRequestEntityTooLarge, tooLarge))
@@ -393,17 +411,21 @@ func withBody(req *libprocess.Request, respond libprocess.Responder, limit int64
 		then(req.Body)
 		return
 	}
-	go func() {
+	ok := p.goUpload(func() {
 		b, err := io.ReadAll(io.LimitReader(req.BodyStream, limit+1))
 		switch {
 		case errors.Is(err, libprocess.ErrBodyTooLarge) || (err == nil && int64(len(b)) > limit):
+			discardSome(req.BodyStream)
 			respond(libprocess.ErrorResponse(http.StatusRequestEntityTooLarge, tooLarge))
 		case err != nil:
 			respond(libprocess.ErrorResponse(http.StatusBadRequest, "reading the request body: "+err.Error()))
 		default:
 			then(b)
 		}
-	}()
+	})
+	if !ok {
+		p.rejectHTTP(respond)(http.StatusServiceUnavailable, "pkgpanda is shutting down")
+	}
 }
 
 func (p *Process) serveRemove(req *libprocess.Request, respond libprocess.Responder) {
@@ -553,7 +575,7 @@ func (p *Process) serveRepository(req *libprocess.Request, respond libprocess.Re
 			respond(libprocess.ErrorResponse(http.StatusBadRequest, err.Error()))
 			return
 		}
-		withBody(req, respond, maxJSONBody, "the request body is too large", func(raw []byte) {
+		p.withBody(req, respond, maxJSONBody, "the request body is too large", func(raw []byte) {
 			var body map[string]json.RawMessage
 			var url string
 			if err := json.Unmarshal(raw, &body); err != nil || body == nil {
@@ -605,7 +627,7 @@ func (p *Process) serveActive(req *libprocess.Request, respond libprocess.Respon
 				respond(render(p.opActive(ctx, a), idsBody))
 			})
 		case http.MethodPut:
-			withBody(req, respond, maxJSONBody, "the request body is too large", func(body []byte) {
+			p.withBody(req, respond, maxJSONBody, "the request body is too large", func(body []byte) {
 				var raw []string
 				if err := json.Unmarshal(body, &raw); err != nil || raw == nil {
 					respond(libprocess.ErrorResponse(http.StatusBadRequest, "the body must be a JSON array of package ids"))

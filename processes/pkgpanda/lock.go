@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -23,7 +24,7 @@ import (
 // timeout) or the drain, counting and logging the contention.
 func (p *Process) lockRepository(a *actor) (*os.File, error) {
 	path := p.cfg.lockFile()
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("opening the repository lock %s: %v", path, err)
 	}

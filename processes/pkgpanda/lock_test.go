@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/procpanda/procpanda/processes/pkgpanda/cli"
 	"golang.org/x/sys/unix"
 )
 
@@ -216,5 +217,39 @@ func TestStaleUploadsRemovedAtStart(t *testing.T) {
 	}
 	if _, err := p2.Start(e.rt); err == nil || !strings.Contains(err.Error(), "in use") {
 		t.Fatalf("second Start over the same upload directory: %v", err)
+	}
+}
+
+// TestPlantedUploadDirRefused: an upload directory that is a symbolic
+// link, or open to other users, is refused at Start, so that the cleanup
+// at start cannot be pointed at someone else's files.
+func TestPlantedUploadDirRefused(t *testing.T) {
+	victim := t.TempDir()
+	keep := filepath.Join(victim, "keep")
+	if err := os.WriteFile(keep, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, plant := range []func(dir string) error{
+		func(dir string) error { return os.Symlink(victim, dir) },
+		func(dir string) error { return os.Mkdir(dir, 0o777) },
+	} {
+		temp := t.TempDir()
+		p, err := New(Config{Tool: cli.Tool{Path: "/nonexistent/pkgpanda", Options: cli.Options{Repository: filepath.Join(victim, "packages")}}, TempDir: temp})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := filepath.Join(temp, uploadDirName(p.cfg.lockFile()))
+		if err := plant(dir); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(dir, 0o777); err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		if _, err := p.Start(nil); err == nil {
+			t.Fatal("Start accepted a planted upload directory")
+		}
+		if _, err := os.Stat(keep); err != nil {
+			t.Fatalf("the cleanup removed a file through the planted directory: %v", err)
+		}
 	}
 }

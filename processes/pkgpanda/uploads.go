@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 
 	"github.com/procpanda/procpanda/libprocess"
 	"golang.org/x/sys/unix"
@@ -65,10 +66,13 @@ var errUploadsFull = errors.New("too many uploads in progress; retry later")
 // must not share one.
 func openUploads(tempDir, lockFile string, max int, maxBytes int64) (*uploads, int, error) {
 	dir := filepath.Join(tempDir, uploadDirName(lockFile))
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 		return nil, 0, fmt.Errorf("creating the upload directory: %w", err)
 	}
-	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err := checkPrivateDir(dir); err != nil {
+		return nil, 0, err
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return nil, 0, fmt.Errorf("opening the upload directory's lock: %w", err)
 	}
@@ -93,6 +97,27 @@ func openUploads(tempDir, lockFile string, max int, maxBytes int64) (*uploads, i
 		stale++
 	}
 	return &uploads{dir: dir, lock: lock, max: max, maxBytes: maxBytes}, stale, nil
+}
+
+// checkPrivateDir makes sure dir is a real directory (not a symbolic
+// link) owned by this process' user and closed to everybody else: the
+// process empties it at start, so in a shared temp dir another user must
+// not be able to plant it, or point it elsewhere.
+func checkPrivateDir(dir string) error {
+	st, err := os.Lstat(dir)
+	if err != nil {
+		return fmt.Errorf("checking the upload directory: %w", err)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("the upload directory %s is not a directory (a symbolic link?)", dir)
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return fmt.Errorf("the upload directory %s is open to other users (mode %v); it must be 0700", dir, st.Mode().Perm())
+	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok && int(sys.Uid) != os.Geteuid() {
+		return fmt.Errorf("the upload directory %s belongs to uid %d, not to this process' uid %d", dir, sys.Uid, os.Geteuid())
+	}
+	return nil
 }
 
 // close releases the upload directory's lock.

@@ -378,7 +378,7 @@ func TestTimeoutKillsGroupIncludingGrandchild(t *testing.T) {
 		t.Run("ignoreTERM="+ignoreTerm, func(t *testing.T) {
 			pidfile := filepath.Join(t.TempDir(), "gc.pid")
 			r, argv := helper("family")
-			r.Timeout = 2 * time.Second
+			r.Timeout = 5 * time.Second // room for a loaded machine to start child and grandchild
 			r.KillGrace = 300 * time.Millisecond
 			w := newReadyWriter()
 			start := time.Now()

@@ -32,7 +32,13 @@ func TestHangingFetchDelaysNoRead(t *testing.T) {
 	var wg sync.WaitGroup
 	var fetch reply
 	e.async(&wg, &fetch, "POST", "/repository/hang--1", []byte(`{"repository_url":"`+srv.URL+`"}`))
-	<-arrived // the download is waiting on the server
+	finished := make(chan struct{})
+	go func() { wg.Wait(); close(finished) }()
+	select {
+	case <-arrived: // the download is waiting on the server
+	case <-finished:
+		t.Fatalf("the fetch ended without asking the server: %s", fetch)
+	}
 
 	// Reads answer while it waits. (Bounded only so that a regression
 	// fails instead of hanging: the fetch would hold the lock until the
@@ -51,7 +57,7 @@ func TestHangingFetchDelaysNoRead(t *testing.T) {
 		}
 	}
 	unblock()
-	wg.Wait()
+	<-finished
 	expectStatus(t, "the fetch once the server answers 404", fetch, 500)
 	if !strings.Contains(string(fetch.body), "Unable to fetch package hang--1") {
 		t.Fatalf("fetch error %s", fetch.body)

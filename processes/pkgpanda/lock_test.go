@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -61,7 +62,10 @@ func TestMutationWaitsForForeignLock(t *testing.T) {
 // TestMutationChildHoldsTheLock: the CLI child of a mutation inherits the
 // locked file, so the lock outlives the daemon as long as the child runs.
 func TestMutationChildHoldsTheLock(t *testing.T) {
-	e := newEnv(t, envOpt{delay: 400 * time.Millisecond})
+	if runtime.GOOS != "linux" {
+		t.Skip("reads the child's descriptors in /proc")
+	}
+	e := newEnv(t, envOpt{delay: time.Second})
 	_, active := fixtureIDs(t, e.fixture)
 	lockPath := filepath.Join(e.dir, ".pkgpanda.lock")
 	var wg sync.WaitGroup
@@ -79,7 +83,7 @@ func TestMutationChildHoldsTheLock(t *testing.T) {
 	})
 	fds, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/fd")
 	if err != nil {
-		t.Skipf("cannot read the child's descriptors: %v", err)
+		t.Fatalf("reading the descriptors of the running child: %v", err)
 	}
 	held := false
 	for _, fd := range fds {

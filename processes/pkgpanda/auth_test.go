@@ -388,3 +388,33 @@ func TestParseACL(t *testing.T) {
 		}
 	}
 }
+
+// TestOperationTable: every operation has a name of its own and an actor
+// that exists, so dispatch can run (and authorize) any of them; every
+// route's actor serves at least one operation.
+func TestOperationTable(t *testing.T) {
+	p, err := New(Config{Tool: cliTool()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	served := map[string]bool{}
+	for op, spec := range p.ops {
+		if spec.name == "" || names[spec.name] {
+			t.Errorf("operation %d: name %q missing or repeated", op, spec.name)
+		}
+		names[spec.name] = true
+		if p.actors[spec.actor] == nil {
+			t.Errorf("operation %s: no actor %q", spec.name, spec.actor)
+		}
+		served[spec.actor] = true
+		if spec.mutates && !spec.needsInstall {
+			t.Errorf("mutation %s runs on an interrupted install", spec.name)
+		}
+	}
+	for _, route := range RouteNames() {
+		if !served[route] {
+			t.Errorf("route %s serves no operation", route)
+		}
+	}
+}

@@ -402,3 +402,5 @@ func tarballWith(t testing.TB, extra int) []byte {
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+func cliTool() cli.Tool { return cli.Tool{Path: "/nonexistent/pkgpanda"} }

@@ -19,6 +19,38 @@
 //	          [--max-add-size BYTES] [--max-message-size BYTES] [--tmp-dir DIR] [--env KEY=VALUE ...]
 //	          [--env-pass NAME ...] [--drain-timeout DURATION] [--log-level LEVEL]
 //	          [--firewall-rules JSON|FILE]
+//	          [--http-credentials FILE | --jwt-secret-key FILE] [--authentication-realm REALM]
+//	          [--acls FILE] [--authenticate-reads=false]
+//	          [--max-uploads N] [--max-upload-bytes BYTES]
+//	          [--lock-file PATH] [--lock-timeout DURATION]
+//
+// Authentication and authorization belong to the operation, whatever
+// front-end asks for it: with --http-credentials or --jwt-secret-key every
+// HTTP route, POST /pkgpanda/api/v1 (its Authorization header) and every
+// PkgpandaCall message (its authorization field, holding what an
+// Authorization header would) must authenticate; refusals are 401 (with a
+// WWW-Authenticate challenge over HTTP) or 403, and a PkgpandaResponse with
+// that status for messages. --acls FILE restricts which principals may
+// read and which may mutate:
+//
+//	{"permissive": false,
+//	 "read":   {"principals": ["ops", "monitor"]},
+//	 "mutate": {"principals": ["ops"]}}
+//
+// where "read" and "mutate" each hold "principals" (a list) or "type"
+// ("ANY" or "NONE"); an absent permission is ANY if "permissive" is true,
+// NONE otherwise; unknown keys are an error. --authenticate-reads=false
+// lets callers without credentials run read-only operations.
+//
+// Uploads (add bodies, api/v1 bodies, ADD message tarballs) go to disk in
+// <tmp-dir>/pkgpanda-uploads, which the daemon locks and empties at start;
+// at most --max-uploads are received at once and all upload files together
+// hold at most --max-upload-bytes (more: 503 with Retry-After). Every
+// mutation holds an flock on --lock-file (default: .pkgpanda.lock beside
+// the repository), which its CLI children inherit, so a restarted daemon
+// never runs a mutation beside a CLI child that outlived a crash, nor
+// beside a second daemon; CLI children also get SIGKILL when the daemon
+// dies.
 package main
 
 import (
@@ -74,6 +106,13 @@ type options struct {
 	jwtSecret    string
 	realm        string
 	firewall     string
+	// Authorization and uploads (pkgpanda.Config fields of the same names).
+	acls          string
+	authReads     bool
+	maxUploads    int
+	maxUploadSize int64
+	lockFile      string
+	lockTimeout   time.Duration
 }
 
 // defaultEnvPass returns the variables handed to the tool when --env-pass
@@ -95,8 +134,15 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.maxMessage, "max-message-size", 0, "the runtime's cap on a libprocess message body, in bytes (0: libprocess' default); bounds ADD tarballs sent inside PkgpandaCall messages")
 	fs.StringVar(&o.credentials, "http-credentials", "", "require HTTP Basic authentication on every route, with the principals and secrets of this Mesos credentials `FILE` ({\"credentials\":[{\"principal\":…,\"secret\":…}]})")
 	fs.StringVar(&o.jwtSecret, "jwt-secret-key", "", "require HS256 JWT bearer tokens on every route, signed with the key in this `FILE` (exclusive with --http-credentials)")
-	fs.StringVar(&o.realm, "authentication-realm", "pkgpanda", "the HTTP authentication realm of the routes")
 	fs.StringVar(&o.firewall, "firewall-rules", "", "endpoints answered 403, as Mesos' --firewall_rules: `JSON` {\"disabled_endpoints\":{\"paths\":[\"/pkgpanda/add\"]}} inline, or a file holding it; a path also disables everything below it, and /pkgpanda/mesos.internal.PkgpandaCall turns off the message API")
+	fs.StringVar(&o.realm, "authentication-realm", pkgpanda.DefaultRealm, "the authentication realm named in 401 challenges")
+	// Authorization, uploads and the repository lock.
+	fs.StringVar(&o.acls, "acls", "", "authorize operations with this ACL `FILE` ({\"permissive\": false, \"read\": {\"principals\": [...]}, \"mutate\": {\"principals\": [...]}}; each permission may be {\"type\": \"ANY\"|\"NONE\"} instead); needs --http-credentials or --jwt-secret-key")
+	fs.BoolVar(&o.authReads, "authenticate-reads", true, "with an authenticator, require credentials for read-only operations too (false: reads are open)")
+	fs.IntVar(&o.maxUploads, "max-uploads", 0, fmt.Sprintf("uploads (add, api/v1 and ADD message bodies) written to disk at once; more get 503 (0: %d)", pkgpanda.DefaultMaxUploads))
+	fs.Int64Var(&o.maxUploadSize, "max-upload-bytes", 0, fmt.Sprintf("bytes of all upload files on disk at once, received or queued; more get 503 (0: %d)", int64(pkgpanda.DefaultMaxUploadBytes)))
+	fs.StringVar(&o.lockFile, "lock-file", "", "the file locked around every mutation (default: .pkgpanda.lock beside the repository)")
+	fs.DurationVar(&o.lockTimeout, "lock-timeout", 0, fmt.Sprintf("how long a mutation waits for a lock file held by another process before 503 (0: %s)", pkgpanda.DefaultLockTimeout))
 	fs.StringVar(&o.tmpDir, "tmp-dir", "", "where add writes uploaded tarballs (default: the system temp dir)")
 	fs.Var(&o.env, "env", "set `KEY=VALUE` in the tool's environment (repeatable)")
 	fs.Var(&o.envPass, "env-pass", "pass this variable of pkgpandad's environment to the tool (repeatable; default: "+strings.Join(defaultEnvPass(), ", ")+")")
@@ -191,13 +237,37 @@ func buildConfig(o *options, lookup func(string) (string, bool), log zerolog.Log
 	if o.maxAdd < 0 {
 		return cfg, errors.New("--max-add-size must not be negative")
 	}
+	if o.maxUploads < 0 || o.maxUploadSize < 0 || o.lockTimeout < 0 {
+		return cfg, errors.New("--max-uploads, --max-upload-bytes and --lock-timeout must not be negative")
+	}
 	cfg = pkgpanda.Config{
-		Tool:       cli.Tool{Path: tool, Options: opts},
-		Env:        env,
-		TempDir:    o.tmpDir,
-		MaxAddSize: o.maxAdd,
-		Limits:     limits,
-		Logger:     log,
+		Tool:           cli.Tool{Path: tool, Options: opts},
+		Env:            env,
+		TempDir:        o.tmpDir,
+		MaxAddSize:     o.maxAdd,
+		Limits:         limits,
+		Logger:         log,
+		Realm:          o.realm,
+		OpenReads:      !o.authReads,
+		MaxUploads:     o.maxUploads,
+		MaxUploadBytes: o.maxUploadSize,
+		LockFile:       o.lockFile,
+		LockTimeout:    o.lockTimeout,
+	}
+	if cfg.Authenticator, err = authenticator(o); err != nil {
+		return cfg, err
+	}
+	if o.acls != "" {
+		if cfg.Authenticator == nil {
+			return cfg, errors.New("--acls needs --http-credentials or --jwt-secret-key")
+		}
+		b, err := os.ReadFile(o.acls)
+		if err != nil {
+			return cfg, fmt.Errorf("reading --acls: %w", err)
+		}
+		if cfg.ACL, err = pkgpanda.ParseACL(b); err != nil {
+			return cfg, fmt.Errorf("--acls %s: %w", o.acls, err)
+		}
 	}
 	return cfg, nil
 }
@@ -270,15 +340,9 @@ func run(args []string, lookup func(string) (string, bool), stdout, stderr io.Wr
 		log.Error().Err(err).Msg("configuring the runtime")
 		return 2
 	}
-	authn, err := authenticator(o)
-	if err != nil {
-		log.Error().Err(err).Msg("configuring HTTP authentication")
-		return 2
-	}
-	if authn != nil {
-		cfg.Realm = o.realm
-		rt.SetAuthenticator(o.realm, authn)
-		log.Info().Str("realm", o.realm).Str("scheme", authn.Scheme()).Msg("HTTP authentication enabled")
+	if authn := cfg.Authenticator; authn != nil {
+		log.Info().Str("realm", o.realm).Str("scheme", authn.Scheme()).Bool("acls", cfg.ACL != nil).
+			Bool("authenticate_reads", !cfg.OpenReads).Msg("authentication enabled for every operation (HTTP and messages)")
 	}
 	p, err := pkgpanda.New(cfg)
 	if err != nil {

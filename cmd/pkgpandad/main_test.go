@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -171,4 +172,91 @@ func TestHTTPCredentialsGuardRoutes(t *testing.T) {
 		t.Fatalf("/metrics/snapshot: %v %v", err, resp)
 	}
 	resp.Body.Close()
+}
+
+// TestKilledDaemonLeavesNoChild: SIGKILL of the daemon during a mutation
+// takes the CLI child with it (parent-death signal), so nothing is left to
+// overlap a restarted daemon.
+func TestKilledDaemonLeavesNoChild(t *testing.T) {
+	trace := filepath.Join(t.TempDir(), "trace")
+	d := startDaemon(t, "--env", "PKGPANDA_STANDIN_DELAY=1h", "--env", "PKGPANDA_STANDIN_TRACE="+trace)
+	ents, err := os.ReadDir(filepath.Join(d.demo, "packages"))
+	if err != nil || len(ents) == 0 {
+		t.Fatalf("demo repository: %v", err)
+	}
+	go func() {
+		resp, err := http.Post(d.base+"/pkgpanda/activate?id="+ents[0].Name(), "text/plain", nil)
+		if err == nil {
+			resp.Body.Close()
+		}
+	}()
+	pid := 0
+	deadline := time.Now().Add(20 * time.Second)
+	for pid == 0 {
+		b, _ := os.ReadFile(trace)
+		for _, l := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(l); len(f) == 4 && f[0] == "start" && f[2] == "activate" {
+				pid, _ = strconv.Atoi(f[1])
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the activation never started; stderr:\n%s", d.stderr.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+	if !processAlive(pid) {
+		t.Fatalf("the activate child %d is not running", pid)
+	}
+	if err := d.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-d.done
+	deadline = time.Now().Add(20 * time.Second)
+	for processAlive(pid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the activate child %d outlived the SIGKILLed daemon", pid)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// processAlive reports whether pid runs (a zombie counts as gone).
+func processAlive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	return i < 0 || i+2 >= len(b) || b[i+2] != 'Z'
+}
+
+func TestBadAuthorizationFlagsExit2(t *testing.T) {
+	dir := t.TempDir()
+	creds := filepath.Join(dir, "credentials.json")
+	if err := os.WriteFile(creds, []byte(`{"credentials":[{"principal":"ops","secret":"s3cret"}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write("good.json", `{"read": {"type": "ANY"}, "mutate": {"principals": ["ops"]}}`)
+	for _, args := range [][]string{
+		{"--acls", good}, // no authenticator
+		{"--http-credentials", creds, "--acls", write("unknown.json", `{"read": {"type": "ANY"}, "admin": {}}`)},
+		{"--http-credentials", creds, "--acls", write("bad.json", `{"read": `)},
+		{"--http-credentials", creds, "--acls", filepath.Join(dir, "missing.json")},
+		{"--max-uploads", "-1"},
+		{"--lock-timeout", "-1s"},
+	} {
+		var out, errb strings.Builder
+		code := run(append([]string{"--pkgpanda", "/bin/true"}, args...), func(string) (string, bool) { return "", false }, &out, &errb, nil)
+		if code != 2 || out.Len() != 0 {
+			t.Errorf("%q: exit %d, stdout %q; want 2 and nothing", args, code, out.String())
+		}
+	}
 }

@@ -3,25 +3,39 @@ package pkgpanda
 import (
 	"context"
 	"net/http"
+	"os"
 
 	"github.com/procpanda/procpanda/libprocess"
 	"github.com/procpanda/procpanda/processes/pkgpanda/subprocess"
 )
 
-// job is one request waiting for, or being run by, a route's actor.
+// job is one operation waiting for, or being run by, a route's actor. Jobs
+// are made only by dispatch.
 type job struct {
-	// write marks a mutation: it takes the write lock and is never
+	// op is the operation; its spec decides the locks: mutations take
+	// the write lock and the on-disk repository lock and are never
 	// cancelled; reads take the read lock and follow ctx.
-	write bool
+	op opID
 	// ctx is the client's context (reads); nil means none.
 	ctx context.Context
-	// run does the work under the lock and answers. detach stops the
+	// run does the work under the locks and answers. detach stops the
 	// client's context from cancelling ctx (used once a streamed response
 	// has started, after which the runtime no longer tracks the client
 	// through the request context).
 	run func(ctx context.Context, detach func())
-	// reject answers without running (draining, client gone).
+	// reject answers without running (draining, client gone, refused).
 	reject func(status int, msg string)
+	// release, if set, frees what the job holds once it is done.
+	release func()
+}
+
+// finish releases what j holds and rejects it (in that order: the answer
+// means the upload is gone).
+func (j *job) finish(status int, msg string) {
+	if j.release != nil {
+		j.release()
+	}
+	j.reject(status, msg)
 }
 
 // actor runs one route's jobs one at a time, in arrival order.
@@ -33,11 +47,15 @@ type actor struct {
 	runs   *libprocess.Counter
 	fails  *libprocess.Counter
 	full   *libprocess.Counter
+	// inherit holds the files handed to the children of the running job
+	// (the repository lock during a mutation). Only the actor's own
+	// goroutine touches it.
+	inherit []*os.File
 }
 
 // enqueue hands j to the route's actor without blocking. It reports false
 // (and answers nothing) when the queue is full or the process is draining;
-// the caller answers 503.
+// the caller answers 503. Only dispatch calls it.
 func (p *Process) enqueue(a *actor, j *job) (ok bool, why string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -63,11 +81,15 @@ func (p *Process) loop(a *actor) {
 }
 
 func (p *Process) execute(a *actor, j *job) {
+	if j.release != nil {
+		defer j.release()
+	}
 	if p.isDraining() {
-		j.reject(http.StatusServiceUnavailable, "pkgpanda is shutting down")
+		j.finish(http.StatusServiceUnavailable, "pkgpanda is shutting down")
 		return
 	}
-	if j.write {
+	spec := p.ops[j.op]
+	if spec.mutates {
 		p.rw.Lock()
 		defer p.rw.Unlock()
 	} else {
@@ -75,10 +97,35 @@ func (p *Process) execute(a *actor, j *job) {
 		defer p.rw.RUnlock()
 	}
 	if p.isDraining() {
-		j.reject(http.StatusServiceUnavailable, "pkgpanda is shutting down")
+		j.finish(http.StatusServiceUnavailable, "pkgpanda is shutting down")
 		return
 	}
-	if j.write {
+	if spec.needsInstall {
+		if status, msg := p.installBlocked(); status != 0 {
+			j.finish(status, msg)
+			return
+		}
+	}
+	if spec.mutates {
+		if j.ctx != nil && j.ctx.Err() != nil {
+			// Not begun, and its client was already answered (the
+			// runtime's route deadline) or reset the connection: a
+			// mutation nobody waits for is not started. One that has
+			// begun always runs to completion.
+			p.log.Warn().Str("operation", spec.name).Msg("queued mutation dropped before it began: its request ended")
+			j.finish(statusClientClosed, "the request ended before the operation began")
+			return
+		}
+		lock, err := p.lockRepository(a)
+		if err != nil {
+			j.finish(http.StatusServiceUnavailable, err.Error())
+			return
+		}
+		a.inherit = []*os.File{lock}
+		defer func() {
+			a.inherit = nil
+			lock.Close() // releases the flock (children that still hold it keep it)
+		}()
 		j.run(context.Background(), func() {})
 		return
 	}
@@ -87,7 +134,7 @@ func (p *Process) execute(a *actor, j *job) {
 		client = context.Background()
 	}
 	if client.Err() != nil {
-		j.reject(statusClientClosed, "the client went away")
+		j.finish(statusClientClosed, "the client went away")
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -102,14 +149,3 @@ func (p *Process) execute(a *actor, j *job) {
 // statusClientClosed answers a request whose client went away; nobody
 // reads it (nginx's 499).
 const statusClientClosed = 499
-
-// rejectHTTP answers an HTTP request that could not be queued or run.
-func rejectHTTP(respond libprocess.Responder) func(status int, msg string) {
-	return func(status int, msg string) {
-		r := libprocess.ErrorResponse(status, msg)
-		if status == http.StatusServiceUnavailable {
-			r.Header.Set("Retry-After", "1")
-		}
-		respond(r)
-	}
-}

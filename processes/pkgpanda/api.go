@@ -1,11 +1,15 @@
 package pkgpanda
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 
@@ -147,16 +151,19 @@ func EncodeResponse(mediaType string, r *PkgpandaResponse) ([]byte, error) {
 	return nil, fmt.Errorf("encoding a PkgpandaResponse: unsupported media type %q", mediaType)
 }
 
-// prepared is a validated call, ready for its actor.
+// prepared is a validated call, ready for dispatch.
 type prepared struct {
-	route string
-	write bool
-	run   func(ctx context.Context, a *actor) *PkgpandaResponse
+	op  opID
+	run func(ctx context.Context, a *actor) *PkgpandaResponse
+	// stage and release, if set, are the invocation's (see invocation).
+	stage   func() *PkgpandaResponse
+	release func()
 }
 
-// prepare validates call without running anything. It returns either a
-// prepared call or an immediate failure.
-func (p *Process) prepare(call *PkgpandaCall) (*prepared, *PkgpandaResponse) {
+// prepare validates call without running anything. tb is the call's
+// tarball, already on disk in its upload file "tarball" (nil when the call
+// has none). It returns either a prepared call or an immediate failure.
+func (p *Process) prepare(call *PkgpandaCall, tb *upload) (*prepared, *PkgpandaResponse) {
 	ids := call.PackageIds
 	need := func(min, max int) *PkgpandaResponse {
 		if len(ids) < min || (max >= 0 && len(ids) > max) {
@@ -180,9 +187,9 @@ func (p *Process) prepare(call *PkgpandaCall) (*prepared, *PkgpandaResponse) {
 			return nil, f
 		}
 		if call.Type == PkgpandaCall_LIST {
-			return &prepared{RouteRepository, false, p.opList}, nil
+			return &prepared{op: opRepoList, run: p.opList}, nil
 		}
-		return &prepared{RouteActive, false, p.opActive}, nil
+		return &prepared{op: opActiveList, run: p.opActive}, nil
 	case PkgpandaCall_GET_PACKAGE, PkgpandaCall_GET_ACTIVE_PACKAGE:
 		if f := need(1, 1); f != nil {
 			return nil, f
@@ -192,11 +199,11 @@ func (p *Process) prepare(call *PkgpandaCall) (*prepared, *PkgpandaResponse) {
 			return nil, f
 		}
 		if call.Type == PkgpandaCall_GET_PACKAGE {
-			return &prepared{RouteRepository, false, func(ctx context.Context, a *actor) *PkgpandaResponse {
+			return &prepared{op: opRepoGet, run: func(ctx context.Context, a *actor) *PkgpandaResponse {
 				return p.opGetPackage(ctx, a, parsed[0])
 			}}, nil
 		}
-		return &prepared{RouteActive, false, func(ctx context.Context, a *actor) *PkgpandaResponse {
+		return &prepared{op: opActiveGet, run: func(ctx context.Context, a *actor) *PkgpandaResponse {
 			return p.opGetActivePackage(ctx, a, parsed[0])
 		}}, nil
 	case PkgpandaCall_ADD:
@@ -207,15 +214,16 @@ func (p *Process) prepare(call *PkgpandaCall) (*prepared, *PkgpandaResponse) {
 		if f != nil {
 			return nil, f
 		}
-		if len(call.Tarball) == 0 {
+		if tb == nil {
 			return nil, failed(http.StatusBadRequest, "ADD needs the tarball")
 		}
-		if int64(len(call.Tarball)) > p.cfg.maxAddSize() {
-			return nil, failed(http.StatusRequestEntityTooLarge, "the tarball exceeds %d bytes", p.cfg.maxAddSize())
+		// The CLI takes the id from the file name.
+		file := tb.path(parsed[0].String() + ".tar.xz")
+		if err := os.Rename(tb.path(tarballFile), file); err != nil {
+			return nil, failed(http.StatusInternalServerError, "naming the tarball: %v", err)
 		}
-		tarball := call.Tarball
-		return &prepared{RouteAdd, true, func(ctx context.Context, a *actor) *PkgpandaResponse {
-			return p.opAdd(ctx, a, parsed[0], bytes.NewReader(tarball))
+		return &prepared{op: opAdd, run: func(ctx context.Context, a *actor) *PkgpandaResponse {
+			return p.opAddFile(ctx, a, parsed[0], file)
 		}}, nil
 	case PkgpandaCall_FETCH:
 		if f := need(1, -1); f != nil {
@@ -229,10 +237,16 @@ func (p *Process) prepare(call *PkgpandaCall) (*prepared, *PkgpandaResponse) {
 		if _, err := p.cfg.Tool.Fetch(url, parsed...); err != nil {
 			return nil, failed(http.StatusBadRequest, "%v", err)
 		}
-		return &prepared{RouteRepository, true, func(ctx context.Context, a *actor) *PkgpandaResponse {
-			r, _ := p.opFetch(ctx, a, url, parsed, nil, apiFetchStatuses())
-			return r
-		}}, nil
+		fj := p.newFetchJob(RouteRepository, url, parsed, nil, apiFetchStatuses())
+		timeout := p.actors[RouteRepository].limits.Timeout
+		return &prepared{op: opRepoFetch,
+			stage:   func() *PkgpandaResponse { return fj.stage(timeout) },
+			release: fj.release,
+			run: func(_ context.Context, a *actor) *PkgpandaResponse {
+				r := fj.install(a)
+				fj.release()
+				return r
+			}}, nil
 	case PkgpandaCall_REMOVE:
 		if f := need(1, -1); f != nil {
 			return nil, f
@@ -241,7 +255,7 @@ func (p *Process) prepare(call *PkgpandaCall) (*prepared, *PkgpandaResponse) {
 		if f != nil {
 			return nil, f
 		}
-		return &prepared{RouteRepository, true, func(ctx context.Context, a *actor) *PkgpandaResponse {
+		return &prepared{op: opRepoDelete, run: func(ctx context.Context, a *actor) *PkgpandaResponse {
 			return p.opDelete(ctx, a, parsed)
 		}}, nil
 	case PkgpandaCall_ACTIVATE:
@@ -252,7 +266,7 @@ func (p *Process) prepare(call *PkgpandaCall) (*prepared, *PkgpandaResponse) {
 		if f != nil {
 			return nil, f
 		}
-		return &prepared{RouteActive, true, func(ctx context.Context, a *actor) *PkgpandaResponse {
+		return &prepared{op: opActivePut, run: func(ctx context.Context, a *actor) *PkgpandaResponse {
 			return p.opActivate(ctx, a, parsed, true, apiActivateStatuses())
 		}}, nil
 	case PkgpandaCall_SWAP:
@@ -263,7 +277,7 @@ func (p *Process) prepare(call *PkgpandaCall) (*prepared, *PkgpandaResponse) {
 		if f != nil {
 			return nil, f
 		}
-		return &prepared{RouteSwap, true, func(ctx context.Context, a *actor) *PkgpandaResponse {
+		return &prepared{op: opSwap, run: func(ctx context.Context, a *actor) *PkgpandaResponse {
 			return p.opSwap(ctx, a, parsed[0])
 		}}, nil
 	case PkgpandaCall_CHECK:
@@ -271,9 +285,9 @@ func (p *Process) prepare(call *PkgpandaCall) (*prepared, *PkgpandaResponse) {
 			return nil, f
 		}
 		if call.ListChecks {
-			return &prepared{RouteCheck, false, p.opCheckList}, nil
+			return &prepared{op: opCheckList, run: p.opCheckList}, nil
 		}
-		return &prepared{RouteCheck, false, func(ctx context.Context, a *actor) *PkgpandaResponse {
+		return &prepared{op: opCheck, run: func(ctx context.Context, a *actor) *PkgpandaResponse {
 			r, _ := p.opCheck(ctx, a, nil)
 			return r
 		}}, nil
@@ -281,33 +295,109 @@ func (p *Process) prepare(call *PkgpandaCall) (*prepared, *PkgpandaResponse) {
 	return nil, failed(http.StatusBadRequest, "unknown call type %s", call.Type)
 }
 
-// dispatchCall validates and queues call; finish receives the response
-// (with the call's type and request id) exactly once, on some goroutine.
-// clientCtx, if non-nil, cancels a read-only call when its client goes.
-func (p *Process) dispatchCall(call *PkgpandaCall, clientCtx context.Context, finish func(*PkgpandaResponse)) {
+// tarballFile is the name of a call's tarball in its upload directory
+// until the call's package id names it.
+const tarballFile = "tarball"
+
+// dispatchCall validates call and hands it to dispatch; finish receives
+// the response (with the call's type and request id) exactly once, on some
+// goroutine. c is the authenticated caller; tb the call's tarball on disk
+// (nil for none), removed once the call is done. clientCtx, if non-nil,
+// cancels a read-only call when its client goes.
+func (p *Process) dispatchCall(call *PkgpandaCall, c caller, tb *upload, clientCtx context.Context, finish func(*PkgpandaResponse)) {
 	done := func(r *PkgpandaResponse) {
 		r.Type = call.Type
 		r.RequestId = call.RequestId
 		finish(r)
 	}
-	pc, fail := p.prepare(call)
+	pc, fail := p.prepare(call, tb)
 	if fail != nil {
+		if tb != nil {
+			tb.remove()
+		}
 		done(fail)
 		return
 	}
-	a := p.actors[pc.route]
-	j := &job{
-		write: pc.write,
-		ctx:   clientCtx,
-		run: func(ctx context.Context, _ func()) {
-			done(pc.run(ctx, a))
+	inv := invocation{
+		op:     pc.op,
+		caller: c,
+		ctx:    clientCtx,
+		stage:  pc.stage,
+		run: func(ctx context.Context, a *actor, _ func()) {
+			r := pc.run(ctx, a)
+			if tb != nil {
+				tb.remove() // before answering: the answer means the upload is gone
+			}
+			done(r)
 		},
 		reject: func(status int, msg string) { done(failed(status, "%s", msg)) },
 	}
-	if ok, why := p.enqueue(a, j); !ok {
-		done(failed(http.StatusServiceUnavailable, "%s", why))
+	switch {
+	case tb != nil:
+		inv.release = tb.remove
+	case pc.release != nil:
+		inv.release = pc.release
+	}
+	p.dispatch(inv)
+}
+
+// callWithTarball takes a decoded call whose tarball (if any) is in
+// memory, writes the tarball to an upload file at once (so that a queued
+// ADD holds a file name, not the bytes) and dispatches the call. A caller
+// that would be refused ADD is refused before anything is written.
+func (p *Process) callWithTarball(call *PkgpandaCall, c caller, clientCtx context.Context, finish func(*PkgpandaResponse)) {
+	if len(call.Tarball) == 0 {
+		p.dispatchCall(call, c, nil, clientCtx, finish)
+		return
+	}
+	reply := func(r *PkgpandaResponse) {
+		r.Type, r.RequestId = call.Type, call.RequestId
+		finish(r)
+	}
+	if call.Type != PkgpandaCall_ADD {
+		call.Tarball = nil // only ADD takes one; nothing to keep
+		p.dispatchCall(call, c, nil, clientCtx, finish)
+		return
+	}
+	if r := p.admit(opAdd, c); r != nil {
+		reply(failed(r.status, "%s", r.msg))
+		return
+	}
+	limit := p.cfg.maxAddSize()
+	if int64(len(call.Tarball)) > limit {
+		p.m.uploadsTooLarge.Inc()
+		reply(failed(http.StatusRequestEntityTooLarge, "the tarball exceeds %d bytes", limit))
+		return
+	}
+	up, err := p.uploads.begin()
+	if err != nil {
+		if errors.Is(err, errUploadsFull) {
+			p.m.uploadsRejected.Inc()
+		}
+		reply(uploadFailure(err, limit))
+		return
+	}
+	body := call.Tarball
+	call.Tarball = nil
+	ok := p.goUpload(func() {
+		_, err := p.receive(up, tarballFile, bytes.NewReader(body), limit)
+		up.received()
+		if err != nil {
+			up.remove()
+			reply(uploadFailure(err, limit))
+			return
+		}
+		p.dispatchCall(call, c, up, clientCtx, finish)
+	})
+	if !ok {
+		up.remove()
+		reply(failed(http.StatusServiceUnavailable, "pkgpanda is shutting down"))
 	}
 }
+
+// maxCallFields caps the bytes of an api/v1 body without its tarball,
+// and of a JSON api/v1 body as a whole.
+const maxCallFields = 1 << 20
 
 func (p *Process) serveAPIv1(req *libprocess.Request, respond libprocess.Responder) {
 	if !allowed(req, http.MethodPost) {
@@ -327,19 +417,13 @@ func (p *Process) serveAPIv1(req *libprocess.Request, respond libprocess.Respond
 		respond(libprocess.ErrorResponse(status, err.Error()))
 		return
 	}
-	withBody(req, respond, p.cfg.maxAddSize()+maxJSONBody, func(body []byte) {
-		p.serveCall(req, respond, reqType, respType, body)
-	})
-}
-
-// serveCall decodes and dispatches one api/v1 call.
-func (p *Process) serveCall(req *libprocess.Request, respond libprocess.Responder, reqType, respType string, body []byte) {
-	call, err := DecodeCall(reqType, body)
-	if err != nil {
-		respond(libprocess.ErrorResponse(http.StatusBadRequest, err.Error()))
+	c := p.httpCaller(req)
+	mayMutate, refused := p.mayStart(c)
+	if refused != nil {
+		p.rejectHTTP(respond)(refused.status, refused.msg)
 		return
 	}
-	p.dispatchCall(call, req.Context(), func(r *PkgpandaResponse) {
+	answer := func(r *PkgpandaResponse) {
 		body, err := EncodeResponse(respType, r)
 		if err != nil {
 			respond(libprocess.ErrorResponse(http.StatusInternalServerError, err.Error()))
@@ -350,30 +434,122 @@ func (p *Process) serveCall(req *libprocess.Request, respond libprocess.Responde
 			// The body carries the request id; 204 cannot have one.
 			resp.Status = http.StatusOK
 		}
-		if resp.Status == http.StatusServiceUnavailable {
-			resp.Header.Set("Retry-After", "1")
-		}
+		p.decorate(&resp)
 		respond(resp)
-	})
-}
-
-// installMessages installs the PkgpandaCall message handler: the call is
-// answered with a PkgpandaResponse message to the sender's UPID.
-func (p *Process) installMessages() error {
-	err := libprocess.InstallProto(p.lp, func() *PkgpandaCall { return new(PkgpandaCall) },
-		func(from libprocess.UPID, call *PkgpandaCall) {
-			if from.IsZero() {
-				p.log.Warn().Str("type", call.Type.String()).Msg("dropping a PkgpandaCall without a sender to answer")
+	}
+	// checkCall applies the api/v1 rule for the authorization field: the
+	// HTTP Authorization header authenticates; the field must be empty or
+	// the very same credential, so a body cannot switch principals.
+	checkCall := func(call *PkgpandaCall) bool {
+		if call.Authorization != "" && call.Authorization != req.Header.Get("Authorization") {
+			answer(&PkgpandaResponse{Type: call.Type, RequestId: call.RequestId, Status: http.StatusBadRequest,
+				Error: "the authorization field differs from the Authorization header; over HTTP, authenticate with the header"})
+			return false
+		}
+		call.Authorization = ""
+		return true
+	}
+	if reqType == MediaJSON {
+		p.withBody(req, respond, maxCallFields, "a JSON api/v1 body is capped at 1 MiB: send large tarballs as "+MediaProtobuf+" or to /pkgpanda/add", func(body []byte) {
+			call, err := DecodeCall(MediaJSON, body)
+			if err != nil {
+				respond(libprocess.ErrorResponse(http.StatusBadRequest, err.Error()))
 				return
 			}
-			p.dispatchCall(call, nil, func(r *PkgpandaResponse) {
-				if err := p.lp.SendProto(from, r); err != nil {
-					p.log.Warn().Err(err).Str("to", from.String()).Str("request_id", r.RequestId).Msg("sending a PkgpandaResponse failed")
-				}
-			})
+			if checkCall(call) {
+				p.callWithTarball(call, c, req.Context(), answer)
+			}
 		})
-	if err != nil {
-		return fmt.Errorf("installing the PkgpandaCall handler: %w", err)
+		return
 	}
-	return nil
+	p.serveProtobufCall(req, respond, c, mayMutate, checkCall, answer)
 }
+
+// serveProtobufCall reads a protobuf api/v1 body with scanCall: the
+// tarball goes straight from the socket to an upload file (bounded by the
+// upload limits and MaxAddSize), the other fields (at most maxCallFields
+// bytes) to memory. A caller that may not mutate cannot send a tarball.
+// The body is read on a goroutine Drain waits for.
+func (p *Process) serveProtobufCall(req *libprocess.Request, respond libprocess.Responder, c caller, mayMutate bool,
+	checkCall func(*PkgpandaCall) bool, answer func(*PkgpandaResponse)) {
+	var body io.Reader = bytes.NewReader(req.Body)
+	if req.BodyStream != nil {
+		body = req.BodyStream
+	}
+	limit := p.cfg.maxAddSize()
+	ok := p.goUpload(func() {
+		var up *upload
+		other, err := scanCall(bufio.NewReaderSize(body, 32<<10), maxCallFields, func(r io.Reader, n int64) error {
+			switch {
+			case n == 0:
+				return nil
+			case !mayMutate:
+				return errMayNotMutate
+			case n > limit:
+				p.m.uploadsTooLarge.Inc()
+				return errUploadTooLarge
+			}
+			var err error
+			if up, err = p.uploads.begin(); err != nil {
+				if errors.Is(err, errUploadsFull) {
+					p.m.uploadsRejected.Inc()
+				}
+				return err
+			}
+			_, err = p.receive(up, tarballFile, r, limit)
+			up.received()
+			return err
+		})
+		var fail *PkgpandaResponse
+		var call PkgpandaCall
+		switch {
+		case errors.Is(err, errMayNotMutate):
+			if r := p.admit(opAdd, c); r != nil {
+				fail = failed(r.status, "%s", r.msg)
+			} else {
+				fail = failed(http.StatusForbidden, "%v", err)
+			}
+		case errors.Is(err, errUploadTooLarge), errors.Is(err, errUploadsFull), errors.Is(err, errDraining), errors.Is(err, errWriteFile):
+			fail = uploadFailure(err, limit)
+		case errors.Is(err, errCallTooLarge):
+			fail = failed(http.StatusRequestEntityTooLarge, "%v (at most %d bytes)", err, maxCallFields)
+		case errors.Is(err, libprocess.ErrBodyTooLarge):
+			fail = failed(http.StatusRequestEntityTooLarge, "the request body is too large")
+		case err != nil:
+			fail = failed(http.StatusBadRequest, "decoding a protobuf PkgpandaCall: %v", err)
+		default:
+			if uerr := proto.Unmarshal(other, &call); uerr != nil {
+				fail = failed(http.StatusBadRequest, "decoding a protobuf PkgpandaCall: %v", uerr)
+			}
+		}
+		if up != nil && (fail != nil || call.Type != PkgpandaCall_ADD) {
+			up.remove() // failed, or not an ADD: only ADD takes a tarball
+			up = nil
+		}
+		if fail != nil {
+			discardSome(body)
+			p.rejectHTTP(respond)(int(fail.Status), fail.Error)
+			return
+		}
+		if !checkCall(&call) {
+			if up != nil {
+				up.remove()
+			}
+			return
+		}
+		p.dispatchCall(&call, c, up, req.Context(), answer)
+	})
+	if !ok {
+		p.rejectHTTP(respond)(http.StatusServiceUnavailable, "pkgpanda is shutting down")
+	}
+}
+
+// maxDiscard bounds what is read and dropped of a refused body before the
+// refusal is sent, so that a client still writing sees the answer rather
+// than a reset connection.
+const maxDiscard = 4 << 20
+
+func discardSome(r io.Reader) { _, _ = io.CopyN(io.Discard, r, maxDiscard) }
+
+// errMayNotMutate refuses a tarball from a caller that may only read.
+var errMayNotMutate = errors.New("this caller may not add packages, so it may not send a tarball")

@@ -3,11 +3,13 @@ package pkgpanda
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/procpanda/procpanda/libprocess"
 	"github.com/procpanda/procpanda/processes/pkgpanda/cli"
 	"github.com/procpanda/procpanda/processes/pkgpanda/subprocess"
 	"github.com/rs/zerolog"
@@ -58,6 +60,17 @@ const (
 	DefaultMaxAddSize = 1 << 30
 	// DefaultKillGrace is the SIGTERM to SIGKILL delay for a child.
 	DefaultKillGrace = subprocess.DefaultKillGrace
+	// DefaultMaxUploads bounds the request and message bodies being
+	// written to disk at once (add, api/v1, ADD messages).
+	DefaultMaxUploads = 4
+	// DefaultMaxUploadBytes bounds the bytes of all upload files on disk
+	// at once: those being received and the tarballs of queued adds.
+	DefaultMaxUploadBytes = 4 << 30
+	// DefaultLockTimeout bounds the wait of a mutation for the on-disk
+	// repository lock held by another process.
+	DefaultLockTimeout = 30 * time.Second
+	// DefaultRealm is the authentication realm named in challenges.
+	DefaultRealm = "pkgpanda"
 )
 
 // RouteLimits bounds one route's actor.
@@ -84,11 +97,41 @@ type RunInfo struct {
 
 // Config configures a pkgpanda Process.
 type Config struct {
-	// Realm is the HTTP authentication realm of every route; the runtime's
-	// authenticator for it (Runtime.SetAuthenticator) then guards them.
-	// Empty leaves the routes open. Messages are not authenticated, as in
-	// libprocess.
+	// Authenticator, if set, authenticates every operation, whatever
+	// front-end asked for it: the HTTP routes and POST /pkgpanda/api/v1 by
+	// the request's Authorization header, PkgpandaCall messages by their
+	// authorization field. Nil leaves every operation open. The process
+	// authenticates by itself: do not also put its routes in a runtime
+	// realm.
+	Authenticator libprocess.Authenticator
+	// ACL, if set, says which authenticated principals may read and which
+	// may mutate; nil lets every authenticated principal do everything.
+	// It needs an Authenticator.
+	ACL *ACL
+	// OpenReads lets callers without credentials run read-only
+	// operations (list, active, get, check) when an Authenticator is set;
+	// credentials that are presented are still checked. By default reads
+	// need authentication too.
+	OpenReads bool
+	// Realm is the realm named in 401 challenges; empty means DefaultRealm.
 	Realm string
+	// LockFile is the file locked (flock) around every mutation, so that
+	// no two processes, nor a CLI child that survived a crashed daemon
+	// (mutation children inherit the lock), change the install at once.
+	// Empty means ".pkgpanda.lock" beside the repository directory.
+	LockFile string
+	// LockTimeout bounds how long a mutation waits for a lock held by
+	// another process before it is answered 503; zero means
+	// DefaultLockTimeout (never more than the route's timeout).
+	LockTimeout time.Duration
+	// MaxUploads bounds the uploads (add bodies, api/v1 bodies, ADD
+	// message tarballs) being written to disk at once; zero means
+	// DefaultMaxUploads. More are answered 503.
+	MaxUploads int
+	// MaxUploadBytes bounds the bytes of all upload files on disk (being
+	// received, or waiting in a queued add); zero means
+	// DefaultMaxUploadBytes. An upload that would pass it is answered 503.
+	MaxUploadBytes int64
 	// Tool is the pkgpanda executable and the global options passed to
 	// every command. Tool.Path is required.
 	Tool cli.Tool
@@ -97,8 +140,11 @@ type Config struct {
 	Env []string
 	// Dir is the child's working directory; empty means the current one.
 	Dir string
-	// TempDir is where add creates its private temporary directories;
-	// empty means os.TempDir().
+	// TempDir holds the process' upload directory,
+	// TempDir/pkgpanda-uploads-<hash of the lock file's path>, which the
+	// process owns: it is locked while the process runs (a second process
+	// over the same repository and TempDir fails to Start) and emptied at
+	// Start, removing what a killed process left. Empty means os.TempDir().
 	TempDir string
 	// MaxAddSize caps the tarball add accepts (body or message), in
 	// bytes; zero means DefaultMaxAddSize. The runtime's MaxMessageSize
@@ -134,6 +180,28 @@ func (c *Config) limits(route string) RouteLimits {
 	return l
 }
 
+// routeDeadline is the runtime's deadline for one request to route: long
+// enough for the longest work the route can start — two CLI runs (the API
+// routes' pre-check and mutation) of the slowest actor it may use, each
+// killed at its timeout plus the kill grace, and the wait for the
+// repository lock — plus a minute of slack for queueing and answering. A
+// request still queued at its deadline is answered 504 by the runtime and
+// never run (see execute).
+func (c *Config) routeDeadline(route string) time.Duration {
+	run := c.limits(route).Timeout
+	switch route {
+	case RouteRepository, RouteActive, RouteAPIv1:
+		for _, r := range RouteNames() {
+			run = max(run, c.limits(r).Timeout)
+		}
+	}
+	grace := c.KillGrace
+	if grace <= 0 {
+		grace = DefaultKillGrace
+	}
+	return 2*(run+grace) + c.lockTimeout() + time.Minute
+}
+
 func (c *Config) validate() error {
 	if c.Tool.Path == "" {
 		return fmt.Errorf("pkgpanda config: the tool path is empty")
@@ -153,7 +221,57 @@ func (c *Config) validate() error {
 	if c.MaxAddSize < 0 {
 		return fmt.Errorf("pkgpanda config: negative MaxAddSize")
 	}
+	if c.MaxUploads < 0 || c.MaxUploadBytes < 0 || c.LockTimeout < 0 {
+		return fmt.Errorf("pkgpanda config: negative MaxUploads, MaxUploadBytes or LockTimeout")
+	}
+	if c.ACL != nil && c.Authenticator == nil {
+		return fmt.Errorf("pkgpanda config: an ACL needs an authenticator")
+	}
 	return nil
+}
+
+func (c *Config) realm() string {
+	if c.Realm != "" {
+		return c.Realm
+	}
+	return DefaultRealm
+}
+
+// lockFile is the path of the on-disk repository lock.
+func (c *Config) lockFile() string {
+	if c.LockFile != "" {
+		return c.LockFile
+	}
+	return filepath.Join(filepath.Dir(filepath.Clean(c.repository())), ".pkgpanda.lock")
+}
+
+func (c *Config) lockTimeout() time.Duration {
+	if c.LockTimeout > 0 {
+		return c.LockTimeout
+	}
+	return DefaultLockTimeout
+}
+
+func (c *Config) maxUploads() int {
+	if c.MaxUploads > 0 {
+		return c.MaxUploads
+	}
+	return DefaultMaxUploads
+}
+
+func (c *Config) maxUploadBytes() int64 {
+	if c.MaxUploadBytes > 0 {
+		return c.MaxUploadBytes
+	}
+	return DefaultMaxUploadBytes
+}
+
+// root is the install root (pkgpanda's --root).
+func (c *Config) root() string {
+	if c.Tool.Options.Root != "" {
+		return c.Tool.Options.Root
+	}
+	return cli.DefaultRoot
 }
 
 func (c *Config) repository() string {

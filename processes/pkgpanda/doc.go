@@ -18,6 +18,85 @@
 // them to actors; it never waits for a subprocess, so its mailbox keeps
 // flowing. Responses are sent later through the route's Responder, or as a
 // PkgpandaResponse message to the sender of a PkgpandaCall.
+//
+// # Operations, authentication and authorization
+//
+// Every front-end (the CLI-surface routes, the Pkgpanda API routes,
+// POST /pkgpanda/api/v1 and PkgpandaCall messages) maps its request to one
+// operation of a single table (name, actor, mutates) and hands it to one
+// dispatch function, the only way into the actors. Dispatch asks the
+// configured Authenticator and ACL (Config.Authenticator, Config.ACL)
+// before anything is queued, so no front-end, present or future, can skip
+// them. Credentials are what an HTTP Authorization header holds
+// ("Basic …" or "Bearer …"): HTTP routes and api/v1 use the request's
+// header; a message uses the PkgpandaCall.authorization field. On api/v1
+// the header is the credential; a non-empty authorization field in the
+// body must equal it (else 400), so a body never switches principals.
+// Without valid credentials an operation is refused 401 (HTTP: JSON
+// {"error": …} and a WWW-Authenticate challenge for Config.Realm;
+// messages: a PkgpandaResponse with status 401); a principal the ACL does
+// not allow is refused 403. Refusals are logged (operation, principal or
+// sender UPID, peer address over HTTP) and counted
+// (pkgpanda/auth/unauthenticated, pkgpanda/auth/forbidden); the
+// credential is never logged nor echoed. Config.OpenReads leaves
+// read-only operations open to callers that present no credentials.
+// Bodies (add tarballs, api/v1 calls) are accepted only from callers that
+// could be admitted, so nothing is written for a refused one.
+//
+// The ACL (ParseACL; pkgpandad --acls FILE) is JSON in the spirit of
+// Mesos' ACLs:
+//
+//	{"permissive": false,
+//	 "read":   {"principals": ["ops", "monitor"]},
+//	 "mutate": {"principals": ["ops"]}}
+//
+// "read" covers list, active, get and check; "mutate" covers add, fetch,
+// remove, activate and swap. Each holds "principals" (a list) or "type"
+// ("ANY": every authenticated principal, "NONE": nobody); an absent one is
+// ANY when "permissive" is true, NONE otherwise. Unknown keys are errors.
+//
+// A PkgpandaCall message whose sender UPID is empty (libprocess delivers a
+// malformed Libprocess-From that way) or whose body does not decode is
+// dropped and counted (pkgpanda/messages/no_sender, .../undecodable):
+// nothing is dialled for it. Replies to refused messages come out of a
+// token bucket (10 per second, burst 20), so a flood of calls with fake
+// senders cannot become as many outbound connections; the excess is
+// dropped and counted (pkgpanda/messages/replies_dropped).
+//
+// # Uploads
+//
+// Request and message bodies that carry a tarball never stay in memory:
+// POST /add streams its body to a file; a protobuf api/v1 body is scanned
+// field by field from the socket, its tarball field written straight to
+// a file (other fields: at most 1 MiB); a JSON api/v1 body is capped at
+// 1 MiB (413 names the protobuf media type and /pkgpanda/add); an ADD
+// message's tarball is written to a file at once. A queued add holds only
+// the file name. Files live in a directory the process owns
+// (Config.TempDir/pkgpanda-uploads-<hash>), locked while it runs and
+// emptied at Start, so a killed process' leftovers go. At most
+// Config.MaxUploads bodies are received at once and all upload files
+// together hold at most Config.MaxUploadBytes; beyond either, 503 with
+// Retry-After (messages: PkgpandaResponse 503), counted in
+// pkgpanda/uploads/rejected. Drain waits for bodies being received.
+//
+// # Crash safety
+//
+// Every mutation holds an exclusive flock on Config.LockFile (default
+// <repository>/../.pkgpanda.lock), which its CLI children inherit: a
+// restarted daemon, or a second one over the same repository, cannot run
+// a mutation while a CLI child of the other still runs. A mutation that
+// finds the lock held waits up to Config.LockTimeout, then answers 503
+// (pkgpanda/repository_lock/busy, .../timeouts). On Linux the CLI child
+// also gets SIGKILL when the daemon dies. An interrupted activation left
+// on disk (<root>/X.new, or <root>/X.old without X) is logged at Start,
+// shown in the gauge pkgpanda/interrupted_activation/leftovers, and makes
+// mutations and reads of the active set answer 409 naming the leftovers
+// and how to recover, re-checked on every request.
+//
+// A fetch downloads its packages before it is queued, outside every lock
+// and actor, into upload files (bounded as uploads); then, as an ordinary
+// mutation, `pkgpanda add` installs each one. A file:// fetch answers one
+// generic error for every failure, logging the cause.
 package pkgpanda
 
 //go:generate protoc -I. --gogofaster_out=paths=source_relative:. pkgpanda.proto

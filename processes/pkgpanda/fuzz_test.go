@@ -1,7 +1,10 @@
 package pkgpanda
 
 import (
+	"bufio"
+	"bytes"
 	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -89,7 +92,7 @@ func FuzzDecodeCall(f *testing.F) {
 				t.Fatalf("round trip: %v vs %v (%v)", call, &again, err)
 			}
 		}
-		pc, fail := p.prepare(call)
+		pc, fail := p.prepare(call, nil)
 		if (pc == nil) == (fail == nil) {
 			t.Fatalf("prepare gave %v and %v", pc, fail)
 		}
@@ -103,6 +106,53 @@ func FuzzDecodeCall(f *testing.F) {
 			if err := cli.ValidID(id); err != nil {
 				t.Fatalf("accepted invalid id %q", id)
 			}
+		}
+	})
+}
+
+// FuzzScanCall checks the streaming protobuf scanner of api/v1 against
+// proto.Unmarshal: whenever the scanner accepts a body and its other
+// fields decode, the whole body decodes to the same call, tarball
+// included; and the other fields never exceed their cap.
+func FuzzScanCall(f *testing.F) {
+	f.Fuzz(func(t *testing.T, body []byte, maxOther uint16) {
+		var tb []byte
+		calls := 0
+		other, err := scanCall(bufio.NewReader(bytes.NewReader(body)), int(maxOther), func(r io.Reader, n int64) error {
+			calls++
+			if n > int64(len(body)) {
+				return errUploadTooLarge // as the size cap does
+			}
+			b, err := io.ReadAll(r)
+			if err != nil {
+				return err
+			}
+			if int64(len(b)) != n {
+				return io.ErrUnexpectedEOF
+			}
+			tb = b
+			return nil
+		})
+		if err != nil {
+			return
+		}
+		if len(other) > int(maxOther) || calls > 1 {
+			t.Fatalf("other fields %d bytes (cap %d), tarball callbacks %d", len(other), maxOther, calls)
+		}
+		var got PkgpandaCall
+		if proto.Unmarshal(other, &got) != nil {
+			return
+		}
+		got.Tarball = tb
+		var want PkgpandaCall
+		if err := proto.Unmarshal(body, &want); err != nil {
+			t.Fatalf("scanner accepted what proto.Unmarshal refuses (%v): %x", err, body)
+		}
+		if len(want.Tarball) == 0 && len(got.Tarball) == 0 {
+			got.Tarball, want.Tarball = nil, nil
+		}
+		if !proto.Equal(&got, &want) {
+			t.Fatalf("scanned %v, decoded %v", &got, &want)
 		}
 	})
 }

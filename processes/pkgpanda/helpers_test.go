@@ -56,6 +56,7 @@ type env struct {
 	dir     string // the fixture copy
 	fixture string // the pristine fixture
 	trace   string // the stand-in's trace file
+	tempDir string // Config.TempDir
 	client  *http.Client
 }
 
@@ -67,6 +68,21 @@ type envOpt struct {
 	maxAdd int64
 	// noTrace leaves the stand-in's trace hook off (benchmarks).
 	noTrace bool
+	// authn, acl and openReads are Config.Authenticator, ACL, OpenReads.
+	authn     libprocess.Authenticator
+	acl       *ACL
+	openReads bool
+	// maxUploads, maxUploadBytes, lockTimeout: the Config fields.
+	maxUploads     int
+	maxUploadBytes int64
+	lockTimeout    time.Duration
+	// shareWith makes the new process serve the same fixture copy (and
+	// trace file) as another env, with a TempDir of its own.
+	shareWith *env
+	// beforeStart runs after New, before Start.
+	beforeStart func(e *env)
+	// routeTimeout, when set, is the runtime's Config.RouteTimeout.
+	routeTimeout time.Duration
 }
 
 func fixtureDir(t testing.TB) string {
@@ -83,10 +99,12 @@ func newEnv(t testing.TB, o envOpt) *env {
 	fixture := fixtureDir(t)
 	dir := t.TempDir()
 	copyDir := filepath.Join(dir, "fixture")
-	if err := testfixture.Copy(fixture, copyDir); err != nil {
+	e := &env{t: t, dir: copyDir, fixture: fixture, trace: filepath.Join(dir, "trace"), tempDir: dir}
+	if o.shareWith != nil {
+		e.dir, e.trace, copyDir = o.shareWith.dir, o.shareWith.trace, o.shareWith.dir
+	} else if err := testfixture.Copy(fixture, copyDir); err != nil {
 		t.Fatalf("copying the fixture: %v", err)
 	}
-	e := &env{t: t, dir: copyDir, fixture: fixture, trace: filepath.Join(dir, "trace")}
 	childEnv := []string{"PATH=/usr/bin:/bin"}
 	if !o.noTrace {
 		childEnv = append(childEnv, "PKGPANDA_STANDIN_TRACE="+e.trace)
@@ -109,14 +127,28 @@ func newEnv(t testing.TB, o envOpt) *env {
 		KillGrace:  time.Second,
 		OnRun:      o.onRun,
 		MaxAddSize: o.maxAdd,
+
+		Authenticator:  o.authn,
+		ACL:            o.acl,
+		OpenReads:      o.openReads,
+		MaxUploads:     o.maxUploads,
+		MaxUploadBytes: o.maxUploadBytes,
+		LockTimeout:    o.lockTimeout,
 	}
 	p, err := New(cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
+	e.p = p
+	if o.beforeStart != nil {
+		o.beforeStart(e)
+	}
 	rcfg := libprocess.DefaultConfig()
 	rcfg.IP = "127.0.0.1"
 	rcfg.Port = 0
+	if o.routeTimeout > 0 {
+		rcfg.RouteTimeout = o.routeTimeout
+	}
 	rt, err := libprocess.New(rcfg)
 	if err != nil {
 		t.Fatalf("libprocess.New: %v", err)
@@ -374,3 +406,7 @@ func tarballWith(t testing.TB, extra int) []byte {
 	}
 	return buf.Bytes()
 }
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+func cliTool() cli.Tool { return cli.Tool{Path: "/nonexistent/pkgpanda"} }

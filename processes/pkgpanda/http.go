@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -101,13 +100,24 @@ func subPath(req *libprocess.Request) string {
 	return path
 }
 
-// submit queues run on a route's actor; a full queue or a draining
-// process answers 503 with Retry-After at once.
-func (p *Process) submit(route string, write bool, req *libprocess.Request, respond libprocess.Responder, run func(ctx context.Context, detach func())) {
-	reject := rejectHTTP(respond)
-	j := &job{write: write, ctx: req.Context(), run: run, reject: reject}
-	if ok, why := p.enqueue(p.actors[route], j); !ok {
-		reject(http.StatusServiceUnavailable, why)
+// serveOp dispatches op for an HTTP request, authenticated by its
+// Authorization header; refusals, a full queue or a draining process are
+// answered as JSON errors (503 with Retry-After, 401 with a challenge).
+func (p *Process) serveOp(op opID, req *libprocess.Request, respond libprocess.Responder, run func(ctx context.Context, a *actor, detach func())) {
+	p.dispatch(invocation{op: op, caller: p.httpCaller(req), ctx: req.Context(), run: run, reject: p.rejectHTTP(respond)})
+}
+
+// guard answers 401 at once, before a route parses anything, when the
+// request could be admitted to no operation at all (no or bad
+// credentials while reads are not open). dispatch still decides for the
+// operation itself.
+func (p *Process) guard(h libprocess.RouteHandler) libprocess.RouteHandler {
+	return func(req *libprocess.Request, respond libprocess.Responder) {
+		if _, r := p.mayStart(p.httpCaller(req)); r != nil {
+			p.rejectHTTP(respond)(r.status, r.msg)
+			return
+		}
+		h(req, respond)
 	}
 }
 
@@ -166,6 +176,13 @@ func (s *streamer) Write(b []byte) (int, error) {
 	return pw.Write(b)
 }
 
+// started reports whether the streamed response has begun.
+func (s *streamer) started() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pw != nil
+}
+
 // finish ends the run: before any output it answers r as JSON; after
 // output began it appends a failure line (the status is already sent)
 // and closes the stream.
@@ -183,89 +200,110 @@ func (s *streamer) finish(r *PkgpandaResponse, success func(*PkgpandaResponse) l
 	_ = pw.Close()
 }
 
+// route installs a route guarded by guard, its help saying how it is
+// authenticated and authorized.
+func (p *Process) route(name string, h libprocess.Help, handler libprocess.RouteHandler) {
+	if a := p.cfg.Authenticator; a != nil {
+		h.Authentication = "Required: " + a.Scheme() + " credentials in the Authorization header (realm " + p.cfg.realm() + ")"
+		if p.cfg.OpenReads {
+			h.Authentication += "; read-only operations are open to callers without credentials"
+		}
+		h.Authorization = "Any authenticated principal."
+		if p.cfg.ACL != nil {
+			h.Authorization = "By the ACL: GET (list, active, get, check) needs the read permission; add, fetch, remove, activate and swap need the mutate permission."
+		}
+	}
+	p.lp.Route(name, h, p.guard(handler))
+	if err := p.lp.SetRouteTimeout(name, p.cfg.routeDeadline(name)); err != nil {
+		panic("pkgpanda: " + err.Error()) // the route was just installed
+	}
+}
+
 func (p *Process) installRoutes() {
-	lp := p.lp
-	lp.Route(RouteListJSON, libprocess.Help{
+	p.route(RouteListJSON, libprocess.Help{
 		TLDR:        "Lists the packages in the local repository.",
 		Usage:       "GET /pkgpanda/list.json",
 		Description: "Runs `pkgpanda list` and answers 200 with a sorted JSON array of package ids. Tool failures: 502 (unexpected output or crash), 500 (`ERROR:`).",
 	}, p.serveListJSON)
-	lp.Route(RouteActiveJSON, libprocess.Help{
+	p.route(RouteActiveJSON, libprocess.Help{
 		TLDR:        "Lists the active packages.",
 		Usage:       "GET /pkgpanda/active.json",
 		Description: "Runs `pkgpanda active` and answers 200 with a sorted JSON array of active package ids.",
 	}, p.serveActiveJSON)
-	lp.Route(RouteAdd, libprocess.Help{
+	p.route(RouteAdd, libprocess.Help{
 		TLDR:  "Adds a package tarball to the local repository.",
 		Usage: "POST /pkgpanda/add?id=<name>--<version>  (or header " + PackageIDHeader + ": <id>), body: the package's .tar.xz",
 		Description: "The request body is the package tarball, as produced by the package build (`<id>.tar.xz`). " +
 			"It is written to `<id>.tar.xz` in a private temporary directory and `pkgpanda add` is run on it. " +
 			"The id comes from the `id` query parameter or the " + PackageIDHeader + " header, never from a client path, " +
 			"and must be a valid package id (400 otherwise). Answers 200 `{\"id\",\"name\",\"version\",\"already_added\"}`; " +
-			"413 when the body exceeds the size cap; 409 for `Validation Error`, 404 for `Package Error`, 500 for `ERROR:`.",
+			"413 when the body exceeds the size cap; 503 with Retry-After when too many uploads are being received or their bytes reach the bound; " +
+			"409 for `Validation Error`, 404 for `Package Error`, 500 for `ERROR:`.",
 	}, p.serveAdd)
-	lp.Route(RouteRemove, libprocess.Help{
+	p.route(RouteRemove, libprocess.Help{
 		TLDR:        "Removes packages from the local repository.",
 		Usage:       "POST /pkgpanda/remove?id=<id>[&id=<id>...]",
 		Description: "Runs `pkgpanda remove <id>...` and answers 200 `{\"removed\": [ids]}` (ids not in the repository are skipped by the tool). 409 when a package is active.",
 	}, p.serveRemove)
-	lp.Route(RouteActivate, libprocess.Help{
+	p.route(RouteActivate, libprocess.Help{
 		TLDR:        "Replaces the active set.",
 		Usage:       "POST /pkgpanda/activate?id=<id>[&id=<id>...]",
 		Description: "Runs `pkgpanda activate <id>...`: the given ids become the whole active set. 204 on success; 409 for `Validation Error`, 404 for `Package Error`.",
 	}, p.serveActivate)
-	lp.Route(RouteSwap, libprocess.Help{
+	p.route(RouteSwap, libprocess.Help{
 		TLDR:        "Swaps the active package of one name.",
 		Usage:       "POST /pkgpanda/swap?id=<id>",
 		Description: "Runs `pkgpanda swap <id>`, replacing the active package of the same name. 204 on success; 409 when no package of that name is active.",
 	}, p.serveSwap)
-	lp.Route(RouteFetch, libprocess.Help{
+	p.route(RouteFetch, libprocess.Help{
 		TLDR:  "Fetches packages from a remote repository (streamed).",
 		Usage: "POST /pkgpanda/fetch?repository_url=<url>&id=<id>[&id=<id>...]",
 		Description: "Runs `pkgpanda fetch --repository-url=<url> <id>...` and streams its progress output (chunked text/plain). " +
 			"A failure before any output answers a JSON error (409/404/500/502); after output began, the stream ends with a `pkgpanda failed (<status>): <message>` line.",
 	}, p.serveFetch)
-	lp.Route(RouteCheck, libprocess.Help{
+	p.route(RouteCheck, libprocess.Help{
 		TLDR:  "Runs or lists the active packages' checks.",
 		Usage: "GET /pkgpanda/check[?list=true]",
 		Description: "Without `list`, runs `pkgpanda check` and streams its output (chunked text/plain); a client that goes away cancels it. " +
 			"With `list=true`, runs `pkgpanda check --list` and answers 200 `[{\"id\", \"checks\": [...]}]`.",
 	}, p.serveCheck)
-	lp.Route(RouteRepository, libprocess.Help{
+	p.route(RouteRepository, libprocess.Help{
 		TLDR:  "Pkgpanda API: the local package repository.",
 		Usage: "GET /pkgpanda/repository/ | GET|POST|DELETE /pkgpanda/repository/<id>",
 		Description: "GET /repository/: 200, sorted array of ids. GET /repository/<id>: 200 `{\"id\",\"name\",\"version\"}`; 404 when invalid or missing; 500 when the package can't be loaded. " +
 			"POST /repository/<id> with body `{\"repository_url\": \"...\"}`: fetches it, 204; 400 for a bad body or id; 500 when the fetch fails. " +
 			"DELETE /repository/<id>: 204; 404 when missing or invalid; 409 when active.",
 	}, p.serveRepository)
-	lp.Route(RouteActive, libprocess.Help{
+	p.route(RouteActive, libprocess.Help{
 		TLDR:  "Pkgpanda API: the active packages.",
 		Usage: "GET|PUT /pkgpanda/active/ | GET /pkgpanda/active/<id>",
 		Description: "GET /active/: 200, sorted array of active ids. GET /active/<id>: 200 `{\"id\",\"name\",\"version\"}`; 404 when invalid, missing or not active. " +
 			"PUT /active/ with a JSON array of ids: activates exactly those, 204; 400 when the body is not a JSON array of ids; " +
 			"409 `{\"error\", \"missing_packages\"}` when some are not in the repository; 409 when activation is refused.",
 	}, p.serveActive)
-	lp.Route(RouteAPIv1, libprocess.Help{
+	p.route(RouteAPIv1, libprocess.Help{
 		TLDR:  "PkgpandaCall/PkgpandaResponse API (JSON or protobuf).",
 		Usage: "POST /pkgpanda/api/v1",
 		Description: "The body is a `mesos.internal.PkgpandaCall` (see pkgpanda.proto) as `application/json` or `application/x-protobuf` (Content-Type); " +
 			"the answer is a `mesos.internal.PkgpandaResponse` in the type chosen by Accept (JSON when absent). " +
 			"The HTTP status is the operation's (see the response's `status`). 415 for other content types, 406 for an unacceptable Accept, 400 for a body that does not decode. " +
-			"The same call can be sent as a libprocess message to pkgpanda@host:port; the response comes back to the sender as a message.",
+			"A protobuf body is read field by field, its tarball going straight to disk; a JSON body is capped at 1 MiB (413). " +
+			"The Authorization header authenticates; the call's `authorization` field must be absent or equal to it (400). " +
+			"The same call can be sent as a libprocess message to pkgpanda@host:port, with the credentials in `authorization`; the response comes back to the sender as a message.",
 	}, p.serveAPIv1)
 }
 
 func (p *Process) serveListJSON(req *libprocess.Request, respond libprocess.Responder) {
-	p.serveIDList(req, respond, RouteListJSON, p.opList)
+	p.serveIDList(req, respond, opListJSON, p.opList)
 }
 
 func (p *Process) serveActiveJSON(req *libprocess.Request, respond libprocess.Responder) {
-	p.serveIDList(req, respond, RouteActiveJSON, p.opActive)
+	p.serveIDList(req, respond, opActiveJSON, p.opActive)
 }
 
 // serveIDList answers GET on a route that lists ids (list.json,
 // active.json) with op run by that route's actor.
-func (p *Process) serveIDList(req *libprocess.Request, respond libprocess.Responder, route string, op func(context.Context, *actor) *PkgpandaResponse) {
+func (p *Process) serveIDList(req *libprocess.Request, respond libprocess.Responder, id opID, op func(context.Context, *actor) *PkgpandaResponse) {
 	if !allowed(req, http.MethodGet) {
 		respond(methodNotAllowed(http.MethodGet))
 		return
@@ -274,8 +312,7 @@ func (p *Process) serveIDList(req *libprocess.Request, respond libprocess.Respon
 		respond(libprocess.ErrorResponse(http.StatusNotFound, "no such route"))
 		return
 	}
-	a := p.actors[route]
-	p.submit(a.route, false, req, respond, func(ctx context.Context, _ func()) {
+	p.serveOp(id, req, respond, func(ctx context.Context, a *actor, _ func()) {
 		respond(render(op(ctx, a), idsBody))
 	})
 }
@@ -309,41 +346,56 @@ func (p *Process) serveAdd(req *libprocess.Request, respond libprocess.Responder
 		respond(libprocess.ErrorResponse(http.StatusBadRequest, "the request body must be the package tarball"))
 		return
 	}
-	// Stream the body to disk on a goroutine of our own (never on the
-	// process' goroutine, and outside the write lock), then queue the add.
-	go func() {
-		dir, file, fail := p.writeTarball(id, body)
-		if fail != nil {
-			respond(httpFailure(fail))
+	// Nothing is written for a caller that would be refused.
+	c := p.httpCaller(req)
+	reject := p.rejectHTTP(respond)
+	if r := p.admit(opAdd, c); r != nil {
+		reject(r.status, r.msg)
+		return
+	}
+	limit := p.cfg.maxAddSize()
+	up, err := p.uploads.begin()
+	if err != nil {
+		if errors.Is(err, errUploadsFull) {
+			p.m.uploadsRejected.Inc()
+		}
+		fail := uploadFailure(err, limit)
+		reject(int(fail.Status), fail.Error)
+		return
+	}
+	// Stream the body to disk on a goroutine Drain waits for (never on
+	// the process' goroutine, and outside the write lock), then dispatch
+	// the add, which holds only the file name.
+	ok := p.goUpload(func() {
+		file := up.path(id.String() + ".tar.xz")
+		n, err := p.receive(up, id.String()+".tar.xz", body, limit)
+		up.received()
+		if err == nil && n == 0 {
+			err = errors.New("the tarball is empty")
+		}
+		if err != nil {
+			up.remove()
+			discardSome(body)
+			fail := uploadFailure(err, limit)
+			reject(int(fail.Status), fail.Error)
 			return
 		}
-		a := p.actors[RouteAdd]
-		queued := false
-		defer func() {
-			if !queued {
-				os.RemoveAll(dir)
-			}
-		}()
-		reject := rejectHTTP(respond)
-		j := &job{write: true, ctx: req.Context(), reject: func(status int, msg string) {
-			os.RemoveAll(dir)
-			reject(status, msg)
-		}, run: func(ctx context.Context, _ func()) {
-			defer os.RemoveAll(dir)
-			respond(render(p.opAddFile(ctx, a, id, file), func(r *PkgpandaResponse) libprocess.Response {
-				return libprocess.JSONResponse(http.StatusOK, struct {
-					packageJSON
-					AlreadyAdded bool `json:"already_added"`
-				}{packageBody(r.Package), r.AlreadyAdded})
-			}))
-		}}
-		ok, why := p.enqueue(a, j)
-		if !ok {
-			reject(http.StatusServiceUnavailable, why)
-			return
-		}
-		queued = true
-	}()
+		p.dispatch(invocation{op: opAdd, caller: c, ctx: req.Context(), reject: reject, release: up.remove,
+			run: func(ctx context.Context, a *actor, _ func()) {
+				r := p.opAddFile(ctx, a, id, file)
+				up.remove() // before answering: the answer means the upload is gone
+				respond(render(r, func(r *PkgpandaResponse) libprocess.Response {
+					return libprocess.JSONResponse(http.StatusOK, struct {
+						packageJSON
+						AlreadyAdded bool `json:"already_added"`
+					}{packageBody(r.Package), r.AlreadyAdded})
+				}))
+			}})
+	})
+	if !ok {
+		up.remove()
+		reject(http.StatusServiceUnavailable, "pkgpanda is shutting down")
+	}
 }
 
 // maxJSONBody bounds the JSON bodies of PUT /active/ and
@@ -352,27 +404,31 @@ const maxJSONBody = 1 << 20
 
 // withBody hands the request body (at most limit bytes) to then: at once
 // when the runtime buffered it, else after reading the stream on a
-// goroutine of its own. A larger body answers 413.
-func withBody(req *libprocess.Request, respond libprocess.Responder, limit int64, then func(body []byte)) {
+// goroutine Drain waits for. A larger body answers 413 with tooLarge.
+func (p *Process) withBody(req *libprocess.Request, respond libprocess.Responder, limit int64, tooLarge string, then func(body []byte)) {
 	if req.BodyStream == nil {
 		if int64(len(req.Body)) > limit {
-			respond(libprocess.ErrorResponse(http.StatusRequestEntityTooLarge, "the request body is too large"))
+			respond(libprocess.ErrorResponse(http.StatusRequestEntityTooLarge, tooLarge))
 			return
 		}
 		then(req.Body)
 		return
 	}
-	go func() {
+	ok := p.goUpload(func() {
 		b, err := io.ReadAll(io.LimitReader(req.BodyStream, limit+1))
 		switch {
 		case errors.Is(err, libprocess.ErrBodyTooLarge) || (err == nil && int64(len(b)) > limit):
-			respond(libprocess.ErrorResponse(http.StatusRequestEntityTooLarge, "the request body is too large"))
+			discardSome(req.BodyStream)
+			respond(libprocess.ErrorResponse(http.StatusRequestEntityTooLarge, tooLarge))
 		case err != nil:
 			respond(libprocess.ErrorResponse(http.StatusBadRequest, "reading the request body: "+err.Error()))
 		default:
 			then(b)
 		}
-	}()
+	})
+	if !ok {
+		p.rejectHTTP(respond)(http.StatusServiceUnavailable, "pkgpanda is shutting down")
+	}
 }
 
 func (p *Process) serveRemove(req *libprocess.Request, respond libprocess.Responder) {
@@ -380,8 +436,7 @@ func (p *Process) serveRemove(req *libprocess.Request, respond libprocess.Respon
 	if !ok {
 		return
 	}
-	a := p.actors[RouteRemove]
-	p.submit(a.route, true, req, respond, func(ctx context.Context, _ func()) {
+	p.serveOp(opRemove, req, respond, func(ctx context.Context, a *actor, _ func()) {
 		respond(render(p.opRemove(ctx, a, ids, cliStatuses()), func(r *PkgpandaResponse) libprocess.Response {
 			return libprocess.JSONResponse(http.StatusOK, map[string][]string{"removed": r.PackageIds})
 		}))
@@ -393,8 +448,7 @@ func (p *Process) serveActivate(req *libprocess.Request, respond libprocess.Resp
 	if !ok {
 		return
 	}
-	a := p.actors[RouteActivate]
-	p.submit(a.route, true, req, respond, func(ctx context.Context, _ func()) {
+	p.serveOp(opActivate, req, respond, func(ctx context.Context, a *actor, _ func()) {
 		respond(render(p.opActivate(ctx, a, ids, false, cliStatuses()), nil))
 	})
 }
@@ -404,8 +458,7 @@ func (p *Process) serveSwap(req *libprocess.Request, respond libprocess.Responde
 	if !ok {
 		return
 	}
-	a := p.actors[RouteSwap]
-	p.submit(a.route, true, req, respond, func(ctx context.Context, _ func()) {
+	p.serveOp(opSwap, req, respond, func(ctx context.Context, a *actor, _ func()) {
 		respond(render(p.opSwap(ctx, a, ids[0]), nil))
 	})
 }
@@ -424,14 +477,30 @@ func (p *Process) serveFetch(req *libprocess.Request, respond libprocess.Respond
 		respond(libprocess.ErrorResponse(http.StatusBadRequest, err.Error()))
 		return
 	}
-	a := p.actors[RouteFetch]
-	p.submit(a.route, true, req, respond, func(ctx context.Context, detach func()) {
-		s := &streamer{respond: respond, detach: detach}
-		r, _ := p.opFetch(ctx, a, url, ids, s, cliStatuses())
-		s.finish(r, func(r *PkgpandaResponse) libprocess.Response {
-			return libprocess.TextResponse(http.StatusOK, "")
-		})
-	})
+	// The progress streams from the download on (a mutation: the client
+	// going away does not cancel it, so detaching is moot).
+	s := &streamer{respond: respond, detach: func() {}}
+	fj := p.newFetchJob(RouteFetch, url, ids, s, cliStatuses())
+	done := func(r *PkgpandaResponse) {
+		s.finish(r, func(r *PkgpandaResponse) libprocess.Response { return libprocess.TextResponse(http.StatusOK, "") })
+	}
+	timeout := p.actors[RouteFetch].limits.Timeout
+	p.dispatch(invocation{op: opFetch, caller: p.httpCaller(req), ctx: req.Context(),
+		stage:   func() *PkgpandaResponse { return fj.stage(timeout) },
+		release: fj.release,
+		reject: func(status int, msg string) {
+			r := failed(status, "%s", msg)
+			if s.started() {
+				done(r)
+				return
+			}
+			p.rejectHTTP(respond)(status, msg)
+		},
+		run: func(_ context.Context, a *actor, _ func()) {
+			r := fj.install(a)
+			fj.release()
+			done(r)
+		}})
 }
 
 func (p *Process) serveCheck(req *libprocess.Request, respond libprocess.Responder) {
@@ -448,9 +517,8 @@ func (p *Process) serveCheck(req *libprocess.Request, respond libprocess.Respond
 		respond(libprocess.ErrorResponse(http.StatusBadRequest, "`list` must be true or false"))
 		return
 	}
-	a := p.actors[RouteCheck]
 	if list {
-		p.submit(a.route, false, req, respond, func(ctx context.Context, _ func()) {
+		p.serveOp(opCheckList, req, respond, func(ctx context.Context, a *actor, _ func()) {
 			respond(render(p.opCheckList(ctx, a), func(r *PkgpandaResponse) libprocess.Response {
 				type entry struct {
 					ID     string   `json:"id"`
@@ -465,7 +533,7 @@ func (p *Process) serveCheck(req *libprocess.Request, respond libprocess.Respond
 		})
 		return
 	}
-	p.submit(a.route, false, req, respond, func(ctx context.Context, _ func()) {
+	p.serveOp(opCheck, req, respond, func(ctx context.Context, a *actor, _ func()) {
 		// The request context lives until the stream is closed, so the
 		// client going away keeps cancelling the run after output began.
 		s := &streamer{respond: respond, detach: func() {}}
@@ -482,14 +550,13 @@ func apiFetchStatuses() statusMap {
 }
 
 func (p *Process) serveRepository(req *libprocess.Request, respond libprocess.Responder) {
-	a := p.actors[RouteRepository]
 	sub := subPath(req)
 	if sub == "" || sub == "/" {
 		if !allowed(req, http.MethodGet) {
 			respond(methodNotAllowed(http.MethodGet))
 			return
 		}
-		p.submit(a.route, false, req, respond, func(ctx context.Context, _ func()) {
+		p.serveOp(opRepoList, req, respond, func(ctx context.Context, a *actor, _ func()) {
 			respond(render(p.opList(ctx, a), idsBody))
 		})
 		return
@@ -502,7 +569,7 @@ func (p *Process) serveRepository(req *libprocess.Request, respond libprocess.Re
 			respond(libprocess.ErrorResponse(http.StatusNotFound, "Package not found: "+err.Error()))
 			return
 		}
-		p.submit(a.route, false, req, respond, func(ctx context.Context, _ func()) {
+		p.serveOp(opRepoGet, req, respond, func(ctx context.Context, a *actor, _ func()) {
 			respond(render(p.opGetPackage(ctx, a, id), pkgBody))
 		})
 	case http.MethodPost:
@@ -511,7 +578,7 @@ func (p *Process) serveRepository(req *libprocess.Request, respond libprocess.Re
 			respond(libprocess.ErrorResponse(http.StatusBadRequest, err.Error()))
 			return
 		}
-		withBody(req, respond, maxJSONBody, func(raw []byte) {
+		p.withBody(req, respond, maxJSONBody, "the request body is too large", func(raw []byte) {
 			var body map[string]json.RawMessage
 			var url string
 			if err := json.Unmarshal(raw, &body); err != nil || body == nil {
@@ -526,13 +593,19 @@ func (p *Process) serveRepository(req *libprocess.Request, respond libprocess.Re
 				respond(libprocess.ErrorResponse(http.StatusBadRequest, err.Error()))
 				return
 			}
-			p.submit(a.route, true, req, respond, func(ctx context.Context, _ func()) {
-				r, _ := p.opFetch(ctx, a, url, []cli.ID{id}, nil, apiFetchStatuses())
-				if r.Status < 400 {
-					r.Status = http.StatusNoContent
-				}
-				respond(render(r, nil))
-			})
+			fj := p.newFetchJob(RouteRepository, url, []cli.ID{id}, nil, apiFetchStatuses())
+			timeout := p.actors[RouteRepository].limits.Timeout
+			p.dispatch(invocation{op: opRepoFetch, caller: p.httpCaller(req), ctx: req.Context(), reject: p.rejectHTTP(respond),
+				stage:   func() *PkgpandaResponse { return fj.stage(timeout) },
+				release: fj.release,
+				run: func(_ context.Context, a *actor, _ func()) {
+					r := fj.install(a)
+					fj.release()
+					if r.Status < 400 {
+						r.Status = http.StatusNoContent
+					}
+					respond(render(r, nil))
+				}})
 		})
 	case http.MethodDelete:
 		id, err := cli.ParseID(raw)
@@ -540,7 +613,7 @@ func (p *Process) serveRepository(req *libprocess.Request, respond libprocess.Re
 			respond(libprocess.ErrorResponse(http.StatusNotFound, "Package not found: "+err.Error()))
 			return
 		}
-		p.submit(a.route, true, req, respond, func(ctx context.Context, _ func()) {
+		p.serveOp(opRepoDelete, req, respond, func(ctx context.Context, a *actor, _ func()) {
 			respond(render(p.opDelete(ctx, a, []cli.ID{id}), nil))
 		})
 	default:
@@ -549,16 +622,15 @@ func (p *Process) serveRepository(req *libprocess.Request, respond libprocess.Re
 }
 
 func (p *Process) serveActive(req *libprocess.Request, respond libprocess.Responder) {
-	a := p.actors[RouteActive]
 	sub := subPath(req)
 	if sub == "" || sub == "/" {
 		switch req.Method {
 		case http.MethodGet, http.MethodHead:
-			p.submit(a.route, false, req, respond, func(ctx context.Context, _ func()) {
+			p.serveOp(opActiveList, req, respond, func(ctx context.Context, a *actor, _ func()) {
 				respond(render(p.opActive(ctx, a), idsBody))
 			})
 		case http.MethodPut:
-			withBody(req, respond, maxJSONBody, func(body []byte) {
+			p.withBody(req, respond, maxJSONBody, "the request body is too large", func(body []byte) {
 				var raw []string
 				if err := json.Unmarshal(body, &raw); err != nil || raw == nil {
 					respond(libprocess.ErrorResponse(http.StatusBadRequest, "the body must be a JSON array of package ids"))
@@ -569,7 +641,7 @@ func (p *Process) serveActive(req *libprocess.Request, respond libprocess.Respon
 					respond(libprocess.ErrorResponse(http.StatusBadRequest, err.Error()))
 					return
 				}
-				p.submit(a.route, true, req, respond, func(ctx context.Context, _ func()) {
+				p.serveOp(opActivePut, req, respond, func(ctx context.Context, a *actor, _ func()) {
 					respond(render(p.opActivate(ctx, a, ids, true, apiActivateStatuses()), nil))
 				})
 			})
@@ -587,7 +659,7 @@ func (p *Process) serveActive(req *libprocess.Request, respond libprocess.Respon
 		respond(libprocess.ErrorResponse(http.StatusNotFound, "Package not found: "+err.Error()))
 		return
 	}
-	p.submit(a.route, false, req, respond, func(ctx context.Context, _ func()) {
+	p.serveOp(opActiveGet, req, respond, func(ctx context.Context, a *actor, _ func()) {
 		respond(render(p.opGetActivePackage(ctx, a, id), pkgBody))
 	})
 }

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"slices"
 
-	"github.com/procpanda/procpanda/libprocess"
 	"github.com/procpanda/procpanda/processes/pkgpanda/cli"
 	"github.com/procpanda/procpanda/processes/pkgpanda/subprocess"
 )
@@ -43,10 +42,16 @@ func failed(status int, format string, args ...any) *PkgpandaResponse {
 func (p *Process) run(ctx context.Context, a *actor, argv []string, stream io.Writer, policy subprocess.WriteErrorPolicy) (*subprocess.Result, error) {
 	var res *subprocess.Result
 	var err error
+	runner := a.runner
+	if len(a.inherit) > 0 {
+		r := *a.runner
+		r.ExtraFiles = a.inherit
+		runner = &r
+	}
 	if stream != nil {
-		res, err = a.runner.Stream(ctx, argv, stream, policy)
+		res, err = runner.Stream(ctx, argv, stream, policy)
 	} else {
-		res, err = a.runner.Output(ctx, argv)
+		res, err = runner.Output(ctx, argv)
 	}
 	if a.runs != nil {
 		a.runs.Inc()
@@ -220,40 +225,7 @@ func (p *Process) opGetActivePackage(ctx context.Context, a *actor, id cli.ID) *
 	return r
 }
 
-// writeTarball streams body into <private temp dir>/<id>.tar.xz, at most
-// MaxAddSize bytes. On success the caller owns dir and must remove it.
-func (p *Process) writeTarball(id cli.ID, body io.Reader) (dir, file string, fail *PkgpandaResponse) {
-	dir, err := os.MkdirTemp(p.cfg.tempDir(), "pkgpanda-add-")
-	if err != nil {
-		return "", "", failed(http.StatusInternalServerError, "creating a temporary directory for the tarball: %v", err)
-	}
-	file = filepath.Join(dir, id.String()+".tar.xz")
-	f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		os.RemoveAll(dir)
-		return "", "", failed(http.StatusInternalServerError, "creating the tarball file: %v", err)
-	}
-	limit := p.cfg.maxAddSize()
-	n, err := io.Copy(f, io.LimitReader(body, limit+1))
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	switch {
-	case errors.Is(err, libprocess.ErrBodyTooLarge) || (err == nil && n > limit):
-		fail = failed(http.StatusRequestEntityTooLarge, "the tarball exceeds the size limit")
-	case err != nil:
-		fail = failed(http.StatusInternalServerError, "writing the tarball: %v", err)
-	case n == 0:
-		fail = failed(http.StatusBadRequest, "the tarball is empty")
-	}
-	if fail != nil {
-		os.RemoveAll(dir)
-		return "", "", fail
-	}
-	return dir, file, nil
-}
-
-// opAddFile runs `pkgpanda add` on a tarball written by writeTarball.
+// opAddFile runs `pkgpanda add` on an uploaded tarball named <id>.tar.xz.
 func (p *Process) opAddFile(ctx context.Context, a *actor, id cli.ID, file string) *PkgpandaResponse {
 	argv, err := p.cfg.Tool.Add(file)
 	res, fail := p.collect(ctx, a, argv, err, cliStatuses())
@@ -264,32 +236,6 @@ func (p *Process) opAddFile(ctx context.Context, a *actor, id cli.ID, file strin
 	r.Package = pkgOf(id)
 	r.AlreadyAdded = bytes.Contains(res.Stdout, []byte("Package already added."))
 	return r
-}
-
-// opAdd writes the tarball and adds it (the message and api/v1 path).
-func (p *Process) opAdd(ctx context.Context, a *actor, id cli.ID, body io.Reader) *PkgpandaResponse {
-	dir, file, fail := p.writeTarball(id, body)
-	if fail != nil {
-		return fail
-	}
-	defer os.RemoveAll(dir)
-	return p.opAddFile(ctx, a, id, file)
-}
-
-// opFetch runs `pkgpanda fetch`. With stream, stdout goes there as it
-// comes; otherwise it is collected into Output. m maps failures.
-func (p *Process) opFetch(ctx context.Context, a *actor, url string, ids []cli.ID, stream io.Writer, m statusMap) (*PkgpandaResponse, bool) {
-	argv, err := p.cfg.Tool.Fetch(url, ids...)
-	if err != nil {
-		return failed(http.StatusBadRequest, "%v", err), false
-	}
-	return p.streamOrCollect(ctx, a, argv, stream, subprocess.ContinueOnWriteError, m, func(r *PkgpandaResponse, stdout []byte) {
-		if progress, err := cli.ParseFetch(stdout); err == nil {
-			for _, pr := range progress {
-				r.AlreadyAdded = r.AlreadyAdded || pr.AlreadyAdded
-			}
-		}
-	})
 }
 
 // streamOrCollect runs argv, streaming stdout to stream if non-nil. It

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"sync"
 
 	"github.com/procpanda/procpanda/libprocess"
@@ -19,19 +20,42 @@ type Process struct {
 	log zerolog.Logger
 	lp  *libprocess.Process
 
+	ops    [numOps]opSpec
 	actors map[string]*actor
+	m      metrics
 
 	// rw is the readers/writer lock across actors: mutations hold it
 	// for writing, read-only runs for reading.
 	rw sync.RWMutex
 
-	mu       sync.Mutex // guards draining and sends into actor queues
+	mu       sync.Mutex // guards draining, sends into actor queues, uploadsDone.Add
 	draining bool
+
+	uploads     *uploads // set by Start
+	uploadsDone sync.WaitGroup
+	replies     replyBudget
+	fetchClient *http.Client
 
 	drainCtx    context.Context // done once Drain began
 	drainCancel context.CancelFunc
 	actorsDone  sync.WaitGroup
 	started     bool
+}
+
+// metrics are the process' counters beyond the per-route ones; see Start
+// for their names.
+type metrics struct {
+	unauthenticated *libprocess.Counter
+	forbidden       *libprocess.Counter
+	undecodable     *libprocess.Counter
+	noSender        *libprocess.Counter
+	repliesDropped  *libprocess.Counter
+	uploadsRejected *libprocess.Counter
+	uploadsTooLarge *libprocess.Counter
+	uploadsStale    *libprocess.Counter
+	lockBusy        *libprocess.Counter
+	lockTimeouts    *libprocess.Counter
+	installBlocked  *libprocess.Counter
 }
 
 // New validates cfg and returns an unstarted pkgpanda process with its
@@ -44,9 +68,14 @@ func New(cfg Config) (*Process, error) {
 		cfg:    cfg,
 		log:    cfg.Logger.With().Str("process", ProcessID).Logger(),
 		lp:     libprocess.NewProcess(ProcessID),
+		ops:    operationTable(),
 		actors: make(map[string]*actor),
 	}
-	p.lp.SetRealm(cfg.Realm)
+	for _, c := range p.m.all() {
+		*c.ptr = &libprocess.Counter{}
+	}
+	p.replies = newReplyBudget(refusedRepliesPerSecond, refusedRepliesBurst)
+	p.fetchClient = newFetchClient()
 	p.drainCtx, p.drainCancel = context.WithCancel(context.Background())
 	for _, name := range RouteNames() {
 		l := cfg.limits(name)
@@ -55,6 +84,9 @@ func New(cfg Config) (*Process, error) {
 			limits: l,
 			runner: &subprocess.Runner{Env: cfg.Env, Dir: cfg.Dir, Timeout: l.Timeout, KillGrace: cfg.KillGrace},
 			queue:  make(chan *job, l.QueueLimit),
+			runs:   &libprocess.Counter{},
+			fails:  &libprocess.Counter{},
+			full:   &libprocess.Counter{},
 		}
 	}
 	p.installRoutes()
@@ -64,17 +96,64 @@ func New(cfg Config) (*Process, error) {
 	return p, nil
 }
 
-// Start spawns the process on rt, registers its metrics
-// (pkgpanda/<route>/runs, .../failures, .../queue_full and the gauge
-// .../queue_depth) and starts the route actors. It returns the process'
-// UPID. Start may be called once.
+type namedCounter struct {
+	name string
+	ptr  **libprocess.Counter
+}
+
+// all lists the counters with their metric names.
+func (m *metrics) all() []namedCounter {
+	return []namedCounter{
+		{"pkgpanda/auth/unauthenticated", &m.unauthenticated},
+		{"pkgpanda/auth/forbidden", &m.forbidden},
+		{"pkgpanda/messages/undecodable", &m.undecodable},
+		{"pkgpanda/messages/no_sender", &m.noSender},
+		{"pkgpanda/messages/replies_dropped", &m.repliesDropped},
+		{"pkgpanda/uploads/rejected", &m.uploadsRejected},
+		{"pkgpanda/uploads/too_large", &m.uploadsTooLarge},
+		{"pkgpanda/uploads/stale_removed", &m.uploadsStale},
+		{"pkgpanda/repository_lock/busy", &m.lockBusy},
+		{"pkgpanda/repository_lock/timeouts", &m.lockTimeouts},
+		{"pkgpanda/interrupted_activation/refused", &m.installBlocked},
+	}
+}
+
+// Start takes the process' upload directory (removing uploads a killed
+// process left), looks for an interrupted activation, spawns the process
+// on rt, registers its metrics and starts the route actors. It returns the
+// process' UPID. Start may be called once.
+//
+// Metrics: per route pkgpanda/<route>/runs, .../failures, .../queue_full
+// and the gauge .../queue_depth; the counters pkgpanda/auth/unauthenticated,
+// pkgpanda/auth/forbidden, pkgpanda/messages/undecodable,
+// pkgpanda/messages/no_sender, pkgpanda/messages/replies_dropped,
+// pkgpanda/uploads/rejected, pkgpanda/uploads/too_large,
+// pkgpanda/uploads/stale_removed, pkgpanda/repository_lock/busy,
+// pkgpanda/repository_lock/timeouts,
+// pkgpanda/interrupted_activation/refused; the gauges
+// pkgpanda/uploads/active, pkgpanda/uploads/bytes and
+// pkgpanda/interrupted_activation/leftovers.
 func (p *Process) Start(rt *libprocess.Runtime) (libprocess.UPID, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.started || p.draining {
 		return libprocess.UPID{}, errors.New("pkgpanda: already started or drained")
 	}
+	up, stale, err := openUploads(p.cfg.tempDir(), p.cfg.lockFile(), p.cfg.maxUploads(), p.cfg.maxUploadBytes())
+	if err != nil {
+		return libprocess.UPID{}, fmt.Errorf("starting pkgpanda: %w", err)
+	}
+	if stale > 0 {
+		p.log.Warn().Int("removed", stale).Str("dir", up.dir).Msg("removed uploads left by a previous pkgpanda process")
+	}
+	if left := interruptedActivation(p.cfg.root()); len(left) > 0 {
+		p.log.Error().Strs("leftovers", left).Msg("an activation was interrupted; activations and reads of the active set are refused until an operator recovers the install")
+	}
 	m := rt.Metrics()
+	for _, c := range p.m.all() {
+		*c.ptr = m.Counter(c.name)
+	}
+	p.m.uploadsStale.Add(int64(stale))
 	for name, a := range p.actors {
 		a.runs = m.Counter("pkgpanda/" + name + "/runs")
 		a.fails = m.Counter("pkgpanda/" + name + "/failures")
@@ -82,8 +161,14 @@ func (p *Process) Start(rt *libprocess.Runtime) (libprocess.UPID, error) {
 		q := a.queue
 		m.Gauge("pkgpanda/"+name+"/queue_depth", func() float64 { return float64(len(q)) })
 	}
+	m.Gauge("pkgpanda/uploads/active", func() float64 { n, _ := up.counts(); return float64(n) })
+	m.Gauge("pkgpanda/uploads/bytes", func() float64 { _, b := up.counts(); return float64(b) })
+	root := p.cfg.root()
+	m.Gauge("pkgpanda/interrupted_activation/leftovers", func() float64 { return float64(len(interruptedActivation(root))) })
+	p.uploads = up
 	upid, err := rt.Spawn(p.lp)
 	if err != nil {
+		up.close()
 		return libprocess.UPID{}, fmt.Errorf("spawning the pkgpanda process: %w", err)
 	}
 	p.started = true
@@ -98,11 +183,12 @@ func (p *Process) Start(rt *libprocess.Runtime) (libprocess.UPID, error) {
 func (p *Process) UPID() libprocess.UPID { return p.lp.Self() }
 
 // Drain stops taking requests: new requests and every queued one are
-// answered 503 (with Retry-After), running read-only runs are cancelled,
-// and running mutations finish. It returns once every actor is idle and
-// stopped, or with ctx's error if ctx ends first. Drain does not terminate
-// the libprocess process; the runtime's Shutdown does. Calling it again
-// waits again.
+// answered 503 (with Retry-After), uploads being received stop and are
+// answered 503, running read-only runs are cancelled, and running
+// mutations finish. It returns once every upload goroutine has ended and
+// every actor is idle and stopped, or with ctx's error if ctx ends first.
+// Drain does not terminate the libprocess process; the runtime's Shutdown
+// does. Calling it again waits again.
 func (p *Process) Drain(ctx context.Context) error {
 	p.mu.Lock()
 	if !p.draining {
@@ -117,11 +203,13 @@ func (p *Process) Drain(ctx context.Context) error {
 	p.mu.Unlock()
 	done := make(chan struct{})
 	go func() {
+		p.uploadsDone.Wait()
 		p.actorsDone.Wait()
 		close(done)
 	}()
 	select {
 	case <-done:
+		p.uploads.close()
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("draining pkgpanda: %w", ctx.Err())

@@ -11,7 +11,12 @@
 // reaped, so grandchildren die with it. The child's exit is observed with
 // waitid(WNOWAIT) so the group id cannot be recycled while it is signalled.
 //
-// Only Linux is supported.
+// On Linux the child also gets SIGKILL when the process running it dies
+// (a parent-death signal), so a crashed or SIGKILLed caller leaves no
+// child behind to overlap its successor (see start in
+// subprocess_linux.go). Linux is the supported platform; elsewhere the
+// package builds for development, without the parent-death signal and with
+// the group killed only after the child is reaped.
 package subprocess
 
 import (
@@ -28,8 +33,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // Defaults used when the corresponding Runner field is zero.
@@ -78,6 +81,10 @@ type Runner struct {
 	// Stream; more stderr kills the group and fails the run with a
 	// *CapError. Zero means DefaultStderrLimit.
 	StderrLimit int64
+	// ExtraFiles are open files the child inherits as descriptors 3, 4,
+	// ... (exec.Cmd.ExtraFiles); used to hand a held lock to the child so
+	// that the lock stays held as long as the child lives.
+	ExtraFiles []*os.File
 }
 
 // WriteErrorPolicy tells Stream what to do when writing the child's stdout
@@ -362,6 +369,19 @@ func (g *group) kill(reason KillReason, cause error) {
 // reap runs once the child has exited (waitid with WNOWAIT returned): it
 // sends SIGKILL to whatever is left in the group, then reaps the child.
 func (g *group) reap(cmd *exec.Cmd) error {
+	if !waitsWithoutReaping {
+		// The child is still unreaped only on Linux; elsewhere wait
+		// first (not under g.mu, so kill keeps working meanwhile) and
+		// never signal the group afterwards, as its id may be reused.
+		err := cmd.Wait()
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		g.exited, g.reaped = true, true
+		if g.graceTimer != nil {
+			g.graceTimer.Stop()
+		}
+		return err
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.exited = true
@@ -418,10 +438,13 @@ func (r *Runner) run(ctx context.Context, argv []string, w io.Writer, policy Wri
 		Dir:         r.Dir,
 		Stdout:      outW, // *os.File: handed to the child, no copy goroutine
 		Stderr:      errW,
-		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+		ExtraFiles:  r.ExtraFiles,
+		SysProcAttr: childAttr(),
 	}
 	start := time.Now()
-	err = cmd.Start()
+	// The OS thread stays locked until the child is reaped: see start.
+	unlock, err := startChild(cmd)
+	defer unlock()
 	outW.Close()
 	errW.Close()
 	if err != nil {
@@ -492,14 +515,7 @@ func (r *Runner) run(ctx context.Context, argv []string, w io.Writer, policy Wri
 
 	// Wait for the child to exit without reaping it, so its pid (= the
 	// group id) stays reserved until the group has been sent SIGKILL.
-	var waitErr error
-	for {
-		var info unix.Siginfo
-		waitErr = unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
-		if waitErr != unix.EINTR {
-			break
-		}
-	}
+	waitErr := waitExited(pid)
 	reapErr := g.reap(cmd)
 	res.Duration = time.Since(start)
 	if waitErr != nil && reapErr == nil {

@@ -32,6 +32,14 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// blockForever parks a helper child until it is killed. (A bare select{}
+// with no other goroutine is reported as a deadlock by the runtime.)
+func blockForever() {
+	for {
+		time.Sleep(time.Hour)
+	}
+}
+
 // helperMain implements the helper children. It never returns for the
 // blocking modes.
 func helperMain(mode string, args []string) int {
@@ -87,7 +95,7 @@ func helperMain(mode string, args []string) int {
 			return 6
 		}
 		fmt.Println("ready")
-		select {}
+		blockForever()
 	case "grandchild": // grandchild <pidfile> <ignoreTERM>
 		if args[1] == "1" {
 			signal.Ignore(syscall.SIGTERM)
@@ -96,10 +104,38 @@ func helperMain(mode string, args []string) int {
 			return 7
 		}
 		fmt.Println("pid written")
-		select {}
+		blockForever()
 	case "block": // print ready, block
 		fmt.Println("ready")
-		select {}
+		blockForever()
+	case "runner": // runner <pidfile>: run a "pidblock" child with a Runner, many goroutines busy meanwhile
+		r, argv := helper("pidblock")
+		// Keep other goroutines locking and ending OS threads, which
+		// would kill a child whose forking thread went away.
+		for range 8 {
+			go func() {
+				for {
+					done := make(chan struct{})
+					go func() {
+						runtime.LockOSThread() // exiting while locked ends the thread
+						close(done)
+					}()
+					<-done
+					time.Sleep(time.Millisecond)
+				}
+			}()
+		}
+		_, err := r.Output(context.Background(), argv(args[0]))
+		fmt.Fprintln(os.Stderr, "the child ended:", err)
+		return 9
+	case "pidblock": // pidblock <pidfile>: write the pid, block
+		if err := os.WriteFile(args[0]+".tmp", []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+			return 7
+		}
+		if err := os.Rename(args[0]+".tmp", args[0]); err != nil {
+			return 7
+		}
+		blockForever()
 	case "forever": // write to stdout until killed
 		chunk := bytes.Repeat([]byte("x"), 64<<10)
 		for {
@@ -342,7 +378,7 @@ func TestTimeoutKillsGroupIncludingGrandchild(t *testing.T) {
 		t.Run("ignoreTERM="+ignoreTerm, func(t *testing.T) {
 			pidfile := filepath.Join(t.TempDir(), "gc.pid")
 			r, argv := helper("family")
-			r.Timeout = 2 * time.Second
+			r.Timeout = 5 * time.Second // room for a loaded machine to start child and grandchild
 			r.KillGrace = 300 * time.Millisecond
 			w := newReadyWriter()
 			start := time.Now()
@@ -510,4 +546,68 @@ func BenchmarkEngineVsExec(b *testing.B) {
 	b.ReportMetric(float64(engine.Nanoseconds())/float64(b.N), "engine-ns/run")
 	b.ReportMetric(float64(plain.Nanoseconds())/float64(b.N), "exec-ns/run")
 	b.ReportMetric(float64(engine)/float64(plain), "engine/exec")
+}
+
+// alive reports whether pid is a live process (not gone, not a zombie).
+func alive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	// pid (comm) state ...: the state follows the last ')'.
+	i := bytes.LastIndexByte(b, ')')
+	return i < 0 || i+2 >= len(b) || b[i+2] != 'Z'
+}
+
+// TestChildDiesWithParent: when the process running a child is SIGKILLed,
+// the child gets SIGKILL too (parent-death signal). Other goroutines of the
+// parent keep ending OS threads meanwhile, as the thread lock in
+// startChild must tolerate (that part is a best-effort exercise: whether
+// an unlocked forking thread would be the one to end is up to the
+// scheduler).
+func TestChildDiesWithParent(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("parent-death signals are Linux-only")
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pidfile := filepath.Join(t.TempDir(), "child.pid")
+	parent := exec.Command(self, pidfile)
+	parent.Env = []string{helperEnv + "=runner"}
+	var stderr bytes.Buffer
+	parent.Stderr = &stderr
+	if err := parent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var child int
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if b, err := os.ReadFile(pidfile); err == nil {
+			child, _ = strconv.Atoi(string(b))
+			break
+		}
+		if time.Now().After(deadline) {
+			parent.Process.Kill()
+			parent.Wait()
+			t.Fatalf("the child never wrote its pid; parent stderr: %s", stderr.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(child, syscall.SIGKILL) })
+	if !alive(child) {
+		t.Fatalf("the child died while its parent lived; parent stderr: %s", stderr.String())
+	}
+	if err := parent.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = parent.Wait()
+	deadline = time.Now().Add(15 * time.Second)
+	for alive(child) {
+		if time.Now().After(deadline) {
+			t.Fatalf("child %d outlived its SIGKILLed parent", child)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

@@ -1,0 +1,97 @@
+package pkgpanda
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/gogo/protobuf/proto"
+	"github.com/procpanda/procpanda/libprocess"
+)
+
+// Bounds on the replies to refused messages: a flood of calls with fake
+// senders must not turn into as many outbound connections.
+const (
+	refusedRepliesPerSecond = 10
+	refusedRepliesBurst     = 20
+)
+
+// replyBudget is a token bucket for replies to refused calls.
+type replyBudget struct {
+	mu     sync.Mutex
+	rate   float64 // tokens per second
+	burst  float64
+	tokens float64
+	last   time.Time
+}
+
+func newReplyBudget(rate, burst float64) replyBudget {
+	return replyBudget{rate: rate, burst: burst, tokens: burst}
+}
+
+// take reports whether a reply may be sent now.
+func (b *replyBudget) take() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := time.Now()
+	if !b.last.IsZero() {
+		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
+	}
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+// installMessages installs the PkgpandaCall message handler. A call is
+// authenticated by its authorization field and answered with a
+// PkgpandaResponse message to the sender's UPID. A body that does not
+// decode, or a sender that is empty (libprocess delivers a malformed
+// Libprocess-From as the empty UPID), is dropped and counted: nothing is
+// dialled for it. Replies to refused calls (401/403) are rate-limited;
+// the excess is dropped and counted.
+func (p *Process) installMessages() error {
+	name := proto.MessageName(&PkgpandaCall{})
+	if name == "" {
+		return fmt.Errorf("installing the PkgpandaCall handler: the type is not registered")
+	}
+	p.lp.Install(name, func(m *libprocess.Message) {
+		if m.From.IsZero() {
+			p.m.noSender.Inc()
+			p.log.Warn().Str("message", m.Name).Msg("dropping a PkgpandaCall without a valid sender to answer")
+			return
+		}
+		call := &PkgpandaCall{}
+		if err := proto.Unmarshal(m.Body, call); err != nil {
+			p.m.undecodable.Inc()
+			p.log.Warn().Err(err).Str("from", m.From.String()).Msg("dropping a PkgpandaCall that does not decode")
+			return
+		}
+		from := m.From
+		c := p.authenticate(call.Authorization, nil)
+		c.from = from
+		call.Authorization = "" // never kept, logged or echoed
+		p.callWithTarball(call, c, nil, func(r *PkgpandaResponse) {
+			p.reply(from, r)
+		})
+	})
+	return nil
+}
+
+// reply sends r to the sender of a call.
+func (p *Process) reply(to libprocess.UPID, r *PkgpandaResponse) {
+	if to.IsZero() {
+		p.m.repliesDropped.Inc()
+		return
+	}
+	if (r.Status == 401 || r.Status == 403) && !p.replies.take() {
+		p.m.repliesDropped.Inc()
+		return
+	}
+	if err := p.lp.SendProto(to, r); err != nil {
+		p.m.repliesDropped.Inc()
+		p.log.Warn().Err(err).Str("to", to.String()).Str("request_id", r.RequestId).Msg("sending a PkgpandaResponse failed")
+	}
+}

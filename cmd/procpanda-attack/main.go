@@ -57,6 +57,7 @@ type options struct {
 	scale           float64
 	hold            time.Duration
 	drip            time.Duration
+	dripHold        time.Duration
 	nofile          int
 	only            map[string]bool
 	keep            bool
@@ -71,6 +72,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.Float64Var(&o.scale, "scale", 1, "multiply every attack's size by this factor (0 < scale <= 1)")
 	fs.DurationVar(&o.hold, "hold", 20*time.Second, "how long each attack is held while /help is measured")
 	fs.DurationVar(&o.drip, "drip-interval", 5*time.Second, "the gap between two bytes of a slow-drip connection")
+	fs.DurationVar(&o.dripHold, "drip-hold", 45*time.Second, "how long the slow-drip attack is held (longer than the daemon's per-request read deadline, so its effect shows)")
 	fs.IntVar(&o.nofile, "nofile", 8192, "the daemon's RLIMIT_NOFILE (its connection caps derive from it)")
 	only := fs.String("only", "", "comma-separated attacks to run (idle, drip, bighead, senders, upload); default all")
 	fs.BoolVar(&o.keep, "keep", false, "keep the daemon's work directory and log")
@@ -96,11 +98,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stderr, "daemon pid %d at %s (RLIMIT_NOFILE %d), log %s\n", d.cmd.Process.Pid, d.addr, o.nofile, d.logPath)
 
 	attacks := []attack{
-		{"idle", fmt.Sprintf("%d idle connections", o.n(5000)), func(ctx context.Context, a *arena) { idleConns(ctx, a, o.n(5000)) }},
-		{"drip", fmt.Sprintf("%d slow-drip connections (1 byte / %s)", o.n(2000), o.drip), func(ctx context.Context, a *arena) { dripConns(ctx, a, o.n(2000), o.drip) }},
-		{"bighead", fmt.Sprintf("rounds of %d message heads announcing 16 MiB", o.n(200)), func(ctx context.Context, a *arena) { bigHeads(ctx, a, o.n(200)) }},
-		{"senders", fmt.Sprintf("%d PkgpandaCalls from distinct senders", o.n(4000)), func(ctx context.Context, a *arena) { distinctSenders(ctx, a, o.n(4000)) }},
-		{"upload", fmt.Sprintf("4 concurrent %d MiB api/v1 bodies", o.n(256)), func(ctx context.Context, a *arena) { uploads(ctx, a, 4, int64(o.n(256))<<20) }},
+		{"idle", fmt.Sprintf("%d idle connections", o.n(5000)), func(ctx context.Context, a *arena) { idleConns(ctx, a, o.n(5000)) }, 0},
+		{"drip", fmt.Sprintf("%d slow-drip connections (1 byte / %s, held %s)", o.n(2000), o.drip, o.dripHold), func(ctx context.Context, a *arena) { dripConns(ctx, a, o.n(2000), o.drip) }, o.dripHold},
+		{"bighead", fmt.Sprintf("rounds of %d message heads announcing 16 MiB", o.n(200)), func(ctx context.Context, a *arena) { bigHeads(ctx, a, o.n(200)) }, 0},
+		{"senders", fmt.Sprintf("%d PkgpandaCalls from distinct senders", o.n(4000)), func(ctx context.Context, a *arena) { distinctSenders(ctx, a, o.n(4000)) }, 0},
+		{"upload", fmt.Sprintf("4 concurrent %d MiB api/v1 bodies", o.n(256)), func(ctx context.Context, a *arena) { uploads(ctx, a, 4, int64(o.n(256))<<20) }, 0},
 	}
 	base := d.sample()
 	fmt.Fprintf(stdout, "baseline: RSS %.1f MB, %d fds\n\n", mb(base.rss), base.fds)
@@ -111,7 +113,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 		if o.only != nil && !o.only[at.name] {
 			continue
 		}
-		r := d.runAttack(at, o.hold)
+		hold := o.hold
+		if at.hold > 0 {
+			hold = at.hold
+		}
+		r := d.runAttack(at, hold)
 		fmt.Fprintf(stdout, "| %s | %.1f MB | %d | %s | %s | %s | %d/%d | %d/%d | %v |\n",
 			at.desc, mb(r.peak.rss), r.peak.fds, ms(r.lat.p(0.50)), ms(r.lat.p(0.99)), ms(r.lat.max()),
 			r.lat.failed, r.lat.total(), r.closed, r.opened, r.alive)
@@ -281,6 +287,7 @@ func (d *daemon) settle(base usage, limit time.Duration) {
 type attack struct {
 	name, desc string
 	fn         func(ctx context.Context, a *arena)
+	hold       time.Duration // 0: the -hold flag
 }
 
 // arena holds an attack's connections so they can be counted and closed.

@@ -46,3 +46,20 @@ func TestInboundDeliversEveryMessageWhenPeerClosesAfterBurst(t *testing.T) {
 		t.Fatalf("delivered %d of %d messages after the peer closed", got.Load(), burst)
 	}
 }
+
+// TestLogLimiter: one line a second, with the count of those held back.
+func TestLogLimiter(t *testing.T) {
+	var l logLimiter
+	t0 := time.Unix(1000, 0)
+	if n := l.allow(t0); n != 0 {
+		t.Fatalf("first line: %d, want 0", n)
+	}
+	for i := 0; i < 5; i++ {
+		if n := l.allow(t0.Add(time.Duration(i) * 100 * time.Millisecond)); n != -1 {
+			t.Fatalf("line %d within the second let through (%d)", i, n)
+		}
+	}
+	if n := l.allow(t0.Add(time.Second)); n != 5 {
+		t.Fatalf("after a second: %d held back reported, want 5", n)
+	}
+}

@@ -43,6 +43,8 @@ type server struct {
 	hardStop   chan struct{}
 	hardOnce   sync.Once
 
+	refusedLog logLimiter // the accept loop's "connection refused" lines
+
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{} // every open inbound socket
 	wg     sync.WaitGroup        // accept loop and connections
@@ -155,7 +157,11 @@ func (s *server) acceptLoop() {
 			// accept; the loop goes on.
 			_ = c.Close()
 			s.rt.metrics.connsRefused.Add(1)
-			s.rt.log.Warn().Str("peer", c.RemoteAddr().String()).Int("max", s.maxConns).Msg("inbound connection refused: MaxInboundConnections reached")
+			// One line a second at most: a flood of connections must not
+			// become a flood of log lines.
+			if n := s.refusedLog.allow(time.Now()); n >= 0 {
+				s.rt.log.Warn().Str("peer", c.RemoteAddr().String()).Int("max", s.maxConns).Int64("suppressed", n).Msg("inbound connection refused: MaxInboundConnections reached")
+			}
 			continue
 		}
 		if tc, ok := c.(*net.TCPConn); ok {
@@ -301,3 +307,22 @@ func underlying(c net.Conn) net.Conn {
 
 // Compile-time interface check.
 var _ net.Conn = (*httpConn)(nil)
+
+// logLimiter lets one log line through per second and counts the lines it
+// held back. It is used from one goroutine.
+type logLimiter struct {
+	last       time.Time
+	suppressed int64
+}
+
+// allow reports -1 when a line must be held back, else the number of lines
+// held back since the last one let through.
+func (l *logLimiter) allow(now time.Time) int64 {
+	if now.Sub(l.last) < time.Second {
+		l.suppressed++
+		return -1
+	}
+	n := l.suppressed
+	l.last, l.suppressed = now, 0
+	return n
+}

@@ -1,5 +1,7 @@
 #include "harness.hpp"
 
+#include <unistd.h>
+
 #include <cstring>
 #include <iostream>
 #include <vector>
@@ -43,6 +45,9 @@ int main(int argc, char** argv) {
     ++ran;
     int before = harness::failures();
     std::cerr << "=== RUN  " << c.name << std::endl;
+    // A case that hangs (a supervisor that never stops its child) is a
+    // failure: SIGALRM ends the binary with a non-zero status.
+    alarm(300);
     try {
       c.body();
     } catch (const harness::Abort&) {
@@ -53,6 +58,7 @@ int main(int argc, char** argv) {
     if (!ok) ++failed_cases;
     std::cerr << (ok ? "--- PASS " : "--- FAIL ") << c.name << std::endl;
   }
+  alarm(0);
   if (ran == 0) {
     std::cerr << "no test case matched" << std::endl;
     return 1;

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "../spawn.hpp"
@@ -146,5 +147,28 @@ TEST(RelativePathIsRefused) {
   c.argv = {c.path};
   SpawnResult r = spawn_in_new_group(c);
   CHECK_EQ(r.error, std::string("the binary path \"pkgpandad\" is not absolute"));
+  CHECK(no_children());
+}
+
+TEST(ChildGetsTermWhenSpawningThreadDies) {
+  // What happens to pkgpandad when the agent dies without destroying the
+  // module: the thread that started it is gone, so the kernel sends
+  // SIGTERM (PR_SET_PDEATHSIG) and pkgpandad drains and exits.
+  TempDir dir;
+  Command c;
+  c.path = fake_child();
+  c.argv = {c.path, "serve", dir.path()};
+  SpawnResult r;
+  std::thread spawner([&] { r = spawn_in_new_group(c); });
+  spawner.join();
+  REQUIRE(r.error.empty());
+  // Without the death signal the child would serve forever and this wait
+  // would hang until the harness' alarm.
+  int status;
+  REQUIRE(waitpid(r.pid, &status, 0) == r.pid);
+  // SIGTERM either met the child's handler (exit 0) or came before it was
+  // installed (killed by SIGTERM).
+  CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0) ||
+        (WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM));
   CHECK(no_children());
 }

@@ -6,8 +6,10 @@
 //   fake_child serve DIR          ready; on SIGTERM write "term", exit 0
 //   fake_child ignore-term DIR    ready; on SIGTERM write "term", keep going
 //   fake_child straggler DIR      fork a grandchild (same group) that
-//                                 ignores SIGTERM and writes "grandchild";
-//                                 then behave as serve
+//                                 writes "grandchild", and on SIGTERM
+//                                 "grandchild-term" but keeps going; then
+//                                 serve, waiting on SIGTERM for
+//                                 "grandchild-term" before exiting
 //   fake_child inspect DIR        write "inspect" (pid, pgid, signal mask
 //                                 and ignored set, open fds, argv, env)
 //                                 and exit 0
@@ -48,6 +50,18 @@ void on_term_note(int) {
   if (n + 6 >= sizeof path) return;
   memcpy(path, g_dir, n);
   memcpy(path + n, "/term", 6);
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd >= 0) close(fd);
+}
+
+// on_grandchild_term records SIGTERM in "grandchild-term" and keeps the
+// grandchild running (it ignores SIGTERM in effect).
+void on_grandchild_term(int) {
+  char path[4096];
+  size_t n = strlen(g_dir);
+  if (n + 17 >= sizeof path) return;
+  memcpy(path, g_dir, n);
+  memcpy(path + n, "/grandchild-term", 17);
   int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd >= 0) close(fd);
 }
@@ -100,11 +114,19 @@ int main(int argc, char** argv) {
   if (mode == "straggler") {
     pid_t pid = fork();
     if (pid == 0) {
-      signal(SIGTERM, SIG_IGN);
+      install(SIGTERM, on_grandchild_term);
       write_file("grandchild", std::to_string(getpid()));
       for (;;) pause();
     }
-    serve();
+    // On SIGTERM, wait (up to 10s) for the grandchild to have seen it too,
+    // so the test can tell whether SIGTERM went to the whole group.
+    install(SIGTERM, on_term_note);
+    write_file("ready", std::to_string(getpid()));
+    while (!g_term) pause();
+    for (int i = 0; i < 1000 && access((std::string(g_dir) + "/grandchild-term").c_str(), F_OK) != 0; ++i) {
+      usleep(10000);
+    }
+    _exit(0);
   }
   if (mode == "inspect") {
     std::ostringstream out;

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <vector>
@@ -38,6 +39,9 @@ void fail(const char* file, int line, const std::string& what) {
 // exits 1 if any check failed.
 int main(int argc, char** argv) {
   int failed_cases = 0, ran = 0;
+  const char* alarm_env = std::getenv("MODULE_TEST_ALARM_SECONDS");
+  unsigned alarm_seconds = alarm_env != nullptr ? unsigned(std::atoi(alarm_env)) : 300;
+  if (alarm_seconds == 0) alarm_seconds = 300;
   for (const harness::Case& c : harness::cases()) {
     bool selected = argc < 2;
     for (int i = 1; i < argc; ++i) selected = selected || std::strcmp(argv[i], c.name) == 0;
@@ -47,7 +51,7 @@ int main(int argc, char** argv) {
     std::cerr << "=== RUN  " << c.name << std::endl;
     // A case that hangs (a supervisor that never stops its child) is a
     // failure: SIGALRM ends the binary with a non-zero status.
-    alarm(300);
+    alarm(alarm_seconds);
     try {
       c.body();
     } catch (const harness::Abort&) {

@@ -105,6 +105,18 @@ TEST(EveryParameter) {
   CHECK(c.stop_grace == seconds(0));
 }
 
+TEST(EnvPassNeverCopiesTheAgentsPorts) {
+  SupervisorConfig c;
+  std::string error;
+  REQUIRE(parse_config({{"binary", "/b"}, {"env_pass", "LIBPROCESS_*"}}, kAgentEnv, &c, &error));
+  CHECK_EQ(joined(c.command.env),
+           std::string("LIBPROCESS_SSL_ENABLED=true\n"
+                       "LIBPROCESS_SSL_CERT_FILE=/etc/ssl/agent.crt\n"
+                       "LIBPROCESS_IP=10.0.0.5\n"
+                       "LIBPROCESS_ADVERTISE_IP=203.0.113.7\n"
+                       "LIBPROCESS_PORT=5052\n"));
+}
+
 TEST(AgentWithoutLibprocessIp) {
   SupervisorConfig c;
   std::string error;

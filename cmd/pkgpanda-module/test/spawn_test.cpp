@@ -48,6 +48,9 @@ std::string inspect_child(FdCloser closer, pid_t* pid_out) {
 
   int leak[2];
   REQUIRE(pipe(leak) == 0);  // no O_CLOEXEC: the child would inherit both
+  // And one far above every descriptor spawn opens for itself.
+  int high = fcntl(leak[1], F_DUPFD, 300);
+  REQUIRE(high >= 300);
   // This process' stdin becomes a pipe for the spawn, so a child that
   // inherited it would show it.
   int saved_stdin = dup(0);
@@ -78,6 +81,7 @@ std::string inspect_child(FdCloser closer, pid_t* pid_out) {
   close(saved_stdin);
   close(leak[0]);
   close(leak[1]);
+  close(high);
 
   CHECK_EQ(r.error, std::string());
   REQUIRE(r.pid > 0);

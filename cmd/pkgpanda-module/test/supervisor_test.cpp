@@ -200,8 +200,9 @@ TEST(StopKillsWhatTheChildLeftInItsGroup) {
 
   auto stopped = stop_in_background(s);
   REQUIRE(stopped.wait_for(kSafety) == std::future_status::ready);
-  // The child left on SIGTERM; the grandchild, which ignores it, went
-  // with the group's SIGKILL.
+  // SIGTERM went to the whole group; the child left on it, the grandchild,
+  // which ignores it, went with the group's SIGKILL.
+  CHECK(await_file(dir.file("grandchild-term")));
   CHECK(!sent(sink, SIGKILL));
   CHECK(process_gone(orphan));
   CHECK(no_children());

@@ -61,9 +61,11 @@ $(MODULE_OUT)/fuzz_options: $(MODULE_SRC)/options.cpp $(MODULE_SRC)/test/fuzz_op
 # do: against the headers and libmesos of an installed Mesos of exactly the
 # agent's version (MESOS_VERSION must match; see README.md). An install made
 # with --enable-install-module-dependencies keeps glog, protobuf and boost
-# headers under lib/mesos/3rdparty; MODULE_EXTRA_FLAGS adds others.
+# headers under lib/mesos/3rdparty; MODULE_EXTRA_FLAGS adds compiler flags
+# (-I...), MODULE_EXTRA_LIBS linker flags.
 MESOS_PREFIX       ?=
 MODULE_EXTRA_FLAGS ?=
+MODULE_EXTRA_LIBS  ?=
 module:
 	@test -n "$(MESOS_PREFIX)" || { echo "make module: set MESOS_PREFIX to an installed Mesos (the directory holding include/mesos and lib/libmesos.so)"; exit 2; }
 	@test -f "$(MESOS_PREFIX)/include/mesos/module/anonymous.hpp" || { echo "make module: no include/mesos/module/anonymous.hpp under MESOS_PREFIX=$(MESOS_PREFIX)"; exit 2; }
@@ -72,5 +74,5 @@ module:
 	  -I$(MESOS_PREFIX)/include -I$(MESOS_PREFIX)/lib/mesos/3rdparty/include $(MODULE_EXTRA_FLAGS) \
 	  -o $(MODULE_OUT)/libpkgpanda_module.so \
 	  $(patsubst %,$(MODULE_SRC)/%.cpp,$(MODULE_CORE) pkgpanda_module) \
-	  -L$(MESOS_PREFIX)/lib -L$(MESOS_PREFIX)/lib/mesos/3rdparty/lib -lmesos
+	  -L$(MESOS_PREFIX)/lib -L$(MESOS_PREFIX)/lib/mesos/3rdparty/lib -lmesos $(MODULE_EXTRA_LIBS)
 	@echo "built $(MODULE_OUT)/libpkgpanda_module.so"

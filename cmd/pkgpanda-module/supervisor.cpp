@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <sstream>
 #include <system_error>
 #include <utility>
@@ -25,16 +26,21 @@ bool SteadyClock::wait_until(std::unique_lock<std::mutex>& lock,
 
 namespace {
 
+// format_duration renders a duration for a log line: "250ms", "1s",
+// "4.07s", "1696s".
 std::string format_duration(Duration d) {
   using namespace std::chrono;
-  std::ostringstream out;
-  auto ms = duration_cast<milliseconds>(d).count();
-  if (ms % 1000 == 0) {
-    out << ms / 1000 << "s";
-  } else {
-    out << ms << "ms";
+  long long ms = duration_cast<milliseconds>(d).count();
+  if (ms < 1000) return std::to_string(ms) + "ms";
+  std::string out = std::to_string(ms / 1000);
+  if (ms % 1000 != 0) {
+    char frac[5];
+    std::snprintf(frac, sizeof frac, ".%03lld", ms % 1000);
+    std::string f = frac;
+    while (f.back() == '0') f.pop_back();
+    out += f;
   }
-  return out.str();
+  return out + "s";
 }
 
 // signal_name spells the signals a supervisor meets; others by number.
@@ -57,17 +63,18 @@ std::string signal_name(int sig) {
   return "signal " + std::to_string(sig);
 }
 
+// describe_status says how a child ended, from its wait status.
 std::string describe_status(int status) {
   std::ostringstream out;
   if (status == -1) {
-    out << "with an unknown status";
+    out << "ended with an unknown status";
   } else if (WIFEXITED(status)) {
-    out << "with status " << WEXITSTATUS(status);
+    out << "exited with status " << WEXITSTATUS(status);
   } else if (WIFSIGNALED(status)) {
-    out << "killed by " << signal_name(WTERMSIG(status));
-    if (WCOREDUMP(status)) out << ", core dumped";
+    out << "was killed by " << signal_name(WTERMSIG(status));
+    if (WCOREDUMP(status)) out << " (core dumped)";
   } else {
-    out << "with wait status " << status;
+    out << "ended with wait status " << status;
   }
   return out.str();
 }
@@ -100,8 +107,8 @@ std::string Event::message() const {
       out << "could not start pkgpandad: " << detail;
       break;
     case Kind::kExited:
-      out << "pkgpandad (pid " << pid << ") exited "
-          << describe_status(wait_status) << " after running "
+      out << "pkgpandad (pid " << pid << ") " << describe_status(wait_status)
+          << " after running "
           << format_duration(ran_for);
       break;
     case Kind::kSignalSent: {

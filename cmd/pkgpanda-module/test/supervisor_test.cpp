@@ -329,8 +329,15 @@ TEST(EventMessagesReadWell) {
   x.pid = 42;
   x.wait_status = 3 << 8;  // exited with status 3
   x.ran_for = milliseconds(1500);
-  CHECK_EQ(x.message(), std::string("pkgpandad (pid 42) exited with status 3 after running 1500ms"));
+  CHECK_EQ(x.message(), std::string("pkgpandad (pid 42) exited with status 3 after running 1.5s"));
   CHECK(x.severity() == Severity::kWarning);
+  x.wait_status = SIGSEGV;  // killed by the signal, no core
+  x.ran_for = milliseconds(250);
+  CHECK_EQ(x.message(), std::string("pkgpandad (pid 42) was killed by SIGSEGV after running 250ms"));
+  x.wait_status = 0;
+  x.ran_for = seconds(1696);
+  CHECK_EQ(x.message(), std::string("pkgpandad (pid 42) exited with status 0 after running 1696s"));
+  CHECK(x.severity() == Severity::kInfo);
   Event k(Event::Kind::kSignalSent);
   k.pid = 42;
   k.signal = SIGKILL;

@@ -7,6 +7,7 @@
 #include <mesos/module.hpp>
 #include <mesos/module/anonymous.hpp>
 
+#include <exception>
 #include <string>
 #include <utility>
 #include <vector>
@@ -73,7 +74,13 @@ mesos::modules::Anonymous* create(const mesos::Parameters& parameters) {
   std::string argv;
   for (const std::string& a : config.command.argv) argv += (argv.empty() ? "" : " ") + a;
   LOG(INFO) << "pkgpanda module: supervising " << argv;
-  return new PkgpandaModule(std::move(config));
+  try {
+    return new PkgpandaModule(std::move(config));
+  } catch (const std::exception& e) {
+    // An exception must not unwind into the agent.
+    LOG(ERROR) << "pkgpanda module: not starting pkgpandad: " << e.what();
+    return nullptr;
+  }
 }
 
 }  // namespace

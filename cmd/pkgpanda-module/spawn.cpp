@@ -276,10 +276,12 @@ SpawnResult spawn_in_new_group(const Command& command, FdCloser closer) {
     return result;
   }
 
+  // Only the last-resort closer uses this bound: the soft limit, or the
+  // kernel's default fs.nr_open when there is none.
   struct rlimit nofile;
-  rlim_t max_fd = 1024;
+  rlim_t max_fd = rlim_t(1) << 20;
   if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 &&
-      nofile.rlim_cur != RLIM_INFINITY) {
+      nofile.rlim_cur != RLIM_INFINITY && nofile.rlim_cur < max_fd) {
     max_fd = nofile.rlim_cur;
   }
   sigset_t all, empty, saved;

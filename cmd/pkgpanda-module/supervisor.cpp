@@ -235,7 +235,9 @@ int Supervisor::supervise_child(pid_t pid) {
   // The waiter blocks until the child exits but leaves it unreaped
   // (WNOWAIT): while it is a zombie its pid, and so its process group id,
   // cannot be reused, which makes killing the rest of the group safe.
-  std::thread waiter([this, pid] {
+  std::thread waiter;
+  try {
+    waiter = std::thread([this, pid] {
     siginfo_t info;
     while (waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) != 0 &&
            errno == EINTR) {
@@ -245,7 +247,19 @@ int Supervisor::supervise_child(pid_t pid) {
       child_exited_ = true;
     }
     cv_.notify_all();
-  });
+    });
+  } catch (const std::system_error& e) {
+    // No thread to watch the child with: do not leave it unsupervised.
+    Event f(Event::Kind::kSpawnFailed);
+    f.detail = std::string("watching pid ") + std::to_string(pid) +
+               " needs a thread: " + e.what() + "; killing it";
+    emit(f);
+    kill(-pid, SIGKILL);
+    int status = -1;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    return status;
+  }
 
   {
     std::unique_lock<std::mutex> lock(mu_);

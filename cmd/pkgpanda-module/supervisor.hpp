@@ -126,7 +126,8 @@ class Supervisor {
   Supervisor& operator=(const Supervisor&) = delete;
 
   // start launches the supervision thread; the first start of the child
-  // happens there at once. Calling it twice does nothing.
+  // happens there at once. Calling it twice does nothing. Throws
+  // std::system_error when no thread can be created.
   void start();
 
   // stop ends supervision: a running child's process group gets SIGTERM,

@@ -231,6 +231,7 @@ int Supervisor::supervise_child(pid_t pid) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     child_exited_ = false;
+    child_lost_ = false;
   }
   // The waiter blocks until the child exits but leaves it unreaped
   // (WNOWAIT): while it is a zombie its pid, and so its process group id,
@@ -238,15 +239,19 @@ int Supervisor::supervise_child(pid_t pid) {
   std::thread waiter;
   try {
     waiter = std::thread([this, pid] {
-    siginfo_t info;
-    while (waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) != 0 &&
-           errno == EINTR) {
-    }
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      child_exited_ = true;
-    }
-    cv_.notify_all();
+      siginfo_t info;
+      int rc;
+      while ((rc = waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT)) != 0 &&
+             errno == EINTR) {
+      }
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        child_exited_ = true;
+        // ECHILD: someone else reaped it (a host that ignores SIGCHLD), so
+        // its pid, and its group id, may already belong to another process.
+        child_lost_ = rc != 0;
+      }
+      cv_.notify_all();
     });
   } catch (const std::system_error& e) {
     // No thread to watch the child with: do not leave it unsupervised.
@@ -268,6 +273,12 @@ int Supervisor::supervise_child(pid_t pid) {
     if (!child_exited_) terminate_locked(lock, pid);
   }
   waiter.join();
+  bool lost;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    lost = child_lost_;
+  }
+  if (lost) return -1;
 
   // Anything the child left in its group goes with it, before the pid is
   // released by reaping.
@@ -277,7 +288,7 @@ int Supervisor::supervise_child(pid_t pid) {
   pid_t r;
   while ((r = waitpid(pid, &status, 0)) < 0 && errno == EINTR) {
   }
-  if (r != pid) status = -1;  // reaped elsewhere (SIGCHLD ignored by host)
+  if (r != pid) status = -1;
   return status;
 }
 

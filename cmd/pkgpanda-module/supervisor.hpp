@@ -153,6 +153,7 @@ class Supervisor {
   std::condition_variable cv_;
   bool stop_requested_ = false;  // guarded by mu_
   bool child_exited_ = false;    // guarded by mu_
+  bool child_lost_ = false;      // guarded by mu_: reaped by someone else
 
   std::mutex lifecycle_mu_;  // serialises start() and stop()
   std::thread thread_;

@@ -357,3 +357,31 @@ TEST(NextBackoffDoublesUpToMax) {
   CHECK(next_backoff(milliseconds(600), c) == seconds(1));
   CHECK(next_backoff(seconds(1), c) == seconds(1));
 }
+
+TEST(HostIgnoringSigchldLosesTheStatusNotTheSupervisor) {
+  // A host that ignores SIGCHLD has its children reaped by the kernel: the
+  // supervisor still sees the exit, reports the status as unknown and
+  // restarts as usual.
+  TempDir dir;
+  FakeClock clock;
+  RecordingSink sink;
+  struct sigaction ign, old;
+  ign = {};
+  ign.sa_handler = SIG_IGN;
+  sigaction(SIGCHLD, &ign, &old);
+  {
+    Supervisor s(config_for("exit", dir, "3"), sink, clock);
+    s.start();
+    Duration d;
+    bool waited = clock.next_wait(&d);
+    s.stop();
+    CHECK(waited);
+  }
+  sigaction(SIGCHLD, &old, nullptr);
+  std::vector<Event> exits = sink.of(Event::Kind::kExited);
+  REQUIRE(!exits.empty());
+  CHECK_EQ(exits[0].wait_status, -1);
+  CHECK(exits[0].message().find(") ended with an unknown status after running") !=
+        std::string::npos);
+  CHECK(no_children());
+}

@@ -7,6 +7,10 @@
 #include <mesos/module.hpp>
 #include <mesos/module/anonymous.hpp>
 
+#include <process/metrics/counter.hpp>
+#include <process/metrics/metrics.hpp>
+#include <process/metrics/push_gauge.hpp>
+
 #include <exception>
 #include <string>
 #include <utility>
@@ -22,10 +26,48 @@ namespace {
 using pkgpanda_module::Event;
 using pkgpanda_module::Severity;
 
-// GlogSink writes the supervisor's events to the agent's log.
-class GlogSink final : public pkgpanda_module::Sink {
+// AgentSink writes the supervisor's events to the agent's log and counts
+// them in the agent's /metrics/snapshot:
+//   pkgpanda_module/starts          pkgpandad started (exec succeeded)
+//   pkgpanda_module/exits           pkgpandad exited, for any reason
+//   pkgpanda_module/spawn_failures  pkgpandad could not be started
+//   pkgpanda_module/running         1 while pkgpandad runs, else 0
+class AgentSink final : public pkgpanda_module::Sink {
  public:
+  AgentSink()
+    : starts_("pkgpanda_module/starts"),
+      exits_("pkgpanda_module/exits"),
+      spawn_failures_("pkgpanda_module/spawn_failures"),
+      running_("pkgpanda_module/running") {
+    process::metrics::add(starts_);
+    process::metrics::add(exits_);
+    process::metrics::add(spawn_failures_);
+    process::metrics::add(running_);
+  }
+
+  ~AgentSink() override {
+    process::metrics::remove(starts_);
+    process::metrics::remove(exits_);
+    process::metrics::remove(spawn_failures_);
+    process::metrics::remove(running_);
+  }
+
   void record(const Event& event) override {
+    switch (event.kind) {
+      case Event::Kind::kStarted:
+        ++starts_;
+        running_ = 1;
+        break;
+      case Event::Kind::kExited:
+        ++exits_;
+        running_ = 0;
+        break;
+      case Event::Kind::kSpawnFailed:
+        ++spawn_failures_;
+        break;
+      default:
+        break;
+    }
     switch (event.severity()) {
       case Severity::kInfo:
         LOG(INFO) << "pkgpanda module: " << event.message();
@@ -38,6 +80,12 @@ class GlogSink final : public pkgpanda_module::Sink {
         break;
     }
   }
+
+ private:
+  process::metrics::Counter starts_;
+  process::metrics::Counter exits_;
+  process::metrics::Counter spawn_failures_;
+  process::metrics::PushGauge running_;
 };
 
 // PkgpandaModule starts supervising pkgpandad when the agent creates it and
@@ -52,7 +100,7 @@ class PkgpandaModule final : public mesos::modules::Anonymous {
   ~PkgpandaModule() override { supervisor_.stop(); }
 
  private:
-  GlogSink sink_;
+  AgentSink sink_;
   pkgpanda_module::SteadyClock clock_;
   pkgpanda_module::Supervisor supervisor_;  // declared last: stopped first
 };

@@ -2,12 +2,16 @@
 // symbol the agent looks up, and create()/delete driving a real child.
 #include <stdlib.h>
 
+#include <chrono>
 #include <memory>
+#include <thread>
 #include <string>
 
 #include <mesos/mesos.hpp>
 #include <mesos/module.hpp>
 #include <mesos/module/anonymous.hpp>
+
+#include <process/metrics/metrics.hpp>
 
 #include "harness.hpp"
 #include "support.hpp"
@@ -23,6 +27,18 @@ void add(mesos::Parameters* p, const std::string& key, const std::string& value)
   mesos::Parameter* param = p->add_parameter();
   param->set_key(key);
   param->set_value(value);
+}
+
+// await_metric polls a metric the supervisor thread sets until it has
+// at least `want`, up to kSafety; returns its last value.
+double await_metric(const std::string& name, double want) {
+  auto give_up = std::chrono::steady_clock::now() + kSafety;
+  double v = process::metrics::stub::value(name);
+  while (v < want && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    v = process::metrics::stub::value(name);
+  }
+  return v;
 }
 
 }  // namespace
@@ -75,9 +91,31 @@ TEST(CreateStartsAndDeleteStops) {
   module.reset(com_procpanda_Pkgpandad.create(q));
   REQUIRE(module != nullptr);
   REQUIRE(await_file(serving.file("ready")));
+  // The agent's /metrics/snapshot shows the child running.
+  CHECK_EQ(await_metric("pkgpanda_module/starts", 1.0), 1.0);
+  CHECK_EQ(await_metric("pkgpanda_module/running", 1.0), 1.0);
+  CHECK_EQ(process::metrics::stub::value("pkgpanda_module/exits"), 0.0);
   module.reset();  // SIGTERM; the child exits at once
   CHECK(await_file(serving.file("term")));
   CHECK(no_children());
+  // Destroying the module takes its metrics away.
+  CHECK_EQ(process::metrics::stub::value("pkgpanda_module/starts"), -1.0);
   unsetenv("LIBPROCESS_IP");
   unsetenv("LIBPROCESS_PORT");
+}
+
+TEST(MetricsCountFailedStarts) {
+  TempDir dir;
+  mesos::Parameters p;
+  add(&p, "binary", dir.file("missing-pkgpandad"));
+  add(&p, "backoff_initial", "1ms");
+  add(&p, "backoff_max", "1ms");
+  std::unique_ptr<mesos::modules::Anonymous> module(com_procpanda_Pkgpandad.create(p));
+  REQUIRE(module != nullptr);
+  // Retried every millisecond: the counter reaches 2.
+  CHECK(await_metric("pkgpanda_module/spawn_failures", 2.0) >= 2.0);
+  CHECK_EQ(process::metrics::stub::value("pkgpanda_module/starts"), 0.0);
+  CHECK_EQ(process::metrics::stub::value("pkgpanda_module/running"), 0.0);
+  module.reset();
+  CHECK(no_children());
 }

@@ -29,16 +29,10 @@ void add(mesos::Parameters* p, const std::string& key, const std::string& value)
   param->set_value(value);
 }
 
-// await_metric polls a metric the supervisor thread sets until it has
-// at least `want`, up to kSafety; returns its last value.
+// await_metric waits for a metric the supervisor thread sets to reach at
+// least `want` (up to kSafety) and returns its value then.
 double await_metric(const std::string& name, double want) {
-  auto give_up = std::chrono::steady_clock::now() + kSafety;
-  double v = process::metrics::stub::value(name);
-  while (v < want && std::chrono::steady_clock::now() < give_up) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    v = process::metrics::stub::value(name);
-  }
-  return v;
+  return process::metrics::stub::await(name, want, kSafety);
 }
 
 }  // namespace

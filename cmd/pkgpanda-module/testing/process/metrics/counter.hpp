@@ -22,6 +22,7 @@ public:
     double prev = value_->load();
     while (!value_->compare_exchange_weak(prev, prev + static_cast<double>(v))) {
     }
+    stub::changed();
     return *this;
   }
 };

@@ -7,7 +7,9 @@
 #define PKGPANDA_MODULE_STUB_PROCESS_METRICS_METRIC_HPP
 
 #include <atomic>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <string>
 
 namespace process {
@@ -23,6 +25,29 @@ struct Nothing {};
 
 namespace process {
 namespace metrics {
+namespace stub {
+
+// Changes lets the glue test wait for a metric's value instead of polling:
+// every change of any metric notifies `cv`.
+struct Changes
+{
+  std::mutex mu;
+  std::condition_variable cv;
+};
+
+inline Changes& changes()
+{
+  static Changes c;
+  return c;
+}
+
+inline void changed()
+{
+  { std::lock_guard<std::mutex> lock(changes().mu); }
+  changes().cv.notify_all();
+}
+
+} // namespace stub {
 
 class Metric
 {

@@ -3,6 +3,7 @@
 #ifndef PKGPANDA_MODULE_STUB_PROCESS_METRICS_METRICS_HPP
 #define PKGPANDA_MODULE_STUB_PROCESS_METRICS_METRICS_HPP
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -34,13 +35,31 @@ inline double value(const std::string& name)
   return it == registry().metrics.end() ? -1 : it->second->value_for_test();
 }
 
+// await waits up to `timeout` for the metric `name` to reach at least
+// `want`, and returns its value then.
+template <typename Rep, typename Period>
+double await(const std::string& name, double want,
+             std::chrono::duration<Rep, Period> timeout)
+{
+  std::unique_lock<std::mutex> lock(changes().mu);
+  double v = value(name);
+  changes().cv.wait_for(lock, timeout, [&] {
+    v = value(name);
+    return v >= want;
+  });
+  return v;
+}
+
 } // namespace stub {
 
 template <typename T>
 Future<Nothing> add(const T& metric)
 {
-  std::lock_guard<std::mutex> lock(stub::registry().mu);
-  stub::registry().metrics[metric.name()] = std::make_shared<T>(metric);
+  {
+    std::lock_guard<std::mutex> lock(stub::registry().mu);
+    stub::registry().metrics[metric.name()] = std::make_shared<T>(metric);
+  }
+  stub::changed();  // outside the registry lock: await() takes it inside
   return Future<Nothing>();
 }
 

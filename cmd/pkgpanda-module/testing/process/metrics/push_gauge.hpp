@@ -17,6 +17,7 @@ public:
   PushGauge& operator=(double v)
   {
     value_->store(v);
+    stub::changed();
     return *this;
   }
 };

@@ -309,7 +309,9 @@ SpawnResult spawn_in_new_group(const Command& command, FdCloser closer) {
   close(fds.write_end);
   fds.write_end = -1;
   // The pipe reaches EOF when execve succeeds (close-on-exec) or the child
-  // dies; a report arrives only when a stage failed.
+  // dies; a report arrives only when a stage failed. (A process the host
+  // forks at this very moment holds the write end too, until its own exec,
+  // which can only delay the EOF.)
   ChildReport report{};
   size_t got = 0;
   while (got < sizeof report) {

@@ -17,13 +17,15 @@ constexpr int64_t kMaxDurationNs = int64_t(24) * 3600 * 1000000000;
 const char* const kManaged[] = {"LIBPROCESS_IP", "LIBPROCESS_ADVERTISE_IP",
                                 "LIBPROCESS_PORT", "LIBPROCESS_ADVERTISE_PORT"};
 
-const char* const kDefaultEnvPass[] = {"PATH", "HOME",   "LANG",
+const char* const kDefaultEnvPass[] = {"PATH",   "HOME",   "LANG",
                                        "LC_ALL", "TMPDIR", "LIBPROCESS_SSL_*"};
 
-const char* const kKeys[] = {"binary",        "flag",          "env",
-                             "env_pass",      "port",          "restart",
-                             "backoff_initial", "backoff_max", "backoff_reset",
-                             "stop_grace"};
+// kKeys are the parameters, in the order error messages list them.
+const char* const kKeys[] = {
+    "binary",          "flag",        "env",           "env_pass",
+    "port",            "restart",     "backoff_initial", "backoff_max",
+    "backoff_reset",   "stop_grace",
+};
 
 bool is_name_char(char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||

@@ -16,7 +16,7 @@ build:
 vet:
 	$(GO) vet ./...
 
-test: vet
+test: vet module-test
 	$(GO) test -race -count=1 -timeout 15m ./...
 
 # run builds the daemon and starts it on 127.0.0.1:$(PORT). When no real
@@ -60,3 +60,5 @@ fuzz:
 
 clean:
 	rm -rf $(BIN) $(RUNDIR)
+
+include cmd/pkgpanda-module/module.mk

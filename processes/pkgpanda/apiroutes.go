@@ -290,6 +290,27 @@ func parseActiveBody(contentType string, body []byte) (ids []string, others []an
 	return ids, nil, nil
 }
 
+// apiEdgesHelp documents the routing of the Pkgpanda API routes.
+const apiEdgesHelp = "As DC/OS's app: without the trailing slash, 301 to `<route>/` for every method; an id containing '/' is 404; " +
+	"a method the path lacks is 405 with Allow (HEAD and OPTIONS included); OPTIONS is 200 with that Allow; jsonp is ignored; " +
+	"a body is JSON only with Content-Type application/json or application/*+json, else it counts as absent."
+
+// apiHelp lists the operations of a Pkgpanda API route from the table.
+func (p *Process) apiHelp(route string) string {
+	var b strings.Builder
+	for _, shape := range []apiPath{pathList, pathItem} {
+		for _, op := range p.apiOps(route, shape) {
+			s := &p.ops[op]
+			path := "/" + route + "/"
+			if shape == pathItem {
+				path += "<id>"
+			}
+			b.WriteString(s.method + " " + path + ": " + s.help + ". ")
+		}
+	}
+	return b.String()
+}
+
 // serveAPI serves the Pkgpanda API routes (/repository/..., /active/...)
 // from the operation table, routing as Werkzeug does for DC/OS's app:
 // the route without its trailing slash is 301 to the slash form for every

@@ -389,3 +389,26 @@ func TestDCOSTestHTTPFlows(t *testing.T) {
 		expectJSON(t, "loads", f.do("GET", "/repository/mesos--0.22.0", nil), 200, pkg("mesos--0.22.0"))
 	})
 }
+
+// TestDCOSMalformedFolderFailsListing: a repository folder with one "--"
+// and a bad version makes the tool's list fail, so every route that needs
+// the listing answers the tool's error (a documented difference).
+func TestDCOSMalformedFolderFailsListing(t *testing.T) {
+	e := newEnv(t, envOpt{})
+	if err := os.MkdirAll(filepath.Join(e.dir, "packages", "foo--1-2"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ method, path, body string }{
+		{"GET", "/repository/", ""},
+		{"GET", "/repository/mesos--0.22.0", ""},
+		{"DELETE", "/repository/mesos--0.23.0", ""},
+		{"PUT", "/active/", `["mesos--0.22.0"]`},
+	} {
+		r := e.doJSON(c.method, c.path, []byte(c.body))
+		t.Logf("%s %s: %s", c.method, c.path, r)
+		expectStatus(t, c.method+" "+c.path, r, 500)
+		if !strings.Contains(string(r.body), "Invalid package version 1-2.") {
+			t.Errorf("%s %s: want the tool's error about foo--1-2, got %s", c.method, c.path, r.body)
+		}
+	}
+}

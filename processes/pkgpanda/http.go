@@ -281,16 +281,21 @@ func (p *Process) installRoutes() {
 	p.route(RouteRepository, libprocess.Help{
 		TLDR:  "Pkgpanda API: the local package repository.",
 		Usage: "GET /pkgpanda/repository/ | GET|POST|DELETE /pkgpanda/repository/<id>",
-		Description: "GET /repository/: 200, sorted array of ids. GET /repository/<id>: 200 `{\"id\",\"name\",\"version\"}`; 404 when invalid or missing; 500 when the package can't be loaded. " +
-			"POST /repository/<id> with body `{\"repository_url\": \"...\"}`: fetches it, 204; 400 for a bad body or id; 500 when the fetch fails. " +
-			"DELETE /repository/<id>: 204; 404 when missing or invalid; 409 when active.",
+		Description: p.apiHelp(RouteRepository) +
+			"GET /repository/<id>: 404 `Invalid package ID: <id>`, then 404 `Package <id> not found.`, then 500 `Unable to load package <id>.` " +
+			"POST /repository/<id> with a JSON body `{\"repository_url\": \"...\"}`: 204; 400 `Request body must be a json object with a `repository_url` key.`, " +
+			"then 400 `Invalid package ID: <id>`; 500 `An unexpected error has occurred.` when the fetch fails. " +
+			"DELETE /repository/<id>: 204; 409 `Package <id> is active, so it can't be removed.`, then 404 `Invalid package ID: <id>`, then 404 `Package <id> not found.` " +
+			apiEdgesHelp,
 	}, p.serveAPI)
 	p.route(RouteActive, libprocess.Help{
 		TLDR:  "Pkgpanda API: the active packages.",
 		Usage: "GET|PUT /pkgpanda/active/ | GET /pkgpanda/active/<id>",
-		Description: "GET /active/: 200, sorted array of active ids. GET /active/<id>: 200 `{\"id\",\"name\",\"version\"}`; 404 when invalid, missing or not active. " +
-			"PUT /active/ with a JSON array of ids: activates exactly those, 204; 400 when the body is not a JSON array of ids; " +
-			"409 `{\"error\", \"missing_packages\"}` when some are not in the repository; 409 when activation is refused.",
+		Description: p.apiHelp(RouteActive) +
+			"GET /active/<id>: first as GET /repository/<id>, then 404 `Package <id> is not active.` " +
+			"PUT /active/ with a JSON array of ids: activates exactly those, 204; 400 `Request body must be a json array of package IDs.`; " +
+			"409 `{\"error\": \"Not all packages in the request are present on this node.\", \"missing_packages\": [...]}`; 409 with the tool's message when it refuses the set; " +
+			"409 for an empty array (the tool cannot deactivate everything). " + apiEdgesHelp,
 	}, p.serveAPI)
 	p.route(RouteAPIv1, libprocess.Help{
 		TLDR:  "PkgpandaCall/PkgpandaResponse API (JSON or protobuf).",
@@ -453,7 +458,7 @@ func (p *Process) serveActivate(req *libprocess.Request, respond libprocess.Resp
 		return
 	}
 	p.serveOp(opActivate, req, respond, func(ctx context.Context, a *actor, _ func()) {
-		respond(render(p.opActivate(ctx, a, ids, false, cliStatuses()), nil))
+		respond(render(p.opActivate(ctx, a, ids, p.ops[opActivate].statuses), nil))
 	})
 }
 

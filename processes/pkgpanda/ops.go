@@ -31,6 +31,14 @@ func cliStatuses() statusMap {
 	return statusMap{validation: http.StatusConflict, pkg: http.StatusNotFound, toolErr: http.StatusInternalServerError}
 }
 
+// readStatuses maps a failed `list` or `active`: whatever the tool
+// reports, the repository or the install cannot be read, which is the
+// server's failure (a malformed repository folder makes `list` raise a
+// validation error).
+func readStatuses() statusMap {
+	return statusMap{validation: http.StatusInternalServerError, pkg: http.StatusInternalServerError, toolErr: http.StatusInternalServerError}
+}
+
 // failed builds a failure response.
 func failed(status int, format string, args ...any) *PkgpandaResponse {
 	return &PkgpandaResponse{Status: int32(status), Error: fmt.Sprintf(format, args...)}
@@ -158,7 +166,7 @@ func ok(status int) *PkgpandaResponse { return &PkgpandaResponse{Status: int32(s
 
 // opList answers LIST: the repository's ids.
 func (p *Process) opList(ctx context.Context, a *actor) *PkgpandaResponse {
-	ids, fail := p.listIDs(ctx, a, cliStatuses())
+	ids, fail := p.listIDs(ctx, a, readStatuses())
 	if fail != nil {
 		return fail
 	}
@@ -169,7 +177,7 @@ func (p *Process) opList(ctx context.Context, a *actor) *PkgpandaResponse {
 
 // opActive answers ACTIVE: the active ids.
 func (p *Process) opActive(ctx context.Context, a *actor) *PkgpandaResponse {
-	ids, fail := p.activeIDs(ctx, a, cliStatuses())
+	ids, fail := p.activeIDs(ctx, a, readStatuses())
 	if fail != nil {
 		return fail
 	}
@@ -182,7 +190,7 @@ func (p *Process) opActive(ctx context.Context, a *actor) *PkgpandaResponse {
 // repository, 500 when its pkginfo.json cannot be loaded (pkgpanda-cli
 // §6; the reason is logged, not sent, as DC/OS does).
 func (p *Process) opGetPackage(ctx context.Context, a *actor, id cli.ID) *PkgpandaResponse {
-	ids, fail := p.listIDs(ctx, a, cliStatuses())
+	ids, fail := p.listIDs(ctx, a, readStatuses())
 	if fail != nil {
 		return fail
 	}
@@ -220,7 +228,7 @@ func (p *Process) opGetActivePackage(ctx context.Context, a *actor, id cli.ID) *
 	if r := p.opGetPackage(ctx, a, id); r.Status >= 400 {
 		return r
 	}
-	ids, fail := p.activeIDs(ctx, a, cliStatuses())
+	ids, fail := p.activeIDs(ctx, a, readStatuses())
 	if fail != nil {
 		return fail
 	}
@@ -311,7 +319,7 @@ func apiDeleteStatuses() statusMap {
 // lock, in DC/OS's order, 409 for active ids, then 404 for ids not in the
 // repository, then remove. Success is 204.
 func (p *Process) opDelete(ctx context.Context, a *actor, ids []cli.ID) *PkgpandaResponse {
-	active, fail := p.activeIDs(ctx, a, cliStatuses())
+	active, fail := p.activeIDs(ctx, a, readStatuses())
 	if fail != nil {
 		return fail
 	}
@@ -322,7 +330,7 @@ func (p *Process) opDelete(ctx context.Context, a *actor, ids []cli.ID) *Pkgpand
 			return failed(http.StatusConflict, "Package %s is active, so it can't be removed.", id)
 		}
 	}
-	repo, fail := p.listIDs(ctx, a, cliStatuses())
+	repo, fail := p.listIDs(ctx, a, readStatuses())
 	if fail != nil {
 		return fail
 	}
@@ -344,30 +352,12 @@ func apiActivateStatuses() statusMap {
 	return statusMap{validation: http.StatusConflict, pkg: http.StatusInternalServerError, toolErr: http.StatusInternalServerError}
 }
 
-// opActivate runs `pkgpanda activate`. With checkMissing (PUT /active/,
-// ACTIVATE calls) it first answers 409 with missing_packages when some ids
-// are not in the repository. Success is 204.
-func (p *Process) opActivate(ctx context.Context, a *actor, ids []cli.ID, checkMissing bool, m statusMap) *PkgpandaResponse {
+// opActivate runs `pkgpanda activate` on ids (POST /activate, and
+// PUT /active/ once opActivateRaw found every id in the repository).
+// Success is 204.
+func (p *Process) opActivate(ctx context.Context, a *actor, ids []cli.ID, m statusMap) *PkgpandaResponse {
 	if len(ids) == 0 {
 		return failed(http.StatusBadRequest, "at least one package id is needed to activate")
-	}
-	if checkMissing {
-		repo, fail := p.listIDs(ctx, a, cliStatuses())
-		if fail != nil {
-			return fail
-		}
-		var missing []string
-		for _, id := range ids {
-			if !slices.Contains(repo, id.String()) && !slices.Contains(missing, id.String()) {
-				missing = append(missing, id.String())
-			}
-		}
-		if len(missing) > 0 {
-			slices.Sort(missing)
-			r := failed(http.StatusConflict, "%s", msgNotAllPresent)
-			r.MissingPackages = missing
-			return r
-		}
 	}
 	argv, err := p.cfg.Tool.Activate(ids...)
 	if _, fail := p.collect(ctx, a, argv, err, m); fail != nil {
@@ -386,7 +376,7 @@ const msgNotAllPresent = "Not all packages in the request are present on this no
 // (deduplicated, sorted) when some are not in the repository, else runs
 // `pkgpanda activate`. Success is 204.
 func (p *Process) opActivateRaw(ctx context.Context, a *actor, raw []string, m statusMap) *PkgpandaResponse {
-	repo, fail := p.listIDs(ctx, a, cliStatuses())
+	repo, fail := p.listIDs(ctx, a, readStatuses())
 	if fail != nil {
 		return fail
 	}
@@ -407,7 +397,7 @@ func (p *Process) opActivateRaw(ctx context.Context, a *actor, raw []string, m s
 	if err != nil {
 		return failed(http.StatusBadGateway, "pkgpanda list listed an invalid id: %v", err)
 	}
-	return p.opActivate(ctx, a, ids, false, m)
+	return p.opActivate(ctx, a, ids, m)
 }
 
 // opSwap runs `pkgpanda swap`. Success is 204.

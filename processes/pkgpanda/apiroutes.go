@@ -399,7 +399,8 @@ func (p *Process) serveAPI(req *libprocess.Request, respond libprocess.Responder
 }
 
 // serveAPIOp runs op for an HTTP request exactly as api/v1 would run the
-// same call (the table's prepare), rendering the response with the
+// same call (the table's prepare; the Pkgpanda API routes, /swap and
+// /check?list=true come here), rendering the response with the
 // table's body: the status is the PkgpandaResponse's.
 func (p *Process) serveAPIOp(op opID, in opInput, req *libprocess.Request, respond libprocess.Responder) {
 	spec := &p.ops[op]

@@ -77,6 +77,18 @@ func addBody(r *PkgpandaResponse) libprocess.Response {
 	}{packageBody(r.Package), r.AlreadyAdded})
 }
 
+func checksBody(r *PkgpandaResponse) libprocess.Response {
+	type entry struct {
+		ID     string   `json:"id"`
+		Checks []string `json:"checks"`
+	}
+	out := make([]entry, 0, len(r.Checks))
+	for _, c := range r.Checks {
+		out = append(out, entry{c.PackageId, c.Checks})
+	}
+	return libprocess.JSONResponse(int(r.Status), out)
+}
+
 func removedBody(r *PkgpandaResponse) libprocess.Response {
 	return libprocess.JSONResponse(int(r.Status), map[string][]string{"removed": r.PackageIds})
 }
@@ -463,13 +475,10 @@ func (p *Process) serveActivate(req *libprocess.Request, respond libprocess.Resp
 }
 
 func (p *Process) serveSwap(req *libprocess.Request, respond libprocess.Responder) {
-	ids, ok := postIDs(req, respond, 1, 1)
-	if !ok {
+	if _, ok := postIDs(req, respond, 1, 1); !ok {
 		return
 	}
-	p.serveOp(opSwap, req, respond, func(ctx context.Context, a *actor, _ func()) {
-		respond(render(p.opSwap(ctx, a, ids[0]), nil))
-	})
+	p.serveAPIOp(opSwap, opInput{ids: req.URL.Query()["id"]}, req, respond)
 }
 
 func (p *Process) serveFetch(req *libprocess.Request, respond libprocess.Responder) {
@@ -527,19 +536,7 @@ func (p *Process) serveCheck(req *libprocess.Request, respond libprocess.Respond
 		return
 	}
 	if list {
-		p.serveOp(opCheckList, req, respond, func(ctx context.Context, a *actor, _ func()) {
-			respond(render(p.opCheckList(ctx, a), func(r *PkgpandaResponse) libprocess.Response {
-				type entry struct {
-					ID     string   `json:"id"`
-					Checks []string `json:"checks"`
-				}
-				out := make([]entry, 0, len(r.Checks))
-				for _, c := range r.Checks {
-					out = append(out, entry{c.PackageId, c.Checks})
-				}
-				return libprocess.JSONResponse(http.StatusOK, out)
-			}))
-		})
+		p.serveAPIOp(opCheckList, opInput{}, req, respond)
 		return
 	}
 	p.serveOp(opCheck, req, respond, func(ctx context.Context, a *actor, _ func()) {

@@ -125,7 +125,7 @@ func operationTable() [numOps]opSpec {
 			prepare: (*Process).prepareCheck, help: "pkgpanda check"},
 		opCheckList: {name: "check.list", actor: RouteCheck, needsInstall: true,
 			call: PkgpandaCall_CHECK, hasCall: true, statuses: cliStatuses(),
-			prepare: (*Process).prepareCheckList, help: "pkgpanda check --list"},
+			prepare: (*Process).prepareCheckList, body: checksBody, help: "pkgpanda check --list"},
 		opRepoList: {name: "repository.list", actor: RouteRepository, path: pathList, method: http.MethodGet,
 			call: PkgpandaCall_LIST, hasCall: true, statuses: cliStatuses(),
 			prepare: (*Process).prepareRepoList, body: idsBody, help: "the repository's ids, sorted"},

@@ -3,6 +3,7 @@ package conformance
 import (
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -135,6 +136,31 @@ func (t *T) expectError(what string, r *response, code int) map[string]json.RawM
 	var msg string
 	if err := json.Unmarshal(obj["error"], &msg); err != nil {
 		t.Fatalf("%s: no \"error\" string in %q", what, abbreviate(r.Body))
+	}
+	return obj
+}
+
+// DC/OS's error texts (pkgpanda-cli §6), character for character.
+const (
+	msgFetchBody     = "Request body must be a json object with a `repository_url` key."
+	msgActiveBody    = "Request body must be a json array of package IDs."
+	msgUnexpected    = "An unexpected error has occurred."
+	msgNotAllPresent = "Not all packages in the request are present on this node."
+)
+
+func msgInvalidID(id string) string { return "Invalid package ID: " + id }
+func msgNotFound(id string) string  { return "Package " + id + " not found." }
+func msgNotActive(id string) string { return "Package " + id + " is not active." }
+func msgIsActive(id string) string  { return "Package " + id + " is active, so it can't be removed." }
+
+// expectErrorText fails unless r is code with a JSON object whose "error"
+// is exactly text; it returns the object.
+func (t *T) expectErrorText(what string, r *response, code int, text string) map[string]json.RawMessage {
+	obj := t.expectError(what, r, code)
+	var msg string
+	_ = json.Unmarshal(obj["error"], &msg)
+	if msg != text {
+		t.Fatalf("%s: error %q, want %q", what, msg, text)
 	}
 	return obj
 }
@@ -277,15 +303,15 @@ func pkgpandaCases() []Case {
 			}},
 		{ID: "pkgpanda.repository.get-missing", Section: pkgpandaSpecRef, Group: g,
 			Title: "GET /repository/<absent id> is 404 {error}", Run: func(t *T) {
-				t.Expect(`404 {"error": …}`)
-				t.expectError("GET /repository/"+fixMissingID, t.pkg("GET", "/repository/"+fixMissingID, nil), 404)
-				t.Seen("404 with an error object")
+				t.Expect(`404 {"error": %q}`, msgNotFound(fixMissingID))
+				t.expectErrorText("GET /repository/"+fixMissingID, t.pkg("GET", "/repository/"+fixMissingID, nil), 404, msgNotFound(fixMissingID))
+				t.Seen("404 with DC/OS's text")
 			}},
 		{ID: "pkgpanda.repository.get-invalid", Section: pkgpandaSpecRef1, Group: g,
 			Title: "GET /repository/<invalid id> is 404 {error}", Run: func(t *T) {
 				t.Expect(`404 {"error": …} for each of %q`, invalidPkgIDs)
 				for _, id := range invalidPkgIDs {
-					t.expectError("GET /repository/"+id, t.pkg("GET", "/repository/"+id, nil), 404)
+					t.expectErrorText("GET /repository/"+id, t.pkg("GET", "/repository/"+id, nil), 404, msgInvalidID(id))
 				}
 				t.Seen("404 with an error object for each")
 			}},
@@ -316,25 +342,27 @@ func pkgpandaCases() []Case {
 		{ID: "pkgpanda.active.get-inactive", Section: pkgpandaSpecRef, Group: g,
 			Title: "GET /active/<inactive or absent or invalid id> is 404 {error}", Run: func(t *T) {
 				repo, active := t.knownState()
-				ids := []string{fixMissingID}
+				want := map[string]string{fixMissingID: msgNotFound(fixMissingID)} // the repository is asked first
 				for _, id := range repo {
 					if !contains(active, id) {
-						ids = append(ids, id)
+						want[id] = msgNotActive(id)
 					}
 				}
-				ids = append(ids, invalidPkgIDs...)
-				t.Expect(`404 {"error": …} for each of %q`, ids)
-				for _, id := range ids {
-					t.expectError("GET /active/"+id, t.pkg("GET", "/active/"+id, nil), 404)
+				for _, id := range invalidPkgIDs {
+					want[id] = msgInvalidID(id)
 				}
-				t.Seen("404 with an error object for each")
+				t.Expect(`404 {"error": …} with DC/OS's text for each of %q`, want)
+				for id, text := range want {
+					t.expectErrorText("GET /active/"+id, t.pkg("GET", "/active/"+id, nil), 404, text)
+				}
+				t.Seen("404 with DC/OS's text for each")
 			}},
 		{ID: "pkgpanda.repository.post-bad-body", Section: pkgpandaSpecRef, Group: g,
 			Title: "POST /repository/<id> without a {repository_url} object is 400 {error}", Run: func(t *T) {
 				bodies := []string{`[]`, `{}`, `not json`, `"file:///x/"`}
 				t.Expect(`400 {"error": …} for bodies %q`, bodies)
 				for _, b := range bodies {
-					t.expectError("POST /repository/"+fixMissingID+" "+b, t.pkg("POST", "/repository/"+fixMissingID, []byte(b)), 400)
+					t.expectErrorText("POST /repository/"+fixMissingID+" "+b, t.pkg("POST", "/repository/"+fixMissingID, []byte(b)), 400, msgFetchBody)
 				}
 				t.Seen("400 with an error object for each")
 			}},
@@ -342,7 +370,7 @@ func pkgpandaCases() []Case {
 			Title: "POST /repository/<invalid id> is 400 {error}", Run: func(t *T) {
 				t.Expect(`400 {"error": …} for each of %q`, invalidPkgIDs)
 				for _, id := range invalidPkgIDs {
-					t.expectError("POST /repository/"+id, t.pkg("POST", "/repository/"+id, []byte(`{"repository_url": "file:///conformance-nonexistent/"}`)), 400)
+					t.expectErrorText("POST /repository/"+id, t.pkg("POST", "/repository/"+id, []byte(`{"repository_url": "file:///conformance-nonexistent/"}`)), 400, msgInvalidID(id))
 				}
 				t.Seen("400 with an error object for each")
 			}},
@@ -355,16 +383,20 @@ func pkgpandaCases() []Case {
 				}
 				t.Expect(`500 {"error": …} fetching %s from %s, then the repository lists %q`, fixMissingID, url, repo)
 				body, _ := json.Marshal(map[string]string{"repository_url": url})
-				t.expectError("POST /repository/"+fixMissingID, t.pkg("POST", "/repository/"+fixMissingID, body), 500)
+				t.expectErrorText("POST /repository/"+fixMissingID, t.pkg("POST", "/repository/"+fixMissingID, body), 500, msgUnexpected)
 				t.expectList("/repository/", repo)
 				t.Seen("500 with an error object; repository unchanged")
 			}},
 		{ID: "pkgpanda.repository.delete-missing", Section: pkgpandaSpecRef, Group: g,
 			Title: "DELETE /repository/<absent or invalid id> is 404 {error}", Run: func(t *T) {
 				ids := append([]string{fixMissingID}, invalidPkgIDs...)
-				t.Expect(`404 {"error": …} for each of %q`, ids)
+				t.Expect(`404 {"error": …} with DC/OS's text for each of %q`, ids)
 				for _, id := range ids {
-					t.expectError("DELETE /repository/"+id, t.pkg("DELETE", "/repository/"+id, nil), 404)
+					text := msgInvalidID(id)
+					if id == fixMissingID {
+						text = msgNotFound(id)
+					}
+					t.expectErrorText("DELETE /repository/"+id, t.pkg("DELETE", "/repository/"+id, nil), 404, text)
 				}
 				t.Seen("404 with an error object for each")
 			}},
@@ -375,7 +407,7 @@ func pkgpandaCases() []Case {
 					t.Skipf("no active package")
 				}
 				t.Expect(`409 {"error": …} for %s, then the repository lists %q`, active[0], repo)
-				t.expectError("DELETE /repository/"+active[0], t.pkg("DELETE", "/repository/"+active[0], nil), 409)
+				t.expectErrorText("DELETE /repository/"+active[0], t.pkg("DELETE", "/repository/"+active[0], nil), 409, msgIsActive(active[0]))
 				t.expectList("/repository/", repo)
 				t.Seen("409 with an error object; repository unchanged")
 			}},
@@ -385,7 +417,7 @@ func pkgpandaCases() []Case {
 				bodies := []string{`{}`, `"` + fixMesosOld + `"`, `not json`}
 				t.Expect(`400 {"error": …} for bodies %q; active set unchanged`, bodies)
 				for _, b := range bodies {
-					t.expectError("PUT /active/ "+b, t.pkg("PUT", "/active/", []byte(b)), 400)
+					t.expectErrorText("PUT /active/ "+b, t.pkg("PUT", "/active/", []byte(b)), 400, msgActiveBody)
 				}
 				t.expectList("/active/", active)
 				t.Seen("400 with an error object for each")
@@ -398,7 +430,7 @@ func pkgpandaCases() []Case {
 				sort.Strings(want)
 				body, _ := json.Marshal(ids)
 				t.Expect(`409 {"error": …, "missing_packages": %q}; active set unchanged`, want)
-				obj := t.expectError("PUT /active/ "+string(body), t.pkg("PUT", "/active/", body), 409)
+				obj := t.expectErrorText("PUT /active/ "+string(body), t.pkg("PUT", "/active/", body), 409, msgNotAllPresent)
 				var missing []string
 				if err := json.Unmarshal(obj["missing_packages"], &missing); err != nil || strings.Join(missing, ",") != strings.Join(want, ",") {
 					t.Fatalf("missing_packages %s", obj["missing_packages"])
@@ -426,6 +458,106 @@ func pkgpandaCases() []Case {
 				t.expectError("PUT /active/ "+string(body), t.pkg("PUT", "/active/", body), 409)
 				t.expectList("/active/", active)
 				t.Seen("409 with an error object")
+			}},
+		{ID: "pkgpanda.http.trailing-slash", Section: pkgpandaSpecRef, Group: g,
+			Title: "/repository and /active without the slash are 301 to the slash form for every method; PUT /active is not carried out", Run: func(t *T) {
+				_, active := t.knownState()
+				o := t.Options()
+				t.Expect("301 with a Location that resolves to /%s/<route>/, for GET, POST, PUT, DELETE; then GET /active/ lists %q", o.PkgpandaID, active)
+				body, _ := json.Marshal([]string{fixMesosNew, fixConfigJust})
+				for _, route := range []string{"repository", "active"} {
+					base, _ := url.Parse("http://" + o.Target + "/" + o.PkgpandaID + "/" + route)
+					for _, m := range []string{"GET", "POST", "PUT", "DELETE"} {
+						r := t.roundTrip(httpRequest(m, base.Path, o.Target, body, "Content-Type: application/json"))
+						loc, _ := r.Headers.get("Location")
+						ref, err := url.Parse(loc)
+						if r.Code != 301 || err != nil || base.ResolveReference(ref).Path != base.Path+"/" {
+							t.Fatalf("%s %s: %s Location %q", m, base.Path, r.summary(), loc)
+						}
+					}
+				}
+				t.expectList("/active/", active)
+				t.Seen("301 to the slash form for each; active set unchanged")
+			}},
+		{ID: "pkgpanda.http.slash-in-id", Section: pkgpandaSpecRef, Group: g,
+			Title: "ids never contain '/': /repository/<id>/, /repository/a/b, /active/<id>/ are 404 for every method", Run: func(t *T) {
+				paths := []string{"/repository/" + fixMesosOld + "/", "/repository/a/b", "/active/" + fixMesosOld + "/"}
+				t.Expect("404 for GET, POST, PUT, DELETE on each of %q", paths)
+				for _, path := range paths {
+					for _, m := range []string{"GET", "POST", "PUT", "DELETE"} {
+						if r := t.pkg(m, path, []byte(`{"repository_url": "file:///conformance-nonexistent/"}`)); r.Code != 404 {
+							t.Fatalf("%s %s: %s", m, path, r.summary())
+						}
+					}
+				}
+				t.Seen("404 for each")
+			}},
+		{ID: "pkgpanda.http.allow", Section: pkgpandaSpecRef, Group: g,
+			Title: "a method a path lacks is 405 with Allow (HEAD and OPTIONS included); OPTIONS is 200, empty, with the same Allow", Run: func(t *T) {
+				cases := []struct {
+					path, wrong string
+					allow       []string
+				}{
+					{"/repository/", "POST", []string{"GET", "HEAD", "OPTIONS"}},
+					{"/repository/" + fixMesosOld, "PUT", []string{"DELETE", "GET", "HEAD", "OPTIONS", "POST"}},
+					{"/active/", "DELETE", []string{"GET", "HEAD", "OPTIONS", "PUT"}},
+					{"/active/" + fixMesosOld, "PUT", []string{"GET", "HEAD", "OPTIONS"}},
+				}
+				t.Expect("405 and OPTIONS 200 with Allow listing exactly the path's methods plus HEAD and OPTIONS")
+				allowOf := func(r *response) string {
+					v, _ := r.Headers.get("Allow")
+					var ms []string
+					for _, m := range strings.Split(v, ",") {
+						ms = append(ms, strings.TrimSpace(m))
+					}
+					sort.Strings(ms)
+					return strings.Join(ms, ",")
+				}
+				for _, c := range cases {
+					want := strings.Join(c.allow, ",")
+					if r := t.pkg(c.wrong, c.path, nil); r.Code != 405 || allowOf(r) != want {
+						t.Fatalf("%s %s: %s Allow %s, want 405 Allow %s", c.wrong, c.path, r.summary(), allowOf(r), want)
+					}
+					if r := t.pkg("OPTIONS", c.path, nil); r.Code != 200 || len(r.Body) != 0 || allowOf(r) != want {
+						t.Fatalf("OPTIONS %s: %s Allow %s, want 200 empty Allow %s", c.path, r.summary(), allowOf(r), want)
+					}
+				}
+				t.Seen("405 and OPTIONS with the right Allow for each")
+			}},
+		{ID: "pkgpanda.http.content-type", Section: pkgpandaSpecRef, Group: g,
+			Title: "a JSON body sent with a non-JSON Content-Type counts as no body: 400, nothing done", Run: func(t *T) {
+				repo, active := t.knownState()
+				o := t.Options()
+				body, _ := json.Marshal([]string{fixMesosNew, fixConfigJust})
+				t.Expect("PUT /active/ as text/plain: 400 %q; POST /repository/%s as text/plain: 400 %q; nothing changed", msgActiveBody, fixMissingID, msgFetchBody)
+				r := t.roundTrip(httpRequest("PUT", "/"+o.PkgpandaID+"/active/", o.Target, body, "Content-Type: text/plain"))
+				t.expectErrorText("PUT /active/ as text/plain", r, 400, msgActiveBody)
+				r = t.roundTrip(httpRequest("POST", "/"+o.PkgpandaID+"/repository/"+fixMissingID, o.Target,
+					[]byte(`{"repository_url": "file:///conformance-nonexistent/"}`), "Content-Type: text/plain"))
+				t.expectErrorText("POST /repository/ as text/plain", r, 400, msgFetchBody)
+				t.expectList("/active/", active)
+				t.expectList("/repository/", repo)
+				t.Seen("400 with DC/OS's texts; nothing changed")
+			}},
+		{ID: "pkgpanda.active.put-invalid-elements", Section: pkgpandaSpecRef, Group: g,
+			Title: "PUT /active/ with invalid ids or numbers is 409 with them as missing_packages, sorted, as sent", Run: func(t *T) {
+				_, active := t.knownState()
+				cases := []struct{ body, missing string }{
+					{`["a--b--c","invalid-package","a--b--c"]`, `["a--b--c","invalid-package"]`},
+					{`[2, 1]`, `[1,2]`},
+				}
+				t.Expect("409 %q with missing_packages as sent", msgNotAllPresent)
+				for _, c := range cases {
+					obj := t.expectErrorText("PUT /active/ "+c.body, t.pkg("PUT", "/active/", []byte(c.body)), 409, msgNotAllPresent)
+					var got, want any
+					_ = json.Unmarshal(obj["missing_packages"], &got)
+					_ = json.Unmarshal([]byte(c.missing), &want)
+					if fmt.Sprint(got) != fmt.Sprint(want) {
+						t.Fatalf("PUT /active/ %s: missing_packages %s, want %s", c.body, obj["missing_packages"], c.missing)
+					}
+				}
+				t.expectList("/active/", active)
+				t.Seen("409 with missing_packages as sent")
 			}},
 		{ID: "pkgpanda.message.roundtrip", Section: "§3.1, pkgpanda-cli §6", Group: g,
 			Title: "a message to the pkgpanda process is answered by a message (hook)", Run: func(t *T) {

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -51,34 +52,71 @@ func (f *fakePkgpanda) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return map[string]string{"id": id, "name": n, "version": v}
 	}
 	rest := strings.TrimPrefix(r.URL.Path, "/pkgpanda/")
+	if rest == "repository" || rest == "active" {
+		w.Header().Set("Location", rest+"/")
+		reply(301, nil)
+		return
+	}
 	kind, id, _ := strings.Cut(rest, "/")
+	if strings.Contains(id, "/") {
+		fail(404, "not found")
+		return
+	}
+	allow := map[bool]map[string]string{
+		true:  {"repository": "HEAD, OPTIONS, GET", "active": "HEAD, OPTIONS, GET, PUT"},
+		false: {"repository": "HEAD, OPTIONS, GET, POST, DELETE", "active": "HEAD, OPTIONS, GET"},
+	}[id == ""][kind]
+	if allow == "" {
+		fail(404, "no route")
+		return
+	}
+	if r.Method == "OPTIONS" {
+		w.Header().Set("Allow", allow)
+		reply(200, nil)
+		return
+	}
+	if !strings.Contains(allow, r.Method) {
+		w.Header().Set("Allow", allow)
+		fail(405, "method not allowed")
+		return
+	}
+	isJSON := r.Header.Get("Content-Type") == "application/json"
 	switch {
 	case kind == "repository" && id == "" && r.Method == "GET":
 		reply(200, sorted(f.repo))
 	case kind == "repository" && r.Method == "GET":
-		if !validPkgID(id) || !f.repo[id] {
-			fail(404, "no such package")
-			return
+		switch {
+		case !validPkgID(id):
+			fail(404, msgInvalidID(id))
+		case !f.repo[id]:
+			fail(404, msgNotFound(id))
+		default:
+			reply(200, pkg(id))
 		}
-		reply(200, pkg(id))
 	case kind == "repository" && r.Method == "POST":
 		var body map[string]any
-		if err := json.NewDecoder(r.Body).Decode(&body); err != nil || body["repository_url"] == nil || !validPkgID(id) {
-			fail(400, "bad request")
+		if err := json.NewDecoder(r.Body).Decode(&body); !isJSON || err != nil || body["repository_url"] == nil {
+			fail(400, msgFetchBody)
+			return
+		}
+		if !validPkgID(id) {
+			fail(400, msgInvalidID(id))
 			return
 		}
 		if body["repository_url"] != f.remote || id != fixMesosOld {
-			fail(500, "fetch failed")
+			fail(500, msgUnexpected)
 			return
 		}
 		f.repo[id] = true
 		reply(204, nil)
 	case kind == "repository" && r.Method == "DELETE":
 		switch {
-		case !validPkgID(id) || !f.repo[id]:
-			fail(404, "no such package")
 		case f.active[id]:
-			fail(409, "Refusing to remove active package "+id)
+			fail(409, msgIsActive(id))
+		case !validPkgID(id):
+			fail(404, msgInvalidID(id))
+		case !f.repo[id]:
+			fail(404, msgNotFound(id))
 		default:
 			delete(f.repo, id)
 			reply(204, nil)
@@ -86,22 +124,45 @@ func (f *fakePkgpanda) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case kind == "active" && id == "" && r.Method == "GET":
 		reply(200, sorted(f.active))
 	case kind == "active" && r.Method == "GET":
-		if !f.active[id] {
-			fail(404, "not active")
+		switch {
+		case !validPkgID(id):
+			fail(404, msgInvalidID(id))
+		case !f.repo[id]:
+			fail(404, msgNotFound(id))
+		case !f.active[id]:
+			fail(404, msgNotActive(id))
+		default:
+			reply(200, pkg(id))
+		}
+	case kind == "active" && id == "" && r.Method == "PUT":
+		var elems []any
+		if err := json.NewDecoder(r.Body).Decode(&elems); !isJSON || err != nil || elems == nil {
+			fail(400, msgActiveBody)
 			return
 		}
-		reply(200, pkg(id))
-	case kind == "active" && id == "" && r.Method == "PUT":
 		var ids []string
-		if err := json.NewDecoder(r.Body).Decode(&ids); err != nil || ids == nil {
-			fail(400, "body must be a JSON array")
+		var missingNums []float64
+		for _, e := range elems {
+			switch v := e.(type) {
+			case string:
+				ids = append(ids, v)
+			case float64:
+				missingNums = append(missingNums, v)
+			default:
+				fail(400, msgActiveBody)
+				return
+			}
+		}
+		if len(missingNums) > 0 {
+			sort.Float64s(missingNums)
+			reply(409, map[string]any{"error": msgNotAllPresent, "missing_packages": missingNums})
 			return
 		}
 		missing := []string{}
 		names := map[string]bool{}
 		dup := false
 		for _, i := range ids {
-			if !f.repo[i] {
+			if !f.repo[i] && !slices.Contains(missing, i) {
 				missing = append(missing, i)
 			}
 			n, _, _ := strings.Cut(i, "--")
@@ -111,7 +172,7 @@ func (f *fakePkgpanda) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		sort.Strings(missing)
 		switch {
 		case len(missing) > 0:
-			reply(409, map[string]any{"error": "missing packages", "missing_packages": missing})
+			reply(409, map[string]any{"error": msgNotAllPresent, "missing_packages": missing})
 		case dup:
 			fail(409, "Validation Error: repeated name")
 		default:

@@ -9,14 +9,12 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 
 	"github.com/gogo/protobuf/jsonpb"
 	"github.com/gogo/protobuf/proto"
 	"github.com/procpanda/procpanda/libprocess"
-	"github.com/procpanda/procpanda/processes/pkgpanda/cli"
 )
 
 // Media types of the api/v1 route, as in Mesos' operator API.
@@ -160,139 +158,29 @@ type prepared struct {
 	release func()
 }
 
-// prepare validates call without running anything. tb is the call's
-// tarball, already on disk in its upload file "tarball" (nil when the call
-// has none). It returns either a prepared call or an immediate failure.
+// prepare validates call without running anything, with the operation
+// table: the call type names the operation, whose prepare is the same one
+// its HTTP route runs. tb is the call's tarball, already on disk in its
+// upload file "tarball" (nil when the call has none). It returns either a
+// prepared call or an immediate failure.
 func (p *Process) prepare(call *PkgpandaCall, tb *upload) (*prepared, *PkgpandaResponse) {
-	ids := call.PackageIds
-	need := func(min, max int) *PkgpandaResponse {
-		if len(ids) < min || (max >= 0 && len(ids) > max) {
-			if max == min {
-				return failed(http.StatusBadRequest, "%s takes %d package id(s), got %d", call.Type, min, len(ids))
-			}
-			return failed(http.StatusBadRequest, "%s takes at least %d package id(s), got %d", call.Type, min, len(ids))
-		}
-		return nil
+	op, known := p.callOp(call)
+	if !known {
+		return nil, failed(http.StatusBadRequest, "unknown call type %s", call.Type)
 	}
-	parse := func(invalidStatus int) ([]cli.ID, *PkgpandaResponse) {
-		parsed, err := parseIDs(ids)
-		if err != nil {
-			return nil, failed(invalidStatus, "%v", err)
+	spec := &p.ops[op]
+	if n := len(call.PackageIds); n < spec.minIDs || (spec.maxIDs >= 0 && n > spec.maxIDs) {
+		if spec.maxIDs == spec.minIDs {
+			return nil, failed(http.StatusBadRequest, "%s takes %d package id(s), got %d", call.Type, spec.minIDs, n)
 		}
-		return parsed, nil
+		return nil, failed(http.StatusBadRequest, "%s takes at least %d package id(s), got %d", call.Type, spec.minIDs, n)
 	}
-	switch call.Type {
-	case PkgpandaCall_LIST, PkgpandaCall_ACTIVE:
-		if f := need(0, 0); f != nil {
-			return nil, f
-		}
-		if call.Type == PkgpandaCall_LIST {
-			return &prepared{op: opRepoList, run: p.opList}, nil
-		}
-		return &prepared{op: opActiveList, run: p.opActive}, nil
-	case PkgpandaCall_GET_PACKAGE, PkgpandaCall_GET_ACTIVE_PACKAGE:
-		if f := need(1, 1); f != nil {
-			return nil, f
-		}
-		parsed, f := parse(http.StatusNotFound)
-		if f != nil {
-			return nil, f
-		}
-		if call.Type == PkgpandaCall_GET_PACKAGE {
-			return &prepared{op: opRepoGet, run: func(ctx context.Context, a *actor) *PkgpandaResponse {
-				return p.opGetPackage(ctx, a, parsed[0])
-			}}, nil
-		}
-		return &prepared{op: opActiveGet, run: func(ctx context.Context, a *actor) *PkgpandaResponse {
-			return p.opGetActivePackage(ctx, a, parsed[0])
-		}}, nil
-	case PkgpandaCall_ADD:
-		if f := need(1, 1); f != nil {
-			return nil, f
-		}
-		parsed, f := parse(http.StatusBadRequest)
-		if f != nil {
-			return nil, f
-		}
-		if tb == nil {
-			return nil, failed(http.StatusBadRequest, "ADD needs the tarball")
-		}
-		// The CLI takes the id from the file name.
-		file := tb.path(parsed[0].String() + ".tar.xz")
-		if err := os.Rename(tb.path(tarballFile), file); err != nil {
-			return nil, failed(http.StatusInternalServerError, "naming the tarball: %v", err)
-		}
-		return &prepared{op: opAdd, run: func(ctx context.Context, a *actor) *PkgpandaResponse {
-			return p.opAddFile(ctx, a, parsed[0], file)
-		}}, nil
-	case PkgpandaCall_FETCH:
-		if f := need(1, -1); f != nil {
-			return nil, f
-		}
-		parsed, f := parse(http.StatusBadRequest)
-		if f != nil {
-			return nil, f
-		}
-		url := call.RepositoryUrl
-		if _, err := p.cfg.Tool.Fetch(url, parsed...); err != nil {
-			return nil, failed(http.StatusBadRequest, "%v", err)
-		}
-		fj := p.newFetchJob(RouteRepository, url, parsed, nil, apiFetchStatuses())
-		timeout := p.actors[RouteRepository].limits.Timeout
-		return &prepared{op: opRepoFetch,
-			stage:   func() *PkgpandaResponse { return fj.stage(timeout) },
-			release: fj.release,
-			run: func(_ context.Context, a *actor) *PkgpandaResponse {
-				r := fj.install(a)
-				fj.release()
-				return r
-			}}, nil
-	case PkgpandaCall_REMOVE:
-		if f := need(1, -1); f != nil {
-			return nil, f
-		}
-		parsed, f := parse(http.StatusNotFound)
-		if f != nil {
-			return nil, f
-		}
-		return &prepared{op: opRepoDelete, run: func(ctx context.Context, a *actor) *PkgpandaResponse {
-			return p.opDelete(ctx, a, parsed)
-		}}, nil
-	case PkgpandaCall_ACTIVATE:
-		if f := need(1, -1); f != nil {
-			return nil, f
-		}
-		parsed, f := parse(http.StatusBadRequest)
-		if f != nil {
-			return nil, f
-		}
-		return &prepared{op: opActivePut, run: func(ctx context.Context, a *actor) *PkgpandaResponse {
-			return p.opActivate(ctx, a, parsed, true, apiActivateStatuses())
-		}}, nil
-	case PkgpandaCall_SWAP:
-		if f := need(1, 1); f != nil {
-			return nil, f
-		}
-		parsed, f := parse(http.StatusBadRequest)
-		if f != nil {
-			return nil, f
-		}
-		return &prepared{op: opSwap, run: func(ctx context.Context, a *actor) *PkgpandaResponse {
-			return p.opSwap(ctx, a, parsed[0])
-		}}, nil
-	case PkgpandaCall_CHECK:
-		if f := need(0, 0); f != nil {
-			return nil, f
-		}
-		if call.ListChecks {
-			return &prepared{op: opCheckList, run: p.opCheckList}, nil
-		}
-		return &prepared{op: opCheck, run: func(ctx context.Context, a *actor) *PkgpandaResponse {
-			r, _ := p.opCheck(ctx, a, nil)
-			return r
-		}}, nil
+	pc, fail := spec.prepare(p, opInput{ids: call.PackageIds, url: call.RepositoryUrl, tarball: tb})
+	if fail != nil {
+		return nil, fail
 	}
-	return nil, failed(http.StatusBadRequest, "unknown call type %s", call.Type)
+	pc.op = op
+	return pc, nil
 }
 
 // tarballFile is the name of a call's tarball in its upload directory

@@ -71,7 +71,7 @@ func TestAPIv1JSONAndProtobuf(t *testing.T) {
 	r = e.do("POST", "/api/v1", []byte(`{"type":"SWAP","request_id":"s","package_ids":["mesos--0.23.0"]}`), "Content-Type", MediaJSON)
 	expectJSON(t, "SWAP", r, 200, `{"type":"SWAP","request_id":"s","status":204}`)
 	r = e.do("POST", "/api/v1", []byte(`{"type":"ACTIVATE","package_ids":["absent--1"]}`), "Content-Type", MediaJSON)
-	expectJSON(t, "ACTIVATE missing", r, 409, `{"type":"ACTIVATE","status":409,"error":"Not all packages in the repository","missing_packages":["absent--1"]}`)
+	expectJSON(t, "ACTIVATE missing", r, 409, `{"type":"ACTIVATE","status":409,"error":"Not all packages in the request are present on this node.","missing_packages":["absent--1"]}`)
 }
 
 func TestNegotiate(t *testing.T) {

@@ -3,6 +3,7 @@ package pkgpanda
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -153,6 +154,67 @@ func FuzzScanCall(f *testing.F) {
 		}
 		if !proto.Equal(&got, &want) {
 			t.Fatalf("scanned %v, decoded %v", &got, &want)
+		}
+	})
+}
+
+// FuzzParseActiveBody checks PUT /active/'s body parser: it never
+// panics, fails only with DC/OS's 400s, returns ids or other elements,
+// never both, and the other elements are distinct JSON scalars.
+func FuzzParseActiveBody(f *testing.F) {
+	f.Fuzz(func(t *testing.T, contentType string, body []byte) {
+		ids, others, fail := parseActiveBody(contentType, body)
+		if fail != nil {
+			if fail.Status != http.StatusBadRequest || (fail.Error != msgActiveBody && fail.Error != msgActiveElements) {
+				t.Fatalf("failure %d %q", fail.Status, fail.Error)
+			}
+			if ids != nil || others != nil {
+				t.Fatalf("failure with results %q %v", ids, others)
+			}
+			return
+		}
+		if !isJSONMedia(contentType) || !json.Valid(body) {
+			t.Fatalf("accepted %q as %q", body, contentType)
+		}
+		if (ids == nil) == (others == nil) {
+			t.Fatalf("want ids or others: %q %v", ids, others)
+		}
+		seen := map[string]bool{}
+		for _, o := range others {
+			b, err := json.Marshal(o)
+			if err != nil {
+				t.Fatalf("element %v does not encode: %v", o, err)
+			}
+			if b[0] == '[' || b[0] == '{' || b[0] == '"' || seen[string(b)] {
+				t.Fatalf("element %s is not a distinct scalar", b)
+			}
+			seen[string(b)] = true
+		}
+	})
+}
+
+// FuzzParseFetchBody checks POST /repository/<id>'s body parser: it never
+// panics, accepts only JSON objects sent as JSON, and a good URL is the
+// object's repository_url string.
+func FuzzParseFetchBody(f *testing.F) {
+	f.Fuzz(func(t *testing.T, contentType string, body []byte) {
+		url, badURL, ok := parseFetchBody(contentType, body)
+		if !ok {
+			if url != "" || badURL {
+				t.Fatalf("refused with %q %v", url, badURL)
+			}
+			return
+		}
+		var obj map[string]any
+		if !isJSONMedia(contentType) || json.Unmarshal(body, &obj) != nil || obj == nil {
+			t.Fatalf("accepted %q as %q", body, contentType)
+		}
+		v, has := obj["repository_url"]
+		if !has {
+			t.Fatalf("accepted %q without repository_url", body)
+		}
+		if s, isStr := v.(string); !badURL && v != nil && (!isStr || s != url) {
+			t.Fatalf("url %q from %q", url, body)
 		}
 	})
 }

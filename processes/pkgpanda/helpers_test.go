@@ -207,6 +207,12 @@ func (e *env) do(method, path string, body []byte, header ...string) reply {
 	return reply{resp.StatusCode, resp.Header, b}
 }
 
+// doJSON sends a JSON body, labelled application/json.
+func (e *env) doJSON(method, path string, body []byte, header ...string) reply {
+	e.t.Helper()
+	return e.do(method, path, body, append([]string{"Content-Type", "application/json"}, header...)...)
+}
+
 // expect checks a reply's status and, for JSON errors, the error shape.
 func expectStatus(t testing.TB, what string, r reply, status int) {
 	t.Helper()
@@ -358,6 +364,9 @@ func (e *env) async(wg *sync.WaitGroup, out *reply, method, path string, body []
 	go func() {
 		defer wg.Done()
 		req, _ := http.NewRequest(method, e.base+path, bytes.NewReader(body))
+		if body != nil {
+			req.Header.Set("Content-Type", "application/json") // the bodies sent here are JSON
+		}
 		resp, err := e.client.Do(req)
 		if err != nil {
 			*out = reply{status: -1, body: []byte(err.Error())}

@@ -3,7 +3,6 @@ package pkgpanda
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -46,14 +45,15 @@ func httpFailure(r *PkgpandaResponse) libprocess.Response {
 	return resp
 }
 
-// render renders an operation's response: failures as JSON errors, 204 as
-// an empty body, other successes with success.
+// render renders an operation's response with r's status: failures as
+// JSON errors, 204 (or a success without a body renderer) as an empty
+// body, other successes with success.
 func render(r *PkgpandaResponse, success func(*PkgpandaResponse) libprocess.Response) libprocess.Response {
 	if r.Status >= 400 {
 		return httpFailure(r)
 	}
 	if r.Status == http.StatusNoContent || success == nil {
-		return libprocess.Response{Status: http.StatusNoContent}
+		return libprocess.Response{Status: int(r.Status)}
 	}
 	return success(r)
 }
@@ -63,11 +63,34 @@ func idsBody(r *PkgpandaResponse) libprocess.Response {
 	if ids == nil {
 		ids = []string{}
 	}
-	return libprocess.JSONResponse(http.StatusOK, ids)
+	return libprocess.JSONResponse(int(r.Status), ids)
 }
 
 func pkgBody(r *PkgpandaResponse) libprocess.Response {
-	return libprocess.JSONResponse(http.StatusOK, packageBody(r.Package))
+	return libprocess.JSONResponse(int(r.Status), packageBody(r.Package))
+}
+
+func addBody(r *PkgpandaResponse) libprocess.Response {
+	return libprocess.JSONResponse(int(r.Status), struct {
+		packageJSON
+		AlreadyAdded bool `json:"already_added"`
+	}{packageBody(r.Package), r.AlreadyAdded})
+}
+
+func checksBody(r *PkgpandaResponse) libprocess.Response {
+	type entry struct {
+		ID     string   `json:"id"`
+		Checks []string `json:"checks"`
+	}
+	out := make([]entry, 0, len(r.Checks))
+	for _, c := range r.Checks {
+		out = append(out, entry{c.PackageId, c.Checks})
+	}
+	return libprocess.JSONResponse(int(r.Status), out)
+}
+
+func removedBody(r *PkgpandaResponse) libprocess.Response {
+	return libprocess.JSONResponse(int(r.Status), map[string][]string{"removed": r.PackageIds})
 }
 
 func methodNotAllowed(allow ...string) libprocess.Response {
@@ -270,17 +293,22 @@ func (p *Process) installRoutes() {
 	p.route(RouteRepository, libprocess.Help{
 		TLDR:  "Pkgpanda API: the local package repository.",
 		Usage: "GET /pkgpanda/repository/ | GET|POST|DELETE /pkgpanda/repository/<id>",
-		Description: "GET /repository/: 200, sorted array of ids. GET /repository/<id>: 200 `{\"id\",\"name\",\"version\"}`; 404 when invalid or missing; 500 when the package can't be loaded. " +
-			"POST /repository/<id> with body `{\"repository_url\": \"...\"}`: fetches it, 204; 400 for a bad body or id; 500 when the fetch fails. " +
-			"DELETE /repository/<id>: 204; 404 when missing or invalid; 409 when active.",
-	}, p.serveRepository)
+		Description: p.apiHelp(RouteRepository) +
+			"GET /repository/<id>: 404 `Invalid package ID: <id>`, then 404 `Package <id> not found.`, then 500 `Unable to load package <id>.` " +
+			"POST /repository/<id> with a JSON body `{\"repository_url\": \"...\"}`: 204; 400 `Request body must be a json object with a `repository_url` key.`, " +
+			"then 400 `Invalid package ID: <id>`; 500 `An unexpected error has occurred.` when the fetch fails. " +
+			"DELETE /repository/<id>: 204; 409 `Package <id> is active, so it can't be removed.`, then 404 `Invalid package ID: <id>`, then 404 `Package <id> not found.` " +
+			apiEdgesHelp,
+	}, p.serveAPI)
 	p.route(RouteActive, libprocess.Help{
 		TLDR:  "Pkgpanda API: the active packages.",
 		Usage: "GET|PUT /pkgpanda/active/ | GET /pkgpanda/active/<id>",
-		Description: "GET /active/: 200, sorted array of active ids. GET /active/<id>: 200 `{\"id\",\"name\",\"version\"}`; 404 when invalid, missing or not active. " +
-			"PUT /active/ with a JSON array of ids: activates exactly those, 204; 400 when the body is not a JSON array of ids; " +
-			"409 `{\"error\", \"missing_packages\"}` when some are not in the repository; 409 when activation is refused.",
-	}, p.serveActive)
+		Description: p.apiHelp(RouteActive) +
+			"GET /active/<id>: first as GET /repository/<id>, then 404 `Package <id> is not active.` " +
+			"PUT /active/ with a JSON array of ids: activates exactly those, 204; 400 `Request body must be a json array of package IDs.`; " +
+			"409 `{\"error\": \"Not all packages in the request are present on this node.\", \"missing_packages\": [...]}`; 409 with the tool's message when it refuses the set; " +
+			"409 for an empty array (the tool cannot deactivate everything). " + apiEdgesHelp,
+	}, p.serveAPI)
 	p.route(RouteAPIv1, libprocess.Help{
 		TLDR:  "PkgpandaCall/PkgpandaResponse API (JSON or protobuf).",
 		Usage: "POST /pkgpanda/api/v1",
@@ -384,12 +412,7 @@ func (p *Process) serveAdd(req *libprocess.Request, respond libprocess.Responder
 			run: func(ctx context.Context, a *actor, _ func()) {
 				r := p.opAddFile(ctx, a, id, file)
 				up.remove() // before answering: the answer means the upload is gone
-				respond(render(r, func(r *PkgpandaResponse) libprocess.Response {
-					return libprocess.JSONResponse(http.StatusOK, struct {
-						packageJSON
-						AlreadyAdded bool `json:"already_added"`
-					}{packageBody(r.Package), r.AlreadyAdded})
-				}))
+				respond(render(r, p.ops[opAdd].body))
 			}})
 	})
 	if !ok {
@@ -437,9 +460,7 @@ func (p *Process) serveRemove(req *libprocess.Request, respond libprocess.Respon
 		return
 	}
 	p.serveOp(opRemove, req, respond, func(ctx context.Context, a *actor, _ func()) {
-		respond(render(p.opRemove(ctx, a, ids, cliStatuses()), func(r *PkgpandaResponse) libprocess.Response {
-			return libprocess.JSONResponse(http.StatusOK, map[string][]string{"removed": r.PackageIds})
-		}))
+		respond(render(p.opRemove(ctx, a, ids, p.ops[opRemove].statuses), p.ops[opRemove].body))
 	})
 }
 
@@ -449,18 +470,15 @@ func (p *Process) serveActivate(req *libprocess.Request, respond libprocess.Resp
 		return
 	}
 	p.serveOp(opActivate, req, respond, func(ctx context.Context, a *actor, _ func()) {
-		respond(render(p.opActivate(ctx, a, ids, false, cliStatuses()), nil))
+		respond(render(p.opActivate(ctx, a, ids, p.ops[opActivate].statuses), nil))
 	})
 }
 
 func (p *Process) serveSwap(req *libprocess.Request, respond libprocess.Responder) {
-	ids, ok := postIDs(req, respond, 1, 1)
-	if !ok {
+	if _, ok := postIDs(req, respond, 1, 1); !ok {
 		return
 	}
-	p.serveOp(opSwap, req, respond, func(ctx context.Context, a *actor, _ func()) {
-		respond(render(p.opSwap(ctx, a, ids[0]), nil))
-	})
+	p.serveAPIOp(opSwap, opInput{ids: req.URL.Query()["id"]}, req, respond)
 }
 
 func (p *Process) serveFetch(req *libprocess.Request, respond libprocess.Responder) {
@@ -518,19 +536,7 @@ func (p *Process) serveCheck(req *libprocess.Request, respond libprocess.Respond
 		return
 	}
 	if list {
-		p.serveOp(opCheckList, req, respond, func(ctx context.Context, a *actor, _ func()) {
-			respond(render(p.opCheckList(ctx, a), func(r *PkgpandaResponse) libprocess.Response {
-				type entry struct {
-					ID     string   `json:"id"`
-					Checks []string `json:"checks"`
-				}
-				out := make([]entry, 0, len(r.Checks))
-				for _, c := range r.Checks {
-					out = append(out, entry{c.PackageId, c.Checks})
-				}
-				return libprocess.JSONResponse(http.StatusOK, out)
-			}))
-		})
+		p.serveAPIOp(opCheckList, opInput{}, req, respond)
 		return
 	}
 	p.serveOp(opCheck, req, respond, func(ctx context.Context, a *actor, _ func()) {
@@ -541,125 +547,5 @@ func (p *Process) serveCheck(req *libprocess.Request, respond libprocess.Respond
 		s.finish(r, func(r *PkgpandaResponse) libprocess.Response {
 			return libprocess.TextResponse(http.StatusOK, "")
 		})
-	})
-}
-
-// apiFetchStatuses maps fetch's failures as POST /repository/<id>.
-func apiFetchStatuses() statusMap {
-	return statusMap{validation: http.StatusBadRequest, pkg: http.StatusInternalServerError, toolErr: http.StatusInternalServerError}
-}
-
-func (p *Process) serveRepository(req *libprocess.Request, respond libprocess.Responder) {
-	sub := subPath(req)
-	if sub == "" || sub == "/" {
-		if !allowed(req, http.MethodGet) {
-			respond(methodNotAllowed(http.MethodGet))
-			return
-		}
-		p.serveOp(opRepoList, req, respond, func(ctx context.Context, a *actor, _ func()) {
-			respond(render(p.opList(ctx, a), idsBody))
-		})
-		return
-	}
-	raw := strings.TrimPrefix(sub, "/")
-	switch req.Method {
-	case http.MethodGet, http.MethodHead:
-		id, err := cli.ParseID(raw)
-		if err != nil {
-			respond(libprocess.ErrorResponse(http.StatusNotFound, "Package not found: "+err.Error()))
-			return
-		}
-		p.serveOp(opRepoGet, req, respond, func(ctx context.Context, a *actor, _ func()) {
-			respond(render(p.opGetPackage(ctx, a, id), pkgBody))
-		})
-	case http.MethodPost:
-		id, err := cli.ParseID(raw)
-		if err != nil {
-			respond(libprocess.ErrorResponse(http.StatusBadRequest, err.Error()))
-			return
-		}
-		p.withBody(req, respond, maxJSONBody, "the request body is too large", func(raw []byte) {
-			var body map[string]json.RawMessage
-			var url string
-			if err := json.Unmarshal(raw, &body); err != nil || body == nil {
-				respond(libprocess.ErrorResponse(http.StatusBadRequest, "the body must be a JSON object with repository_url"))
-				return
-			}
-			if err := json.Unmarshal(body["repository_url"], &url); err != nil || url == "" {
-				respond(libprocess.ErrorResponse(http.StatusBadRequest, "repository_url must be a non-empty string"))
-				return
-			}
-			if _, err := p.cfg.Tool.Fetch(url, id); err != nil {
-				respond(libprocess.ErrorResponse(http.StatusBadRequest, err.Error()))
-				return
-			}
-			fj := p.newFetchJob(RouteRepository, url, []cli.ID{id}, nil, apiFetchStatuses())
-			timeout := p.actors[RouteRepository].limits.Timeout
-			p.dispatch(invocation{op: opRepoFetch, caller: p.httpCaller(req), ctx: req.Context(), reject: p.rejectHTTP(respond),
-				stage:   func() *PkgpandaResponse { return fj.stage(timeout) },
-				release: fj.release,
-				run: func(_ context.Context, a *actor, _ func()) {
-					r := fj.install(a)
-					fj.release()
-					if r.Status < 400 {
-						r.Status = http.StatusNoContent
-					}
-					respond(render(r, nil))
-				}})
-		})
-	case http.MethodDelete:
-		id, err := cli.ParseID(raw)
-		if err != nil {
-			respond(libprocess.ErrorResponse(http.StatusNotFound, "Package not found: "+err.Error()))
-			return
-		}
-		p.serveOp(opRepoDelete, req, respond, func(ctx context.Context, a *actor, _ func()) {
-			respond(render(p.opDelete(ctx, a, []cli.ID{id}), nil))
-		})
-	default:
-		respond(methodNotAllowed(http.MethodGet, http.MethodPost, http.MethodDelete))
-	}
-}
-
-func (p *Process) serveActive(req *libprocess.Request, respond libprocess.Responder) {
-	sub := subPath(req)
-	if sub == "" || sub == "/" {
-		switch req.Method {
-		case http.MethodGet, http.MethodHead:
-			p.serveOp(opActiveList, req, respond, func(ctx context.Context, a *actor, _ func()) {
-				respond(render(p.opActive(ctx, a), idsBody))
-			})
-		case http.MethodPut:
-			p.withBody(req, respond, maxJSONBody, "the request body is too large", func(body []byte) {
-				var raw []string
-				if err := json.Unmarshal(body, &raw); err != nil || raw == nil {
-					respond(libprocess.ErrorResponse(http.StatusBadRequest, "the body must be a JSON array of package ids"))
-					return
-				}
-				ids, err := parseIDs(raw)
-				if err != nil {
-					respond(libprocess.ErrorResponse(http.StatusBadRequest, err.Error()))
-					return
-				}
-				p.serveOp(opActivePut, req, respond, func(ctx context.Context, a *actor, _ func()) {
-					respond(render(p.opActivate(ctx, a, ids, true, apiActivateStatuses()), nil))
-				})
-			})
-		default:
-			respond(methodNotAllowed(http.MethodGet, http.MethodPut))
-		}
-		return
-	}
-	if !allowed(req, http.MethodGet) {
-		respond(methodNotAllowed(http.MethodGet))
-		return
-	}
-	id, err := cli.ParseID(strings.TrimPrefix(sub, "/"))
-	if err != nil {
-		respond(libprocess.ErrorResponse(http.StatusNotFound, "Package not found: "+err.Error()))
-		return
-	}
-	p.serveOp(opActiveGet, req, respond, func(ctx context.Context, a *actor, _ func()) {
-		respond(render(p.opGetActivePackage(ctx, a, id), pkgBody))
 	})
 }

@@ -31,6 +31,14 @@ func cliStatuses() statusMap {
 	return statusMap{validation: http.StatusConflict, pkg: http.StatusNotFound, toolErr: http.StatusInternalServerError}
 }
 
+// readStatuses maps a failed `list` or `active`: whatever the tool
+// reports, the repository or the install cannot be read, which is the
+// server's failure (a malformed repository folder makes `list` raise a
+// validation error).
+func readStatuses() statusMap {
+	return statusMap{validation: http.StatusInternalServerError, pkg: http.StatusInternalServerError, toolErr: http.StatusInternalServerError}
+}
+
 // failed builds a failure response.
 func failed(status int, format string, args ...any) *PkgpandaResponse {
 	return &PkgpandaResponse{Status: int32(status), Error: fmt.Sprintf(format, args...)}
@@ -158,7 +166,7 @@ func ok(status int) *PkgpandaResponse { return &PkgpandaResponse{Status: int32(s
 
 // opList answers LIST: the repository's ids.
 func (p *Process) opList(ctx context.Context, a *actor) *PkgpandaResponse {
-	ids, fail := p.listIDs(ctx, a, cliStatuses())
+	ids, fail := p.listIDs(ctx, a, readStatuses())
 	if fail != nil {
 		return fail
 	}
@@ -169,7 +177,7 @@ func (p *Process) opList(ctx context.Context, a *actor) *PkgpandaResponse {
 
 // opActive answers ACTIVE: the active ids.
 func (p *Process) opActive(ctx context.Context, a *actor) *PkgpandaResponse {
-	ids, fail := p.activeIDs(ctx, a, cliStatuses())
+	ids, fail := p.activeIDs(ctx, a, readStatuses())
 	if fail != nil {
 		return fail
 	}
@@ -179,17 +187,19 @@ func (p *Process) opActive(ctx context.Context, a *actor) *PkgpandaResponse {
 }
 
 // opGetPackage answers GET /repository/<id>: 404 when not in the
-// repository, 500 when its pkginfo.json cannot be loaded.
+// repository, 500 when its pkginfo.json cannot be loaded (pkgpanda-cli
+// §6; the reason is logged, not sent, as DC/OS does).
 func (p *Process) opGetPackage(ctx context.Context, a *actor, id cli.ID) *PkgpandaResponse {
-	ids, fail := p.listIDs(ctx, a, cliStatuses())
+	ids, fail := p.listIDs(ctx, a, readStatuses())
 	if fail != nil {
 		return fail
 	}
 	if !slices.Contains(ids, id.String()) {
-		return failed(http.StatusNotFound, "Package not found: %s", id)
+		return failed(http.StatusNotFound, "Package %s not found.", id)
 	}
 	if err := p.loadPackage(id); err != nil {
-		return failed(http.StatusInternalServerError, "Unable to load package %s: %v", id, err)
+		p.log.Warn().Err(err).Str("package", id.String()).Msg("loading a package of the repository failed")
+		return failed(http.StatusInternalServerError, "Unable to load package %s.", id)
 	}
 	r := ok(http.StatusOK)
 	r.Package = pkgOf(id)
@@ -211,14 +221,19 @@ func (p *Process) loadPackage(id cli.ID) error {
 	return nil
 }
 
-// opGetActivePackage answers GET /active/<id>: 404 unless active.
+// opGetActivePackage answers GET /active/<id> in DC/OS's order: first
+// exactly as GET /repository/<id> (so an active package missing from the
+// repository is 404 and a broken one 500), then 404 unless active.
 func (p *Process) opGetActivePackage(ctx context.Context, a *actor, id cli.ID) *PkgpandaResponse {
-	ids, fail := p.activeIDs(ctx, a, cliStatuses())
+	if r := p.opGetPackage(ctx, a, id); r.Status >= 400 {
+		return r
+	}
+	ids, fail := p.activeIDs(ctx, a, readStatuses())
 	if fail != nil {
 		return fail
 	}
 	if !slices.Contains(ids, id.String()) {
-		return failed(http.StatusNotFound, "Package %s is not active", id)
+		return failed(http.StatusNotFound, "Package %s is not active.", id)
 	}
 	r := ok(http.StatusOK)
 	r.Package = pkgOf(id)
@@ -301,25 +316,27 @@ func apiDeleteStatuses() statusMap {
 }
 
 // opDelete is DELETE /repository/<id> (and REMOVE calls): under the write
-// lock, 404 for ids not in the repository, 409 for active ones, then
-// remove. Success is 204.
+// lock, in DC/OS's order, 409 for active ids, then 404 for ids not in the
+// repository, then remove. Success is 204.
 func (p *Process) opDelete(ctx context.Context, a *actor, ids []cli.ID) *PkgpandaResponse {
-	repo, fail := p.listIDs(ctx, a, cliStatuses())
-	if fail != nil {
-		return fail
-	}
-	for _, id := range ids {
-		if !slices.Contains(repo, id.String()) {
-			return failed(http.StatusNotFound, "Package not found: %s", id)
-		}
-	}
-	active, fail := p.activeIDs(ctx, a, cliStatuses())
+	active, fail := p.activeIDs(ctx, a, readStatuses())
 	if fail != nil {
 		return fail
 	}
 	for _, id := range ids {
 		if slices.Contains(active, id.String()) {
-			return failed(http.StatusConflict, "Refusing to remove active package %s", id)
+			// DC/OS leaves the id out of this text ("Package {} is
+			// active, ..."); it is filled in here.
+			return failed(http.StatusConflict, "Package %s is active, so it can't be removed.", id)
+		}
+	}
+	repo, fail := p.listIDs(ctx, a, readStatuses())
+	if fail != nil {
+		return fail
+	}
+	for _, id := range ids {
+		if !slices.Contains(repo, id.String()) {
+			return failed(http.StatusNotFound, "Package %s not found.", id)
 		}
 	}
 	r := p.opRemove(ctx, a, ids, apiDeleteStatuses())
@@ -335,36 +352,52 @@ func apiActivateStatuses() statusMap {
 	return statusMap{validation: http.StatusConflict, pkg: http.StatusInternalServerError, toolErr: http.StatusInternalServerError}
 }
 
-// opActivate runs `pkgpanda activate`. With checkMissing (PUT /active/,
-// ACTIVATE calls) it first answers 409 with missing_packages when some ids
-// are not in the repository. Success is 204.
-func (p *Process) opActivate(ctx context.Context, a *actor, ids []cli.ID, checkMissing bool, m statusMap) *PkgpandaResponse {
+// opActivate runs `pkgpanda activate` on ids (POST /activate, and
+// PUT /active/ once opActivateRaw found every id in the repository).
+// Success is 204.
+func (p *Process) opActivate(ctx context.Context, a *actor, ids []cli.ID, m statusMap) *PkgpandaResponse {
 	if len(ids) == 0 {
 		return failed(http.StatusBadRequest, "at least one package id is needed to activate")
-	}
-	if checkMissing {
-		repo, fail := p.listIDs(ctx, a, cliStatuses())
-		if fail != nil {
-			return fail
-		}
-		var missing []string
-		for _, id := range ids {
-			if !slices.Contains(repo, id.String()) && !slices.Contains(missing, id.String()) {
-				missing = append(missing, id.String())
-			}
-		}
-		if len(missing) > 0 {
-			slices.Sort(missing)
-			r := failed(http.StatusConflict, "Not all packages in the repository")
-			r.MissingPackages = missing
-			return r
-		}
 	}
 	argv, err := p.cfg.Tool.Activate(ids...)
 	if _, fail := p.collect(ctx, a, argv, err, m); fail != nil {
 		return fail
 	}
 	return ok(http.StatusNoContent)
+}
+
+// msgNotAllPresent is DC/OS's text for an activation naming packages
+// that are not in the repository.
+const msgNotAllPresent = "Not all packages in the request are present on this node."
+
+// opActivateRaw is PUT /active/ and ACTIVATE calls: ids are as the client
+// sent them, so strings that are not valid ids count as missing, as in
+// DC/OS. Under the write lock it answers 409 with missing_packages
+// (deduplicated, sorted) when some are not in the repository, else runs
+// `pkgpanda activate`. Success is 204.
+func (p *Process) opActivateRaw(ctx context.Context, a *actor, raw []string, m statusMap) *PkgpandaResponse {
+	repo, fail := p.listIDs(ctx, a, readStatuses())
+	if fail != nil {
+		return fail
+	}
+	var missing []string
+	for _, s := range raw {
+		if !slices.Contains(repo, s) && !slices.Contains(missing, s) {
+			missing = append(missing, s)
+		}
+	}
+	if len(missing) > 0 {
+		slices.Sort(missing)
+		r := failed(http.StatusConflict, "%s", msgNotAllPresent)
+		r.MissingPackages = missing
+		return r
+	}
+	// Every id is in the repository, whose listing has valid ids only.
+	ids, err := parseIDs(raw)
+	if err != nil {
+		return failed(http.StatusBadGateway, "pkgpanda list listed an invalid id: %v", err)
+	}
+	return p.opActivate(ctx, a, ids, m)
 }
 
 // opSwap runs `pkgpanda swap`. Success is 204.

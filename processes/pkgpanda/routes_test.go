@@ -48,10 +48,10 @@ func TestReadRoutes(t *testing.T) {
 
 	// Wrong methods: 405 with Allow.
 	for _, c := range []struct{ method, path, allow string }{
-		{"POST", "/repository/", "GET, HEAD"},
-		{"PATCH", "/repository/mesos--0.22.0", "GET, POST, DELETE, HEAD"},
-		{"DELETE", "/active/", "GET, PUT, HEAD"},
-		{"PUT", "/active/mesos--0.22.0", "GET, HEAD"},
+		{"POST", "/repository/", "HEAD, OPTIONS, GET"},
+		{"PATCH", "/repository/mesos--0.22.0", "HEAD, OPTIONS, GET, POST, DELETE"},
+		{"DELETE", "/active/", "HEAD, OPTIONS, GET, PUT"},
+		{"PUT", "/active/mesos--0.22.0", "HEAD, OPTIONS, GET"},
 		{"GET", "/add", "POST"},
 		{"GET", "/remove", "POST"},
 		{"GET", "/activate", "POST"},
@@ -124,9 +124,9 @@ func TestRepositoryMutations(t *testing.T) {
 	expectJSON(t, "still listed", e.do("GET", "/repository/", nil), 200, jsonList(repo))
 
 	// PUT /active/ errors.
-	expectStatus(t, "PUT not array", e.do("PUT", "/active/", []byte(`{"a":1}`)), 400)
-	expectStatus(t, "PUT bad JSON", e.do("PUT", "/active/", []byte(`[`)), 400)
-	r := e.do("PUT", "/active/", []byte(`["mesos--0.23.0","zzz--1","aaa--2"]`))
+	expectStatus(t, "PUT not array", e.doJSON("PUT", "/active/", []byte(`{"a":1}`)), 400)
+	expectStatus(t, "PUT bad JSON", e.doJSON("PUT", "/active/", []byte(`[`)), 400)
+	r := e.doJSON("PUT", "/active/", []byte(`["mesos--0.23.0","zzz--1","aaa--2"]`))
 	expectStatus(t, "PUT missing", r, 409)
 	var missing struct {
 		Error   string   `json:"error"`
@@ -135,7 +135,7 @@ func TestRepositoryMutations(t *testing.T) {
 	if err := json.Unmarshal(r.body, &missing); err != nil || !slices.Equal(missing.Missing, []string{"aaa--2", "zzz--1"}) {
 		t.Fatalf("PUT missing: body %s, want missing_packages [aaa--2 zzz--1]", r.body)
 	}
-	expectStatus(t, "PUT two versions of one name", e.do("PUT", "/active/", []byte(`["mesos--0.22.0","mesos--0.23.0"]`)), 409)
+	expectStatus(t, "PUT two versions of one name", e.doJSON("PUT", "/active/", []byte(`["mesos--0.22.0","mesos--0.23.0"]`)), 409)
 	expectJSON(t, "active unchanged", e.do("GET", "/active/", nil), 200, jsonList(active))
 
 	// Activate another set, delete the now inactive package, fetch it back.
@@ -148,7 +148,7 @@ func TestRepositoryMutations(t *testing.T) {
 	next = append(next, "mesos--0.23.0")
 	slices.Sort(next)
 	body, _ := json.Marshal(next)
-	expectStatus(t, "PUT /active/", e.do("PUT", "/active/", body), 204)
+	expectStatus(t, "PUT /active/", e.doJSON("PUT", "/active/", body), 204)
 	expectJSON(t, "active after PUT", e.do("GET", "/active/", nil), 200, jsonList(next))
 
 	r = e.do("DELETE", "/repository/"+fetchable, nil)
@@ -158,12 +158,12 @@ func TestRepositoryMutations(t *testing.T) {
 	}
 	expectStatus(t, "GET deleted", e.do("GET", "/repository/"+fetchable, nil), 404)
 
-	expectStatus(t, "POST no body", e.do("POST", "/repository/"+fetchable, nil), 400)
-	expectStatus(t, "POST no url", e.do("POST", "/repository/"+fetchable, []byte(`{"x": "y"}`)), 400)
-	expectStatus(t, "POST array", e.do("POST", "/repository/"+fetchable, []byte(`["x"]`)), 400)
-	expectStatus(t, "POST invalid id", e.do("POST", "/repository/invalid-package", []byte(`{"repository_url":"`+remote+`"}`)), 400)
-	expectStatus(t, "POST fetch fails", e.do("POST", "/repository/mesos--7.7.7", []byte(`{"repository_url":"`+remote+`"}`)), 500)
-	expectStatus(t, "POST fetch", e.do("POST", "/repository/"+fetchable, []byte(`{"repository_url":"`+remote+`"}`)), 204)
+	expectStatus(t, "POST no body", e.doJSON("POST", "/repository/"+fetchable, nil), 400)
+	expectStatus(t, "POST no url", e.doJSON("POST", "/repository/"+fetchable, []byte(`{"x": "y"}`)), 400)
+	expectStatus(t, "POST array", e.doJSON("POST", "/repository/"+fetchable, []byte(`["x"]`)), 400)
+	expectStatus(t, "POST invalid id", e.doJSON("POST", "/repository/invalid-package", []byte(`{"repository_url":"`+remote+`"}`)), 400)
+	expectStatus(t, "POST fetch fails", e.doJSON("POST", "/repository/mesos--7.7.7", []byte(`{"repository_url":"`+remote+`"}`)), 500)
+	expectStatus(t, "POST fetch", e.doJSON("POST", "/repository/"+fetchable, []byte(`{"repository_url":"`+remote+`"}`)), 204)
 	expectStatus(t, "GET fetched", e.do("GET", "/repository/"+fetchable, nil), 200)
 	expectJSON(t, "repository restored", e.do("GET", "/repository/", nil), 200, jsonList(repo))
 }
@@ -274,5 +274,5 @@ func TestAddLargeBody(t *testing.T) {
 	}
 	// A large JSON body on an API route is refused, not buffered.
 	huge := []byte(`["` + strings.Repeat("a", 2<<20) + `--1"]`)
-	expectStatus(t, "PUT /active/ huge", e.do("PUT", "/active/", huge), 413)
+	expectStatus(t, "PUT /active/ huge", e.doJSON("PUT", "/active/", huge), 413)
 }

@@ -52,7 +52,7 @@ func (e *env) operator(args ...string) string {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	argv := append(append([]string{standin}, opts...), args...)
+	argv := append(append([]string{standin}, args...), opts...)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = []string{"PATH=/usr/bin:/bin"}
 	var out, errb bytes.Buffer

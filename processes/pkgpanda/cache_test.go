@@ -3,6 +3,8 @@ package pkgpanda
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"github.com/procpanda/procpanda/processes/pkgpanda/cli"
+	"github.com/procpanda/procpanda/processes/pkgpanda/subprocess"
 )
 
 // settle waits until the stamps of every cached read's inputs are old
@@ -372,4 +375,60 @@ func TestCacheOff(t *testing.T) {
 	}
 	e.expectRuns(t, "three reads", "list", 3)
 	e.expectRuns(t, "three reads", "active", 3)
+}
+
+// TestCacheSharedRunOutlivesTheReaderWhoStartedIt: when the reader whose
+// request started a shared run resets its connection, the run goes on for
+// the reader still waiting; once that one goes too, the run is cancelled.
+func TestCacheSharedRunOutlivesTheReaderWhoStartedIt(t *testing.T) {
+	runs := make(chan RunInfo, 8)
+	e := newEnv(t, envOpt{delay: 2 * time.Second, onRun: func(ri RunInfo) { runs <- ri }})
+	e.settle()
+	repo, _ := fixtureIDs(t, e.fixture)
+	reset := func(conn net.Conn) {
+		_ = conn.(*net.TCPConn).SetLinger(0)
+		conn.Close()
+	}
+	starter, err := net.Dial("tcp", e.rt.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(starter, "GET /pkgpanda/list.json HTTP/1.1\r\nHost: %s\r\n\r\n", e.rt.Addr())
+	waitFor(t, "the run to start", func() bool { return e.runsStarted("list") == 1 })
+	var wg sync.WaitGroup
+	var follower reply
+	e.async(&wg, &follower, "GET", "/repository/", nil)
+	waitFor(t, "the second reader to join the run", func() bool { return e.metric("pkgpanda/cache/shared_runs") == 1 })
+	reset(starter)
+	wg.Wait()
+	expectJSON(t, "the reader left waiting", follower, 200, jsonList(repo))
+	if ri := <-runs; ri.Err != nil {
+		t.Fatalf("the shared run failed: %v", ri.Err)
+	}
+	e.expectRuns(t, "two readers", "list", 1)
+
+	// Both readers go: the run is cancelled.
+	e.p.cache.invalidate()
+	a, err := net.Dial("tcp", e.rt.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(a, "GET /pkgpanda/list.json HTTP/1.1\r\nHost: %s\r\n\r\n", e.rt.Addr())
+	waitFor(t, "the second run to start", func() bool { return e.runsStarted("list") == 2 })
+	bConn, err := net.Dial("tcp", e.rt.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(bConn, "GET /pkgpanda/repository/ HTTP/1.1\r\nHost: %s\r\n\r\n", e.rt.Addr())
+	waitFor(t, "the second reader to join the second run", func() bool { return e.metric("pkgpanda/cache/shared_runs") == 2 })
+	reset(a)
+	reset(bConn)
+	select {
+	case ri := <-runs:
+		if ri.Result == nil || ri.Result.Killed != subprocess.KilledCanceled {
+			t.Fatalf("the run nobody waits for was not cancelled: %+v", ri)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the run nobody waits for went on")
+	}
 }

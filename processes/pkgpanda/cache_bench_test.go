@@ -30,9 +30,13 @@ const cliCost = 300 * time.Millisecond
 //     (no HTTP, no queue);
 //   - <route>-reused-http-p50/p99: GET over a keep-alive connection;
 //   - <route>-uncached-http-p50/p99: the same with Config.DisableCache;
+//   - uncached-overhead-b2b/after-idle-p50/p99: what GET /repository/
+//     adds to its child's run (start to reap) without reuse, requests
+//     back to back and after an idle gap;
 //   - delete-wall, delete-cli, put-active-wall, put-active-cli (medians):
-//     the request's wall time and the sum of the runs it made, and
-//     delete-excess and put-active-excess, wall minus one run.
+//     the request's wall time and the sum of the runs it made;
+//     delete-excess and put-active-excess, the difference; and the most
+//     runs one request made.
 func BenchmarkCacheReads(b *testing.B) {
 	var runSum atomic.Int64
 	var runs atomic.Int64
@@ -43,7 +47,12 @@ func BenchmarkCacheReads(b *testing.B) {
 		}
 	}
 	e := newEnv(b, envOpt{noTrace: true, cost: cliCost, onRun: onRun})
-	off := newEnv(b, envOpt{noTrace: true, cost: cliCost, noCache: true})
+	var offChild atomic.Int64 // the last uncached run's child time
+	off := newEnv(b, envOpt{noTrace: true, cost: cliCost, noCache: true, onRun: func(ri RunInfo) {
+		if ri.Result != nil {
+			offChild.Store(int64(ri.Result.Duration))
+		}
+	}})
 	repo, active := fixtureIDs(b, e.fixture)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
 	defer client.CloseIdleConnections()
@@ -121,6 +130,22 @@ func BenchmarkCacheReads(b *testing.B) {
 	if runs.Load() != before {
 		b.Fatal("the uncached process' runs were counted as the cached one's")
 	}
+	// What a route adds to a run it cannot reuse: its time minus its
+	// child's (start to reap), requests back to back, then each after an
+	// idle gap as long as a run (the server's threads park meanwhile).
+	overhead := func(gap time.Duration) []time.Duration {
+		d := make([]time.Duration, 0, 10)
+		for i := 0; i < cap(d); i++ {
+			if gap > 0 {
+				time.Sleep(gap) // the workload's shape, not a synchronisation
+			}
+			total := get(off.base, "/repository/")
+			d = append(d, total-time.Duration(offChild.Load()))
+		}
+		return d
+	}
+	report("uncached-overhead-b2b", overhead(0))
+	report("uncached-overhead-after-idle", overhead(cliCost))
 
 	// measure times one request that must succeed with 204, after the
 	// reads its pre-checks need have been made.
@@ -152,7 +177,7 @@ func BenchmarkCacheReads(b *testing.B) {
 	dst := filepath.Join(e.dir, "packages", victim)
 	var delWall, delCLI, putWall, putCLI []time.Duration
 	var delRuns, putRuns int64
-	for i := 0; i < 3; i++ {
+	for i := 0; i < 5; i++ {
 		w, c, n := measure("DELETE", "/repository/"+victim, nil)
 		delWall, delCLI, delRuns = append(delWall, w), append(delCLI, c), max(delRuns, n)
 		if err := testfixture.Copy(src, dst); err != nil {

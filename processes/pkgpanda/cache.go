@@ -80,6 +80,7 @@ import (
 	"time"
 
 	"github.com/procpanda/procpanda/libprocess"
+	"github.com/rs/zerolog"
 )
 
 // Timestamp granularities assumed by the reuse rule. fineGranularity
@@ -162,6 +163,7 @@ type resultCache struct {
 	root, repository string
 	stat             fsStat
 	fsType           fsType
+	log              zerolog.Logger
 
 	mu      sync.Mutex
 	gen     uint64
@@ -189,8 +191,9 @@ func (m *cacheMetrics) all() []namedCounter {
 
 // newResultCache returns the cache of cfg's process; with
 // cfg.DisableCache every read runs the CLI.
-func newResultCache(cfg *Config) *resultCache {
+func newResultCache(cfg *Config, log zerolog.Logger) *resultCache {
 	c := &resultCache{
+		log:        log,
 		enabled:    !cfg.DisableCache,
 		root:       absFrom(cfg.Dir, cfg.root()),
 		repository: absFrom(cfg.Dir, cfg.repository()),
@@ -251,6 +254,7 @@ func (c *resultCache) get(ctx context.Context, key cacheKey, m statusMap,
 			return slices.Clone(e.ids), nil
 		}
 		c.m.stale.Inc()
+		c.log.Debug().Stringer("command", key).Msg("pkgpanda result not reused: its inputs changed on disk")
 		c.mu.Lock()
 		if c.entries[key].fp == e.fp {
 			c.entries[key] = cacheEntry{}
@@ -276,24 +280,31 @@ func (c *resultCache) get(ctx context.Context, key cacheKey, m statusMap,
 	ids, fail := compute(f.ctx)
 	stop()
 	f.cancel()
+	why := ""
+	if fail == nil { // failed runs are never kept, whatever the disk says
+		if fpErr != nil {
+			why = fpErr.Error()
+		} else {
+			why = c.untrusted(fp)
+		}
+	}
+	if why != "" {
+		c.m.untrusted.Inc()
+	}
 
 	c.mu.Lock()
 	if c.flights[key] == f {
 		c.flights[key] = nil
 	}
-	keep := fail == nil && fpErr == nil && f.gen == c.gen
-	if keep {
-		if why := c.untrusted(fp); why != "" {
-			keep = false
-			c.m.untrusted.Inc()
-		}
-	}
-	if keep {
+	if fail == nil && why == "" && f.gen == c.gen {
 		c.entries[key] = cacheEntry{fp: fp, ids: ids}
 	}
 	f.ids, f.fail = ids, fail
 	c.mu.Unlock()
 	close(f.done)
+	if why != "" {
+		c.log.Debug().Stringer("command", key).Str("why", why).Msg("pkgpanda result not kept: the disk cannot vouch for it")
+	}
 	return slices.Clone(ids), fail
 }
 

@@ -2,6 +2,7 @@ package pkgpanda
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -16,7 +17,10 @@ import (
 
 	"github.com/procpanda/procpanda/processes/pkgpanda/cli"
 	"github.com/procpanda/procpanda/processes/pkgpanda/subprocess"
+	"github.com/rs/zerolog"
 )
+
+func zerologNop() zerolog.Logger { return zerolog.Nop() }
 
 // settle waits until the stamps of every cached read's inputs are old
 // enough for the reuse rule (an OS-level state: their ctimes age).
@@ -430,5 +434,32 @@ func TestCacheSharedRunOutlivesTheReaderWhoStartedIt(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("the run nobody waits for went on")
+	}
+}
+
+// TestCacheFillRacingAMutationStoresNothing: a result computed while a
+// mutation ended (the generation moved) is answered but not kept.
+func TestCacheFillRacingAMutationStoresNothing(t *testing.T) {
+	c := newResultCache(&Config{Tool: cli.Tool{Options: cli.Options{Root: t.TempDir(), Repository: t.TempDir()}}}, zerologNop())
+	c.stat, c.fsType = frozenStat, trustAll
+	calls := 0
+	compute := func(mutate bool) func(context.Context) ([]string, *PkgpandaResponse) {
+		return func(context.Context) ([]string, *PkgpandaResponse) {
+			calls++
+			if mutate {
+				c.invalidate()
+			}
+			return []string{fmt.Sprint("run-", calls)}, nil
+		}
+	}
+	ctx := context.Background()
+	if ids, fail := c.get(ctx, keyList, cliStatuses(), compute(true)); fail != nil || !slices.Equal(ids, []string{"run-1"}) {
+		t.Fatalf("first read: %v %v", ids, fail)
+	}
+	if ids, _ := c.get(ctx, keyList, cliStatuses(), compute(false)); !slices.Equal(ids, []string{"run-2"}) {
+		t.Fatalf("a result computed across a mutation was kept: %v", ids)
+	}
+	if ids, _ := c.get(ctx, keyList, cliStatuses(), compute(false)); !slices.Equal(ids, []string{"run-2"}) || calls != 2 {
+		t.Fatalf("a result computed in the current generation was not kept: %v after %d runs", ids, calls)
 	}
 }

@@ -75,7 +75,7 @@ func New(cfg Config) (*Process, error) {
 	for _, c := range p.m.all() {
 		*c.ptr = &libprocess.Counter{}
 	}
-	p.cache = newResultCache(&p.cfg)
+	p.cache = newResultCache(&p.cfg, p.log)
 	p.replies = newReplyBudget(refusedRepliesPerSecond, refusedRepliesBurst)
 	p.fetchClient = newFetchClient()
 	p.drainCtx, p.drainCancel = context.WithCancel(context.Background())

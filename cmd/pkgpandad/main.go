@@ -113,6 +113,7 @@ type options struct {
 	maxUploadSize int64
 	lockFile      string
 	lockTimeout   time.Duration
+	cache         bool // reuse list/active results (pkgpanda.Config.DisableCache)
 }
 
 // defaultEnvPass returns the variables handed to the tool when --env-pass
@@ -143,6 +144,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Int64Var(&o.maxUploadSize, "max-upload-bytes", 0, fmt.Sprintf("bytes of all upload files on disk at once, received or queued; more get 503 (0: %d)", int64(pkgpanda.DefaultMaxUploadBytes)))
 	fs.StringVar(&o.lockFile, "lock-file", "", "the file locked around every mutation (default: .pkgpanda.lock beside the repository)")
 	fs.DurationVar(&o.lockTimeout, "lock-timeout", 0, fmt.Sprintf("how long a mutation waits for a lock file held by another process before 503 (0: %s)", pkgpanda.DefaultLockTimeout))
+	// Reuse of read results.
+	fs.BoolVar(&o.cache, "cache", true, "reuse the results of `pkgpanda list` and `pkgpanda active` while stat(2) shows their inputs unchanged on disk (false: every read runs the tool)")
 	fs.StringVar(&o.tmpDir, "tmp-dir", "", "where add writes uploaded tarballs (default: the system temp dir)")
 	fs.Var(&o.env, "env", "set `KEY=VALUE` in the tool's environment (repeatable)")
 	fs.Var(&o.envPass, "env-pass", "pass this variable of pkgpandad's environment to the tool (repeatable; default: "+strings.Join(defaultEnvPass(), ", ")+")")
@@ -253,6 +256,7 @@ func buildConfig(o *options, lookup func(string) (string, bool), log zerolog.Log
 		MaxUploadBytes: o.maxUploadSize,
 		LockFile:       o.lockFile,
 		LockTimeout:    o.lockTimeout,
+		DisableCache:   !o.cache,
 	}
 	if cfg.Authenticator, err = authenticator(o); err != nil {
 		return cfg, err

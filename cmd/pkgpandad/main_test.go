@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/procpanda/procpanda/libprocess"
+	"github.com/rs/zerolog"
 )
 
 // build compiles pkgpandad and the stand-in CLI into a temp dir.
@@ -257,6 +258,31 @@ func TestBadAuthorizationFlagsExit2(t *testing.T) {
 		code := run(append([]string{"--pkgpanda", "/bin/true"}, args...), func(string) (string, bool) { return "", false }, &out, &errb, nil)
 		if code != 2 || out.Len() != 0 {
 			t.Errorf("%q: exit %d, stdout %q; want 2 and nothing", args, code, out.String())
+		}
+	}
+}
+
+// TestCacheFlag: reuse of read results is on by default and --cache=false
+// turns it off in the process configuration.
+func TestCacheFlag(t *testing.T) {
+	for _, c := range []struct {
+		args    []string
+		disable bool
+	}{
+		{nil, false},
+		{[]string{"--cache=true"}, false},
+		{[]string{"--cache=false"}, true},
+	} {
+		o, err := parseFlags(append([]string{"--pkgpanda", "/bin/true"}, c.args...), io.Discard)
+		if err != nil {
+			t.Fatalf("%q: %v", c.args, err)
+		}
+		cfg, err := buildConfig(o, func(string) (string, bool) { return "", false }, zerolog.Nop())
+		if err != nil {
+			t.Fatalf("%q: %v", c.args, err)
+		}
+		if cfg.DisableCache != c.disable {
+			t.Errorf("%q: DisableCache = %v, want %v", c.args, cfg.DisableCache, c.disable)
 		}
 	}
 }

@@ -92,6 +92,11 @@ func (p *Process) execute(a *actor, j *job) {
 	if spec.mutates {
 		p.rw.Lock()
 		defer p.rw.Unlock()
+		// Kept read results are dropped once the mutation is done,
+		// before the unlock lets readers in. Its own pre-checks still
+		// reuse what readers left: nothing changes under the lock
+		// before the mutation itself runs.
+		defer p.cache.invalidate()
 	} else {
 		p.rw.RLock()
 		defer p.rw.RUnlock()

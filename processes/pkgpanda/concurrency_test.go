@@ -19,7 +19,8 @@ import (
 func overlaps(a, b span) bool { return a.start < b.end && b.start < a.end }
 
 func TestRouteSerializesItsRuns(t *testing.T) {
-	e := newEnv(t, envOpt{delay: 150 * time.Millisecond})
+	// Reuse off: every request must run the CLI for runs to be counted.
+	e := newEnv(t, envOpt{delay: 150 * time.Millisecond, noCache: true})
 	repo, _ := fixtureIDs(t, e.fixture)
 	const n = 4
 	replies := make([]reply, n)

@@ -83,6 +83,9 @@ type envOpt struct {
 	beforeStart func(e *env)
 	// routeTimeout, when set, is the runtime's Config.RouteTimeout.
 	routeTimeout time.Duration
+	// noCache is Config.DisableCache; cost is PKGPANDA_STANDIN_COST.
+	noCache bool
+	cost    time.Duration
 }
 
 func fixtureDir(t testing.TB) string {
@@ -112,6 +115,9 @@ func newEnv(t testing.TB, o envOpt) *env {
 	if o.delay > 0 {
 		childEnv = append(childEnv, "PKGPANDA_STANDIN_DELAY="+o.delay.String())
 	}
+	if o.cost > 0 {
+		childEnv = append(childEnv, "PKGPANDA_STANDIN_COST="+o.cost.String())
+	}
 	cfg := Config{
 		Tool: cli.Tool{Path: standin, Options: cli.Options{
 			Root:          filepath.Join(copyDir, "install"),
@@ -134,6 +140,7 @@ func newEnv(t testing.TB, o envOpt) *env {
 		MaxUploads:     o.maxUploads,
 		MaxUploadBytes: o.maxUploadBytes,
 		LockTimeout:    o.lockTimeout,
+		DisableCache:   o.noCache,
 	}
 	p, err := New(cfg)
 	if err != nil {

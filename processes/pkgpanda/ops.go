@@ -130,8 +130,16 @@ func (p *Process) collect(ctx context.Context, a *actor, argv []string, argvErr 
 	return res, nil
 }
 
-// listIDs runs `pkgpanda list` and parses it.
+// listIDs returns the ids `pkgpanda list` reports: reused from the cache
+// while the repository is unchanged (cache.go), else from a run.
 func (p *Process) listIDs(ctx context.Context, a *actor, m statusMap) ([]string, *PkgpandaResponse) {
+	return p.cache.get(ctx, keyList, m, func(ctx context.Context) ([]string, *PkgpandaResponse) {
+		return p.runList(ctx, a, m)
+	})
+}
+
+// runList runs `pkgpanda list` and parses it.
+func (p *Process) runList(ctx context.Context, a *actor, m statusMap) ([]string, *PkgpandaResponse) {
 	argv, err := p.cfg.Tool.List()
 	res, fail := p.collect(ctx, a, argv, err, m)
 	if fail != nil {
@@ -144,8 +152,16 @@ func (p *Process) listIDs(ctx context.Context, a *actor, m statusMap) ([]string,
 	return ids, nil
 }
 
-// activeIDs runs `pkgpanda active` and parses it.
+// activeIDs returns the ids `pkgpanda active` reports: reused from the
+// cache while the active set is unchanged (cache.go), else from a run.
 func (p *Process) activeIDs(ctx context.Context, a *actor, m statusMap) ([]string, *PkgpandaResponse) {
+	return p.cache.get(ctx, keyActive, m, func(ctx context.Context) ([]string, *PkgpandaResponse) {
+		return p.runActive(ctx, a, m)
+	})
+}
+
+// runActive runs `pkgpanda active` and parses it.
+func (p *Process) runActive(ctx context.Context, a *actor, m statusMap) ([]string, *PkgpandaResponse) {
 	argv, err := p.cfg.Tool.Active()
 	res, fail := p.collect(ctx, a, argv, err, m)
 	if fail != nil {

@@ -23,6 +23,7 @@ type Process struct {
 	ops    [numOps]opSpec
 	actors map[string]*actor
 	m      metrics
+	cache  *resultCache // results of list and active (cache.go)
 
 	// rw is the readers/writer lock across actors: mutations hold it
 	// for writing, read-only runs for reading.
@@ -74,6 +75,7 @@ func New(cfg Config) (*Process, error) {
 	for _, c := range p.m.all() {
 		*c.ptr = &libprocess.Counter{}
 	}
+	p.cache = newResultCache(&p.cfg, p.log)
 	p.replies = newReplyBudget(refusedRepliesPerSecond, refusedRepliesBurst)
 	p.fetchClient = newFetchClient()
 	p.drainCtx, p.drainCancel = context.WithCancel(context.Background())
@@ -130,7 +132,9 @@ func (m *metrics) all() []namedCounter {
 // pkgpanda/uploads/rejected, pkgpanda/uploads/too_large,
 // pkgpanda/uploads/stale_removed, pkgpanda/repository_lock/busy,
 // pkgpanda/repository_lock/timeouts,
-// pkgpanda/interrupted_activation/refused; the gauges
+// pkgpanda/interrupted_activation/refused, pkgpanda/cache/hits,
+// pkgpanda/cache/misses, pkgpanda/cache/shared_runs, pkgpanda/cache/stale,
+// pkgpanda/cache/untrusted, pkgpanda/cache/invalidations; the gauges
 // pkgpanda/uploads/active, pkgpanda/uploads/bytes and
 // pkgpanda/interrupted_activation/leftovers.
 func (p *Process) Start(rt *libprocess.Runtime) (libprocess.UPID, error) {
@@ -154,6 +158,7 @@ func (p *Process) Start(rt *libprocess.Runtime) (libprocess.UPID, error) {
 		*c.ptr = m.Counter(c.name)
 	}
 	p.m.uploadsStale.Add(int64(stale))
+	p.cache.register(m)
 	for name, a := range p.actors {
 		a.runs = m.Counter("pkgpanda/" + name + "/runs")
 		a.fails = m.Counter("pkgpanda/" + name + "/failures")

@@ -24,6 +24,7 @@ import (
 	"github.com/procpanda/procpanda/internal/testfixture"
 	"github.com/procpanda/procpanda/libprocess"
 	"github.com/procpanda/procpanda/processes/pkgpanda/cli"
+	"github.com/rs/zerolog"
 )
 
 // standin is the stand-in CLI built by TestMain.
@@ -83,6 +84,8 @@ type envOpt struct {
 	beforeStart func(e *env)
 	// routeTimeout, when set, is the runtime's Config.RouteTimeout.
 	routeTimeout time.Duration
+	// log, when set, receives the process' logs (Config.Logger).
+	log io.Writer
 }
 
 func fixtureDir(t testing.TB) string {
@@ -134,6 +137,9 @@ func newEnv(t testing.TB, o envOpt) *env {
 		MaxUploads:     o.maxUploads,
 		MaxUploadBytes: o.maxUploadBytes,
 		LockTimeout:    o.lockTimeout,
+	}
+	if o.log != nil {
+		cfg.Logger = zerolog.New(o.log)
 	}
 	p, err := New(cfg)
 	if err != nil {

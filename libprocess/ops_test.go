@@ -351,3 +351,20 @@ func TestPromName(t *testing.T) {
 func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), d)
 }
+
+// FuzzPromName checks that any metric path becomes a valid Prometheus
+// name, and that valid names stay as they are.
+func FuzzPromName(f *testing.F) {
+	f.Add("pkgpanda/activate/duration_ms/p99")
+	f.Add("9/x")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, name string) {
+		got := promName(name)
+		if !regexp.MustCompile(`^[a-zA-Z_:][a-zA-Z0-9_:]*$`).MatchString(got) {
+			t.Fatalf("promName(%q) = %q is not a valid name", name, got)
+		}
+		if regexp.MustCompile(`^[a-zA-Z_:][a-zA-Z0-9_:]*$`).MatchString(name) && got != name {
+			t.Fatalf("promName(%q) = %q changed a valid name", name, got)
+		}
+	})
+}

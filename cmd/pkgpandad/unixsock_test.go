@@ -218,3 +218,17 @@ func slicesContainsPrefix(s []string, prefix string) bool {
 	}
 	return false
 }
+
+// FuzzSocketMode checks that --unix-socket-mode never yields more than
+// permission bits.
+func FuzzSocketMode(f *testing.F) {
+	for _, s := range []string{"0660", "777", "01777", "", "-0", "0x1ff"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		m, err := parseSocketMode(s)
+		if err == nil && m&^0o777 != 0 {
+			t.Fatalf("parseSocketMode(%q) = %v: more than permission bits", s, m)
+		}
+	})
+}

@@ -250,13 +250,13 @@ func TestTimerStatisticsAndWindow(t *testing.T) {
 	if len(out) != len(want) {
 		t.Errorf("keys %v, want %v", sortedKeys(out), sortedKeys(want))
 	}
-	// The window keeps the last TimerWindow values only.
-	for i := 1; i <= TimerWindow+500; i++ {
+	// The window keeps the last timerWindow values only.
+	for i := 1; i <= timerWindow+500; i++ {
 		tm.Record(time.Duration(1000+i) * time.Millisecond)
 	}
 	out = map[string]float64{}
 	m.snapshotInto(out)
-	if out["svc/op/duration_ms/count"] != TimerWindow || out["svc/op/duration_ms/min"] != 1501 || out["svc/op/duration_ms/max"] != 2500 {
+	if out["svc/op/duration_ms/count"] != timerWindow || out["svc/op/duration_ms/min"] != 1501 || out["svc/op/duration_ms/max"] != 2500 {
 		t.Fatalf("after the window turned: count %v min %v max %v", out["svc/op/duration_ms/count"], out["svc/op/duration_ms/min"], out["svc/op/duration_ms/max"])
 	}
 }

@@ -78,14 +78,14 @@ func promValue(v float64) string {
 	return strconv.FormatFloat(v, 'g', -1, 64)
 }
 
-// Prometheus renders every metric of the instance (those of Snapshot) in
+// prometheus renders every metric of the instance (those of Snapshot) in
 // the Prometheus text exposition format 0.0.4: one "# TYPE" line and one
 // sample per metric, names sanitised by promName and sorted. Counters
 // (the runtime's growing counts and every Metrics.Counter) are typed
 // counter, everything else (gauges, timer values and statistics) gauge.
 // When two paths sanitise to the same name, the first in path order is
 // kept and the other left out.
-func (rt *Runtime) Prometheus() []byte {
+func (rt *Runtime) prometheus() []byte {
 	snap := rt.Snapshot()
 	counters := rt.user.counterNames()
 	var b []byte
@@ -130,6 +130,6 @@ func (rt *Runtime) servePrometheus() RouteHandler {
 			}
 			last = now
 		}
-		respond(Response{Status: http.StatusOK, Header: http.Header{"Content-Type": {prometheusContentType}}, Body: rt.Prometheus()})
+		respond(Response{Status: http.StatusOK, Header: http.Header{"Content-Type": {prometheusContentType}}, Body: rt.prometheus()})
 	}
 }

@@ -6,12 +6,15 @@ PORT      ?= 5052
 RUNDIR    := .run
 FUZZTIME  ?= 20s
 BENCHTIME ?= 2s
+# VERSION is stamped into pkgpandad (pkgpandad --version).
+VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo unknown)
+LDFLAGS   := -X main.version=$(VERSION)
 
 .PHONY: build run test bench attack soak fuzz vet clean
 
 build:
 	@mkdir -p $(BIN)
-	CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./cmd/...
+	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
 vet:
 	$(GO) vet ./...

@@ -108,6 +108,11 @@ func (rt *Runtime) builtins() []*Process {
 		Usage:       "/metrics/snapshot[?timeout=<duration>][&jsonp=<callback>]",
 		Description: "A flat JSON object from metric path to number, including the runtime's own counters under `libprocess/`.",
 	}, rt.serveMetrics())
+	metrics.Route("prometheus", Help{
+		TLDR:        "Every metric of this instance in the Prometheus text format.",
+		Usage:       "/metrics/prometheus",
+		Description: "The metrics of /metrics/snapshot in the Prometheus text exposition format 0.0.4: names with every character outside [a-zA-Z0-9_:] replaced by `_`, counters typed counter, the rest gauge.",
+	}, rt.servePrometheus())
 
 	procs := NewProcess("__processes__")
 	procs.Route("", Help{

@@ -151,6 +151,11 @@ type Config struct {
 	// ended.
 	RouteTimeout time.Duration
 
+	// AccessLog writes one info-level line per HTTP request to Logger:
+	// method, path, status, bytes, duration_ms, principal (see
+	// accesslog.go for the shape). Off by default.
+	AccessLog bool
+
 	// Logger receives the runtime's structured logs.
 	Logger zerolog.Logger
 }

@@ -38,7 +38,8 @@ type Request struct {
 	// with an authenticator (spec 7); empty otherwise.
 	Principal string
 
-	ctx context.Context
+	ctx      context.Context
+	reported reportedPrincipal // SetPrincipal
 }
 
 // ErrBodyTooLarge is returned by reads of Request.BodyStream past

@@ -28,6 +28,10 @@ const disconnectPoll = 100 * time.Millisecond
 // its process (spec 4).
 func (s *server) serveHTTP(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
+	var req *Request
+	if s.rt.cfg.AccessLog {
+		defer func() { s.logAccess(ctx, req, start) }()
+	}
 	// libprocess answers any request whose URL path does not start with
 	// '/' this way before routing it; messages get the same rule.
 	if _, _, err := wire.SplitMessagePath(ctx.Request.Header.RequestURI()); err != nil {
@@ -59,7 +63,7 @@ func (s *server) serveHTTP(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	u := &url.URL{Path: decoded, RawPath: path, RawQuery: string(ctx.URI().QueryString())}
-	req := &Request{
+	req = &Request{
 		Method:     string(ctx.Method()),
 		URL:        u,
 		Header:     make(http.Header),

@@ -28,6 +28,7 @@ type runtimeMetrics struct {
 	outIdleClosed       atomic.Int64 // outbound connections closed after OutboundIdleTimeout
 	dialWaits           atomic.Int64 // dials that waited for a MaxConcurrentDials slot
 	firewallDenied      atomic.Int64 // requests and messages refused 403 by DisabledEndpoints
+	messagesHTTPOnly    atomic.Int64 // messages refused 403 on an HTTP-only listener (ServeHTTPOn)
 
 	// Inbound limits.
 	connsRefused      atomic.Int64 // connections closed at accept: MaxInboundConnections reached
@@ -59,10 +60,25 @@ type Metrics struct {
 	mu       sync.Mutex
 	counters map[string]*Counter
 	gauges   map[string]func() float64
+	timers   map[string]*Timer
+	scratch  []float64 // sorts a timer's window during snapshots; under mu
 }
 
 func newMetrics() *Metrics {
-	return &Metrics{counters: make(map[string]*Counter), gauges: make(map[string]func() float64)}
+	return &Metrics{counters: make(map[string]*Counter), gauges: make(map[string]func() float64), timers: make(map[string]*Timer)}
+}
+
+// Timer returns the timer registered as name (shown as "<name>_ms" and
+// its statistics, see Timer), creating it empty.
+func (m *Metrics) Timer(name string) *Timer {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t := m.timers[name]
+	if t == nil {
+		t = &Timer{}
+		m.timers[name] = t
+	}
+	return t
 }
 
 // Counter returns the counter with this name, creating it at zero.
@@ -101,6 +117,9 @@ func (m *Metrics) snapshotInto(out map[string]float64) {
 	}
 	for k, c := range m.counters {
 		out[k] = float64(c.Value())
+	}
+	for k, t := range m.timers {
+		m.scratch = t.snapshotInto(k+"_ms", out, m.scratch)
 	}
 	m.mu.Unlock()
 	for k, f := range gauges {
@@ -178,4 +197,5 @@ func (rt *Runtime) outboundSnapshot(out map[string]float64) {
 	out["libprocess/outbound_dials_waiting"] = float64(rt.outbound.dialWaiting.Load())
 	out["libprocess/outbound_dial_waits"] = float64(m.dialWaits.Load())
 	out["libprocess/firewall_denied"] = float64(m.firewallDenied.Load())
+	out["libprocess/messages_refused_http_only"] = float64(m.messagesHTTPOnly.Load())
 }

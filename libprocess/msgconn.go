@@ -57,6 +57,7 @@ type msgConn struct {
 	readDeadline time.Time // read deadline last set on the socket
 	carried      bool      // the connection has carried a libprocess message
 	httpSeen     bool      // the connection has carried an ordinary HTTP request
+	httpOnly     bool      // accepted by an HTTP-only listener: messages are refused
 	writeFailed  bool      // a write failed: deliver the messages the peer sent before it went, answer nothing more
 	lastRequest  bool      // the request being handed over ends the connection
 	readErr      error     // why the last fill failed
@@ -132,7 +133,7 @@ func (mc *msgConn) pump() bool {
 			mc.headLen = n
 			return mc.flush()
 		}
-		mc.carried = true
+		mc.carried = !mc.httpOnly
 		mc.r += n
 		// The head aliases the read buffer, which reading the body may
 		// compact: keep what delivery needs first.
@@ -144,7 +145,13 @@ func (mc *msgConn) pump() bool {
 			return false
 		}
 		mc.endRequest()
-		status, text := mc.s.rt.acceptMessage(&mc.msgState, mc.target, mc.from, mc.c.RemoteAddr(), mc.peerIP, body)
+		var status int
+		var text string
+		if mc.httpOnly {
+			status, text = mc.s.rt.refuseHTTPOnlyMessage(mc.target)
+		} else {
+			status, text = mc.s.rt.acceptMessage(&mc.msgState, mc.target, mc.from, mc.c.RemoteAddr(), mc.peerIP, body)
+		}
 		mc.respond(status, text, !keep)
 		if log.Debug().Enabled() {
 			log.Debug().Str("peer", mc.c.RemoteAddr().String()).Bytes("target", mc.target).Int("status", status).Int("bytes", len(body)).Msg("message received")

@@ -47,6 +47,7 @@ type server struct {
 
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{} // every open inbound socket
+	extra  []net.Listener        // HTTP-only listeners added by ServeHTTPOn
 	wg     sync.WaitGroup        // accept loop and connections
 	closed chan struct{}
 }
@@ -122,14 +123,36 @@ func (s *server) start() {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		s.acceptLoop()
+		s.acceptLoop(s.ln, false)
 	}()
 }
 
-func (s *server) acceptLoop() {
+// serveExtra runs an accept loop for an HTTP-only listener beside the
+// port: its connections share the port's tracking, limits and shutdown.
+func (s *server) serveExtra(ln net.Listener) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	select {
+	case <-s.closed:
+		return errors.New("runtime is shutting down")
+	default:
+	}
+	s.extra = append(s.extra, ln)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.acceptLoop(ln, true)
+	}()
+	return nil
+}
+
+// acceptLoop accepts connections from ln until it is closed. httpOnly
+// marks connections that carry no libprocess messages and no TLS
+// (ServeHTTPOn).
+func (s *server) acceptLoop(ln net.Listener, httpOnly bool) {
 	var backoff time.Duration
 	for {
-		c, err := s.ln.Accept()
+		c, err := ln.Accept()
 		if err != nil {
 			select {
 			case <-s.closed:
@@ -168,7 +191,7 @@ func (s *server) acceptLoop() {
 			_ = tc.SetNoDelay(true)
 		}
 		s.rt.metrics.connsInbound.Add(1)
-		go s.serveConn(c)
+		go s.serveConn(c, httpOnly)
 	}
 }
 
@@ -205,17 +228,22 @@ func (s *server) untrack(c net.Conn) {
 }
 
 // serveConn owns one accepted connection until it is closed: TLS
-// handshake, messages, and HTTP requests through fasthttp.
-func (s *server) serveConn(raw net.Conn) {
+// handshake, messages, and HTTP requests through fasthttp. A connection
+// of an HTTP-only listener has no TLS and has its messages refused.
+func (s *server) serveConn(raw net.Conn, httpOnly bool) {
 	defer s.untrack(raw)
 	defer raw.Close()
-	c, err := s.wrapInbound(raw)
-	if err != nil {
-		s.rt.metrics.tlsFailures.Add(1)
-		s.rt.log.Warn().Str("peer", raw.RemoteAddr().String()).Err(err).Msg("closing inbound connection: TLS handshake failed")
-		return
+	c := raw
+	if !httpOnly {
+		var err error
+		if c, err = s.wrapInbound(raw); err != nil {
+			s.rt.metrics.tlsFailures.Add(1)
+			s.rt.log.Warn().Str("peer", raw.RemoteAddr().String()).Err(err).Msg("closing inbound connection: TLS handshake failed")
+			return
+		}
 	}
 	mc := newMsgConn(s, c)
+	mc.httpOnly = httpOnly
 	defer mc.releaseBody()
 	if !mc.pump() {
 		_ = c.Close()
@@ -234,8 +262,14 @@ func (s *server) shutdown(ctx context.Context) error {
 	default:
 		close(s.closed)
 	}
+	extra := s.extra
 	s.mu.Unlock()
 	err := s.ln.Close()
+	for _, ln := range extra {
+		if cerr := ln.Close(); cerr != nil && !errors.Is(cerr, net.ErrClosed) && err == nil {
+			err = cerr
+		}
+	}
 	stopWatch := make(chan struct{})
 	defer close(stopWatch)
 	go func() {

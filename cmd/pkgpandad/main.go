@@ -23,6 +23,23 @@
 //	          [--acls FILE] [--authenticate-reads=false]
 //	          [--max-uploads N] [--max-upload-bytes BYTES]
 //	          [--lock-file PATH] [--lock-timeout DURATION]
+//	          [--unix-socket PATH [--unix-socket-mode 0660] [--unix-socket-group GROUP]]
+//	          [--delegate pkgpanda] [--access-log=false] [--version]
+//
+// As a drop-in for DC/OS' dcos-pkgpanda-api (see dcos-pkgpanda-api.service
+// beside this file), --unix-socket serves HTTP, and only HTTP, on a unix
+// socket as well as on the libprocess port: the socket file is created
+// owner-only, then given --unix-socket-group and --unix-socket-mode before
+// anything is served; a stale socket is replaced, but never a file that is
+// not a socket nor a socket something listens on; it is removed on exit.
+// A libprocess message sent over it is answered 403. --delegate pkgpanda
+// makes the unprefixed paths Admin Router sends (/repository/…,
+// /active/…) reach the pkgpanda process (libprocess' delegate rule).
+//
+// Every HTTP request is logged as one access line (--access-log=false
+// turns it off) and every mutation as one audit line; metrics are in
+// /metrics/snapshot and, for Prometheus, /metrics/prometheus. --version
+// prints the version stamped at build time.
 //
 // Authentication and authorization belong to the operation, whatever
 // front-end asks for it: with --http-credentials or --jwt-secret-key every
@@ -60,6 +77,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -114,6 +132,13 @@ type options struct {
 	lockFile      string
 	lockTimeout   time.Duration
 	cache         bool // reuse list/active results (pkgpanda.Config.DisableCache)
+	// The drop-in for dcos-pkgpanda-api, and what an operator sees.
+	unixSocket  string
+	socketMode  string
+	socketGroup string
+	delegate    string
+	accessLog   bool
+	version     bool
 }
 
 // defaultEnvPass returns the variables handed to the tool when --env-pass
@@ -151,6 +176,12 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Var(&o.envPass, "env-pass", "pass this variable of pkgpandad's environment to the tool (repeatable; default: "+strings.Join(defaultEnvPass(), ", ")+")")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 10*time.Minute, "on SIGTERM, how long running mutations may take to finish")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
+	fs.StringVar(&o.unixSocket, "unix-socket", "", "also serve HTTP (not libprocess messages, which get 403) on a unix socket at `PATH`, e.g. /run/dcos/pkgpanda-api.sock; a stale socket there is replaced, anything else is refused")
+	fs.StringVar(&o.socketMode, "unix-socket-mode", "0660", "permission bits of the --unix-socket file, octal")
+	fs.StringVar(&o.socketGroup, "unix-socket-group", "", "group (name or gid) of the --unix-socket file, e.g. dcos_adminrouter (default: the daemon's)")
+	fs.StringVar(&o.delegate, "delegate", "", "the process that answers paths naming no process (libprocess' delegate), e.g. pkgpanda so that /repository/ is /pkgpanda/repository/")
+	fs.BoolVar(&o.accessLog, "access-log", true, "log one info line per HTTP request (method, path, status, bytes, duration_ms, principal)")
+	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -305,6 +336,19 @@ func run(args []string, lookup func(string) (string, bool), stdout, stderr io.Wr
 		fmt.Fprintln(stderr, "pkgpandad:", err)
 		return 2
 	}
+	if o.version {
+		fmt.Fprintln(stdout, "pkgpandad", versionString())
+		return 0
+	}
+	var sock *unixSocket
+	if o.unixSocket != "" {
+		mode, err := parseSocketMode(o.socketMode)
+		if err != nil {
+			fmt.Fprintln(stderr, "pkgpandad:", err)
+			return 2
+		}
+		sock = &unixSocket{path: o.unixSocket, mode: mode, group: o.socketGroup}
+	}
 	level, err := zerolog.ParseLevel(o.logLevel)
 	if err != nil || o.logLevel == "" {
 		fmt.Fprintf(stderr, "pkgpandad: --log-level %q: want trace, debug, info, warn or error\n", o.logLevel)
@@ -339,6 +383,8 @@ func run(args []string, lookup func(string) (string, bool), stdout, stderr io.Wr
 		log.Info().Strs("disabled_endpoints", rcfg.DisabledEndpoints).Msg("firewall enabled")
 	}
 	rcfg.Logger = base.With().Str("component", "libprocess").Logger()
+	rcfg.Delegate = o.delegate
+	rcfg.AccessLog = o.accessLog
 	rt, err := libprocess.New(rcfg)
 	if err != nil {
 		log.Error().Err(err).Msg("configuring the runtime")
@@ -353,6 +399,18 @@ func run(args []string, lookup func(string) (string, bool), stdout, stderr io.Wr
 		log.Error().Err(err).Msg("configuring the pkgpanda process")
 		return 2
 	}
+	// The socket is made before the runtime serves anything: its umask
+	// must not reach a CLI child.
+	var sockLn net.Listener
+	if sock != nil {
+		ln, err := sock.listen()
+		if err != nil {
+			log.Error().Err(err).Msg("creating the unix socket")
+			return 1
+		}
+		sockLn = ln
+		defer ln.Close() // removes the file if serving never began
+	}
 	if err := rt.Start(); err != nil {
 		log.Error().Err(err).Msg("starting the runtime")
 		return 1
@@ -363,8 +421,16 @@ func run(args []string, lookup func(string) (string, bool), stdout, stderr io.Wr
 		_ = rt.Shutdown(context.Background())
 		return 1
 	}
+	if sockLn != nil {
+		if err := rt.ServeHTTPOn(sockLn); err != nil {
+			log.Error().Err(err).Msg("serving the unix socket")
+			_ = rt.Shutdown(context.Background())
+			return 1
+		}
+		log.Info().Str("socket", sock.path).Str("mode", fmt.Sprintf("%#o", sock.mode)).Str("group", sock.group).Msg("serving HTTP on the unix socket")
+	}
 	fmt.Fprintln(stdout, upid.String())
-	log.Info().Str("upid", upid.String()).Str("addr", rt.Addr()).Str("tool", cfg.Tool.Path).Msg("pkgpanda serving")
+	log.Info().Str("upid", upid.String()).Str("addr", rt.Addr()).Str("tool", cfg.Tool.Path).Str("version", versionString()).Msg("pkgpanda serving")
 
 	sig := <-sigs
 	log.Info().Str("signal", sig.String()).Msg("draining")

@@ -18,12 +18,16 @@ import (
 	"github.com/rs/zerolog"
 )
 
+// stampedVersion is the version build stamps into the binaries, as make
+// build does with git describe.
+const stampedVersion = "v0.0.0-test-stamp"
+
 // build compiles pkgpandad and the stand-in CLI into a temp dir.
 func build(t *testing.T) (daemon, standin string) {
 	t.Helper()
 	dir := t.TempDir()
 	for _, pkg := range []string{"pkgpandad", "pkgpanda-standin"} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, pkg), "github.com/procpanda/procpanda/cmd/"+pkg)
+		cmd := exec.Command("go", "build", "-ldflags", "-X main.version="+stampedVersion, "-o", filepath.Join(dir, pkg), "github.com/procpanda/procpanda/cmd/"+pkg)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("building %s: %v\n%s", pkg, err, out)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"os"
+	"time"
 
 	"github.com/procpanda/procpanda/libprocess"
 	"github.com/procpanda/procpanda/processes/pkgpanda/subprocess"
@@ -27,6 +28,8 @@ type job struct {
 	reject func(status int, msg string)
 	// release, if set, frees what the job holds once it is done.
 	release func()
+	// audit is the audit record of a mutation (nil for reads).
+	audit *auditRecord
 }
 
 // finish releases what j holds and rejects it (in that order: the answer
@@ -51,6 +54,14 @@ type actor struct {
 	// (the repository lock during a mutation). Only the actor's own
 	// goroutine touches it.
 	inherit []*os.File
+	// timer is pkgpanda/<route>/duration (shown as duration_ms): how
+	// long the actor spent running each job. metrics counts exit
+	// statuses. Both are set by Start.
+	timer   *libprocess.Timer
+	metrics *libprocess.Metrics
+	// audit is the record of the mutation being run, for its tool runs;
+	// only the actor's own goroutine touches it.
+	audit *auditRecord
 }
 
 // enqueue hands j to the route's actor without blocking. It reports false
@@ -127,11 +138,16 @@ func (p *Process) execute(a *actor, j *job) {
 			return
 		}
 		a.inherit = []*os.File{lock}
+		a.audit = j.audit
 		defer func() {
 			a.inherit = nil
+			a.audit = nil
 			lock.Close() // releases the flock (children that still hold it keep it)
 		}()
+		start := time.Now()
 		j.run(context.Background(), func() {})
+		a.record(start)
+		p.auditRan(j.audit)
 		return
 	}
 	client := j.ctx
@@ -148,7 +164,16 @@ func (p *Process) execute(a *actor, j *job) {
 	defer stopClient()
 	stopDrain := context.AfterFunc(p.drainCtx, cancel)
 	defer stopDrain()
+	start := time.Now()
 	j.run(ctx, func() { stopClient() })
+	a.record(start)
+}
+
+// record adds a job's run time to the route's timer.
+func (a *actor) record(start time.Time) {
+	if a.timer != nil {
+		a.timer.Record(time.Since(start))
+	}
 }
 
 // statusClientClosed answers a request whose client went away; nobody

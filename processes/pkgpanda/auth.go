@@ -156,7 +156,11 @@ func (p *Process) authenticate(authorization string, peer net.Addr) caller {
 
 // httpCaller authenticates an HTTP request by its Authorization header.
 func (p *Process) httpCaller(req *libprocess.Request) caller {
-	return p.authenticate(req.Header.Get("Authorization"), req.RemoteAddr)
+	c := p.authenticate(req.Header.Get("Authorization"), req.RemoteAddr)
+	if c.principal != "" {
+		req.SetPrincipal(c.principal) // for the runtime's access log
+	}
+	return c
 }
 
 // refusal is an operation that admit turned down.

@@ -131,7 +131,8 @@ func (f *fetchJob) stage(timeout time.Duration) *PkgpandaResponse {
 }
 
 // install adds the downloads; it runs as a mutation on actor a.
-func (f *fetchJob) install(a *actor) *PkgpandaResponse {
+func (f *fetchJob) install(a *actor) (answer *PkgpandaResponse) {
+	defer a.noteOutcome(a.enterOp(), &answer) // for the audit log
 	p := f.p
 	r := ok(http.StatusOK)
 	for _, d := range f.downloads {

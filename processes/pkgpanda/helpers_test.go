@@ -24,6 +24,7 @@ import (
 	"github.com/procpanda/procpanda/internal/testfixture"
 	"github.com/procpanda/procpanda/libprocess"
 	"github.com/procpanda/procpanda/processes/pkgpanda/cli"
+	"github.com/rs/zerolog"
 )
 
 // standin is the stand-in CLI built by TestMain.
@@ -86,6 +87,8 @@ type envOpt struct {
 	// noCache is Config.DisableCache; cost is PKGPANDA_STANDIN_COST.
 	noCache bool
 	cost    time.Duration
+	// log, when set, receives the process' logs (Config.Logger).
+	log io.Writer
 }
 
 func fixtureDir(t testing.TB) string {
@@ -141,6 +144,9 @@ func newEnv(t testing.TB, o envOpt) *env {
 		MaxUploadBytes: o.maxUploadBytes,
 		LockTimeout:    o.lockTimeout,
 		DisableCache:   o.noCache,
+	}
+	if o.log != nil {
+		cfg.Logger = zerolog.New(o.log)
 	}
 	p, err := New(cfg)
 	if err != nil {

@@ -199,6 +199,8 @@ type invocation struct {
 	// goroutine Drain waits for, after admission and before queueing (a
 	// fetch's downloads); a non-nil result is the answer instead.
 	stage func() *PkgpandaResponse
+	// audit is the mutation's audit record, set by dispatch.
+	audit *auditRecord
 }
 
 // dispatch is the one way into the actors: it authorizes inv's caller for
@@ -208,6 +210,10 @@ type invocation struct {
 // actor's goroutine.
 func (p *Process) dispatch(inv invocation) {
 	spec := p.ops[inv.op]
+	if inv.audit == nil && spec.mutates {
+		inv.audit = p.auditStart(spec, inv.caller)
+		inv.reject = p.auditReject(inv.audit, inv.reject)
+	}
 	if r := p.admit(inv.op, inv.caller); r != nil {
 		if inv.release != nil {
 			inv.release()
@@ -245,6 +251,7 @@ func (p *Process) dispatch(inv invocation) {
 		},
 		reject:  inv.reject,
 		release: inv.release,
+		audit:   inv.audit,
 	}
 	if ok, why := p.enqueue(a, j); !ok {
 		j.finish(http.StatusServiceUnavailable, why)

@@ -64,6 +64,10 @@ func (p *Process) run(ctx context.Context, a *actor, argv []string, stream io.Wr
 	if a.runs != nil {
 		a.runs.Inc()
 	}
+	a.countExit(res)
+	if a.audit != nil {
+		a.audit.addRun(argv, res, err)
+	}
 	ev := p.log.Debug()
 	if err != nil {
 		if a.fails != nil {
@@ -257,7 +261,8 @@ func (p *Process) opGetActivePackage(ctx context.Context, a *actor, id cli.ID) *
 }
 
 // opAddFile runs `pkgpanda add` on an uploaded tarball named <id>.tar.xz.
-func (p *Process) opAddFile(ctx context.Context, a *actor, id cli.ID, file string) *PkgpandaResponse {
+func (p *Process) opAddFile(ctx context.Context, a *actor, id cli.ID, file string) (answer *PkgpandaResponse) {
+	defer a.noteOutcome(a.enterOp(), &answer) // for the audit log
 	argv, err := p.cfg.Tool.Add(file)
 	res, fail := p.collect(ctx, a, argv, err, cliStatuses())
 	if fail != nil {
@@ -306,7 +311,8 @@ func (c *countWriter) Write(b []byte) (int, error) {
 }
 
 // opRemove runs `pkgpanda remove` and reports the ids it removed.
-func (p *Process) opRemove(ctx context.Context, a *actor, ids []cli.ID, m statusMap) *PkgpandaResponse {
+func (p *Process) opRemove(ctx context.Context, a *actor, ids []cli.ID, m statusMap) (answer *PkgpandaResponse) {
+	defer a.noteOutcome(a.enterOp(), &answer) // for the audit log
 	argv, err := p.cfg.Tool.Remove(ids...)
 	res, fail := p.collect(ctx, a, argv, err, m)
 	if fail != nil {
@@ -334,7 +340,8 @@ func apiDeleteStatuses() statusMap {
 // opDelete is DELETE /repository/<id> (and REMOVE calls): under the write
 // lock, in DC/OS's order, 409 for active ids, then 404 for ids not in the
 // repository, then remove. Success is 204.
-func (p *Process) opDelete(ctx context.Context, a *actor, ids []cli.ID) *PkgpandaResponse {
+func (p *Process) opDelete(ctx context.Context, a *actor, ids []cli.ID) (answer *PkgpandaResponse) {
+	defer a.noteOutcome(a.enterOp(), &answer) // for the audit log
 	active, fail := p.activeIDs(ctx, a, readStatuses())
 	if fail != nil {
 		return fail
@@ -371,7 +378,8 @@ func apiActivateStatuses() statusMap {
 // opActivate runs `pkgpanda activate` on ids (POST /activate, and
 // PUT /active/ once opActivateRaw found every id in the repository).
 // Success is 204.
-func (p *Process) opActivate(ctx context.Context, a *actor, ids []cli.ID, m statusMap) *PkgpandaResponse {
+func (p *Process) opActivate(ctx context.Context, a *actor, ids []cli.ID, m statusMap) (answer *PkgpandaResponse) {
+	defer a.noteOutcome(a.enterOp(), &answer) // for the audit log
 	if len(ids) == 0 {
 		return failed(http.StatusBadRequest, "at least one package id is needed to activate")
 	}
@@ -417,7 +425,8 @@ func (p *Process) opActivateRaw(ctx context.Context, a *actor, raw []string, m s
 }
 
 // opSwap runs `pkgpanda swap`. Success is 204.
-func (p *Process) opSwap(ctx context.Context, a *actor, id cli.ID) *PkgpandaResponse {
+func (p *Process) opSwap(ctx context.Context, a *actor, id cli.ID) (answer *PkgpandaResponse) {
+	defer a.noteOutcome(a.enterOp(), &answer) // for the audit log
 	argv, err := p.cfg.Tool.Swap(id)
 	if _, fail := p.collect(ctx, a, argv, err, cliStatuses()); fail != nil {
 		return fail

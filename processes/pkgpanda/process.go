@@ -125,8 +125,10 @@ func (m *metrics) all() []namedCounter {
 // on rt, registers its metrics and starts the route actors. It returns the
 // process' UPID. Start may be called once.
 //
-// Metrics: per route pkgpanda/<route>/runs, .../failures, .../queue_full
-// and the gauge .../queue_depth; the counters pkgpanda/auth/unauthenticated,
+// Metrics: per route pkgpanda/<route>/runs, .../failures, .../queue_full,
+// the gauge .../queue_depth, the timer .../duration_ms (with /count,
+// /min, /max, /p50 … /p9999: the actor's time per job) and the counters
+// .../exit_status/<code> (also "signal", "not_started") of tool runs; the counters pkgpanda/auth/unauthenticated,
 // pkgpanda/auth/forbidden, pkgpanda/messages/undecodable,
 // pkgpanda/messages/no_sender, pkgpanda/messages/replies_dropped,
 // pkgpanda/uploads/rejected, pkgpanda/uploads/too_large,
@@ -163,6 +165,8 @@ func (p *Process) Start(rt *libprocess.Runtime) (libprocess.UPID, error) {
 		a.runs = m.Counter("pkgpanda/" + name + "/runs")
 		a.fails = m.Counter("pkgpanda/" + name + "/failures")
 		a.full = m.Counter("pkgpanda/" + name + "/queue_full")
+		a.timer = m.Timer("pkgpanda/" + name + "/duration")
+		a.metrics = m
 		q := a.queue
 		m.Gauge("pkgpanda/"+name+"/queue_depth", func() float64 { return float64(len(q)) })
 	}

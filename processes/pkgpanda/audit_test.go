@@ -59,9 +59,9 @@ func TestAuditLogOneLinePerMutation(t *testing.T) {
 	expectStatus(t, "GET /repository/", e.do("GET", "/repository/", nil, auth...), 200)
 	expectStatus(t, "GET /active/", e.do("GET", "/active/", nil, auth...), 200)
 	body, _ := json.Marshal(active)
-	expectStatus(t, "PUT /active/ (same set)", e.do("PUT", "/active/", body, auth...), 204)
+	expectStatus(t, "PUT /active/ (same set)", e.doJSON("PUT", "/active/", body, auth...), 204)
 	expectStatus(t, "DELETE absent", e.do("DELETE", "/repository/absent--1", nil, auth...), 404)
-	expectStatus(t, "PUT /active/ by a reader", e.do("PUT", "/active/", body, roAuth...), 403)
+	expectStatus(t, "PUT /active/ by a reader", e.doJSON("PUT", "/active/", body, roAuth...), 403)
 
 	got := logs.audits(t)
 	if len(got) != 3 {

@@ -159,6 +159,9 @@ func BenchmarkCacheReads(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		if body != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
 		start := time.Now()
 		resp, err := client.Do(req)
 		if err != nil {

@@ -38,7 +38,7 @@ type Request struct {
 	// with an authenticator (spec 7); empty otherwise.
 	Principal string
 
-	ctx context.Context
+	rc *reqCtx // cancellation of a request the runtime routed; nil otherwise
 }
 
 // ErrBodyTooLarge is returned by reads of Request.BodyStream past
@@ -76,10 +76,69 @@ func (l *limitedBody) Read(p []byte) (int, error) {
 // the runtime shuts down. A client that only shut down its sending side
 // still gets its answer.
 func (r *Request) Context() context.Context {
-	if r.ctx == nil {
+	if r.rc == nil {
 		return context.Background()
 	}
-	return r.ctx
+	return r.rc.context()
+}
+
+// err is Context().Err() without making the context.
+func (r *Request) err() error {
+	if r.rc == nil {
+		return nil
+	}
+	return r.rc.err()
+}
+
+// reqCtx is a routed request's cancellation. Its context.Context is made
+// only when a route asks for it (Request.Context), so a request whose
+// route never looks costs no context and no registration with the
+// server's base context, whose cancellation at shutdown it inherits.
+type reqCtx struct {
+	base context.Context
+
+	mu        sync.Mutex
+	ctx       context.Context // made on first use
+	stop      context.CancelFunc
+	cancelled bool
+}
+
+// context returns the request's context, making it on first use.
+func (c *reqCtx) context() context.Context {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ctx == nil {
+		c.ctx, c.stop = context.WithCancel(c.base)
+		if c.cancelled {
+			c.stop()
+		}
+	}
+	return c.ctx
+}
+
+// cancel cancels the request's context, now or when it is made.
+func (c *reqCtx) cancel() {
+	c.mu.Lock()
+	c.cancelled = true
+	stop := c.stop
+	c.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+}
+
+// err is the context's Err, whether or not it has been made.
+func (c *reqCtx) err() error {
+	c.mu.Lock()
+	ctx, cancelled := c.ctx, c.cancelled
+	c.mu.Unlock()
+	switch {
+	case ctx != nil:
+		return ctx.Err()
+	case cancelled:
+		return context.Canceled
+	}
+	return c.base.Err()
 }
 
 // Response is what a route handler answers. Exactly one of Body and Stream
@@ -211,17 +270,12 @@ func (p *Process) lookupRoute(rest string) *route {
 type httpEvent struct {
 	req      *Request
 	rest     string        // path after /<id>
-	response chan Response // capacity 1
-	cancel   context.CancelFunc
+	response chan Response // capacity 1; empty once the request is done
 	// timeout is the matched route's own deadline (ns), set when routed.
 	timeout atomic.Int64
 
 	mu   sync.Mutex
 	done bool // answered, or abandoned at the deadline
-}
-
-func newHTTPEvent(req *Request, rest string, cancel context.CancelFunc) *httpEvent {
-	return &httpEvent{req: req, rest: rest, response: make(chan Response, 1), cancel: cancel}
 }
 
 // respond delivers the first response; later ones, and any response after
@@ -255,7 +309,7 @@ func (h *httpEvent) abandon() (Response, bool) {
 }
 
 func (p *Process) serveHTTP(h *httpEvent) {
-	if err := h.req.Context().Err(); err != nil {
+	if err := h.req.err(); err != nil {
 		// Answered 504 (or the client reset) while it waited in the
 		// mailbox: do not start work nobody waits for.
 		h.respond(TextResponse(http.StatusServiceUnavailable, "request abandoned before it was served: "+err.Error()))

@@ -5,7 +5,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/textproto"
 	"net/url"
 	"strconv"
 	"strings"
@@ -26,13 +25,13 @@ const disconnectPoll = 100 * time.Millisecond
 
 // routed is one routed request's state, allocated together: the Request
 // a route sees with its URL, the event that carries it to the process,
-// its cancellation, and room for the values of its header.
+// its lazily made parts, and room for the lengths of its header fields.
 type routed struct {
 	req  Request
 	url  url.URL
 	ev   httpEvent
-	rc   reqCtx
-	vals [12]string
+	st   reqState
+	lens [8]hdrLen
 }
 
 // serveHTTP is the fasthttp handler. It only ever sees ordinary HTTP
@@ -98,8 +97,8 @@ func (s *server) serveHTTP(ctx *fasthttp.RequestCtx) {
 		}
 		req.Body = body
 	}
-	b.rc.base = s.baseCtx
-	req.rc = &b.rc
+	b.st.base = s.baseCtx
+	req.st = &b.st
 	ev := &b.ev
 	ev.req = req
 	ev.rest = trimID(decoded, p.id)
@@ -115,7 +114,7 @@ func (s *server) serveHTTP(ctx *fasthttp.RequestCtx) {
 	}
 	if err := p.enqueue(event{kind: evHTTP, http: ev}); err != nil {
 		s.rt.log.Warn().Str("process", p.id).Str("path", decoded).Err(err).Msg("HTTP request refused")
-		b.rc.cancel()
+		b.st.cancel()
 		ctx.Response.Header.Set("Retry-After", "1")
 		writeResponse(ctx, TextResponse(http.StatusServiceUnavailable, err.Error()))
 		return
@@ -125,15 +124,15 @@ func (s *server) serveHTTP(ctx *fasthttp.RequestCtx) {
 		// fasthttp writes the stream after this handler returns and closes
 		// it when done, when the client goes away, or at the route's
 		// deadline: the request's context lives until then.
-		resp.Stream = newRouteStream(s, resp.Stream, &b.rc, deadline)
+		resp.Stream = newRouteStream(s, resp.Stream, &b.st, deadline)
 	} else {
-		defer b.rc.cancel()
+		defer b.st.cancel()
 	}
 	writeResponse(ctx, resp)
 }
 
-// strings copies the request's raw path, query and header into one
-// string, sets the URL's RawQuery and the Request's Header from it, and
+// strings copies the request's raw path, query and header fields into one
+// string, sets the URL's RawQuery and what the header is made from, and
 // returns the raw path (without its query).
 func (b *routed) strings(ctx *fasthttp.RequestCtx) string {
 	rawPath := ctx.URI().PathOriginal()
@@ -146,6 +145,10 @@ func (b *routed) strings(ctx *fasthttp.RequestCtx) string {
 		n++
 		size += len(k) + len(v)
 	}
+	lens := b.lens[:0]
+	if n > len(b.lens) {
+		lens = make([]hdrLen, 0, n)
+	}
 	var sb strings.Builder
 	sb.Grow(size)
 	sb.Write(rawPath)
@@ -153,27 +156,12 @@ func (b *routed) strings(ctx *fasthttp.RequestCtx) string {
 	for k, v := range ctx.Request.Header.All() {
 		sb.Write(k)
 		sb.Write(v)
+		lens = append(lens, hdrLen{uint32(len(k)), uint32(len(v))})
 	}
 	all := sb.String()
 	path, all := all[:len(rawPath)], all[len(rawPath):]
-	b.url.RawQuery, all = all[:len(query)], all[len(query):]
-	vals := b.vals[:0]
-	if n > len(b.vals) {
-		vals = make([]string, 0, n)
-	}
-	h := make(http.Header, n)
-	for k, v := range ctx.Request.Header.All() {
-		key := textproto.CanonicalMIMEHeaderKey(all[:len(k)])
-		val := all[len(k) : len(k)+len(v)]
-		all = all[len(k)+len(v):]
-		if prev, ok := h[key]; ok {
-			h[key] = append(prev, val)
-			continue
-		}
-		vals = append(vals, val)
-		h[key] = vals[len(vals)-1 : len(vals) : len(vals)]
-	}
-	b.req.Header = h
+	b.url.RawQuery = all[:len(query)]
+	b.st.raw, b.st.lens = all[len(query):], lens
 	return path
 }
 
@@ -253,14 +241,14 @@ func (s *server) readBufferedBody(ctx *fasthttp.RequestCtx, mc *msgConn, cl int)
 // stream is also closed, which ends the response.
 type routeStream struct {
 	io.ReadCloser
-	rc *reqCtx
+	rc *reqState
 
 	mu     sync.Mutex
 	timer  *time.Timer
 	closed bool
 }
 
-func newRouteStream(s *server, body io.ReadCloser, rc *reqCtx, deadline time.Time) *routeStream {
+func newRouteStream(s *server, body io.ReadCloser, rc *reqState, deadline time.Time) *routeStream {
 	rs := &routeStream{ReadCloser: body, rc: rc}
 	rs.mu.Lock()
 	rs.timer = time.AfterFunc(time.Until(deadline), func() {
@@ -344,13 +332,13 @@ func (s *server) await(ctx *fasthttp.RequestCtx, ev *httpEvent, mc *msgConn, sta
 				if r, ok := ev.abandon(); ok {
 					return r, deadline
 				}
-				ev.req.rc.cancel()
+				ev.req.st.cancel()
 				s.rt.metrics.routeTimeouts.Add(1)
 				s.rt.log.Warn().Str("path", ev.req.URL.Path).Dur("after", now.Sub(start)).Msg("HTTP request answered 504 at its route's deadline")
 				return TextResponse(http.StatusGatewayTimeout, "route deadline exceeded"), deadline
 			}
 			if peerReset(conn) {
-				ev.req.rc.cancel()
+				ev.req.st.cancel()
 			}
 		}
 	}

@@ -12,7 +12,7 @@ import (
 
 // maxRouteAllocs bounds the allocations of one routed request whose route
 // answers TextResponse (3 of them are TextResponse's own).
-const maxRouteAllocs = 8
+const maxRouteAllocs = 10
 
 // A routed request allocates only a few objects: its Request with what
 // travels with it, one string for its head, the Responder, and what the

@@ -41,8 +41,15 @@ type routed struct {
 
 // serveHTTP is the fasthttp handler. It only ever sees ordinary HTTP
 // requests — the codec serves every message itself — and routes each to
-// its process (spec 4).
+// its process (spec 4). When routeRequest returns, the request's answer
+// is in ctx.Response (a streamed body is yet to be written): this is the
+// one place where every request ends, for whatever each one needs then.
 func (s *server) serveHTTP(ctx *fasthttp.RequestCtx) {
+	s.routeRequest(ctx)
+}
+
+// routeRequest answers one ordinary HTTP request.
+func (s *server) routeRequest(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
 	// libprocess answers any request whose URL path does not start with
 	// '/' this way before routing it; messages get the same rule.

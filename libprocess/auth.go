@@ -110,7 +110,7 @@ func (b *BasicAuthenticator) Scheme() string { return "Basic" }
 
 // Authenticate implements Authenticator.
 func (b *BasicAuthenticator) Authenticate(req *Request) (string, error) {
-	h := req.Header.Get("Authorization")
+	h := req.Header().Get("Authorization")
 	scheme, value, ok := strings.Cut(h, " ")
 	if !ok || !strings.EqualFold(scheme, "Basic") {
 		return "", fmt.Errorf("%w: missing Basic credentials", ErrUnauthenticated)
@@ -159,7 +159,7 @@ func (j *JWTAuthenticator) Scheme() string { return "Bearer" }
 
 // Authenticate implements Authenticator.
 func (j *JWTAuthenticator) Authenticate(req *Request) (string, error) {
-	h := req.Header.Get("Authorization")
+	h := req.Header().Get("Authorization")
 	scheme, token, ok := strings.Cut(h, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return "", fmt.Errorf("%w: missing Bearer token", ErrUnauthenticated)

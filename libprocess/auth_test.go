@@ -96,7 +96,7 @@ func TestJWTNotBefore(t *testing.T) {
 	a := NewJWTAuthenticator([]byte("key"))
 	a.now = func() time.Time { return now }
 	auth := func(claims string) error {
-		req := &Request{Header: http.Header{"Authorization": {"Bearer " + hs256(t, "key", claims)}}}
+		req := NewRequest(http.MethodGet, "/", http.Header{"Authorization": {"Bearer " + hs256(t, "key", claims)}})
 		_, err := a.Authenticate(req)
 		return err
 	}
@@ -117,7 +117,7 @@ func TestJWTNotBefore(t *testing.T) {
 func TestBasicSecretCompare(t *testing.T) {
 	a := NewBasicAuthenticator(map[string]string{"ops": "s3cret", "empty": ""})
 	try := func(user, pass string) error {
-		req := &Request{Header: http.Header{"Authorization": {"Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))}}}
+		req := NewRequest(http.MethodGet, "/", http.Header{"Authorization": {"Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))}})
 		_, err := a.Authenticate(req)
 		return err
 	}

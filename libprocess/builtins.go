@@ -185,7 +185,7 @@ func (rt *Runtime) serveHelp(req *Request, respond Responder) {
 		}
 		md = h.Markdown(id, name)
 	}
-	ua := strings.ToLower(req.Header.Get("User-Agent"))
+	ua := strings.ToLower(req.Header().Get("User-Agent"))
 	if strings.HasPrefix(ua, "curl") || strings.HasPrefix(ua, "httpie") {
 		respond(Response{Status: http.StatusOK, Header: http.Header{"Content-Type": {"text/x-markdown"}}, Body: []byte(md)})
 		return

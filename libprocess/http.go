@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/textproto"
 	"net/url"
 	"strings"
 	"sync"
@@ -20,7 +21,6 @@ import (
 type Request struct {
 	Method string
 	URL    *url.URL // path as received (percent-decoded in URL.Path), with query
-	Header http.Header
 	// Body is the request body when it is at most
 	// Config.BufferedBodyLimit bytes; larger bodies leave Body nil and
 	// arrive as BodyStream.
@@ -38,8 +38,24 @@ type Request struct {
 	// with an authenticator (spec 7); empty otherwise.
 	Principal string
 
-	ctx      context.Context
+	st       *reqState         // header and cancellation; nil for a zero Request
 	reported reportedPrincipal // SetPrincipal
+}
+
+// NewRequest returns a request with the given method, URL path and
+// header, for code that hands a Request to an Authenticator or a handler
+// itself. Its Context is context.Background().
+func NewRequest(method, path string, header http.Header) *Request {
+	return &Request{Method: method, URL: &url.URL{Path: path}, st: &reqState{header: header, made: true}}
+}
+
+// Header returns the request's header, with canonical keys. It is made on
+// first use from the head as received; the same map is returned after.
+func (r *Request) Header() http.Header {
+	if r.st == nil {
+		return nil
+	}
+	return r.st.headerMap()
 }
 
 // ErrBodyTooLarge is returned by reads of Request.BodyStream past
@@ -77,10 +93,106 @@ func (l *limitedBody) Read(p []byte) (int, error) {
 // the runtime shuts down. A client that only shut down its sending side
 // still gets its answer.
 func (r *Request) Context() context.Context {
-	if r.ctx == nil {
+	if r.st == nil || r.st.base == nil {
 		return context.Background()
 	}
-	return r.ctx
+	return r.st.context()
+}
+
+// err is Context().Err() without making the context.
+func (r *Request) err() error {
+	if r.st == nil || r.st.base == nil {
+		return nil
+	}
+	return r.st.err()
+}
+
+// reqState is what a Request makes only when asked: its header map
+// (Request.Header) and its context (Request.Context). A route that never
+// looks at them costs neither a map nor a context registered with the
+// server's base context, whose cancellation at shutdown the request's
+// context inherits.
+type reqState struct {
+	base context.Context // nil for a request the runtime did not route
+
+	// The head's fields as received: keys and values back to back in
+	// raw, their lengths in lens.
+	raw  string
+	lens []hdrLen
+
+	mu        sync.Mutex
+	header    http.Header // made on first use unless made is already set
+	made      bool
+	ctx       context.Context // made on first use
+	stop      context.CancelFunc
+	cancelled bool
+}
+
+// hdrLen is the length of one header field's name and value in
+// reqState.raw.
+type hdrLen struct{ k, v uint32 }
+
+// headerMap returns the header, making it on first use.
+func (c *reqState) headerMap() http.Header {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.made {
+		return c.header
+	}
+	c.made = true
+	h := make(http.Header, len(c.lens))
+	raw := c.raw
+	vals := make([]string, len(c.lens))
+	for i, l := range c.lens {
+		key := textproto.CanonicalMIMEHeaderKey(raw[:l.k])
+		vals[i] = raw[l.k : l.k+l.v]
+		raw = raw[l.k+l.v:]
+		if prev, ok := h[key]; ok {
+			h[key] = append(prev, vals[i])
+			continue
+		}
+		h[key] = vals[i : i+1 : i+1]
+	}
+	c.header = h
+	return h
+}
+
+// context returns the request's context, making it on first use.
+func (c *reqState) context() context.Context {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ctx == nil {
+		c.ctx, c.stop = context.WithCancel(c.base)
+		if c.cancelled {
+			c.stop()
+		}
+	}
+	return c.ctx
+}
+
+// cancel cancels the request's context, now or when it is made.
+func (c *reqState) cancel() {
+	c.mu.Lock()
+	c.cancelled = true
+	stop := c.stop
+	c.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+}
+
+// err is the context's Err, whether or not it has been made.
+func (c *reqState) err() error {
+	c.mu.Lock()
+	ctx, cancelled := c.ctx, c.cancelled
+	c.mu.Unlock()
+	switch {
+	case ctx != nil:
+		return ctx.Err()
+	case cancelled:
+		return context.Canceled
+	}
+	return c.base.Err()
 }
 
 // Response is what a route handler answers. Exactly one of Body and Stream
@@ -212,17 +324,12 @@ func (p *Process) lookupRoute(rest string) *route {
 type httpEvent struct {
 	req      *Request
 	rest     string        // path after /<id>
-	response chan Response // capacity 1
-	cancel   context.CancelFunc
+	response chan Response // capacity 1; empty once the request is done
 	// timeout is the matched route's own deadline (ns), set when routed.
 	timeout atomic.Int64
 
 	mu   sync.Mutex
 	done bool // answered, or abandoned at the deadline
-}
-
-func newHTTPEvent(req *Request, rest string, cancel context.CancelFunc) *httpEvent {
-	return &httpEvent{req: req, rest: rest, response: make(chan Response, 1), cancel: cancel}
 }
 
 // respond delivers the first response; later ones, and any response after
@@ -256,7 +363,7 @@ func (h *httpEvent) abandon() (Response, bool) {
 }
 
 func (p *Process) serveHTTP(h *httpEvent) {
-	if err := h.req.Context().Err(); err != nil {
+	if err := h.req.err(); err != nil {
 		// Answered 504 (or the client reset) while it waited in the
 		// mailbox: do not start work nobody waits for.
 		h.respond(TextResponse(http.StatusServiceUnavailable, "request abandoned before it was served: "+err.Error()))

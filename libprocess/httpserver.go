@@ -1,11 +1,12 @@
 package libprocess
 
 import (
-	"context"
+	"bytes"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,10 +24,32 @@ const gzipMinSize = 1024
 // client has gone away.
 const disconnectPoll = 100 * time.Millisecond
 
+// awaitYields is how many times a request yields the processor, looking
+// for its answer, before it parks to wait for it (server.await).
+const awaitYields = 2
+
+// routed is one routed request's state, allocated together: the Request
+// a route sees with its URL, the event that carries it to the process,
+// its lazily made parts, and room for the lengths of its header fields.
+type routed struct {
+	req  Request
+	url  url.URL
+	ev   httpEvent
+	st   reqState
+	lens [8]hdrLen
+}
+
 // serveHTTP is the fasthttp handler. It only ever sees ordinary HTTP
 // requests — the codec serves every message itself — and routes each to
-// its process (spec 4).
+// its process (spec 4). When routeRequest returns, the request's answer
+// is in ctx.Response (a streamed body is yet to be written): this is the
+// one place where every request ends, for whatever each one needs then.
 func (s *server) serveHTTP(ctx *fasthttp.RequestCtx) {
+	s.routeRequest(ctx)
+}
+
+// routeRequest answers one ordinary HTTP request.
+func (s *server) routeRequest(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
 	var req *Request
 	if s.rt.cfg.AccessLog {
@@ -35,20 +58,18 @@ func (s *server) serveHTTP(ctx *fasthttp.RequestCtx) {
 	// libprocess answers any request whose URL path does not start with
 	// '/' this way before routing it; messages get the same rule.
 	if _, _, err := wire.SplitMessagePath(ctx.Request.Header.RequestURI()); err != nil {
-		writeResponse(ctx, nil, TextResponse(http.StatusBadRequest, "Request URL path must start with '/'"))
+		writeResponse(ctx, TextResponse(http.StatusBadRequest, "Request URL path must start with '/'"))
 		return
 	}
-	rawPath := string(ctx.URI().PathOriginal())
-	if q := strings.IndexByte(rawPath, '?'); q >= 0 {
-		rawPath = rawPath[:q]
-	}
+	b := &routed{}
+	rawPath := b.strings(ctx)
 	if strings.Contains(rawPath, "/..") {
-		writeResponse(ctx, nil, notFound())
+		writeResponse(ctx, notFound())
 		return
 	}
 	p, path := s.receiver(rawPath)
 	if p == nil {
-		writeResponse(ctx, nil, notFound())
+		writeResponse(ctx, notFound())
 		return
 	}
 	decoded, err := url.PathUnescape(path)
@@ -59,19 +80,14 @@ func (s *server) serveHTTP(ctx *fasthttp.RequestCtx) {
 	}
 	if s.rt.fw.deniesPath(decoded) {
 		s.rt.log.Info().Str("path", decoded).Msg("HTTP request refused: endpoint disabled by the firewall")
-		writeResponse(ctx, &Request{URL: &url.URL{}}, forbidden(decoded))
+		writeResponse(ctx, forbidden(decoded))
 		return
 	}
-	u := &url.URL{Path: decoded, RawPath: path, RawQuery: string(ctx.URI().QueryString())}
-	req = &Request{
-		Method:     string(ctx.Method()),
-		URL:        u,
-		Header:     make(http.Header),
-		RemoteAddr: ctx.RemoteAddr(),
-	}
-	for k, v := range ctx.Request.Header.All() {
-		req.Header.Add(string(k), string(v))
-	}
+	b.url.Path, b.url.RawPath = decoded, path
+	req = &b.req
+	req.Method = methodString(ctx.Method())
+	req.URL = &b.url
+	req.RemoteAddr = ctx.RemoteAddr()
 	var mc *msgConn
 	if hc, ok := ctx.Conn().(*httpConn); ok {
 		mc = hc.mc
@@ -92,32 +108,108 @@ func (s *server) serveHTTP(ctx *fasthttp.RequestCtx) {
 				text = errBudget
 			}
 			ctx.SetConnectionClose()
-			writeResponse(ctx, req, TextResponse(status, text))
+			writeResponse(ctx, TextResponse(status, text))
 			return
 		}
 		req.Body = body
 	}
-	rctx, cancel := context.WithCancel(s.baseCtx)
-	req.ctx = rctx
-	rest := strings.TrimPrefix(decoded, "/"+p.id)
-	ev := newHTTPEvent(req, rest, cancel)
+	b.st.base = s.baseCtx
+	req.st = &b.st
+	ev := &b.ev
+	ev.req = req
+	ev.rest = trimID(decoded, p.id)
+	if mc != nil {
+		// The connection serves one request at a time and every request
+		// leaves the channel empty (await), so it lends each the same.
+		if mc.response == nil {
+			mc.response = make(chan Response, 1)
+		}
+		ev.response = mc.response
+	} else {
+		ev.response = make(chan Response, 1)
+	}
 	if err := p.enqueue(event{kind: evHTTP, http: ev}); err != nil {
 		s.rt.log.Warn().Str("process", p.id).Str("path", decoded).Err(err).Msg("HTTP request refused")
-		cancel()
+		b.st.cancel()
 		ctx.Response.Header.Set("Retry-After", "1")
-		writeResponse(ctx, req, TextResponse(http.StatusServiceUnavailable, err.Error()))
+		writeResponse(ctx, TextResponse(http.StatusServiceUnavailable, err.Error()))
 		return
 	}
-	resp, deadline := s.await(ctx, ev, cancel, mc, start, deadline)
+	resp, deadline := s.await(ctx, ev, mc, start, deadline)
 	if resp.Stream != nil {
 		// fasthttp writes the stream after this handler returns and closes
 		// it when done, when the client goes away, or at the route's
 		// deadline: the request's context lives until then.
-		resp.Stream = newRouteStream(s, resp.Stream, cancel, deadline)
+		resp.Stream = newRouteStream(s, resp.Stream, &b.st, deadline)
 	} else {
-		defer cancel()
+		defer b.st.cancel()
 	}
-	writeResponse(ctx, req, resp)
+	writeResponse(ctx, resp)
+}
+
+// strings copies the request's raw path, query and header fields into one
+// string, sets the URL's RawQuery and what the header is made from, and
+// returns the raw path (without its query).
+func (b *routed) strings(ctx *fasthttp.RequestCtx) string {
+	rawPath := ctx.URI().PathOriginal()
+	if q := bytes.IndexByte(rawPath, '?'); q >= 0 {
+		rawPath = rawPath[:q]
+	}
+	query := ctx.URI().QueryString()
+	n, size := 0, len(rawPath)+len(query)
+	for k, v := range ctx.Request.Header.All() {
+		n++
+		size += len(k) + len(v)
+	}
+	lens := b.lens[:0]
+	if n > len(b.lens) {
+		lens = make([]hdrLen, 0, n)
+	}
+	var sb strings.Builder
+	sb.Grow(size)
+	sb.Write(rawPath)
+	sb.Write(query)
+	for k, v := range ctx.Request.Header.All() {
+		sb.Write(k)
+		sb.Write(v)
+		lens = append(lens, hdrLen{uint32(len(k)), uint32(len(v))})
+	}
+	all := sb.String()
+	path, all := all[:len(rawPath)], all[len(rawPath):]
+	b.url.RawQuery = all[:len(query)]
+	b.st.raw, b.st.lens = all[len(query):], lens
+	return path
+}
+
+// methodString returns the request method as a string, without
+// allocating for the methods HTTP defines.
+func methodString(m []byte) string {
+	switch string(m) {
+	case http.MethodGet:
+		return http.MethodGet
+	case http.MethodPost:
+		return http.MethodPost
+	case http.MethodPut:
+		return http.MethodPut
+	case http.MethodDelete:
+		return http.MethodDelete
+	case http.MethodHead:
+		return http.MethodHead
+	case http.MethodPatch:
+		return http.MethodPatch
+	case http.MethodOptions:
+		return http.MethodOptions
+	}
+	return string(m)
+}
+
+// trimID returns the decoded path after "/<id>", or the path itself if it
+// does not start so.
+func trimID(decoded, id string) string {
+	if len(decoded) > len(id) && decoded[0] == '/' && decoded[1:1+len(id)] == id {
+		return decoded[1+len(id):]
+	}
+	return decoded
 }
 
 // readBufferedBody reads a body of cl bytes (at most BufferedBodyLimit)
@@ -165,15 +257,15 @@ func (s *server) readBufferedBody(ctx *fasthttp.RequestCtx, mc *msgConn, cl int)
 // stream is also closed, which ends the response.
 type routeStream struct {
 	io.ReadCloser
-	cancel context.CancelFunc
+	rc *reqState
 
 	mu     sync.Mutex
 	timer  *time.Timer
 	closed bool
 }
 
-func newRouteStream(s *server, body io.ReadCloser, cancel context.CancelFunc, deadline time.Time) *routeStream {
-	rs := &routeStream{ReadCloser: body, cancel: cancel}
+func newRouteStream(s *server, body io.ReadCloser, rc *reqState, deadline time.Time) *routeStream {
+	rs := &routeStream{ReadCloser: body, rc: rc}
 	rs.mu.Lock()
 	rs.timer = time.AfterFunc(time.Until(deadline), func() {
 		if rs.close() {
@@ -203,7 +295,7 @@ func (rs *routeStream) close() bool {
 	rs.closed = true
 	rs.timer.Stop()
 	rs.mu.Unlock()
-	rs.cancel()
+	rs.rc.cancel()
 	_ = rs.ReadCloser.Close()
 	return true
 }
@@ -214,14 +306,38 @@ func (rs *routeStream) close() bool {
 // passes. While waiting it watches the client's socket and cancels the
 // context when the client resets the connection, and it gives up with 503
 // when the runtime's shutdown deadline passes. It returns the deadline in
-// force, which a streamed response also ends at.
-func (s *server) await(ctx *fasthttp.RequestCtx, ev *httpEvent, cancel context.CancelFunc, mc *msgConn, start, deadline time.Time) (Response, time.Time) {
+// force, which a streamed response also ends at. On return the event is
+// done and its response channel empty.
+func (s *server) await(ctx *fasthttp.RequestCtx, ev *httpEvent, mc *msgConn, start, deadline time.Time) (Response, time.Time) {
+	// Most routes answer at once. Yielding lets the process' goroutine,
+	// just woken by the enqueue and next to run on this P, serve the
+	// request while this goroutine stays runnable: the answer then lands
+	// in the channel without parking and waking this goroutine (and,
+	// with it, another thread), which costs more than the route itself.
+	for range awaitYields {
+		select {
+		case r := <-ev.response:
+			return r, routeDeadline(ev, start, deadline)
+		default:
+		}
+		runtime.Gosched()
+	}
 	select {
 	case r := <-ev.response:
 		return r, routeDeadline(ev, start, deadline)
 	default:
 	}
-	t := time.NewTicker(disconnectPoll)
+	var t *time.Timer
+	switch {
+	case mc == nil:
+		t = time.NewTimer(disconnectPoll)
+	case mc.poll == nil:
+		mc.poll = time.NewTimer(disconnectPoll)
+		t = mc.poll
+	default:
+		t = mc.poll
+		t.Reset(disconnectPoll)
+	}
 	defer t.Stop()
 	conn := underlying(ctx.Conn())
 	for {
@@ -229,8 +345,12 @@ func (s *server) await(ctx *fasthttp.RequestCtx, ev *httpEvent, cancel context.C
 		case r := <-ev.response:
 			return r, routeDeadline(ev, start, deadline)
 		case <-s.hardStop:
+			if r, ok := ev.abandon(); ok {
+				return r, deadline
+			}
 			return TextResponse(http.StatusServiceUnavailable, "runtime shutting down"), deadline
 		case now := <-t.C:
+			t.Reset(disconnectPoll)
 			if d := routeDeadline(ev, start, deadline); !d.Equal(deadline) {
 				deadline = d
 				if mc != nil && mc.bodyDeadline.Load() != 0 {
@@ -241,13 +361,13 @@ func (s *server) await(ctx *fasthttp.RequestCtx, ev *httpEvent, cancel context.C
 				if r, ok := ev.abandon(); ok {
 					return r, deadline
 				}
-				cancel()
+				ev.req.st.cancel()
 				s.rt.metrics.routeTimeouts.Add(1)
 				s.rt.log.Warn().Str("path", ev.req.URL.Path).Dur("after", now.Sub(start)).Msg("HTTP request answered 504 at its route's deadline")
 				return TextResponse(http.StatusGatewayTimeout, "route deadline exceeded"), deadline
 			}
 			if peerReset(conn) {
-				cancel()
+				ev.req.st.cancel()
 			}
 		}
 	}
@@ -294,6 +414,9 @@ func (s *server) receiver(rawPath string) (*Process, string) {
 	if first != "" {
 		if id, err := url.PathUnescape(first); err == nil {
 			if p := s.rt.lookup(id); p != nil {
+				if len(rawPath) == len(trimmed)+1 {
+					return p, rawPath // already "/" + trimmed
+				}
 				return p, "/" + trimmed
 			}
 		}
@@ -311,7 +434,7 @@ func (s *server) receiver(rawPath string) (*Process, string) {
 
 // writeResponse copies a route's response into fasthttp's, applying gzip
 // (spec 5.3). jsonp is the route's own choice (JSONPResponse), as in C++.
-func writeResponse(ctx *fasthttp.RequestCtx, _ *Request, r Response) {
+func writeResponse(ctx *fasthttp.RequestCtx, r Response) {
 	status := r.Status
 	if status == 0 {
 		status = http.StatusOK

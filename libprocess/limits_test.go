@@ -332,7 +332,7 @@ func TestInboundBareLFHeadAnsweredInOrder(t *testing.T) {
 	rt := startRuntime(t)
 	rec := spawnRecorder(t, rt, "target", "m")
 	rec.Route("hello", Help{TLDR: "says hello"}, func(req *Request, respond Responder) {
-		respond(TextResponse(200, "hello "+req.Header.Get("X-Who")))
+		respond(TextResponse(200, "hello "+req.Header().Get("X-Who")))
 	})
 	c := dialRaw(t, rt)
 	c.write("GET /target/hello HTTP/1.1\nHost: x\nX-Who: lf\n\n" +
@@ -357,7 +357,7 @@ func TestInboundLargeHeadersWithinMaxHeaderBytes(t *testing.T) {
 	rt := startRuntime(t)
 	p := NewProcess("svc")
 	p.Route("whoami", Help{TLDR: "token length"}, func(req *Request, respond Responder) {
-		respond(TextResponse(200, strconv.Itoa(len(req.Header.Get("Authorization")))))
+		respond(TextResponse(200, strconv.Itoa(len(req.Header().Get("Authorization")))))
 	})
 	if _, err := rt.Spawn(p); err != nil {
 		t.Fatal(err)

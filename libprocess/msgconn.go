@@ -74,6 +74,12 @@ type msgConn struct {
 	// a route instead of reqDeadline: the route's deadline. It is set from
 	// the request's goroutine while the route reads.
 	bodyDeadline atomic.Int64
+	// Lent to each HTTP request in turn while it awaits its route's
+	// response (server.await): the response channel, empty between
+	// requests, and the timer that paces the checks for a deadline or a
+	// reset.
+	response chan Response
+	poll     *time.Timer
 }
 
 func newMsgConn(s *server, c net.Conn) *msgConn {

@@ -296,7 +296,7 @@ func (p *Process) serveAPIv1(req *libprocess.Request, respond libprocess.Respond
 		respond(libprocess.ErrorResponse(http.StatusNotFound, "no such route"))
 		return
 	}
-	reqType, respType, err := Negotiate(req.Header.Get("Content-Type"), req.Header.Get("Accept"))
+	reqType, respType, err := Negotiate(req.Header().Get("Content-Type"), req.Header().Get("Accept"))
 	if err != nil {
 		status := http.StatusBadRequest
 		if ne, ok := err.(*NegotiateError); ok {
@@ -329,7 +329,7 @@ func (p *Process) serveAPIv1(req *libprocess.Request, respond libprocess.Respond
 	// HTTP Authorization header authenticates; the field must be empty or
 	// the very same credential, so a body cannot switch principals.
 	checkCall := func(call *PkgpandaCall) bool {
-		if call.Authorization != "" && call.Authorization != req.Header.Get("Authorization") {
+		if call.Authorization != "" && call.Authorization != req.Header().Get("Authorization") {
 			answer(&PkgpandaResponse{Type: call.Type, RequestId: call.RequestId, Status: http.StatusBadRequest,
 				Error: "the authorization field differs from the Authorization header; over HTTP, authenticate with the header"})
 			return false

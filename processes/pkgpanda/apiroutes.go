@@ -363,7 +363,7 @@ func (p *Process) serveAPI(req *libprocess.Request, respond libprocess.Responder
 	if shape == pathItem {
 		in.ids = []string{raw}
 	}
-	ct := req.Header.Get("Content-Type")
+	ct := req.Header().Get("Content-Type")
 	switch op {
 	case opRepoFetch:
 		p.withBody(req, respond, maxJSONBody, "the request body is too large", func(body []byte) {

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 
 	"github.com/procpanda/procpanda/libprocess"
 )
@@ -136,12 +135,8 @@ func (p *Process) authenticate(authorization string, peer net.Addr) caller {
 	if p.cfg.Authenticator == nil || authorization == "" {
 		return c
 	}
-	req := &libprocess.Request{
-		Method:     http.MethodPost,
-		URL:        &url.URL{Path: "/" + ProcessID},
-		Header:     http.Header{"Authorization": {authorization}},
-		RemoteAddr: peer,
-	}
+	req := libprocess.NewRequest(http.MethodPost, "/"+ProcessID, http.Header{"Authorization": {authorization}})
+	req.RemoteAddr = peer
 	principal, err := p.cfg.Authenticator.Authenticate(req)
 	if err == nil && principal == "" {
 		err = errors.New("the authenticator returned no principal")
@@ -156,7 +151,7 @@ func (p *Process) authenticate(authorization string, peer net.Addr) caller {
 
 // httpCaller authenticates an HTTP request by its Authorization header.
 func (p *Process) httpCaller(req *libprocess.Request) caller {
-	c := p.authenticate(req.Header.Get("Authorization"), req.RemoteAddr)
+	c := p.authenticate(req.Header().Get("Authorization"), req.RemoteAddr)
 	if c.principal != "" {
 		req.SetPrincipal(c.principal) // for the runtime's access log
 	}

@@ -350,7 +350,7 @@ func (p *Process) serveAdd(req *libprocess.Request, respond libprocess.Responder
 		respond(methodNotAllowed(http.MethodPost))
 		return
 	}
-	q, h := req.URL.Query().Get("id"), req.Header.Get(PackageIDHeader)
+	q, h := req.URL.Query().Get("id"), req.Header().Get(PackageIDHeader)
 	raw := q
 	switch {
 	case q == "" && h == "":

@@ -37,8 +37,7 @@ func waitMetric(t testing.TB, rt *Runtime, metric string, ok func(float64) bool)
 	}
 }
 
-func atLeast(n float64) func(float64) bool { return func(v float64) bool { return v >= n } }
-func equals(n float64) func(float64) bool  { return func(v float64) bool { return v == n } }
+func equals(n float64) func(float64) bool { return func(v float64) bool { return v == n } }
 
 // messageHead is a message head declaring a Content-Length body.
 func messageHead(target string, cl int) string {

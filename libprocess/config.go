@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/procpanda/procpanda/libprocess/wire"
+	"github.com/procpanda/procpanda/libprocess/internal/wire"
 	"github.com/rs/zerolog"
 )
 

@@ -3,7 +3,6 @@ package libprocess
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -40,10 +39,6 @@ type Request struct {
 
 	ctx context.Context
 }
-
-// ErrBodyTooLarge is returned by reads of Request.BodyStream past
-// Config.MaxRequestBodySize.
-var ErrBodyTooLarge = errors.New("libprocess: request body too large")
 
 // limitedBody fails reads past its limit instead of truncating silently.
 type limitedBody struct {

@@ -10,7 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/procpanda/procpanda/libprocess/wire"
+	"github.com/procpanda/procpanda/libprocess/internal/wire"
 )
 
 const (

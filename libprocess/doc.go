@@ -40,10 +40,10 @@
 //		})
 //	pid, err := rt.Spawn(p) // master@10.0.0.2:5051
 //
-// Send a message to any UPID, local or remote. Send is asynchronous and at
-// most once, as in libprocess: it queues the message and returns; an error
-// means it was not queued (ErrQueueFull, ErrTooManyPeers,
-// ErrInvalidTarget, ErrTerminated). Protobuf messages go under their full
+// Send a message to any UPID, local or remote. Send is asynchronous and
+// delivery at most once, as in libprocess: it queues the message and
+// returns; an error reports only what is known at once (ErrQueueFull,
+// ErrTooManyPeers, ErrInvalidTarget, a local receiver missing or full). Protobuf messages go under their full
 // type name with SendProto, and InstallProto decodes them:
 //
 //	to, _ := libprocess.ParseUPID("slave(1)@10.0.0.3:5051")
@@ -54,13 +54,15 @@
 // (Config.RouteTimeout, Process.SetRouteTimeout) answer 504 for it.
 //
 // Link to a process to learn when it goes away: OnExited's handler runs
-// when the linked process terminates or its connection breaks.
+// once when a linked local process terminates or the connection to a
+// linked remote one breaks.
 //
 //	p.OnExited(func(pid libprocess.UPID) { ... })
 //	err = p.Link(to)
 //
-// Shut down with a deadline: the runtime stops accepting, terminates every
-// process (running OnFinalize) and closes its connections.
+// Shut down with a deadline: the runtime stops accepting connections, lets
+// in-flight HTTP requests finish, flushes outbound queues, then terminates
+// the processes (running their OnFinalize) in reverse spawn order.
 //
 //	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 //	defer cancel()

@@ -13,8 +13,9 @@
 //
 // # Usage
 //
-// Start a runtime. DefaultConfig holds validated limits; ApplyEnv (or
-// ConfigFromEnv) reads the LIBPROCESS_* variables C++ libprocess reads:
+// Start a runtime. DefaultConfig holds validated limits;
+// cfg.ApplyEnv(os.LookupEnv) reads the LIBPROCESS_* variables C++
+// libprocess reads:
 //
 //	cfg := libprocess.DefaultConfig()
 //	cfg.IP, cfg.Port = "10.0.0.2", 5051

@@ -411,7 +411,7 @@ func (rt *Runtime) sender(st *msgState, text []byte, peer net.Addr) UPID {
 		return st.lastUPID
 	}
 	st.lastFrom = append(st.lastFrom[:0], text...)
-	u, err := ParsePeerUPID(string(text))
+	u, err := parsePeerUPID(string(text))
 	st.lastUPID, st.lastFromOK = u, err == nil
 	if err != nil {
 		// C++ delivers such messages with the empty UPID as sender.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -584,6 +585,27 @@ func pkgpandaCases() []Case {
 					}
 				}
 				t.Seen("reply of %d bytes", len(in.Req.Body))
+			}},
+
+		{ID: "pkgpanda.message.client", Section: "§3.1, pkgpanda-cli §6", Group: g,
+			Title: "a typed client's LIST over messages matches GET /repository/ (hook)", Run: func(t *T) {
+				list := t.Options().PkgpandaClientList
+				if list == nil {
+					// HOOK: the client lives beside the pkgpanda process;
+					// its users fill Options.PkgpandaClientList.
+					t.Skipf("no Options.PkgpandaClientList hook set")
+				}
+				o := t.Options()
+				want := t.list("/repository/")
+				t.Expect("LIST answered with %q", want)
+				got, err := list(t.Context(), o.PkgpandaID+"@"+o.Target)
+				if err != nil {
+					t.Fatalf("LIST through the client: %v", err)
+				}
+				if !slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(want))) {
+					t.Fatalf("LIST through the client = %q", got)
+				}
+				t.Seen("%d package ids", len(got))
 			}},
 
 		// Mutating chain: each step starts from the state the previous one

@@ -3,7 +3,6 @@ package conformance
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -230,11 +229,4 @@ func (p *Peer) waitBody(ctx context.Context, from int, name string, body []byte)
 	return p.wait(ctx, from, func(in Inbound) bool {
 		return in.Req.Target == path && string(in.Req.Body) == string(body)
 	})
-}
-
-// errReadFailures summarises malformed requests the peer saw.
-func (p *Peer) errReadFailures() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return errors.Join(p.readErrs...)
 }

@@ -69,6 +69,11 @@ type Options struct {
 	// PkgpandaRoundTrip is the hook for a message round trip through the
 	// pkgpanda process; the case SKIPs while it is nil.
 	PkgpandaRoundTrip *RoundTrip
+	// PkgpandaClientList is the hook for a typed client of the pkgpanda
+	// process (processes/pkgpanda/client): it lists the repository of
+	// process pid over libprocess messages, from a runtime of its own.
+	// The case comparing it with GET /repository/ SKIPs while it is nil.
+	PkgpandaClientList func(ctx context.Context, pid string) ([]string, error)
 	// Listen is the ip:port the suite's own libprocess peer listens on; by
 	// default the local address the suite uses to reach Target, port 0.
 	Listen string

@@ -6,7 +6,6 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -27,10 +26,6 @@ type Authenticator interface {
 // Authorizer decides whether an authenticated principal may use a route;
 // false answers 403 Forbidden. It must be safe for concurrent use.
 type Authorizer func(principal string, req *Request) bool
-
-// ErrUnauthenticated is what authenticators return for missing or invalid
-// credentials.
-var ErrUnauthenticated = errors.New("libprocess: unauthenticated")
 
 // authRegistry holds the authenticators and authorizers per realm.
 type authRegistry struct {

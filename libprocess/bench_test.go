@@ -1,6 +1,7 @@
 package libprocess
 
 import (
+	"context"
 	"net"
 	"sort"
 	"strings"
@@ -15,7 +16,6 @@ import (
 	"github.com/mesos/mesos-go/api/v0/messenger/testmessage"
 	"github.com/mesos/mesos-go/api/v0/upid"
 	"github.com/valyala/fasthttp"
-	xcontext "golang.org/x/net/context"
 )
 
 // window bounds messages in flight in throughput runs, so a fast sender
@@ -123,7 +123,7 @@ func mesosGoThroughput(tb testing.TB, n, size int) float64 {
 		if i >= window && i%1024 == 0 {
 			cnt.waitFor(int64(i-window), deadline)
 		}
-		if err := send.Send(xcontext.Background(), &to, msg); err != nil {
+		if err := send.Send(context.Background(), &to, msg); err != nil {
 			tb.Fatalf("mesos-go send %d: %v", i, err)
 		}
 	}

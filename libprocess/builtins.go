@@ -66,7 +66,7 @@ func (h *helpRegistry) snapshot() map[string]map[string]Help {
 }
 
 // Markdown renders the help as libprocess' HELP() does.
-func (hp Help) Markdown(id, name string) string {
+func (hp Help) markdown(id, name string) string {
 	var b strings.Builder
 	path := "/" + id
 	if name != "" {
@@ -139,7 +139,7 @@ func (rt *Runtime) serveHelp(req *Request, respond Responder) {
 		for _, id := range sortedKeys(all) {
 			p := proc{ID: id, Endpoints: []endpoint{}}
 			for _, name := range sortedKeys(all[id]) {
-				p.Endpoints = append(p.Endpoints, endpoint{Name: "/" + name, Text: all[id][name].Markdown(id, name)})
+				p.Endpoints = append(p.Endpoints, endpoint{Name: "/" + name, Text: all[id][name].markdown(id, name)})
 			}
 			out.Processes = append(out.Processes, p)
 		}
@@ -183,7 +183,7 @@ func (rt *Runtime) serveHelp(req *Request, respond Responder) {
 			respond(TextResponse(http.StatusBadRequest, "No help available for '/"+id+"/"+name+"'.\n"))
 			return
 		}
-		md = h.Markdown(id, name)
+		md = h.markdown(id, name)
 	}
 	ua := strings.ToLower(req.Header().Get("User-Agent"))
 	if strings.HasPrefix(ua, "curl") || strings.HasPrefix(ua, "httpie") {
@@ -205,7 +205,7 @@ func (rt *Runtime) serveMetrics() RouteHandler {
 	}
 	return func(req *Request, respond Responder) {
 		if t := req.URL.Query().Get("timeout"); t != "" {
-			if _, err := ParseDuration(t); err != nil {
+			if _, err := parseDuration(t); err != nil {
 				respond(TextResponse(http.StatusBadRequest, "Invalid timeout '"+t+"': "+err.Error()+".\n"))
 				return
 			}

@@ -4,16 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/procpanda/procpanda/libprocess/wire"
+	"github.com/procpanda/procpanda/libprocess/internal/wire"
 	"github.com/rs/zerolog"
 )
 
-// Config configures a Runtime. Start from DefaultConfig (or ConfigFromEnv)
+// Config configures a Runtime. Start from DefaultConfig (and ApplyEnv(os.LookupEnv) for the LIBPROCESS_* variables)
 // and change fields; New validates it.
 type Config struct {
 	// IP is the address to bind (LIBPROCESS_IP); empty or "0.0.0.0" binds
@@ -190,14 +189,6 @@ func DefaultConfig() Config {
 	}
 }
 
-// ConfigFromEnv returns DefaultConfig with the LIBPROCESS_* variables of the
-// process environment applied (see ApplyEnv).
-func ConfigFromEnv() (Config, error) {
-	cfg := DefaultConfig()
-	err := cfg.ApplyEnv(os.LookupEnv)
-	return cfg, err
-}
-
 // ApplyEnv overrides c's fields from LIBPROCESS_IP, LIBPROCESS_PORT,
 // LIBPROCESS_ADVERTISE_IP, LIBPROCESS_ADVERTISE_PORT,
 // LIBPROCESS_REQUIRE_PEER_ADDRESS_IP_MATCH,
@@ -371,17 +362,17 @@ func parseRate(v string) (float64, error) {
 	if !ok {
 		return n, nil
 	}
-	d, err := ParseDuration(per)
+	d, err := parseDuration(per)
 	if err != nil {
 		return 0, fmt.Errorf("%q: %w", v, err)
 	}
 	return n / d.Seconds(), nil
 }
 
-// ParseDuration parses a libprocess/stout duration such as "5secs",
+// parseDuration parses a libprocess/stout duration such as "5secs",
 // "100ms", "2mins" or "1hrs" (units ns, us, ms, secs, mins, hrs, days,
 // weeks), as used by the timeout query parameter of /metrics/snapshot.
-func ParseDuration(s string) (time.Duration, error) {
+func parseDuration(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
 	i := 0
 	for i < len(s) && (s[i] == '.' || (s[i] >= '0' && s[i] <= '9')) {

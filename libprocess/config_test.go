@@ -207,19 +207,19 @@ func TestParseDuration(t *testing.T) {
 		".5mins":   30 * time.Second,
 	}
 	for s, want := range good {
-		got, err := ParseDuration(s)
+		got, err := parseDuration(s)
 		if err != nil || got != want {
-			t.Errorf("ParseDuration(%q) = %v, %v; want %v", s, got, err, want)
+			t.Errorf("parseDuration(%q) = %v, %v; want %v", s, got, err, want)
 		}
 	}
 	for _, s := range []string{
 		"", "junk", "5", "secs", "5sec", "5 secs", "5s", "5m", "5SECS", "-5secs", "0secs", "0.0ms",
 		"1.2.3secs", ".secs", "5secs5", "1e3secs", "0.1ns", "99999999999999999999weeks",
 	} {
-		if d, err := ParseDuration(s); err == nil {
-			t.Errorf("ParseDuration(%q) = %v, want an error", s, d)
+		if d, err := parseDuration(s); err == nil {
+			t.Errorf("parseDuration(%q) = %v, want an error", s, d)
 		} else if !strings.Contains(err.Error(), "duration") {
-			t.Errorf("ParseDuration(%q): error %q", s, err)
+			t.Errorf("parseDuration(%q): error %q", s, err)
 		}
 	}
 }

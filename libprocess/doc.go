@@ -7,7 +7,71 @@
 // A Runtime owns the port. A Process is an actor: it handles one event at
 // a time (message, HTTP request, dispatched function, exited notification,
 // termination) from its own bounded mailbox. The codec that turns bytes
-// into messages and requests lives in package wire and does no I/O;
-// server.go and msgconn.go own inbound sockets, outbound.go outbound ones,
-// and process.go and mailbox.go the scheduling.
+// into messages and requests lives in libprocess/internal/wire and does no
+// I/O; server.go and msgconn.go own inbound sockets, outbound.go outbound
+// ones, and process.go and mailbox.go the scheduling.
+//
+// # Usage
+//
+// Start a runtime. DefaultConfig holds validated limits;
+// cfg.ApplyEnv(os.LookupEnv) reads the LIBPROCESS_* variables C++
+// libprocess reads:
+//
+//	cfg := libprocess.DefaultConfig()
+//	cfg.IP, cfg.Port = "10.0.0.2", 5051
+//	rt, err := libprocess.New(cfg)
+//	if err != nil {
+//		return err
+//	}
+//	if err := rt.Start(); err != nil {
+//		return err
+//	}
+//
+// Create a process, install its message handlers and routes, then spawn
+// it; Spawn returns its UPID. Handlers run on the process' own goroutine,
+// one event at a time, so they need no locks for the process' state:
+//
+//	p := libprocess.NewProcess("master")
+//	p.Install("mesos.internal.Ping", func(m *libprocess.Message) {
+//		_ = p.Send(m.From, "mesos.internal.Pong", nil)
+//	})
+//	p.Route("state", libprocess.Help{TLDR: "Current state."},
+//		func(req *libprocess.Request, respond libprocess.Responder) {
+//			respond(libprocess.JSONResponse(http.StatusOK, state))
+//		})
+//	pid, err := rt.Spawn(p) // master@10.0.0.2:5051
+//
+// Send a message to any UPID, local or remote. Send is asynchronous and
+// delivery at most once, as in libprocess: it queues the message and
+// returns; an error reports only what is known at once (ErrQueueFull,
+// ErrTooManyPeers, ErrInvalidTarget, a local receiver missing or full). Protobuf messages go under their full
+// type name with SendProto, and InstallProto decodes them:
+//
+//	to, _ := libprocess.ParseUPID("slave(1)@10.0.0.3:5051")
+//	err = p.Send(to, "mesos.internal.Ping", body)
+//
+// Routes answer GET/POST /<id>/<route> on the same port; a Responder may
+// be called later from any goroutine, and route deadlines
+// (Config.RouteTimeout, Process.SetRouteTimeout) answer 504 for it.
+//
+// Link to a process to learn when it goes away: OnExited's handler runs
+// once when a linked local process terminates or the connection to a
+// linked remote one breaks.
+//
+//	p.OnExited(func(pid libprocess.UPID) { ... })
+//	err = p.Link(to)
+//
+// Shut down with a deadline: the runtime stops accepting connections, lets
+// in-flight HTTP requests finish, flushes outbound queues, then terminates
+// the processes (running their OnFinalize) in reverse spawn order.
+//
+//	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+//	defer cancel()
+//	err = rt.Shutdown(ctx)
+//
+// Every resource the runtime holds (connections, peers, body bytes,
+// mailbox events) is bounded by a Config field and counted in
+// /metrics/snapshot; see Config for the limits and their defaults. The
+// examples show complete programs: ping/pong between two runtimes, a
+// route, link/exited, a protobuf message, and a mesos-go messenger.
 package libprocess

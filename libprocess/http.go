@@ -3,7 +3,6 @@ package libprocess
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -57,10 +56,6 @@ func (r *Request) Header() http.Header {
 	}
 	return r.st.headerMap()
 }
-
-// ErrBodyTooLarge is returned by reads of Request.BodyStream past
-// Config.MaxRequestBodySize.
-var ErrBodyTooLarge = errors.New("libprocess: request body too large")
 
 // limitedBody fails reads past its limit instead of truncating silently.
 type limitedBody struct {

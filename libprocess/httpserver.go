@@ -13,7 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/procpanda/procpanda/libprocess/wire"
+	"github.com/procpanda/procpanda/libprocess/internal/wire"
 	"github.com/valyala/fasthttp"
 )
 

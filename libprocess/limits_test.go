@@ -37,8 +37,7 @@ func waitMetric(t testing.TB, rt *Runtime, metric string, ok func(float64) bool)
 	}
 }
 
-func atLeast(n float64) func(float64) bool { return func(v float64) bool { return v >= n } }
-func equals(n float64) func(float64) bool  { return func(v float64) bool { return v == n } }
+func equals(n float64) func(float64) bool { return func(v float64) bool { return v == n } }
 
 // messageHead is a message head declaring a Content-Length body.
 func messageHead(target string, cl int) string {
@@ -52,7 +51,9 @@ func TestInboundBodyGrowsWithArrivingBytes(t *testing.T) {
 	rt := startRuntime(t)
 	spawnRecorder(t, rt, "target", "m")
 	const conns = 24
-	runtime.GC()
+	// Measured per connection in bytes ever allocated (TotalAlloc), which
+	// no collection can hide and which other goroutines barely move: the
+	// defect allocated 16 MiB per connection, the fix a few KiB.
 	var before runtime.MemStats
 	runtime.ReadMemStats(&before)
 	for i := 0; i < conns; i++ {
@@ -61,12 +62,12 @@ func TestInboundBodyGrowsWithArrivingBytes(t *testing.T) {
 	}
 	// Each connection holds the first piece of its body, no more.
 	held := waitMetric(t, rt, "libprocess/inbound_body_bytes", equals(conns*minBodyAlloc))
-	runtime.GC()
 	var after runtime.MemStats
 	runtime.ReadMemStats(&after)
-	grown := int64(after.HeapAlloc) - int64(before.HeapAlloc)
-	if grown > 64<<20 {
-		t.Fatalf("heap grew %d MiB for %d connections that sent 100 body bytes each (%v budget bytes held)", grown>>20, conns, held)
+	perConn := (after.TotalAlloc - before.TotalAlloc) / conns
+	t.Logf("%d bytes allocated per connection", perConn)
+	if perConn > 2<<20 {
+		t.Fatalf("%d KiB allocated per connection that sent 100 of 16 MiB body bytes (%v budget bytes held)", perConn>>10, held)
 	}
 }
 

@@ -1,18 +1,9 @@
 package libprocess
 
 import (
-	"errors"
 	"sync"
 	"time"
 )
-
-// ErrMailboxFull is returned when a process' mailbox holds
-// Config.MailboxCapacity events and another one arrives.
-var ErrMailboxFull = errors.New("libprocess: mailbox full")
-
-// ErrTerminated is returned when an event is sent to a process that has
-// terminated (or was never spawned).
-var ErrTerminated = errors.New("libprocess: process terminated")
 
 type eventKind uint8
 

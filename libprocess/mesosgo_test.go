@@ -1,6 +1,7 @@
 package libprocess
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"strconv"
@@ -11,7 +12,6 @@ import (
 	"github.com/mesos/mesos-go/api/v0/messenger"
 	"github.com/mesos/mesos-go/api/v0/messenger/testmessage"
 	"github.com/mesos/mesos-go/api/v0/upid"
-	"golang.org/x/net/context"
 )
 
 // mesos-go sends and dispatches by "mesos.internal.<Go type name>" (spec

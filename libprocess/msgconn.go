@@ -10,7 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/procpanda/procpanda/libprocess/wire"
+	"github.com/procpanda/procpanda/libprocess/internal/wire"
 )
 
 const (
@@ -424,7 +424,7 @@ func (rt *Runtime) sender(st *msgState, text []byte, peer net.Addr) UPID {
 		return st.lastUPID
 	}
 	st.lastFrom = append(st.lastFrom[:0], text...)
-	u, err := ParsePeerUPID(string(text))
+	u, err := parsePeerUPID(string(text))
 	st.lastUPID, st.lastFromOK = u, err == nil
 	if err != nil {
 		// C++ delivers such messages with the empty UPID as sender.

@@ -12,18 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/procpanda/procpanda/libprocess/wire"
+	"github.com/procpanda/procpanda/libprocess/internal/wire"
 )
-
-// ErrQueueFull is returned by Send when the queue to a remote peer holds
-// Config.OutboundQueueCapacity messages; the message is dropped.
-var ErrQueueFull = errors.New("libprocess: outbound queue full")
-
-// ErrTooManyPeers is returned by Send and Link when a new remote peer is
-// needed while Config.MaxOutboundPeers peers exist and none of them is
-// idle (nothing queued, not linked) so that it could be closed to make
-// room; the message is dropped.
-var ErrTooManyPeers = errors.New("libprocess: too many outbound peers")
 
 // writeSegment is how many encoded bytes one write carries at most
 // (a single larger message is written whole).

@@ -2,7 +2,6 @@ package libprocess
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"net/http"
 	"runtime"
@@ -117,11 +116,6 @@ func (p *Process) Send(to UPID, name string, body []byte) error {
 	return p.rt.send(p, to, name, body)
 }
 
-// ErrInvalidTarget is returned by Send when the receiver's id or host or
-// the message name holds bytes that cannot be written into a request head
-// (see Send); nothing is sent.
-var ErrInvalidTarget = errors.New("libprocess: invalid message target")
-
 // Link asks for one exited notification when to terminates (a local
 // process) or when the connection to to's address breaks (a remote one).
 // Linking to a local process that does not exist notifies at once. A
@@ -139,11 +133,6 @@ func (p *Process) Link(to UPID) error {
 func (p *Process) Dispatch(f func()) error {
 	return p.enqueue(event{kind: evDispatch, fn: f})
 }
-
-// ErrDispatchFromLoop is returned by DispatchWait when it is called on the
-// process' own goroutine (from one of its handlers): waiting there for the
-// process to run f would wait forever.
-var ErrDispatchFromLoop = errors.New("libprocess: DispatchWait called on the process' own goroutine")
 
 // DispatchWait runs f on the process' goroutine and waits until it has run
 // (or the process terminated first, or f panicked). Called from the

@@ -162,17 +162,19 @@ func (rt *Runtime) Addr() string {
 	return rt.server.ln.Addr().String()
 }
 
-// Address returns the instance's advertised address as a UPID with an
+// advertised returns the instance's advertised address as a UPID with an
 // empty id.
-func (rt *Runtime) Address() UPID {
+func (rt *Runtime) advertised() UPID {
 	rt.mu.RLock()
 	defer rt.mu.RUnlock()
 	return rt.address
 }
 
-// UPID returns the UPID a process with this id has on this instance.
+// UPID returns the UPID a process with this id has on this instance: the
+// advertised address (Config.AdvertiseIP/AdvertisePort, else the bound
+// one). UPID("") is the instance's address.
 func (rt *Runtime) UPID(id string) UPID {
-	a := rt.Address()
+	a := rt.advertised()
 	a.ID = id
 	return a
 }
@@ -276,7 +278,7 @@ func (rt *Runtime) processExited(p *Process) {
 
 // isLocal reports whether to names this instance.
 func (rt *Runtime) isLocal(to UPID) bool {
-	addr := rt.Address()
+	addr := rt.advertised()
 	if to.Port != addr.Port {
 		return false
 	}

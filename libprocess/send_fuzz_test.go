@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/procpanda/procpanda/libprocess/wire"
+	"github.com/procpanda/procpanda/libprocess/internal/wire"
 )
 
 // FuzzSendTarget checks Send's target rule against the bytes it guards: a

@@ -10,7 +10,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/procpanda/procpanda/libprocess/wire"
+	"github.com/procpanda/procpanda/libprocess/internal/wire"
 	"github.com/valyala/fasthttp"
 )
 

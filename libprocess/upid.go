@@ -38,10 +38,10 @@ func ParseUPID(s string) (UPID, error) {
 	return parseUPID(s, true)
 }
 
-// ParsePeerUPID parses a UPID sent by a peer with the leniency of C++
+// parsePeerUPID parses a UPID sent by a peer with the leniency of C++
 // libprocess (spec 1.2): the text ends at the first whitespace, and the port
 // is the leading decimal digits, with anything after them ignored.
-func ParsePeerUPID(s string) (UPID, error) {
+func parsePeerUPID(s string) (UPID, error) {
 	return parseUPID(s, false)
 }
 

@@ -27,7 +27,7 @@ func TestParseUPID(t *testing.T) {
 		{"id@[fe80::1%eth0]:1", UPID{"id", "fe80::1%eth0", 1}},
 	}
 	for _, c := range cases {
-		for name, parse := range map[string]func(string) (UPID, error){"ParseUPID": ParseUPID, "ParsePeerUPID": ParsePeerUPID} {
+		for name, parse := range map[string]func(string) (UPID, error){"ParseUPID": ParseUPID, "parsePeerUPID": parsePeerUPID} {
 			got, err := parse(c.in)
 			if err != nil || got != c.want {
 				t.Errorf("%s(%q) = %+v, %v; want %+v", name, c.in, got, err, c.want)
@@ -48,7 +48,7 @@ func TestParseUPIDErrors(t *testing.T) {
 		"id@[::1]5051", "id@[::1", "id@[::1]", "id@[1.2.3.4]:5", "id@[nonsense]:5", "id@[]:5", // bad IPv6
 	}
 	for _, s := range both {
-		for name, parse := range map[string]func(string) (UPID, error){"ParseUPID": ParseUPID, "ParsePeerUPID": ParsePeerUPID} {
+		for name, parse := range map[string]func(string) (UPID, error){"ParseUPID": ParseUPID, "parsePeerUPID": parsePeerUPID} {
 			u, err := parse(s)
 			var ue *UPIDError
 			if !errors.As(err, &ue) || ue.Text != s || ue.Reason == "" {
@@ -83,9 +83,9 @@ func TestParsePeerUPIDLenient(t *testing.T) {
 		{"id@[::1]:5051x", UPID{"id", "::1", 5051}},
 	}
 	for _, c := range cases {
-		got, err := ParsePeerUPID(c.in)
+		got, err := parsePeerUPID(c.in)
 		if err != nil || got != c.want {
-			t.Errorf("ParsePeerUPID(%q) = %+v, %v; want %+v", c.in, got, err, c.want)
+			t.Errorf("parsePeerUPID(%q) = %+v, %v; want %+v", c.in, got, err, c.want)
 		}
 		if u, err := ParseUPID(c.in); err == nil {
 			t.Errorf("ParseUPID(%q) = %+v, want an error", c.in, u)
@@ -93,8 +93,8 @@ func TestParsePeerUPIDLenient(t *testing.T) {
 	}
 	// The token ends at whitespace, so whitespace inside is not part of it.
 	for _, s := range []string{"a b@1.2.3.4:5", "id@1.2.3.4 :5", "id@ 1.2.3.4:5"} {
-		if u, err := ParsePeerUPID(s); err == nil {
-			t.Errorf("ParsePeerUPID(%q) = %+v, want an error", s, u)
+		if u, err := parsePeerUPID(s); err == nil {
+			t.Errorf("parsePeerUPID(%q) = %+v, want an error", s, u)
 		}
 	}
 }
@@ -195,18 +195,18 @@ func FuzzParseUPID(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		strict, serr := ParseUPID(s)
-		peer, perr := ParsePeerUPID(s)
+		peer, perr := parsePeerUPID(s)
 		var ue *UPIDError
 		if serr != nil && (!errors.As(serr, &ue) || strict != (UPID{})) {
 			t.Fatalf("ParseUPID(%q) = %+v, %v", s, strict, serr)
 		}
 		if perr != nil && (!errors.As(perr, &ue) || peer != (UPID{})) {
-			t.Fatalf("ParsePeerUPID(%q) = %+v, %v", s, peer, perr)
+			t.Fatalf("parsePeerUPID(%q) = %+v, %v", s, peer, perr)
 		}
 		if serr == nil {
 			// Strict implies lenient, with the same result.
 			if perr != nil || peer != strict {
-				t.Fatalf("ParseUPID(%q) = %+v but ParsePeerUPID = %+v, %v", s, strict, peer, perr)
+				t.Fatalf("ParseUPID(%q) = %+v but parsePeerUPID = %+v, %v", s, strict, peer, perr)
 			}
 			// The text is already canonical, unless the port has leading
 			// zeros.
@@ -236,7 +236,7 @@ func FuzzParseUPID(f *testing.F) {
 		if _, rest, ok := strings.Cut(strings.TrimLeft(s, " \t\r\n\v\f"), "@"); ok && !strings.HasPrefix(rest, "[") {
 			want, ok := cxxModelPeerUPID(s)
 			if ok != (perr == nil) || want != peer {
-				t.Fatalf("ParsePeerUPID(%q) = %+v, %v; C++ model %+v, %v", s, peer, perr, want, ok)
+				t.Fatalf("parsePeerUPID(%q) = %+v, %v; C++ model %+v, %v", s, peer, perr, want, ok)
 			}
 		}
 	})

@@ -18,7 +18,9 @@ import (
 
 	"github.com/gogo/protobuf/proto"
 	"github.com/procpanda/procpanda/conformance"
+	"github.com/procpanda/procpanda/libprocess"
 	"github.com/procpanda/procpanda/processes/pkgpanda"
+	"github.com/procpanda/procpanda/processes/pkgpanda/client"
 )
 
 func main() {
@@ -82,6 +84,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if o.Pkgpanda {
 		o.PkgpandaRoundTrip = pkgpandaListRoundTrip()
+		o.PkgpandaClientList = clientList
 	}
 	var reportFile *os.File
 	if report != "" {
@@ -148,4 +151,19 @@ func pkgpandaListRoundTrip() *conformance.RoundTrip {
 			return nil
 		},
 	}
+}
+
+// clientList lists the repository of the pkgpanda process pid with the
+// typed client, over messages from a runtime of its own.
+func clientList(ctx context.Context, pid string) ([]string, error) {
+	target, err := libprocess.ParseUPID(pid)
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.NewMessages(ctx, target)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	return c.List(ctx)
 }

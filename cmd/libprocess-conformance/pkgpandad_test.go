@@ -71,7 +71,7 @@ func TestAgainstPkgpandad(t *testing.T) {
 		t.Fatalf("exit %d against pkgpandad:\n%s\n%s", code, out.String(), errOut.String())
 	}
 	// The mutating chain and the message round trip really ran.
-	for _, id := range []string{"pkgpanda.active.restore", "pkgpanda.repository.fetch", "pkgpanda.message.roundtrip", "pkgpanda.jsonp-ignored", "msg.shape.mesos-0.22", "route.dotdot",
+	for _, id := range []string{"pkgpanda.active.restore", "pkgpanda.repository.fetch", "pkgpanda.message.roundtrip", "pkgpanda.message.client", "pkgpanda.jsonp-ignored", "msg.shape.mesos-0.22", "route.dotdot",
 		"pkgpanda.http.trailing-slash", "pkgpanda.http.slash-in-id", "pkgpanda.http.allow", "pkgpanda.http.content-type", "pkgpanda.active.put-invalid-elements", "pkgpanda.active.get-inactive"} {
 		if !strings.Contains(out.String(), "PASS "+id+" ") {
 			t.Errorf("%s did not pass:\n%s", id, out.String())

@@ -317,6 +317,7 @@ func (x *extractor) entry(h *tar.Header, body io.Reader) error {
 		}
 		x.dirs = append(x.dirs, dirMode{name, mode(h)})
 		return nil
+	//lint:ignore SA1019 archives written by old tar tools mark regular files '\x00'; Python's tarfile extracts them, so must we.
 	case tar.TypeReg, tar.TypeRegA, tar.TypeCont, tar.TypeGNUSparse:
 		if sparse(h) {
 			return &refusal{h.Name, "Cannot extract: sparse members are refused"}

@@ -194,8 +194,7 @@ func startReceiver(port int, rec *recorder) (*receiver, error) {
 	if _, err := rt.Spawn(p); err != nil {
 		return nil, err
 	}
-	var addr libprocess.UPID
-	addr = rt.UPID("receiver")
+	addr := rt.UPID("receiver")
 	return &receiver{rt: rt, port: int(addr.Port)}, nil
 }
 
@@ -206,9 +205,6 @@ type recorder struct {
 	seen  []uint8 // times each number was delivered (saturating)
 	inc   []*incarnation
 	count int
-	// memoAt and memoCount cache countBelow: numbers below memoAt of
-	// which memoCount were delivered (earlier incarnations are final).
-	memoAt, memoCount int
 }
 
 // incarnation is what one receiver runtime was handed, in order.
@@ -225,12 +221,6 @@ func (r *recorder) newIncarnation() *incarnation {
 	in := &incarnation{first: -1, last: -1}
 	r.inc = append(r.inc, in)
 	return in
-}
-
-func (r *recorder) incarnations() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.inc)
 }
 
 func (r *recorder) record(in *incarnation, seq int) {
@@ -250,33 +240,6 @@ func (r *recorder) record(in *incarnation, seq int) {
 		in.first = seq
 	}
 	in.last = max(in.last, seq)
-}
-
-// lostBefore estimates how many numbers below seq will never arrive:
-// those below the first number of the newest incarnation that were not
-// delivered. The sender's window leaves them out.
-func (r *recorder) lostBefore(seq int) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	in := r.inc[len(r.inc)-1]
-	if in.first < 0 {
-		return 0
-	}
-	return in.first - r.countBelow(in.first)
-}
-
-func (r *recorder) countBelow(n int) int {
-	if n <= r.memoAt {
-		return r.memoCount
-	}
-	c := r.memoCount
-	for s := r.memoAt; s < n && s < r.total; s++ {
-		if r.seen[s] > 0 {
-			c++
-		}
-	}
-	r.memoAt, r.memoCount = n, c
-	return c
 }
 
 func (r *recorder) delivered() int {

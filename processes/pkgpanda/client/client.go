@@ -1,0 +1,351 @@
+// Package client is a typed Go client for the pkgpanda process
+// (pkgpanda@host:port, served by pkgpandad). It offers one method per
+// operation and speaks either of the process' two protocols:
+//
+//   - messages: a PkgpandaCall libprocess message, answered by a
+//     PkgpandaResponse message carrying the same request_id, sent from a
+//     libprocess process of the client's own (NewMessages);
+//   - HTTP: POST /pkgpanda/api/v1 with a protobuf PkgpandaCall body,
+//     answered by a protobuf PkgpandaResponse (NewHTTP).
+//
+// Failures the process reports come back as *Error, which errors.Is
+// matches against ErrNotFound, ErrConflict, ErrUnauthorized and
+// ErrForbidden.
+package client
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/procpanda/procpanda/processes/pkgpanda"
+)
+
+// Defaults of the options.
+const (
+	// DefaultTimeout bounds one call when the context has no deadline.
+	DefaultTimeout = 5 * time.Minute
+	// DefaultMaxTarballBytes bounds the tarball Add reads into memory.
+	DefaultMaxTarballBytes = 1 << 30
+	// DefaultMaxResponseBytes bounds an HTTP answer the client reads.
+	DefaultMaxResponseBytes = 64 << 20
+)
+
+// Option configures a Client.
+type Option func(*options)
+
+type options struct {
+	authorization    string
+	timeout          time.Duration
+	maxTarball       int64
+	maxResponse      int64
+	httpClient       *http.Client
+	listen           string
+	processIDPrefix  string
+	responseIDLength int
+}
+
+func defaultOptions() options {
+	return options{
+		timeout:          DefaultTimeout,
+		maxTarball:       DefaultMaxTarballBytes,
+		maxResponse:      DefaultMaxResponseBytes,
+		processIDPrefix:  "pkgpanda-client",
+		responseIDLength: 16,
+	}
+}
+
+// WithAuthorization sends credentials with every call: the value an HTTP
+// Authorization header holds ("Basic …" or "Bearer …"). Over messages it
+// travels in PkgpandaCall.authorization, over HTTP in the header.
+func WithAuthorization(authorization string) Option {
+	return func(o *options) { o.authorization = authorization }
+}
+
+// WithBasicAuth is WithAuthorization for HTTP Basic credentials.
+func WithBasicAuth(user, password string) Option {
+	return WithAuthorization("Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+password)))
+}
+
+// WithBearerToken is WithAuthorization for a bearer token (JWT).
+func WithBearerToken(token string) Option {
+	return WithAuthorization("Bearer " + token)
+}
+
+// WithTimeout bounds each call whose context has no earlier deadline
+// (DefaultTimeout when not given; zero or less leaves calls unbounded
+// but for their context).
+func WithTimeout(d time.Duration) Option {
+	return func(o *options) { o.timeout = d }
+}
+
+// WithMaxTarballBytes bounds the tarball Add reads (DefaultMaxTarballBytes).
+func WithMaxTarballBytes(n int64) Option {
+	return func(o *options) { o.maxTarball = n }
+}
+
+// WithMaxResponseBytes bounds an HTTP answer (DefaultMaxResponseBytes).
+func WithMaxResponseBytes(n int64) Option {
+	return func(o *options) { o.maxResponse = n }
+}
+
+// WithHTTPClient sets the HTTP client of NewHTTP (http.DefaultClient when
+// not given).
+func WithHTTPClient(c *http.Client) Option {
+	return func(o *options) { o.httpClient = c }
+}
+
+// WithListen sets the "ip:port" the runtime NewMessages starts listens on
+// and advertises; the process' replies are sent there. By default the
+// client listens on an ephemeral port of the local address that routes to
+// the target.
+func WithListen(hostport string) Option {
+	return func(o *options) { o.listen = hostport }
+}
+
+// transport sends one call and waits for its response.
+type transport interface {
+	call(ctx context.Context, c *pkgpanda.PkgpandaCall) (*pkgpanda.PkgpandaResponse, error)
+	close() error
+}
+
+// Client calls the operations of one pkgpanda process. It is safe for
+// concurrent use. Close releases it.
+type Client struct {
+	opts options
+	t    transport
+}
+
+// newRequestID returns a random request id: responses are matched by it,
+// so it must not be guessable by a third party on the network.
+func newRequestID(n int) (string, error) {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("making a request id: %w", err)
+	}
+	return hex.EncodeToString(b), nil
+}
+
+// do runs one call of the given type and turns a failed response into an
+// *Error.
+func (c *Client) do(ctx context.Context, call *pkgpanda.PkgpandaCall) (*pkgpanda.PkgpandaResponse, error) {
+	if c.opts.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.opts.timeout)
+		defer cancel()
+	}
+	id, err := newRequestID(c.opts.responseIDLength)
+	if err != nil {
+		return nil, err
+	}
+	call.RequestId = id
+	r, err := c.t.call(ctx, call)
+	if err != nil {
+		return nil, fmt.Errorf("pkgpanda %s: %w", call.Type, err)
+	}
+	if r.RequestId != id || r.Type != call.Type {
+		return nil, fmt.Errorf("pkgpanda %s: answer for request %q of type %s, want request %q", call.Type, r.RequestId, r.Type, id)
+	}
+	if r.Status < 200 || r.Status > 299 {
+		return r, &Error{Op: call.Type.String(), Status: int(r.Status), Message: r.Error, MissingPackages: r.MissingPackages}
+	}
+	return r, nil
+}
+
+// Close releases the client: for a message client, its process and the
+// runtime it started.
+func (c *Client) Close() error { return c.t.close() }
+
+// List returns the ids of the packages in the repository, sorted.
+func (c *Client) List(ctx context.Context) ([]string, error) {
+	r, err := c.do(ctx, &pkgpanda.PkgpandaCall{Type: pkgpanda.PkgpandaCall_LIST})
+	if err != nil {
+		return nil, err
+	}
+	return r.PackageIds, nil
+}
+
+// Active returns the ids of the active packages, sorted.
+func (c *Client) Active(ctx context.Context) ([]string, error) {
+	r, err := c.do(ctx, &pkgpanda.PkgpandaCall{Type: pkgpanda.PkgpandaCall_ACTIVE})
+	if err != nil {
+		return nil, err
+	}
+	return r.PackageIds, nil
+}
+
+// Package names one package.
+type Package struct {
+	ID      string // <name>--<version>
+	Name    string
+	Version string
+}
+
+func toPackage(p *pkgpanda.PkgpandaPackage) Package {
+	if p == nil {
+		return Package{}
+	}
+	return Package{ID: p.Id, Name: p.Name, Version: p.Version}
+}
+
+// Get returns package id from the repository; ErrNotFound when it is not
+// there.
+func (c *Client) Get(ctx context.Context, id string) (Package, error) {
+	r, err := c.do(ctx, &pkgpanda.PkgpandaCall{Type: pkgpanda.PkgpandaCall_GET_PACKAGE, PackageIds: []string{id}})
+	if err != nil {
+		return Package{}, err
+	}
+	return toPackage(r.Package), nil
+}
+
+// GetActive returns package id if it is active; ErrNotFound otherwise.
+func (c *Client) GetActive(ctx context.Context, id string) (Package, error) {
+	r, err := c.do(ctx, &pkgpanda.PkgpandaCall{Type: pkgpanda.PkgpandaCall_GET_ACTIVE_PACKAGE, PackageIds: []string{id}})
+	if err != nil {
+		return Package{}, err
+	}
+	return toPackage(r.Package), nil
+}
+
+// AddResult is what Add and Fetch report.
+type AddResult struct {
+	Package      Package // Add: the package added
+	AlreadyAdded bool    // the package was in the repository already
+	Output       string  // Fetch: the tool's output
+}
+
+// Add adds package id to the repository from tarball (the .tar.xz
+// contents), read to its end (at most WithMaxTarballBytes bytes).
+func (c *Client) Add(ctx context.Context, id string, tarball io.Reader) (AddResult, error) {
+	b, err := io.ReadAll(io.LimitReader(tarball, c.opts.maxTarball+1))
+	if err != nil {
+		return AddResult{}, fmt.Errorf("pkgpanda ADD %s: reading the tarball: %w", id, err)
+	}
+	if int64(len(b)) > c.opts.maxTarball {
+		return AddResult{}, fmt.Errorf("pkgpanda ADD %s: the tarball exceeds %d bytes", id, c.opts.maxTarball)
+	}
+	r, err := c.do(ctx, &pkgpanda.PkgpandaCall{Type: pkgpanda.PkgpandaCall_ADD, PackageIds: []string{id}, Tarball: b})
+	if err != nil {
+		return AddResult{}, err
+	}
+	return AddResult{Package: toPackage(r.Package), AlreadyAdded: r.AlreadyAdded}, nil
+}
+
+// Fetch adds packages ids to the repository from the remote repository
+// at repositoryURL.
+func (c *Client) Fetch(ctx context.Context, repositoryURL string, ids ...string) (AddResult, error) {
+	r, err := c.do(ctx, &pkgpanda.PkgpandaCall{Type: pkgpanda.PkgpandaCall_FETCH, PackageIds: ids, RepositoryUrl: repositoryURL})
+	if err != nil {
+		return AddResult{}, err
+	}
+	return AddResult{Package: toPackage(r.Package), AlreadyAdded: r.AlreadyAdded, Output: r.Output}, nil
+}
+
+// Remove removes packages ids from the repository and returns the ids
+// actually removed.
+func (c *Client) Remove(ctx context.Context, ids ...string) ([]string, error) {
+	r, err := c.do(ctx, &pkgpanda.PkgpandaCall{Type: pkgpanda.PkgpandaCall_REMOVE, PackageIds: ids})
+	if err != nil {
+		return nil, err
+	}
+	return r.PackageIds, nil
+}
+
+// Activate makes ids the active set. A refusal because some are not in
+// the repository is an *Error with Status 409 and MissingPackages.
+func (c *Client) Activate(ctx context.Context, ids ...string) error {
+	_, err := c.do(ctx, &pkgpanda.PkgpandaCall{Type: pkgpanda.PkgpandaCall_ACTIVATE, PackageIds: ids})
+	return err
+}
+
+// Swap activates package id in place of the active package of the same
+// name.
+func (c *Client) Swap(ctx context.Context, id string) error {
+	_, err := c.do(ctx, &pkgpanda.PkgpandaCall{Type: pkgpanda.PkgpandaCall_SWAP, PackageIds: []string{id}})
+	return err
+}
+
+// Check runs the checks of the active packages and returns their output.
+// Failing checks are an *Error carrying the status the process chose.
+func (c *Client) Check(ctx context.Context) (string, error) {
+	r, err := c.do(ctx, &pkgpanda.PkgpandaCall{Type: pkgpanda.PkgpandaCall_CHECK})
+	if err != nil {
+		return "", err
+	}
+	return r.Output, nil
+}
+
+// Checks lists the checks of one active package.
+type Checks struct {
+	PackageID string
+	Checks    []string
+}
+
+// CheckList lists the checks of the active packages without running them.
+func (c *Client) CheckList(ctx context.Context) ([]Checks, error) {
+	r, err := c.do(ctx, &pkgpanda.PkgpandaCall{Type: pkgpanda.PkgpandaCall_CHECK, ListChecks: true})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Checks, 0, len(r.Checks))
+	for _, ch := range r.Checks {
+		out = append(out, Checks{PackageID: ch.PackageId, Checks: ch.Checks})
+	}
+	return out, nil
+}
+
+// Sentinels a failed operation's *Error matches with errors.Is.
+var (
+	ErrNotFound     = errors.New("pkgpanda: not found")      // status 404
+	ErrConflict     = errors.New("pkgpanda: conflict")       // status 409
+	ErrUnauthorized = errors.New("pkgpanda: unauthorized")   // status 401
+	ErrForbidden    = errors.New("pkgpanda: forbidden")      // status 403
+	ErrUnavailable  = errors.New("pkgpanda: unavailable")    // status 503
+	ErrBadRequest   = errors.New("pkgpanda: bad request")    // status 400
+	ErrTooLarge     = errors.New("pkgpanda: body too large") // status 413
+)
+
+// Error is an operation the pkgpanda process answered with a failure.
+type Error struct {
+	Op      string // the call type, e.g. "ACTIVATE"
+	Status  int    // the HTTP status the operation answers with
+	Message string // the process' (or the tool's) message
+	// MissingPackages lists the ids ACTIVATE found missing (409).
+	MissingPackages []string
+}
+
+// Error implements error.
+func (e *Error) Error() string {
+	s := fmt.Sprintf("pkgpanda %s: %d %s: %s", e.Op, e.Status, http.StatusText(e.Status), e.Message)
+	if len(e.MissingPackages) > 0 {
+		s += fmt.Sprintf(" (missing %v)", e.MissingPackages)
+	}
+	return s
+}
+
+// Is matches the sentinel of e's status.
+func (e *Error) Is(target error) bool {
+	switch e.Status {
+	case http.StatusNotFound:
+		return target == ErrNotFound
+	case http.StatusConflict:
+		return target == ErrConflict
+	case http.StatusUnauthorized:
+		return target == ErrUnauthorized
+	case http.StatusForbidden:
+		return target == ErrForbidden
+	case http.StatusServiceUnavailable:
+		return target == ErrUnavailable
+	case http.StatusBadRequest:
+		return target == ErrBadRequest
+	case http.StatusRequestEntityTooLarge:
+		return target == ErrTooLarge
+	}
+	return false
+}

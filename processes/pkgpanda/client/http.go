@@ -1,0 +1,105 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/gogo/protobuf/proto"
+	"github.com/procpanda/procpanda/processes/pkgpanda"
+)
+
+// NewHTTP returns a client that posts calls to base + "/api/v1", where
+// base is the pkgpanda process' URL, e.g. "http://10.0.0.2:5052/pkgpanda".
+func NewHTTP(base string, opts ...Option) (*Client, error) {
+	u, err := url.Parse(base)
+	if err != nil {
+		return nil, fmt.Errorf("pkgpanda client: parsing the base URL: %w", err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("pkgpanda client: base URL %q is not http(s)://host[:port]/<process id>", base)
+	}
+	o := defaultOptions()
+	for _, f := range opts {
+		f(&o)
+	}
+	hc := o.httpClient
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	return &Client{opts: o, t: &httpTransport{
+		url:    strings.TrimSuffix(u.String(), "/") + "/" + pkgpanda.RouteAPIv1,
+		client: hc,
+		opts:   &o,
+	}}, nil
+}
+
+// httpTransport posts protobuf calls to api/v1.
+type httpTransport struct {
+	url    string
+	client *http.Client
+	opts   *options
+}
+
+func (t *httpTransport) call(ctx context.Context, c *pkgpanda.PkgpandaCall) (*pkgpanda.PkgpandaResponse, error) {
+	body, err := proto.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the call: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url, bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("making the request: %w", err)
+	}
+	req.Header.Set("Content-Type", pkgpanda.MediaProtobuf)
+	req.Header.Set("Accept", pkgpanda.MediaProtobuf)
+	if t.opts.authorization != "" {
+		req.Header.Set("Authorization", t.opts.authorization)
+	}
+	resp, err := t.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, t.opts.maxResponse+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading the answer: %w", err)
+	}
+	if int64(len(b)) > t.opts.maxResponse {
+		return nil, fmt.Errorf("the answer exceeds %d bytes", t.opts.maxResponse)
+	}
+	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if mt == pkgpanda.MediaProtobuf {
+		r := &pkgpanda.PkgpandaResponse{}
+		if err := proto.Unmarshal(b, r); err != nil {
+			return nil, fmt.Errorf("decoding the answer (status %d): %w", resp.StatusCode, err)
+		}
+		return r, nil
+	}
+	// Refusals before the call is decoded (authentication, negotiation,
+	// limits) are answered {"error": …} or plain text, not a response.
+	if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
+		return nil, fmt.Errorf("answer %d of type %q, want %s", resp.StatusCode, resp.Header.Get("Content-Type"), pkgpanda.MediaProtobuf)
+	}
+	msg := strings.TrimSpace(string(b))
+	var obj struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(b, &obj) == nil && obj.Error != "" {
+		msg = obj.Error
+	}
+	return &pkgpanda.PkgpandaResponse{Type: c.Type, RequestId: c.RequestId, Status: int32(resp.StatusCode), Error: msg}, nil
+}
+
+func (t *httpTransport) close() error {
+	if t.opts.httpClient == nil {
+		return nil // http.DefaultClient is shared: not ours to close
+	}
+	t.client.CloseIdleConnections()
+	return nil
+}

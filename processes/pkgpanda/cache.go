@@ -70,7 +70,6 @@ package pkgpanda
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -440,7 +439,3 @@ func trustedFilesystem(magic uint32) bool {
 	}
 	return false
 }
-
-// errNoStat is returned by the stat functions where the platform has no
-// support for them; reuse is then off.
-var errNoStat = errors.New("file stamps are not supported on this platform")

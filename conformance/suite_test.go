@@ -113,7 +113,7 @@ func TestPeerCasesAcceptConnectionPerBurst(t *testing.T) {
 			f := startFake(t, fakeFlaws{sendMode: mode})
 			o := fakeOptions(f)
 			o.MesosGo = false
-			o.Timeout = 2 * time.Second
+			o.Timeout = 10 * time.Second // a connection per reply: 500 of them for close-after-last
 			o.Run = regexp.MustCompile(`^(peer\.|msg\.deliver\.|msg\.pipeline\.close-after-last$)`)
 			rep, err := Run(context.Background(), o)
 			if err != nil {

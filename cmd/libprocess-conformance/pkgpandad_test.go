@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -28,10 +27,8 @@ func TestAgainstPkgpandad(t *testing.T) {
 	}
 	dir := t.TempDir()
 	for _, pkg := range []string{"pkgpandad", "pkgpanda-standin"} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, pkg), "github.com/procpanda/procpanda/cmd/"+pkg)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("building %s: %v\n%s", pkg, err, out)
+		if _, err := testfixture.Build(dir, pkg); err != nil {
+			t.Fatal(err)
 		}
 	}
 	state := filepath.Join(dir, "state")

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/procpanda/procpanda/internal/testfixture"
 	"github.com/procpanda/procpanda/libprocess"
 	"github.com/rs/zerolog"
 )
@@ -27,10 +28,8 @@ func build(t *testing.T) (daemon, standin string) {
 	t.Helper()
 	dir := t.TempDir()
 	for _, pkg := range []string{"pkgpandad", "pkgpanda-standin"} {
-		cmd := exec.Command("go", "build", "-ldflags", "-X main.version="+stampedVersion, "-o", filepath.Join(dir, pkg), "github.com/procpanda/procpanda/cmd/"+pkg)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("building %s: %v\n%s", pkg, err, out)
+		if _, err := testfixture.Build(dir, pkg, "-X main.version="+stampedVersion); err != nil {
+			t.Fatal(err)
 		}
 	}
 	return filepath.Join(dir, "pkgpandad"), filepath.Join(dir, "pkgpanda-standin")

@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 )
@@ -125,4 +126,22 @@ func Find() (string, error) {
 		}
 	}
 	return "", fmt.Errorf("pkgpanda fixture not found: neither shared/fixtures/pkgpanda/http nor %s above %s (set %s)", RepoCopy, wd, Env)
+}
+
+// Build compiles the project's command cmd/<name> (for example
+// "pkgpanda-standin" or "pkgpandad") into dir without cgo, as `make build`
+// does, with extra linker flags if given, and returns the binary's path.
+func Build(dir, name string, ldflags ...string) (string, error) {
+	out := filepath.Join(dir, name)
+	args := []string{"build"}
+	if len(ldflags) > 0 {
+		args = append(args, "-ldflags", strings.Join(ldflags, " "))
+	}
+	args = append(args, "-o", out, "github.com/procpanda/procpanda/cmd/"+name)
+	cmd := exec.Command("go", args...)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building %s: %v\n%s", name, err, b)
+	}
+	return out, nil
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -28,11 +27,8 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	standin = filepath.Join(dir, "pkgpanda-standin")
-	cmd := exec.Command("go", "build", "-o", standin, "github.com/procpanda/procpanda/cmd/pkgpanda-standin")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building the stand-in: %v\n%s", err, out)
+	if standin, err = testfixture.Build(dir, "pkgpanda-standin"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := m.Run()

@@ -269,13 +269,20 @@ func FuzzChunkedDecoder(f *testing.F) {
 }
 
 // messageDomain reports whether AppendMessage's arguments are ones it can
-// carry faithfully: header values without line breaks or surrounding
-// blanks, a non-empty receiver id (an empty one is written as just
-// "/<name>", spec 3.1), and a name usable in a request target.
+// carry faithfully: header values without control characters other than
+// tab (ParseHead refuses them, and the runtime's Send never passes them:
+// ids, names and hosts are validated first) or surrounding blanks, a
+// non-empty receiver id (an empty one is written as just "/<name>", spec
+// 3.1), and a name usable in a request target.
 func messageDomain(from, toID, hostPort, name string) bool {
 	for _, v := range []string{from, hostPort} {
-		if strings.ContainsAny(v, "\r\n") || strings.Trim(v, " \t") != v {
+		if strings.Trim(v, " \t") != v {
 			return false
+		}
+		for i := 0; i < len(v); i++ {
+			if c := v[i]; (c < ' ' && c != '\t') || c == 0x7f {
+				return false
+			}
 		}
 	}
 	if toID == "" {

@@ -273,7 +273,8 @@ func FuzzChunkedDecoder(f *testing.F) {
 // tab (ParseHead refuses them, and the runtime's Send never passes them:
 // ids, names and hosts are validated first) or surrounding blanks, a
 // non-empty receiver id (an empty one is written as just "/<name>", spec
-// 3.1), and a name usable in a request target.
+// 3.1), and a name usable in a request target (no query or fragment
+// introducer: Send refuses both).
 func messageDomain(from, toID, hostPort, name string) bool {
 	for _, v := range []string{from, hostPort} {
 		if strings.Trim(v, " \t") != v {
@@ -289,7 +290,7 @@ func messageDomain(from, toID, hostPort, name string) bool {
 		return false
 	}
 	for i := 0; i < len(name); i++ {
-		if c := name[i]; c <= ' ' || c == 0x7f || c == '?' {
+		if c := name[i]; c <= ' ' || c == 0x7f || c == '?' || c == '#' {
 			return false
 		}
 	}

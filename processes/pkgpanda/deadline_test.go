@@ -1,7 +1,12 @@
 package pkgpanda
 
 import (
+	"bytes"
+	"fmt"
+	"net"
 	"net/http"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -32,4 +37,53 @@ func TestRouteDeadlineCoversRunsAndLock(t *testing.T) {
 	if got, min := c.routeDeadline(RouteListJSON), 2*(DefaultTimeout+time.Second)+10*time.Second; got < min || got >= time.Hour {
 		t.Errorf("list.json deadline %v: want at least %v and not the fetch route's hour", got, min)
 	}
+}
+
+// TestQueuedMutationOfAResetClientNeverStarts: a mutation still queued when
+// its client resets the connection is dropped when its turn comes; one
+// queued behind it runs.
+func TestQueuedMutationOfAResetClientNeverStarts(t *testing.T) {
+	var logs syncBuffer
+	e := newEnv(t, envOpt{delay: 3 * time.Second, log: &logs})
+	var wg sync.WaitGroup
+	var first, last reply
+	e.async(&wg, &first, "POST", "/swap?id=mesos--0.23.0", nil)
+	waitFor(t, "the first swap to run", func() bool { return e.runsStarted("swap") == 1 })
+	conn, err := net.Dial("tcp", e.rt.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(conn, "POST /pkgpanda/swap?id=mesos--0.22.0 HTTP/1.1\r\nHost: %s\r\nContent-Length: 0\r\n\r\n", e.rt.Addr())
+	waitFor(t, "the second swap to queue", func() bool { return e.metric("pkgpanda/swap/queue_depth") == 1 })
+	_ = conn.(*net.TCPConn).SetLinger(0) // a reset: the request's context is cancelled
+	conn.Close()
+	e.async(&wg, &last, "POST", "/swap?id=mesos--0.22.0", nil)
+	wg.Wait()
+	if first.status != http.StatusNoContent || last.status != http.StatusNoContent {
+		t.Fatalf("first swap %v, last swap %v; want 204 each", first, last)
+	}
+	if n := e.runsStarted("swap"); n != 2 {
+		t.Fatalf("%d swap runs, want 2: the reset client's queued swap must not run", n)
+	}
+	if !strings.Contains(logs.String(), "queued mutation dropped before it began") {
+		t.Fatalf("no log line for the dropped mutation:\n%s", logs.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the process' logger and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

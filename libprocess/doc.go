@@ -44,11 +44,14 @@
 // Send a message to any UPID, local or remote. Send is asynchronous and
 // delivery at most once, as in libprocess: it queues the message and
 // returns; an error reports only what is known at once (ErrQueueFull,
-// ErrTooManyPeers, ErrInvalidTarget, a local receiver missing or full). Protobuf messages go under their full
-// type name with SendProto, and InstallProto decodes them:
+// ErrTooManyPeers, ErrInvalidTarget, a local receiver missing or full):
 //
 //	to, _ := libprocess.ParseUPID("slave(1)@10.0.0.3:5051")
 //	err = p.Send(to, "mesos.internal.Ping", body)
+//
+// Package libprocess/protobuf sends protobuf messages under their full
+// type name (protobuf.Send) and decodes them for a typed handler
+// (protobuf.Install), as libprocess' ProtobufProcess does.
 //
 // Routes answer GET/POST /<id>/<route> on the same port; a Responder may
 // be called later from any goroutine, and route deadlines

@@ -5,15 +5,9 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"net"
 	"net/http"
-	"strconv"
 	"time"
 
-	"github.com/gogo/protobuf/proto"
-	"github.com/mesos/mesos-go/api/v0/messenger"
-	"github.com/mesos/mesos-go/api/v0/messenger/testmessage"
-	"github.com/mesos/mesos-go/api/v0/upid"
 	"github.com/procpanda/procpanda/libprocess"
 )
 
@@ -129,80 +123,4 @@ func ExampleProcess_Link() {
 	pid := <-exited
 	fmt.Println("exited:", pid.ID)
 	// Output: exited: target
-}
-
-// Protobuf messages travel under their full type name; InstallProto
-// decodes them for the handler.
-func ExampleInstallProto() {
-	rt := startLoopback()
-	defer shutdown(rt)
-
-	got := make(chan []string)
-	receiver := libprocess.NewProcess("receiver")
-	err := libprocess.InstallProto(receiver,
-		func() *testmessage.SmallMessage { return &testmessage.SmallMessage{} },
-		func(from libprocess.UPID, msg *testmessage.SmallMessage) { got <- msg.Values },
-		"mesos.internal.SmallMessage")
-	if err != nil {
-		log.Fatal(err)
-	}
-	to, err := rt.Spawn(receiver)
-	if err != nil {
-		log.Fatal(err)
-	}
-	sender := libprocess.NewProcess("sender")
-	if _, err := rt.Spawn(sender); err != nil {
-		log.Fatal(err)
-	}
-	msg := &testmessage.SmallMessage{Values: []string{"a", "b"}}
-	if err := sender.SendProtoAs(to, "mesos.internal.SmallMessage", msg); err != nil {
-		log.Fatal(err)
-	}
-	fmt.Println(<-got)
-	// Output: [a b]
-}
-
-// A mesos-go (v0.0.11) messenger and a libprocess process talk to each
-// other: mesos-go sends "mesos.internal.<Go type name>", and so must the
-// reply.
-func Example_mesosGoMessenger() {
-	rt := startLoopback()
-	defer shutdown(rt)
-
-	const name = "mesos.internal.SmallMessage"
-	echo := libprocess.NewProcess("echo")
-	err := libprocess.InstallProto(echo,
-		func() *testmessage.SmallMessage { return &testmessage.SmallMessage{} },
-		func(from libprocess.UPID, msg *testmessage.SmallMessage) {
-			reply := &testmessage.SmallMessage{Values: append(msg.Values, "echoed")}
-			if err := echo.SendProtoAs(from, name, reply); err != nil {
-				log.Print(err)
-			}
-		}, name)
-	if err != nil {
-		log.Fatal(err)
-	}
-	echoPID, err := rt.Spawn(echo)
-	if err != nil {
-		log.Fatal(err)
-	}
-
-	m := messenger.NewHttpWithBindingAddress(upid.UPID{ID: "framework", Host: "127.0.0.1", Port: "0"}, net.ParseIP("127.0.0.1"))
-	replies := make(chan []string, 1)
-	if err := m.Install(func(from *upid.UPID, msg proto.Message) {
-		replies <- msg.(*testmessage.SmallMessage).Values
-	}, &testmessage.SmallMessage{}); err != nil {
-		log.Fatal(err)
-	}
-	if err := m.Start(); err != nil {
-		log.Fatal(err)
-	}
-	defer m.Stop()
-
-	to := &upid.UPID{ID: echoPID.ID, Host: echoPID.Host, Port: strconv.Itoa(int(echoPID.Port))}
-	if err := m.Send(context.Background(), to, &testmessage.SmallMessage{Values: []string{"hi"}}); err != nil {
-		log.Fatal(err)
-	}
-	fmt.Println(<-replies)
-	// Output: [hi echoed]
 }

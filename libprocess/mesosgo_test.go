@@ -51,19 +51,26 @@ func fromMesosGo(t testing.TB, u upid.UPID) UPID {
 }
 
 // echo replies to every SmallMessage with the same values plus a marker.
+// It decodes and encodes by hand: the runtime is under test here, package
+// protobuf's helpers have tests of their own.
 func spawnEcho(t testing.TB, rt *Runtime) *Process {
 	t.Helper()
 	p := NewProcess("echo")
-	err := InstallProto(p, func() *testmessage.SmallMessage { return &testmessage.SmallMessage{} },
-		func(from UPID, msg *testmessage.SmallMessage) {
-			reply := &testmessage.SmallMessage{Values: append(msg.Values, "echoed")}
-			if err := p.SendProtoAs(from, mesosGoSmall, reply); err != nil {
-				t.Errorf("reply: %v", err)
-			}
-		}, mesosGoSmall)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p.Install(mesosGoSmall, func(m *Message) {
+		var msg testmessage.SmallMessage
+		if err := proto.Unmarshal(m.Body, &msg); err != nil {
+			t.Errorf("decoding %s: %v", m.Name, err)
+			return
+		}
+		reply, err := proto.Marshal(&testmessage.SmallMessage{Values: append(msg.Values, "echoed")})
+		if err != nil {
+			t.Errorf("encoding the reply: %v", err)
+			return
+		}
+		if err := p.Send(m.From, mesosGoSmall, reply); err != nil {
+			t.Errorf("reply: %v", err)
+		}
+	})
 	if _, err := rt.Spawn(p); err != nil {
 		t.Fatal(err)
 	}

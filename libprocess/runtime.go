@@ -186,6 +186,17 @@ func (rt *Runtime) Metrics() *Metrics { return rt.user }
 // Logger returns the runtime's logger.
 func (rt *Runtime) Logger() zerolog.Logger { return rt.log }
 
+// Logger returns the logger of the runtime p was spawned on, so that code
+// running in p's handlers (such as package protobuf's decoders) logs where
+// the runtime does; before Spawn it is a disabled logger. Call it from p's
+// handlers or after Spawn has returned.
+func (p *Process) Logger() zerolog.Logger {
+	if p.rt == nil {
+		return zerolog.Nop()
+	}
+	return p.rt.log
+}
+
 // Config returns the runtime's configuration.
 func (rt *Runtime) Config() Config { return rt.cfg }
 

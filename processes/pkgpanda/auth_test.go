@@ -15,6 +15,7 @@ import (
 
 	"github.com/gogo/protobuf/proto"
 	"github.com/procpanda/procpanda/libprocess"
+	"github.com/procpanda/procpanda/libprocess/protobuf"
 )
 
 // Principals of the authentication tests: ops may read and mutate,
@@ -66,7 +67,7 @@ func newPeer(t *testing.T) *peer {
 	})
 	pr := &peer{replies: make(chan *PkgpandaResponse, 64)}
 	lp := libprocess.NewProcess("client")
-	if err := libprocess.InstallProto(lp, func() *PkgpandaResponse { return new(PkgpandaResponse) },
+	if err := protobuf.Install(lp, func() *PkgpandaResponse { return new(PkgpandaResponse) },
 		func(_ libprocess.UPID, r *PkgpandaResponse) { pr.replies <- r }); err != nil {
 		t.Fatal(err)
 	}

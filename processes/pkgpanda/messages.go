@@ -7,6 +7,7 @@ import (
 
 	"github.com/gogo/protobuf/proto"
 	"github.com/procpanda/procpanda/libprocess"
+	"github.com/procpanda/procpanda/libprocess/protobuf"
 )
 
 // Bounds on the replies to refused messages: a flood of calls with fake
@@ -90,7 +91,7 @@ func (p *Process) reply(to libprocess.UPID, r *PkgpandaResponse) {
 		p.m.repliesDropped.Inc()
 		return
 	}
-	if err := p.lp.SendProto(to, r); err != nil {
+	if err := protobuf.Send(p.lp, to, r); err != nil {
 		p.m.repliesDropped.Inc()
 		p.log.Warn().Err(err).Str("to", to.String()).Str("request_id", r.RequestId).Msg("sending a PkgpandaResponse failed")
 	}

@@ -9,8 +9,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gogo/protobuf/proto"
 	"github.com/procpanda/procpanda/libprocess"
+	"github.com/procpanda/procpanda/libprocess/protobuf"
 	"github.com/procpanda/procpanda/processes/pkgpanda"
 )
 
@@ -106,7 +106,7 @@ func newMessageTransport(rt *libprocess.Runtime, target libprocess.UPID, o *opti
 		opts:    o,
 		waiting: map[string]chan *pkgpanda.PkgpandaResponse{},
 	}
-	if err := libprocess.InstallProto(t.p, func() *pkgpanda.PkgpandaResponse { return &pkgpanda.PkgpandaResponse{} }, t.deliver); err != nil {
+	if err := protobuf.Install(t.p, func() *pkgpanda.PkgpandaResponse { return &pkgpanda.PkgpandaResponse{} }, t.deliver); err != nil {
 		return nil, fmt.Errorf("pkgpanda client: %w", err)
 	}
 	if _, err := rt.Spawn(t.p); err != nil {
@@ -151,7 +151,7 @@ func (t *messageTransport) call(ctx context.Context, c *pkgpanda.PkgpandaCall) (
 		delete(t.waiting, c.RequestId)
 		t.mu.Unlock()
 	}()
-	if err := t.p.SendProtoAs(t.target, proto.MessageName(c), c); err != nil {
+	if err := protobuf.Send(t.p, t.target, c); err != nil {
 		return nil, fmt.Errorf("sending to %s: %w", t.target, err)
 	}
 	select {

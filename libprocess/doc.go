@@ -56,6 +56,10 @@
 // Routes answer GET/POST /<id>/<route> on the same port; a Responder may
 // be called later from any goroutine, and route deadlines
 // (Config.RouteTimeout, Process.SetRouteTimeout) answer 504 for it.
+// Routes of an authentication realm (Process.SetRealm,
+// Process.AuthenticatedRoute) answer 401 until the realm's Authenticator
+// (Runtime.SetAuthenticator) accepts the request; package
+// libprocess/httpauth has Mesos' Basic and JWT authenticators.
 //
 // Link to a process to learn when it goes away: OnExited's handler runs
 // once when a linked local process terminates or the connection to a

@@ -5,8 +5,8 @@ import "errors"
 // The sentinel errors of the runtime, in one place; match them with
 // errors.Is. Each says which call returns it.
 
-// ErrUnauthenticated is what authenticators return for missing or invalid
-// credentials.
+// ErrUnauthenticated is what authenticators (package libprocess/httpauth's,
+// and any Authenticator) wrap for missing or invalid credentials.
 var ErrUnauthenticated = errors.New("libprocess: unauthenticated")
 
 // ErrBodyTooLarge is returned by reads of Request.BodyStream past

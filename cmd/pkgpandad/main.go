@@ -87,6 +87,7 @@ import (
 	"time"
 
 	"github.com/procpanda/procpanda/libprocess"
+	"github.com/procpanda/procpanda/libprocess/httpauth"
 	"github.com/procpanda/procpanda/processes/pkgpanda"
 	"github.com/procpanda/procpanda/processes/pkgpanda/cli"
 	"github.com/rs/zerolog"
@@ -479,7 +480,7 @@ func authenticator(o *options) (libprocess.Authenticator, error) {
 		if len(creds) == 0 {
 			return nil, fmt.Errorf("--http-credentials %s: no credentials", o.credentials)
 		}
-		return libprocess.NewBasicAuthenticator(creds), nil
+		return httpauth.NewBasic(creds), nil
 	case o.jwtSecret != "":
 		b, err := os.ReadFile(o.jwtSecret)
 		if err != nil {
@@ -489,7 +490,7 @@ func authenticator(o *options) (libprocess.Authenticator, error) {
 		if len(key) == 0 {
 			return nil, fmt.Errorf("--jwt-secret-key %s is empty", o.jwtSecret)
 		}
-		return libprocess.NewJWTAuthenticator(key), nil
+		return httpauth.NewJWT(key), nil
 	}
 	return nil, nil
 }

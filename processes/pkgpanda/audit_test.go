@@ -8,7 +8,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/procpanda/procpanda/libprocess"
+	"github.com/procpanda/procpanda/libprocess/httpauth"
 )
 
 // lockedBuffer is a log sink safe for concurrent writers.
@@ -51,7 +51,7 @@ func TestAuditLogOneLinePerMutation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := newEnv(t, envOpt{log: logs, acl: acl, authn: libprocess.NewBasicAuthenticator(map[string]string{"ops": "pw", "ro": "pw"})})
+	e := newEnv(t, envOpt{log: logs, acl: acl, authn: httpauth.NewBasic(map[string]string{"ops": "pw", "ro": "pw"})})
 	_, active := fixtureIDs(t, e.fixture)
 	auth := []string{"Authorization", "Basic b3BzOnB3"}   // ops:pw
 	roAuth := []string{"Authorization", "Basic cm86cHc="} // ro:pw

@@ -15,6 +15,7 @@ import (
 
 	"github.com/gogo/protobuf/proto"
 	"github.com/procpanda/procpanda/libprocess"
+	"github.com/procpanda/procpanda/libprocess/httpauth"
 	"github.com/procpanda/procpanda/libprocess/protobuf"
 )
 
@@ -30,7 +31,7 @@ func basic(user, pass string) string {
 }
 
 func testAuthn() libprocess.Authenticator {
-	return libprocess.NewBasicAuthenticator(map[string]string{"ops": opsSecret, "monitor": monitorSecret})
+	return httpauth.NewBasic(map[string]string{"ops": opsSecret, "monitor": monitorSecret})
 }
 
 func testACL(t testing.TB) *ACL {

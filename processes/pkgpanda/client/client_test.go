@@ -13,6 +13,7 @@ import (
 
 	"github.com/procpanda/procpanda/internal/testfixture"
 	"github.com/procpanda/procpanda/libprocess"
+	"github.com/procpanda/procpanda/libprocess/httpauth"
 	"github.com/procpanda/procpanda/processes/pkgpanda"
 	"github.com/procpanda/procpanda/processes/pkgpanda/cli"
 	"github.com/procpanda/procpanda/processes/pkgpanda/client"
@@ -193,7 +194,7 @@ func TestClientOperations(t *testing.T) {
 // Credentials travel in the call (messages) or the header (HTTP); wrong
 // ones are ErrUnauthorized.
 func TestClientCredentials(t *testing.T) {
-	s := startServer(t, libprocess.NewBasicAuthenticator(map[string]string{opsUser: opsPassword}))
+	s := startServer(t, httpauth.NewBasic(map[string]string{opsUser: opsPassword}))
 	for proto, c := range transports(t, s, client.WithBasicAuth(opsUser, opsPassword)) {
 		if _, err := c.List(context.Background()); err != nil {
 			t.Errorf("%s: List with credentials: %v", proto, err)

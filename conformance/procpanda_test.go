@@ -46,7 +46,7 @@ func startProcpanda(t *testing.T) string {
 	if _, err := rt.Spawn(p); err != nil {
 		t.Fatal(err)
 	}
-	return rt.Addr()
+	return rt.Addr().HostPort()
 }
 
 // TestProcpanda runs every non-pkgpanda case against the procpanda runtime;

@@ -207,7 +207,7 @@ func startPingRoute(b *testing.B) string {
 	if _, err := rt.Spawn(p); err != nil {
 		b.Fatal(err)
 	}
-	return rt.Addr()
+	return rt.Addr().HostPort()
 }
 
 // startPingFasthttp starts a bare fasthttp server answering every request

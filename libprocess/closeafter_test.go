@@ -32,7 +32,7 @@ func TestInboundDeliversEveryMessageWhenPeerClosesAfterBurst(t *testing.T) {
 		body := fmt.Sprintf("message %d of the burst", i)
 		all = append(all, fmt.Sprintf("POST /sink/x HTTP/1.1\r\nUser-Agent: libprocess/peer@127.0.0.1:1\r\nLibprocess-From: peer@127.0.0.1:1\r\nConnection: Keep-Alive\r\nHost: \r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n", len(body), body)...)
 	}
-	c, err := net.Dial("tcp", rt.Addr())
+	c, err := net.Dial("tcp", rt.Addr().HostPort())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -142,12 +142,12 @@ func TestExitedDeliveredWhenMailboxFull(t *testing.T) {
 
 func TestStartTwiceFails(t *testing.T) {
 	rt := startRuntime(t)
-	addr := rt.Addr()
+	addr := rt.Addr().HostPort()
 	if err := rt.Start(); err == nil {
 		t.Fatal("second Start succeeded")
 	}
-	if rt.Addr() != addr {
-		t.Fatalf("listener changed from %s to %s", addr, rt.Addr())
+	if rt.Addr().HostPort() != addr {
+		t.Fatalf("listener changed from %s to %s", addr, rt.Addr().HostPort())
 	}
 	c := dialRaw(t, rt)
 	c.write("GET /help HTTP/1.1\r\nHost: x\r\nUser-Agent: curl/8\r\n\r\n")

@@ -28,7 +28,7 @@ func TestMessageTargetWithoutPath(t *testing.T) {
 	rt := startRuntime(t)
 	rec := spawnRecorder(t, rt, "target", "m")
 	c := dialRaw(t, rt)
-	for _, target := range []string{"*", "http://" + rt.Addr(), "http://" + rt.Addr() + "?x=/target/m", "target/m"} {
+	for _, target := range []string{"*", "http://" + rt.Addr().HostPort(), "http://" + rt.Addr().HostPort() + "?x=/target/m", "target/m"} {
 		c.write(cppMessage(target, "body"))
 		r := c.read()
 		if r.StatusLine != "HTTP/1.1 400 Bad Request" || string(r.Body) != "Request URL path must start with '/'" ||
@@ -52,14 +52,14 @@ func TestMessageTargetWithoutPath(t *testing.T) {
 func TestHTTPTargetWithoutPath(t *testing.T) {
 	rt := startRuntime(t)
 	c := dialRaw(t, rt)
-	for _, target := range []string{"http://" + rt.Addr(), "http://" + rt.Addr() + "?x=/help"} {
+	for _, target := range []string{"http://" + rt.Addr().HostPort(), "http://" + rt.Addr().HostPort() + "?x=/help"} {
 		c.write("GET " + target + " HTTP/1.1\r\nHost: x\r\n\r\n")
 		r := c.read()
 		if r.StatusLine != "HTTP/1.1 400 Bad Request" || string(r.Body) != "Request URL path must start with '/'" {
 			t.Errorf("GET %s: %q %q", target, r.StatusLine, r.Body)
 		}
 	}
-	for _, target := range []string{"http://" + rt.Addr() + "/__processes__", "foo://h/__processes__"} {
+	for _, target := range []string{"http://" + rt.Addr().HostPort() + "/__processes__", "foo://h/__processes__"} {
 		c.write("GET " + target + " HTTP/1.1\r\nHost: x\r\n\r\n")
 		if r := c.read(); r.Status != 200 || !strings.HasPrefix(string(r.Body), "[") {
 			t.Errorf("GET %s: %q %q", target, r.StatusLine, r.Body)
@@ -74,7 +74,7 @@ func TestMessageAbsoluteFormTarget(t *testing.T) {
 	rec := spawnRecorder(t, rt, "master", "mesos.internal.X")
 	c := dialRaw(t, rt)
 	c.write(cppMessage("http://10.0.0.1:5051/master/mesos.internal.X", "abs") +
-		cppMessage("http://"+rt.Addr()+"/master/mesos.internal.X?q=1", ""))
+		cppMessage("http://"+rt.Addr().HostPort()+"/master/mesos.internal.X?q=1", ""))
 	for i := 0; i < 2; i++ {
 		if r := c.read(); r.StatusLine != "HTTP/1.1 202 Accepted" || len(r.Body) != 0 {
 			t.Fatalf("answer %d: %q %q", i+1, r.StatusLine, r.Body)

@@ -29,7 +29,7 @@ func FuzzInbound(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		c, err := net.Dial("tcp", rt.Addr())
+		c, err := net.Dial("tcp", rt.Addr().HostPort())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -56,7 +56,7 @@ func FuzzInbound(f *testing.F) {
 			}
 		}
 		// The server survives.
-		c2, err := net.Dial("tcp", rt.Addr())
+		c2, err := net.Dial("tcp", rt.Addr().HostPort())
 		if err != nil {
 			t.Fatalf("server stopped accepting after %q: %v", data, err)
 		}

@@ -78,7 +78,7 @@ type rawConn struct {
 
 func dialRaw(t testing.TB, rt *Runtime) *rawConn {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", rt.Addr(), 5*time.Second)
+	c, err := net.DialTimeout("tcp", rt.Addr().HostPort(), 5*time.Second)
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}

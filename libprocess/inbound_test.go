@@ -47,7 +47,7 @@ func TestInboundPeerShapes(t *testing.T) {
 	rec := spawnRecorder(t, rt, "target", "mesos.internal.Ping")
 	const from = "scheduler-1@10.0.0.7:5050"
 	wantFrom := UPID{ID: "scheduler-1", Host: "10.0.0.7", Port: 5050}
-	for _, shape := range peerShapes(from, rt.Addr()) {
+	for _, shape := range peerShapes(from, rt.Addr().HostPort()) {
 		t.Run(shape.name, func(t *testing.T) {
 			c := dialRaw(t, rt)
 			// Three messages pipelined in one write.
@@ -208,7 +208,7 @@ func TestInboundHTTPThenLegacyMessages(t *testing.T) {
 	rec.Route("hello", Help{TLDR: "says hello"}, func(req *Request, respond Responder) {
 		respond(TextResponse(200, "hello"))
 	})
-	shapes := peerShapes("a@1.2.3.4:5", rt.Addr())
+	shapes := peerShapes("a@1.2.3.4:5", rt.Addr().HostPort())
 	get := "GET /target/hello HTTP/1.1\r\nHost: x\r\n\r\n"
 	post := "POST /target/hello HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
 	c := dialRaw(t, rt)

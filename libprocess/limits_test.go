@@ -301,7 +301,7 @@ func TestTLSHandshakeDeadline(t *testing.T) {
 			silent.expectClosed()
 			waitMetric(t, rt, "libprocess/tls_handshake_failures", equals(2))
 			// A real handshake still works.
-			if resp, err := sendTLS(t, rt.Addr(), &tls.Config{RootCAs: pki.caPool, Certificates: []tls.Certificate{pki.clientCert}}); err != nil || resp.Status != 202 {
+			if resp, err := sendTLS(t, rt.Addr().HostPort(), &tls.Config{RootCAs: pki.caPool, Certificates: []tls.Certificate{pki.clientCert}}); err != nil || resp.Status != 202 {
 				t.Fatalf("TLS message: %v %q", err, resp.StatusLine)
 			}
 		})
@@ -830,7 +830,7 @@ func TestHTTPLargeBodyToSlowClient(t *testing.T) {
 	d := net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
 		return rc.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 16<<10) })
 	}}
-	c, err := d.Dial("tcp", rt.Addr())
+	c, err := d.Dial("tcp", rt.Addr().HostPort())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -62,7 +62,9 @@ func TestLocalSendSkipsNetwork(t *testing.T) {
 	if snap["libprocess/connections_outbound"] != 0 || snap["libprocess/messages_received"] != 0 {
 		t.Fatalf("local send touched the network: %v", snap)
 	}
-	if err := sender.Send(rt.UPID("nobody"), "m", nil); err == nil {
+	nobody := rt.Addr()
+	nobody.ID = "nobody"
+	if err := sender.Send(nobody, "m", nil); err == nil {
 		t.Fatal("send to a missing local process succeeded")
 	}
 }

@@ -272,7 +272,7 @@ func TestSpawnRules(t *testing.T) {
 	}
 	p := NewProcess("dup")
 	u, err := rt.Spawn(p)
-	if err != nil || u != rt.UPID("dup") || u.Host != "127.0.0.1" {
+	if a := rt.Addr(); err != nil || u != (UPID{ID: "dup", Host: a.Host, Port: a.Port}) || u.Host != "127.0.0.1" || a.Port == 0 {
 		t.Fatalf("spawn: %v %v", u, err)
 	}
 	if _, err := rt.Spawn(NewProcess("dup")); err == nil {
@@ -280,5 +280,29 @@ func TestSpawnRules(t *testing.T) {
 	}
 	if _, err := rt.Spawn(p); err == nil {
 		t.Fatal("process spawned twice")
+	}
+}
+
+// Addr is the advertised address, not the bound one, and what spawned
+// processes' UPIDs carry; it is zero before Start.
+func TestAddrIsAdvertised(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.IP = "127.0.0.1"
+	cfg.AdvertiseIP, cfg.AdvertisePort = "203.0.113.7", 15052
+	rt, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rt.Addr().IsZero() {
+		t.Fatalf("Addr before Start: %v", rt.Addr())
+	}
+	rt = startRuntime(t, func(c *Config) { c.AdvertiseIP, c.AdvertisePort = "203.0.113.7", 15052 })
+	want := UPID{Host: "203.0.113.7", Port: 15052}
+	if a := rt.Addr(); a != want || a.HostPort() != "203.0.113.7:15052" {
+		t.Fatalf("Addr %+v, want %+v", a, want)
+	}
+	want.ID = "p"
+	if u, err := rt.Spawn(NewProcess("p")); err != nil || u != want {
+		t.Fatalf("Spawn: %v %v, want %v", u, err, want)
 	}
 }

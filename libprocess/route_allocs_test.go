@@ -27,7 +27,7 @@ func TestRouteAllocations(t *testing.T) {
 	if _, err := rt.Spawn(p); err != nil {
 		t.Fatal(err)
 	}
-	c, err := net.Dial("tcp", rt.Addr())
+	c, err := net.Dial("tcp", rt.Addr().HostPort())
 	if err != nil {
 		t.Fatal(err)
 	}

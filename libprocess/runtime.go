@@ -153,30 +153,18 @@ func hostIPv4() string {
 	return "127.0.0.1"
 }
 
-// Addr returns the address the listener is bound to, "ip:port"; empty
-// before Start.
-func (rt *Runtime) Addr() string {
-	if rt.server == nil {
-		return ""
-	}
-	return rt.server.ln.Addr().String()
-}
-
-// advertised returns the instance's advertised address as a UPID with an
-// empty id.
-func (rt *Runtime) advertised() UPID {
+// Addr returns the instance's address: a UPID with an empty ID whose Host
+// and Port are the advertised ones (Config.AdvertiseIP/AdvertisePort),
+// else the bound ones (with the host's first IPv4 address when bound to
+// all interfaces). It is the zero UPID before Start. Addr().HostPort() is
+// the "ip:port" peers dial; the UPID of a process with id on this instance
+// is Addr() with ID set (Spawn and Process.Self return it for spawned
+// ones). The listener's own address, when it differs (behind NAT), is
+// logged at Start.
+func (rt *Runtime) Addr() UPID {
 	rt.mu.RLock()
 	defer rt.mu.RUnlock()
 	return rt.address
-}
-
-// UPID returns the UPID a process with this id has on this instance: the
-// advertised address (Config.AdvertiseIP/AdvertisePort, else the bound
-// one). UPID("") is the instance's address.
-func (rt *Runtime) UPID(id string) UPID {
-	a := rt.advertised()
-	a.ID = id
-	return a
 }
 
 // Metrics returns the registry processes add their own metrics to; they
@@ -289,7 +277,7 @@ func (rt *Runtime) processExited(p *Process) {
 
 // isLocal reports whether to names this instance.
 func (rt *Runtime) isLocal(to UPID) bool {
-	addr := rt.advertised()
+	addr := rt.Addr()
 	if to.Port != addr.Port {
 		return false
 	}

@@ -107,7 +107,7 @@ func TestTLSInboundDowngradeAndOutbound(t *testing.T) {
 	rec := spawnRecorder(t, rt, "target", "m")
 
 	// A TLS peer with a certificate from the CA.
-	resp, err := sendTLS(t, rt.Addr(), &tls.Config{RootCAs: pki.caPool, Certificates: []tls.Certificate{pki.clientCert}})
+	resp, err := sendTLS(t, rt.Addr().HostPort(), &tls.Config{RootCAs: pki.caPool, Certificates: []tls.Certificate{pki.clientCert}})
 	if err != nil || resp.Status != 202 {
 		t.Fatalf("TLS message: %v %q", err, resp.StatusLine)
 	}
@@ -125,7 +125,7 @@ func TestTLSInboundDowngradeAndOutbound(t *testing.T) {
 	stranger := &tls.Config{RootCAs: pki.caPool, GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 		return &pki.strangerClient, nil
 	}}
-	if r, err := sendTLS(t, rt.Addr(), stranger); err == nil {
+	if r, err := sendTLS(t, rt.Addr().HostPort(), stranger); err == nil {
 		t.Fatalf("a peer with an untrusted certificate was accepted: %q", r.StatusLine)
 	}
 
@@ -150,10 +150,10 @@ func TestTLSWithoutDowngradeRefusesPlaintext(t *testing.T) {
 		t.Fatal("plaintext message accepted on a TLS-only port")
 	}
 	// RequireCert: a TLS peer without a certificate is refused.
-	if _, err := sendTLS(t, rt.Addr(), &tls.Config{RootCAs: pki.caPool}); err == nil {
+	if _, err := sendTLS(t, rt.Addr().HostPort(), &tls.Config{RootCAs: pki.caPool}); err == nil {
 		t.Fatal("a peer without a certificate was accepted with RequireCert")
 	}
-	if resp, err := sendTLS(t, rt.Addr(), &tls.Config{RootCAs: pki.caPool, Certificates: []tls.Certificate{pki.clientCert}}); err != nil || resp.Status != 202 {
+	if resp, err := sendTLS(t, rt.Addr().HostPort(), &tls.Config{RootCAs: pki.caPool, Certificates: []tls.Certificate{pki.clientCert}}); err != nil || resp.Status != 202 {
 		t.Fatalf("peer with a certificate: %v %q", err, resp.StatusLine)
 	}
 }

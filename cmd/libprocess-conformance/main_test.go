@@ -79,7 +79,7 @@ func startEcho(t *testing.T) *libprocess.Runtime {
 func TestPassExitsZero(t *testing.T) {
 	rt := startEcho(t)
 	var out, errOut bytes.Buffer
-	code := run([]string{"--target", rt.Addr(), "--process", "echo", "--ping", "conformance.Ping", "--pong", "conformance.Pong",
+	code := run([]string{"--target", rt.Addr().HostPort(), "--process", "echo", "--ping", "conformance.Ping", "--pong", "conformance.Pong",
 		"--run", `^(peer\.|route\.|help\.)`}, &out, &errOut)
 	if code != 0 || strings.Contains(out.String(), "FAIL") {
 		t.Errorf("exit %d, output:\n%s\nstderr:\n%s", code, out.String(), errOut.String())
@@ -120,7 +120,7 @@ func TestReportFile(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "report.jsonl")
 	var out, errOut bytes.Buffer
-	code := run([]string{"--target", rt.Addr(), "--process", "echo", "--report", path,
+	code := run([]string{"--target", rt.Addr().HostPort(), "--process", "echo", "--report", path,
 		"--run", `^(route\.root|help\.unknown-process|peer\.roundtrip|msg\.answer\.no-leading-slash)$`}, &out, &errOut)
 	if code != 0 {
 		t.Fatalf("exit %d, output:\n%s\nstderr:\n%s", code, out.String(), errOut.String())
@@ -149,7 +149,7 @@ func TestReportFile(t *testing.T) {
 
 	// A report that cannot be written is a usage error, before any case runs.
 	out.Reset()
-	if code := run([]string{"--target", rt.Addr(), "--process", "echo", "--report", filepath.Join(dir, "no", "such", "dir")}, &out, &errOut); code != 2 || out.Len() != 0 {
+	if code := run([]string{"--target", rt.Addr().HostPort(), "--process", "echo", "--report", filepath.Join(dir, "no", "such", "dir")}, &out, &errOut); code != 2 || out.Len() != 0 {
 		t.Errorf("unwritable report: exit %d, output %q", code, out.String())
 	}
 }

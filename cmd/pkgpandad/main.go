@@ -431,7 +431,7 @@ func run(args []string, lookup func(string) (string, bool), stdout, stderr io.Wr
 		log.Info().Str("socket", sock.path).Str("mode", fmt.Sprintf("%#o", sock.mode)).Str("group", sock.group).Msg("serving HTTP on the unix socket")
 	}
 	fmt.Fprintln(stdout, upid.String())
-	log.Info().Str("upid", upid.String()).Str("addr", rt.Addr()).Str("tool", cfg.Tool.Path).Str("version", versionString()).Msg("pkgpanda serving")
+	log.Info().Str("upid", upid.String()).Str("addr", rt.Addr().HostPort()).Str("tool", cfg.Tool.Path).Str("version", versionString()).Msg("pkgpanda serving")
 
 	sig := <-sigs
 	log.Info().Str("signal", sig.String()).Msg("draining")

@@ -194,8 +194,7 @@ func startReceiver(port int, rec *recorder) (*receiver, error) {
 	if _, err := rt.Spawn(p); err != nil {
 		return nil, err
 	}
-	addr := rt.UPID("receiver")
-	return &receiver{rt: rt, port: int(addr.Port)}, nil
+	return &receiver{rt: rt, port: int(rt.Addr().Port)}, nil
 }
 
 // recorder keeps what the receiver was handed.

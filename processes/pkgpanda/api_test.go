@@ -161,7 +161,7 @@ func TestConformancePkgpandaSection(t *testing.T) {
 	}
 	repo, _ := fixtureIDs(t, e.fixture)
 	rep, err := conformance.Run(context.Background(), conformance.Options{
-		Target:   e.rt.Addr(),
+		Target:   e.rt.Addr().HostPort(),
 		Process:  ProcessID,
 		Pkgpanda: true,
 		Fixture:  e.fixture,

@@ -79,7 +79,7 @@ func BenchmarkRouteOverhead(b *testing.B) {
 	}
 	idle := func() time.Duration {
 		start := time.Now()
-		resp, err := client.Get("http://" + e.rt.Addr() + "/help/pkgpanda/list.json")
+		resp, err := client.Get("http://" + e.rt.Addr().HostPort() + "/help/pkgpanda/list.json")
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -396,11 +396,11 @@ func TestCacheSharedRunOutlivesTheReaderWhoStartedIt(t *testing.T) {
 		_ = conn.(*net.TCPConn).SetLinger(0)
 		conn.Close()
 	}
-	starter, err := net.Dial("tcp", e.rt.Addr())
+	starter, err := net.Dial("tcp", e.rt.Addr().HostPort())
 	if err != nil {
 		t.Fatal(err)
 	}
-	fmt.Fprintf(starter, "GET /pkgpanda/list.json HTTP/1.1\r\nHost: %s\r\n\r\n", e.rt.Addr())
+	fmt.Fprintf(starter, "GET /pkgpanda/list.json HTTP/1.1\r\nHost: %s\r\n\r\n", e.rt.Addr().HostPort())
 	waitFor(t, "the run to start", func() bool { return e.runsStarted("list") == 1 })
 	var wg sync.WaitGroup
 	var follower reply
@@ -416,17 +416,17 @@ func TestCacheSharedRunOutlivesTheReaderWhoStartedIt(t *testing.T) {
 
 	// Both readers go: the run is cancelled.
 	e.p.cache.invalidate()
-	a, err := net.Dial("tcp", e.rt.Addr())
+	a, err := net.Dial("tcp", e.rt.Addr().HostPort())
 	if err != nil {
 		t.Fatal(err)
 	}
-	fmt.Fprintf(a, "GET /pkgpanda/list.json HTTP/1.1\r\nHost: %s\r\n\r\n", e.rt.Addr())
+	fmt.Fprintf(a, "GET /pkgpanda/list.json HTTP/1.1\r\nHost: %s\r\n\r\n", e.rt.Addr().HostPort())
 	waitFor(t, "the second run to start", func() bool { return e.runsStarted("list") == 2 })
-	bConn, err := net.Dial("tcp", e.rt.Addr())
+	bConn, err := net.Dial("tcp", e.rt.Addr().HostPort())
 	if err != nil {
 		t.Fatal(err)
 	}
-	fmt.Fprintf(bConn, "GET /pkgpanda/repository/ HTTP/1.1\r\nHost: %s\r\n\r\n", e.rt.Addr())
+	fmt.Fprintf(bConn, "GET /pkgpanda/repository/ HTTP/1.1\r\nHost: %s\r\n\r\n", e.rt.Addr().HostPort())
 	waitFor(t, "the second reader to join the second run", func() bool { return e.metric("pkgpanda/cache/shared_runs") == 2 })
 	reset(a)
 	reset(bConn)

@@ -222,11 +222,11 @@ func TestBadIDsNeverReachTheTool(t *testing.T) {
 func TestClientDisconnectCancelsRead(t *testing.T) {
 	runs := make(chan RunInfo, 8)
 	e := newEnv(t, envOpt{delay: time.Hour, onRun: func(ri RunInfo) { runs <- ri }})
-	conn, err := net.Dial("tcp", e.rt.Addr())
+	conn, err := net.Dial("tcp", e.rt.Addr().HostPort())
 	if err != nil {
 		t.Fatal(err)
 	}
-	fmt.Fprintf(conn, "GET /pkgpanda/list.json HTTP/1.1\r\nHost: %s\r\n\r\n", e.rt.Addr())
+	fmt.Fprintf(conn, "GET /pkgpanda/list.json HTTP/1.1\r\nHost: %s\r\n\r\n", e.rt.Addr().HostPort())
 	waitFor(t, "the run to start", func() bool { return e.runsStarted("list") == 1 })
 	// Gone means reset: a client that only shut down its sending side
 	// still waits for its answer (libprocess TestHTTPHalfClosedClientGetsAnswer).
@@ -249,11 +249,11 @@ func TestClientDisconnectDoesNotCancelMutation(t *testing.T) {
 	runs := make(chan RunInfo, 8)
 	e := newEnv(t, envOpt{delay: 500 * time.Millisecond, onRun: func(ri RunInfo) { runs <- ri }})
 	_, active := fixtureIDs(t, e.fixture)
-	conn, err := net.Dial("tcp", e.rt.Addr())
+	conn, err := net.Dial("tcp", e.rt.Addr().HostPort())
 	if err != nil {
 		t.Fatal(err)
 	}
-	fmt.Fprintf(conn, "POST /pkgpanda/swap?id=mesos--0.23.0 HTTP/1.1\r\nHost: %s\r\nContent-Length: 0\r\n\r\n", e.rt.Addr())
+	fmt.Fprintf(conn, "POST /pkgpanda/swap?id=mesos--0.23.0 HTTP/1.1\r\nHost: %s\r\nContent-Length: 0\r\n\r\n", e.rt.Addr().HostPort())
 	waitFor(t, "the run to start", func() bool { return e.runsStarted("swap") == 1 })
 	_ = conn.(*net.TCPConn).SetLinger(0) // a reset: the request's context is cancelled
 	conn.Close()

@@ -299,7 +299,7 @@ func TestDCOSPutActiveWithoutSlashOnTheWire(t *testing.T) {
 	e := newEnv(t, envOpt{})
 	before := e.activeSet()
 	body := `["mesos--0.23.0","mesos-config--justmesos"]`
-	conn, err := net.Dial("tcp", e.rt.Addr())
+	conn, err := net.Dial("tcp", e.rt.Addr().HostPort())
 	if err != nil {
 		t.Fatal(err)
 	}

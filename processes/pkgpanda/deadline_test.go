@@ -49,11 +49,11 @@ func TestQueuedMutationOfAResetClientNeverStarts(t *testing.T) {
 	var first, last reply
 	e.async(&wg, &first, "POST", "/swap?id=mesos--0.23.0", nil)
 	waitFor(t, "the first swap to run", func() bool { return e.runsStarted("swap") == 1 })
-	conn, err := net.Dial("tcp", e.rt.Addr())
+	conn, err := net.Dial("tcp", e.rt.Addr().HostPort())
 	if err != nil {
 		t.Fatal(err)
 	}
-	fmt.Fprintf(conn, "POST /pkgpanda/swap?id=mesos--0.22.0 HTTP/1.1\r\nHost: %s\r\nContent-Length: 0\r\n\r\n", e.rt.Addr())
+	fmt.Fprintf(conn, "POST /pkgpanda/swap?id=mesos--0.22.0 HTTP/1.1\r\nHost: %s\r\nContent-Length: 0\r\n\r\n", e.rt.Addr().HostPort())
 	waitFor(t, "the second swap to queue", func() bool { return e.metric("pkgpanda/swap/queue_depth") == 1 })
 	_ = conn.(*net.TCPConn).SetLinger(0) // a reset: the request's context is cancelled
 	conn.Close()

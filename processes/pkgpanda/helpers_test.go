@@ -169,7 +169,7 @@ func newEnv(t testing.TB, o envOpt) *env {
 		t.Fatalf("pkgpanda Start: %v", err)
 	}
 	e.rt, e.p = rt, p
-	e.base = "http://" + rt.Addr() + "/" + ProcessID
+	e.base = "http://" + rt.Addr().HostPort() + "/" + ProcessID
 	e.client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	t.Cleanup(func() {
 		e.client.CloseIdleConnections()

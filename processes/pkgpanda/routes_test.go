@@ -79,7 +79,7 @@ func TestReadRoutes(t *testing.T) {
 	}
 
 	// /help lists every route.
-	resp, err := http.Get("http://" + e.rt.Addr() + "/help/pkgpanda")
+	resp, err := http.Get("http://" + e.rt.Addr().HostPort() + "/help/pkgpanda")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +88,7 @@ func TestReadRoutes(t *testing.T) {
 		t.Fatalf("/help/pkgpanda: %d", resp.StatusCode)
 	}
 	for _, route := range append(RouteNames(), RouteAPIv1) {
-		r, err := http.Get("http://" + e.rt.Addr() + "/help/pkgpanda/" + route)
+		r, err := http.Get("http://" + e.rt.Addr().HostPort() + "/help/pkgpanda/" + route)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -39,13 +39,13 @@ func (e *env) uploadsOnDisk() []string {
 // being received until the test writes the rest or closes conn.
 func (e *env) stalledAdd(id string, size int, first []byte) net.Conn {
 	e.t.Helper()
-	conn, err := net.Dial("tcp", e.rt.Addr())
+	conn, err := net.Dial("tcp", e.rt.Addr().HostPort())
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	e.t.Cleanup(func() { conn.Close() })
 	head := fmt.Sprintf("POST /%s/add?id=%s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n",
-		ProcessID, id, e.rt.Addr(), size)
+		ProcessID, id, e.rt.Addr().HostPort(), size)
 	if _, err := conn.Write(append([]byte(head), first...)); err != nil {
 		e.t.Fatal(err)
 	}

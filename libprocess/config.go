@@ -263,8 +263,8 @@ func (c *Config) ApplyEnv(lookup func(string) (string, bool)) error {
 	return nil
 }
 
-// Validate reports the first invalid field.
-func (c *Config) Validate() error {
+// validate reports the first invalid field; New calls it.
+func (c *Config) validate() error {
 	if c.IP != "" {
 		if _, err := netip.ParseAddr(c.IP); err != nil {
 			return fmt.Errorf("config: IP %q is not an IP address", c.IP)

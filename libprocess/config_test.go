@@ -32,7 +32,7 @@ func TestConfigApplyEnv(t *testing.T) {
 		!cfg.RequirePeerAddressIPMatch || cfg.MetricsSnapshotRateLimit != 2 {
 		t.Errorf("cfg = %+v", cfg)
 	}
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.validate(); err != nil {
 		t.Errorf("Validate: %v", err)
 	}
 	// Fields without a variable keep their values.
@@ -135,18 +135,18 @@ func TestConfigApplyEnvBadIPFailsValidate(t *testing.T) {
 		if err := cfg.ApplyEnv(fakeEnv(map[string]string{name: "not-an-ip"})); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "not-an-ip") {
+		if err := cfg.validate(); err == nil || !strings.Contains(err.Error(), "not-an-ip") {
 			t.Errorf("%s=not-an-ip: Validate = %v", name, err)
 		}
 	}
 }
 
 func TestConfigValidate(t *testing.T) {
-	if err := (&Config{}).Validate(); err == nil {
+	if err := (&Config{}).validate(); err == nil {
 		t.Errorf("zero Config validates")
 	}
 	def := DefaultConfig()
-	if err := def.Validate(); err != nil {
+	if err := def.validate(); err != nil {
 		t.Fatalf("DefaultConfig: %v", err)
 	}
 	good := []func(*Config){
@@ -159,7 +159,7 @@ func TestConfigValidate(t *testing.T) {
 	for i, mut := range good {
 		c := DefaultConfig()
 		mut(&c)
-		if err := c.Validate(); err != nil {
+		if err := c.validate(); err != nil {
 			t.Errorf("good %d: %v", i, err)
 		}
 	}
@@ -185,7 +185,7 @@ func TestConfigValidate(t *testing.T) {
 	for _, b := range bad {
 		c := DefaultConfig()
 		b.mut(&c)
-		err := c.Validate()
+		err := c.validate()
 		if err == nil || !strings.Contains(err.Error(), b.field) {
 			t.Errorf("bad %s: Validate = %v", b.field, err)
 		}

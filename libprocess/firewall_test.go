@@ -102,13 +102,13 @@ func TestFirewallConfigValidation(t *testing.T) {
 	for _, bad := range []string{"", "pkgpanda/add", "/", "//", "/a/../b", "/a b", "/a\r\nX: y", "/a?b", "/a#b", "/a\x00"} {
 		cfg := DefaultConfig()
 		cfg.DisabledEndpoints = []string{"/ok", bad}
-		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "DisabledEndpoints") {
+		if err := cfg.validate(); err == nil || !strings.Contains(err.Error(), "DisabledEndpoints") {
 			t.Errorf("DisabledEndpoints %q: %v, want an error naming DisabledEndpoints", bad, err)
 		}
 	}
 	cfg := DefaultConfig()
 	cfg.DisabledEndpoints = []string{"/pkgpanda/add", "/pkgpanda/mesos.internal.PkgpandaCall", "//metrics//snapshot/"}
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.validate(); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range []func(*Config){
@@ -118,7 +118,7 @@ func TestFirewallConfigValidation(t *testing.T) {
 	} {
 		cfg := DefaultConfig()
 		f(&cfg)
-		if err := cfg.Validate(); err == nil {
+		if err := cfg.validate(); err == nil {
 			t.Errorf("invalid outbound limit accepted: %+v", cfg)
 		}
 	}

@@ -318,7 +318,7 @@ func TestTLSRequireCertWithDowngradeRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = cfg.Validate()
+	err = cfg.validate()
 	if err == nil || !strings.Contains(err.Error(), "LIBPROCESS_SSL_REQUIRE_CERT") || !strings.Contains(err.Error(), "LIBPROCESS_SSL_SUPPORT_DOWNGRADE") {
 		t.Fatalf("Validate: %v; want an error naming both variables", err)
 	}
@@ -762,7 +762,7 @@ func TestConfigInboundLimits(t *testing.T) {
 	} {
 		cfg := DefaultConfig()
 		mutate(&cfg)
-		if err := cfg.Validate(); err == nil {
+		if err := cfg.validate(); err == nil {
 			t.Errorf("%s: Validate accepted it", name)
 		}
 	}

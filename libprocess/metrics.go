@@ -51,8 +51,8 @@ func (c *Counter) Add(n int64) { c.v.Add(n) }
 // Inc adds one to the counter.
 func (c *Counter) Inc() { c.v.Add(1) }
 
-// Value returns the current count.
-func (c *Counter) Value() int64 { return c.v.Load() }
+// value returns the current count; users read counters in Snapshot.
+func (c *Counter) value() int64 { return c.v.Load() }
 
 // Metrics is a registry of named metrics shown by /metrics/snapshot. Names
 // are paths such as "pkgpanda/runs/list". It is safe for concurrent use.
@@ -116,7 +116,7 @@ func (m *Metrics) snapshotInto(out map[string]float64) {
 		gauges[k] = v
 	}
 	for k, c := range m.counters {
-		out[k] = float64(c.Value())
+		out[k] = float64(c.value())
 	}
 	for k, t := range m.timers {
 		m.scratch = t.snapshotInto(k+"_ms", out, m.scratch)

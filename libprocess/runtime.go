@@ -45,7 +45,7 @@ type Runtime struct {
 
 // New validates cfg and returns a runtime that is not yet listening.
 func New(cfg Config) (*Runtime, error) {
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
 	rt := &Runtime{
@@ -171,9 +171,6 @@ func (rt *Runtime) Addr() UPID {
 // appear in /metrics/snapshot.
 func (rt *Runtime) Metrics() *Metrics { return rt.user }
 
-// Logger returns the runtime's logger.
-func (rt *Runtime) Logger() zerolog.Logger { return rt.log }
-
 // Logger returns the logger of the runtime p was spawned on, so that code
 // running in p's handlers (such as package protobuf's decoders) logs where
 // the runtime does; before Spawn it is a disabled logger. Call it from p's
@@ -184,9 +181,6 @@ func (p *Process) Logger() zerolog.Logger {
 	}
 	return p.rt.log
 }
-
-// Config returns the runtime's configuration.
-func (rt *Runtime) Config() Config { return rt.cfg }
 
 // Spawn registers p under its id and starts its goroutine. It fails if the
 // id is invalid or taken, or the runtime is shutting down.

@@ -19,14 +19,14 @@ type UPID struct {
 	Port uint16 // TCP port
 }
 
-// UPIDError describes why a UPID's text was rejected.
-type UPIDError struct {
+// upidError describes why a UPID's text was rejected.
+type upidError struct {
 	Text   string // the text that was parsed
 	Reason string // what is wrong with it
 }
 
 // Error implements error.
-func (e *UPIDError) Error() string {
+func (e *upidError) Error() string {
 	return fmt.Sprintf("invalid UPID %q: %s", e.Text, e.Reason)
 }
 
@@ -56,39 +56,39 @@ func parseUPID(s string, strict bool) (UPID, error) {
 	} else if strings.ContainsAny(text, " \t\r\n\v\f") {
 		// A peer reads only up to the first whitespace: a UPID with
 		// whitespace in it would name something else there.
-		return UPID{}, &UPIDError{s, "whitespace in UPID"}
+		return UPID{}, &upidError{s, "whitespace in UPID"}
 	}
 	at := strings.IndexByte(text, '@')
 	if at < 0 {
-		return UPID{}, &UPIDError{s, "missing '@' between id and address"}
+		return UPID{}, &upidError{s, "missing '@' between id and address"}
 	}
 	id, rest := text[:at], text[at+1:]
 	var host, port string
 	if strings.HasPrefix(rest, "[") {
 		end := strings.IndexByte(rest, ']')
 		if end < 0 {
-			return UPID{}, &UPIDError{s, "unterminated '[' in IPv6 host"}
+			return UPID{}, &upidError{s, "unterminated '[' in IPv6 host"}
 		}
 		host = rest[1:end]
 		if _, err := netip.ParseAddr(host); err != nil || !strings.Contains(host, ":") {
-			return UPID{}, &UPIDError{s, fmt.Sprintf("%q is not an IPv6 address", host)}
+			return UPID{}, &upidError{s, fmt.Sprintf("%q is not an IPv6 address", host)}
 		}
 		rest = rest[end+1:]
 		if !strings.HasPrefix(rest, ":") {
-			return UPID{}, &UPIDError{s, "missing ':' before port"}
+			return UPID{}, &upidError{s, "missing ':' before port"}
 		}
 		port = rest[1:]
 	} else {
 		colon := strings.IndexByte(rest, ':')
 		if colon < 0 {
-			return UPID{}, &UPIDError{s, "missing ':' between host and port"}
+			return UPID{}, &upidError{s, "missing ':' between host and port"}
 		}
 		host, port = rest[:colon], rest[colon+1:]
 		if host == "" {
-			return UPID{}, &UPIDError{s, "empty host"}
+			return UPID{}, &upidError{s, "empty host"}
 		}
 		if !validHostname(host) {
-			return UPID{}, &UPIDError{s, fmt.Sprintf("%q is neither an IPv4 address nor a hostname", host)}
+			return UPID{}, &upidError{s, fmt.Sprintf("%q is neither an IPv4 address nor a hostname", host)}
 		}
 	}
 	digits := 0
@@ -96,14 +96,14 @@ func parseUPID(s string, strict bool) (UPID, error) {
 		digits++
 	}
 	if digits == 0 {
-		return UPID{}, &UPIDError{s, "port is not a number"}
+		return UPID{}, &upidError{s, "port is not a number"}
 	}
 	if strict && digits != len(port) {
-		return UPID{}, &UPIDError{s, fmt.Sprintf("junk %q after port", port[digits:])}
+		return UPID{}, &upidError{s, fmt.Sprintf("junk %q after port", port[digits:])}
 	}
 	n, err := strconv.ParseUint(port[:digits], 10, 16)
 	if err != nil {
-		return UPID{}, &UPIDError{s, "port out of range 0-65535"}
+		return UPID{}, &upidError{s, "port out of range 0-65535"}
 	}
 	return UPID{ID: id, Host: host, Port: uint16(n)}, nil
 }
@@ -139,9 +139,6 @@ func (u UPID) HostPort() string {
 
 // IsZero reports whether u is the empty UPID.
 func (u UPID) IsZero() bool { return u == UPID{} }
-
-// SameAddress reports whether u and v name the same instance (host and port).
-func (u UPID) SameAddress(v UPID) bool { return u.Host == v.Host && u.Port == v.Port }
 
 // validTargetID reports why id cannot name a process, as a receiver or as
 // a sender. The wire percent-encodes a receiver id in the request line

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/procpanda/procpanda/internal/runtimetest"
 	"github.com/procpanda/procpanda/libprocess"
 )
 
@@ -19,23 +20,7 @@ var procpandaSkips = map[string]string{
 // mesos.internal.SmallMessage with itself, both to the sender.
 func startProcpanda(t *testing.T) string {
 	t.Helper()
-	cfg := libprocess.DefaultConfig()
-	cfg.IP = "127.0.0.1"
-	cfg.Port = 0
-	rt, err := libprocess.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := rt.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := rt.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
+	rt := runtimetest.Start(t)
 	p := libprocess.NewProcess("echo")
 	p.Install("conformance.Ping", func(m *libprocess.Message) { _ = p.Send(m.From, "conformance.Pong", m.Body) })
 	p.Install(mesosGoName, func(m *libprocess.Message) { _ = p.Send(m.From, mesosGoName, m.Body) })

@@ -2,15 +2,14 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/procpanda/procpanda/internal/runtimetest"
 	"github.com/procpanda/procpanda/libprocess"
 )
 
@@ -54,20 +53,7 @@ func TestFailureExitsOne(t *testing.T) {
 // conformance.Ping with conformance.Pong.
 func startEcho(t *testing.T) *libprocess.Runtime {
 	t.Helper()
-	cfg := libprocess.DefaultConfig()
-	cfg.IP, cfg.Port = "127.0.0.1", 0
-	rt, err := libprocess.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := rt.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = rt.Shutdown(ctx)
-	})
+	rt := runtimetest.Start(t)
 	p := libprocess.NewProcess("echo")
 	p.Install("conformance.Ping", func(m *libprocess.Message) { _ = p.Send(m.From, "conformance.Pong", m.Body) })
 	if _, err := rt.Spawn(p); err != nil {

@@ -1,7 +1,6 @@
 package httpauth
 
 import (
-	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -13,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/procpanda/procpanda/internal/runtimetest"
 	"github.com/procpanda/procpanda/libprocess"
 )
 
@@ -124,22 +124,7 @@ func TestJWTNotBefore(t *testing.T) {
 // Installed on a runtime, both authenticate real HTTP requests: 401 with
 // their scheme's challenge, else the route sees the principal.
 func TestOnRuntime(t *testing.T) {
-	cfg := libprocess.DefaultConfig()
-	cfg.IP = "127.0.0.1"
-	rt, err := libprocess.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := rt.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := rt.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-	})
+	rt := runtimetest.Start(t)
 	p := libprocess.NewProcess("secure")
 	whoami := func(req *libprocess.Request, respond libprocess.Responder) {
 		respond(libprocess.TextResponse(http.StatusOK, req.Principal))

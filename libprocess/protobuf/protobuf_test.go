@@ -1,61 +1,23 @@
 package protobuf_test
 
 import (
-	"bytes"
-	"context"
 	"errors"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/gogo/protobuf/types"
 	"github.com/mesos/mesos-go/api/v0/messenger/testmessage"
+	"github.com/procpanda/procpanda/internal/runtimetest"
 	"github.com/procpanda/procpanda/libprocess"
 	"github.com/procpanda/procpanda/libprocess/protobuf"
 	"github.com/rs/zerolog"
 )
 
-// syncBuffer is a log sink safe for the process goroutine and the test.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// startRuntime starts a loopback runtime logging to logs and shuts it
-// down when the test ends.
-func startRuntime(t *testing.T, logs *syncBuffer) *libprocess.Runtime {
+// startRuntime starts a loopback runtime logging to logs.
+func startRuntime(t *testing.T, logs *runtimetest.LogBuffer) *libprocess.Runtime {
 	t.Helper()
-	cfg := libprocess.DefaultConfig()
-	cfg.IP = "127.0.0.1"
-	cfg.Logger = zerolog.New(logs)
-	rt, err := libprocess.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := rt.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := rt.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-	})
-	return rt
+	return runtimetest.Start(t, func(c *libprocess.Config) { c.Logger = zerolog.New(logs) })
 }
 
 func spawn(t *testing.T, rt *libprocess.Runtime, p *libprocess.Process) libprocess.UPID {
@@ -82,7 +44,7 @@ func receive[T any](t *testing.T, ch <-chan T) T {
 // A registered type travels under its full name with Send and needs no
 // extra name to be installed; the handler learns the sender.
 func TestSendRegisteredType(t *testing.T) {
-	rt := startRuntime(t, &syncBuffer{})
+	rt := startRuntime(t, &runtimetest.LogBuffer{})
 	type got struct {
 		from  libprocess.UPID
 		value string
@@ -107,7 +69,7 @@ func TestSendRegisteredType(t *testing.T) {
 // A body that does not decode is logged and dropped; the next good one is
 // handled.
 func TestUndecodableBodyDropped(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &runtimetest.LogBuffer{}
 	rt := startRuntime(t, logs)
 	ch := make(chan string, 2)
 	recv := libprocess.NewProcess("recv")
@@ -143,7 +105,7 @@ func TestUndecodableBodyDropped(t *testing.T) {
 // A type missing from the registry needs a name to be installed and to be
 // sent; given one, it travels under it.
 func TestUnregisteredTypeNeedsName(t *testing.T) {
-	rt := startRuntime(t, &syncBuffer{})
+	rt := startRuntime(t, &runtimetest.LogBuffer{})
 	newSmall := func() *testmessage.SmallMessage { return new(testmessage.SmallMessage) }
 	p := libprocess.NewProcess("p")
 	if err := protobuf.Install(p, newSmall, func(libprocess.UPID, *testmessage.SmallMessage) {}); err == nil {

@@ -2,7 +2,6 @@ package pkgpanda
 
 import (
 	"bufio"
-	"context"
 	"encoding/base64"
 	"fmt"
 	"net"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gogo/protobuf/proto"
+	"github.com/procpanda/procpanda/internal/runtimetest"
 	"github.com/procpanda/procpanda/libprocess"
 	"github.com/procpanda/procpanda/libprocess/httpauth"
 	"github.com/procpanda/procpanda/libprocess/protobuf"
@@ -52,26 +52,14 @@ type peer struct {
 
 func newPeer(t *testing.T) *peer {
 	t.Helper()
-	cfg := libprocess.DefaultConfig()
-	cfg.IP, cfg.Port = "127.0.0.1", 0
-	rt, err := libprocess.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := rt.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = rt.Shutdown(ctx)
-	})
+	rt := runtimetest.Start(t)
 	pr := &peer{replies: make(chan *PkgpandaResponse, 64)}
 	lp := libprocess.NewProcess("client")
 	if err := protobuf.Install(lp, func() *PkgpandaResponse { return new(PkgpandaResponse) },
 		func(_ libprocess.UPID, r *PkgpandaResponse) { pr.replies <- r }); err != nil {
 		t.Fatal(err)
 	}
+	var err error
 	if pr.upid, err = rt.Spawn(lp); err != nil {
 		t.Fatal(err)
 	}

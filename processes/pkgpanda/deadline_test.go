@@ -1,7 +1,6 @@
 package pkgpanda
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"net/http"
@@ -9,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/procpanda/procpanda/internal/runtimetest"
 )
 
 // TestRoutesOutliveTheRuntimeDefaultDeadline: the runtime answers 504 to a
@@ -43,7 +44,7 @@ func TestRouteDeadlineCoversRunsAndLock(t *testing.T) {
 // its client resets the connection is dropped when its turn comes; one
 // queued behind it runs.
 func TestQueuedMutationOfAResetClientNeverStarts(t *testing.T) {
-	var logs syncBuffer
+	var logs runtimetest.LogBuffer
 	e := newEnv(t, envOpt{delay: 3 * time.Second, log: &logs})
 	var wg sync.WaitGroup
 	var first, last reply
@@ -68,22 +69,4 @@ func TestQueuedMutationOfAResetClientNeverStarts(t *testing.T) {
 	if !strings.Contains(logs.String(), "queued mutation dropped before it began") {
 		t.Fatalf("no log line for the dropped mutation:\n%s", logs.String())
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the process' logger and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -123,12 +123,16 @@ func (s *server) routeRequest(ctx *fasthttp.RequestCtx) {
 		// leaves the channel empty (await), so it lends each the same.
 		if mc.response == nil {
 			mc.response = make(chan Response, 1)
+			mc.gid = goroutineID()
 		}
 		ev.response = mc.response
 	} else {
 		ev.response = make(chan Response, 1)
 	}
-	if err := p.enqueue(event{kind: evHTTP, http: ev}); err != nil {
+	if mc != nil && p.serveInline(ev, mc.gid) {
+		// Served on this goroutine; the answer is in ev.response unless
+		// the route answers later.
+	} else if err := p.enqueue(event{kind: evHTTP, http: ev}); err != nil {
 		s.rt.log.Warn().Str("process", p.id).Str("path", decoded).Err(err).Msg("HTTP request refused")
 		b.st.cancel()
 		ctx.Response.Header.Set("Retry-After", "1")

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The mailbox lets a caller serve one event inline only while nobody
@@ -117,4 +118,29 @@ func errorText(err error) string {
 		return "<nil>"
 	}
 	return err.Error()
+}
+
+// An armed deadline stands for a later one only while it is at most the
+// slack (an eighth of the timeout, at most a second) earlier.
+func TestKeepDeadline(t *testing.T) {
+	base := time.Unix(1000, 0)
+	for _, c := range []struct {
+		name    string
+		armed   time.Time
+		want    time.Time
+		timeout time.Duration
+		keep    bool
+	}{
+		{"none armed", time.Time{}, base, time.Minute, false},
+		{"same", base, base, time.Minute, true},
+		{"just under a second earlier", base, base.Add(999 * time.Millisecond), time.Minute, true},
+		{"a second earlier", base, base.Add(time.Second), time.Minute, false},
+		{"later than wanted", base.Add(time.Millisecond), base, time.Minute, false},
+		{"an eighth of a short timeout", base, base.Add(100 * time.Millisecond), 800 * time.Millisecond, false},
+		{"under an eighth of a short timeout", base, base.Add(99 * time.Millisecond), 800 * time.Millisecond, true},
+	} {
+		if got := keepDeadline(c.armed, c.want, c.timeout); got != c.keep {
+			t.Errorf("%s: keepDeadline = %v, want %v", c.name, got, c.keep)
+		}
+	}
 }

@@ -58,14 +58,14 @@ type msgConn struct {
 	readDeadline  time.Time // read deadline last set on the socket
 	writeDeadline time.Time // write deadline last set on the socket
 	wrote         time.Time // when the last write began, if no read came after it; else zero
-	carried      bool      // the connection has carried a libprocess message
-	httpSeen     bool      // the connection has carried an ordinary HTTP request
-	httpOnly     bool      // accepted by an HTTP-only listener: messages are refused
-	writeFailed  bool      // a write failed: deliver the messages the peer sent before it went, answer nothing more
-	lastRequest  bool      // the request being handed over ends the connection
-	readErr      error     // why the last fill failed
-	emptyLines   int       // empty-line bytes skipped since the last request
-	held         int64     // InboundBodyBudget bytes this connection holds
+	carried       bool      // the connection has carried a libprocess message
+	httpSeen      bool      // the connection has carried an ordinary HTTP request
+	httpOnly      bool      // accepted by an HTTP-only listener: messages are refused
+	writeFailed   bool      // a write failed: deliver the messages the peer sent before it went, answer nothing more
+	lastRequest   bool      // the request being handed over ends the connection
+	readErr       error     // why the last fill failed
+	emptyLines    int       // empty-line bytes skipped since the last request
+	held          int64     // InboundBodyBudget bytes this connection holds
 
 	// Hand-over of an HTTP request to fasthttp.
 	headLen     int    // length of the HTTP request head pump stopped at

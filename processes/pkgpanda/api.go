@@ -224,7 +224,7 @@ func (p *Process) callWithTarball(call *PkgpandaCall, c caller, clientCtx contex
 		reply(failed(http.StatusRequestEntityTooLarge, "the tarball exceeds %d bytes", limit))
 		return
 	}
-	up, err := p.uploads.begin()
+	up, run, err := p.beginUpload()
 	if err != nil {
 		if errors.Is(err, errUploadsFull) {
 			p.m.uploadsRejected.Inc()
@@ -234,7 +234,7 @@ func (p *Process) callWithTarball(call *PkgpandaCall, c caller, clientCtx contex
 	}
 	body := call.Tarball
 	call.Tarball = nil
-	ok := p.goUpload(func() {
+	run(func() {
 		_, err := p.receive(up, tarballFile, bytes.NewReader(body), limit)
 		up.received()
 		if err != nil {
@@ -244,10 +244,6 @@ func (p *Process) callWithTarball(call *PkgpandaCall, c caller, clientCtx contex
 		}
 		p.dispatchCall(call, c, up, clientCtx, finish)
 	})
-	if !ok {
-		up.remove()
-		reply(failed(http.StatusServiceUnavailable, "pkgpanda is shutting down"))
-	}
 }
 
 // maxCallFields caps the bytes of an api/v1 body without its tarball,

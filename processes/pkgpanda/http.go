@@ -413,7 +413,7 @@ func (p *Process) serveAdd(req *libprocess.Request, respond libprocess.Responder
 		return
 	}
 	limit := p.cfg.maxAddSize()
-	up, err := p.uploads.begin()
+	up, run, err := p.beginUpload()
 	if err != nil {
 		if errors.Is(err, errUploadsFull) {
 			p.m.uploadsRejected.Inc()
@@ -425,7 +425,7 @@ func (p *Process) serveAdd(req *libprocess.Request, respond libprocess.Responder
 	// Stream the body to disk on a goroutine Drain waits for (never on
 	// the process' goroutine, and outside the write lock), then run the
 	// add, which holds only the file name.
-	ok := p.goUpload(func() {
+	run(func() {
 		n, err := p.receive(up, tarballFile, body, limit)
 		up.received()
 		if err == nil && n == 0 {
@@ -440,10 +440,6 @@ func (p *Process) serveAdd(req *libprocess.Request, respond libprocess.Responder
 		}
 		p.serveTableOp(opAdd, opInput{ids: []string{raw}, tarball: up}, req, respond)
 	})
-	if !ok {
-		up.remove()
-		reject(http.StatusServiceUnavailable, "pkgpanda is shutting down")
-	}
 }
 
 // maxJSONBody bounds the JSON bodies of PUT /active/ and

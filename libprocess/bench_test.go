@@ -3,6 +3,7 @@ package libprocess
 import (
 	"context"
 	"net"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -161,7 +162,9 @@ func BenchmarkMessageThroughput(b *testing.B) {
 // same bytes (the floor procpanda's routing and actor hop add to). The
 // "ratio" case serves both at once and alternates short rounds between
 // them, so the load other programs put on the machine falls on both
-// alike; it reports procpanda's throughput as a fraction of fasthttp's.
+// alike; it reports procpanda's throughput as a fraction of fasthttp's,
+// and the heap allocations per request of each server (with its client,
+// which allocates nothing per request).
 func BenchmarkRouteThroughput(b *testing.B) {
 	b.Run("procpanda", func(b *testing.B) {
 		benchHTTP(b, startPingRoute(b), "/svc/ping")
@@ -174,25 +177,31 @@ func BenchmarkRouteThroughput(b *testing.B) {
 		fh := &fasthttp.HostClient{Addr: startPingFasthttp(b), MaxConns: 8}
 		const round = 400
 		var ppCPU, fhCPU time.Duration
+		var ppAllocs, fhAllocs uint64
 		ratios := make([]float64, 0, b.N)
 		for i := 0; i < b.N; i++ {
 			// Alternate which goes first so a drift in load favours
 			// neither.
 			var ppWall, fhWall, pc, fc time.Duration
+			var pa, fa uint64
 			if i%2 == 0 {
-				ppWall, pc = httpRound(b, pp, round)
-				fhWall, fc = httpRound(b, fh, round)
+				ppWall, pc, pa = httpRound(b, pp, round)
+				fhWall, fc, fa = httpRound(b, fh, round)
 			} else {
-				fhWall, fc = httpRound(b, fh, round)
-				ppWall, pc = httpRound(b, pp, round)
+				fhWall, fc, fa = httpRound(b, fh, round)
+				ppWall, pc, pa = httpRound(b, pp, round)
 			}
 			ppCPU += pc
 			fhCPU += fc
+			ppAllocs += pa
+			fhAllocs += fa
 			ratios = append(ratios, float64(fhWall)/float64(ppWall))
 		}
 		sort.Float64s(ratios)
 		b.ReportMetric(ratios[len(ratios)/2], "ratio")
 		b.ReportMetric(float64(fhCPU)/float64(ppCPU), "cpu-ratio")
+		b.ReportMetric(float64(ppAllocs)/float64(b.N*round), "procpanda-allocs/req")
+		b.ReportMetric(float64(fhAllocs)/float64(b.N*round), "fasthttp-allocs/req")
 	})
 }
 
@@ -229,11 +238,16 @@ func startPingFasthttp(b *testing.B) string {
 // httpRound sends n requests for /svc/ping through client from four
 // goroutines and returns how long they took, in wall-clock time and in
 // CPU time of this whole process (client and servers: the client's share
-// is the same for every server).
-func httpRound(b *testing.B, client *fasthttp.HostClient, n int) (wall, cpu time.Duration) {
+// is the same for every server), and how many heap allocations the
+// process made meanwhile. The allocation count is read outside the timed
+// part.
+func httpRound(b *testing.B, client *fasthttp.HostClient, n int) (wall, cpu time.Duration, allocs uint64) {
 	const workers = 4
 	url := "http://" + client.Addr + "/svc/ping"
 	var wg sync.WaitGroup
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	mallocs0 := ms.Mallocs
 	cpu0 := processCPU(b)
 	start := time.Now()
 	for w := 0; w < workers; w++ {
@@ -254,7 +268,9 @@ func httpRound(b *testing.B, client *fasthttp.HostClient, n int) (wall, cpu time
 		}()
 	}
 	wg.Wait()
-	return time.Since(start), processCPU(b) - cpu0
+	wall, cpu = time.Since(start), processCPU(b)-cpu0
+	runtime.ReadMemStats(&ms)
+	return wall, cpu, ms.Mallocs - mallocs0
 }
 
 // processCPU returns the user and system CPU time this process has used.

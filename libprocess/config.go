@@ -62,10 +62,14 @@ type Config struct {
 	// IdleTimeout closes an inbound connection that has carried ordinary
 	// HTTP requests but no libprocess message once it has waited this long
 	// for its next request; 0 never closes it. Connections that carried a
-	// message, or nothing yet, wait MessageIdleTimeout instead.
+	// message, or nothing yet, wait MessageIdleTimeout instead. A busy
+	// connection re-arms its idle deadline only when it has moved by an
+	// eighth of the timeout (at most a second), so the wait may end that
+	// much early; the same holds for MessageIdleTimeout and WriteTimeout.
 	IdleTimeout time.Duration
 	// WriteTimeout bounds each write to a socket (a batch of answers, or
-	// one piece of a streamed response), not a whole response.
+	// one piece of a streamed response), not a whole response; see
+	// IdleTimeout for its granularity.
 	WriteTimeout time.Duration
 	// DialTimeout bounds connecting to a remote peer.
 	DialTimeout time.Duration
@@ -144,7 +148,7 @@ type Config struct {
 	// libprocess/tls_handshake_failures.
 	TLSHandshakeTimeout time.Duration
 	// RouteTimeout is the deadline of an HTTP request routed to a process,
-	// from its head's arrival, unless the route sets its own
+	// from the arrival of its first byte, unless the route sets its own
 	// (Process.SetRouteTimeout). At the deadline a request still waiting is
 	// answered 504, its context is cancelled, and a streamed response is
 	// ended.

@@ -28,8 +28,11 @@
 //	}
 //
 // Create a process, install its message handlers and routes, then spawn
-// it; Spawn returns its UPID. Handlers run on the process' own goroutine,
-// one event at a time, so they need no locks for the process' state:
+// it; Spawn returns its UPID. Handlers run one event at a time, in the
+// order events were queued, so they need no locks for the process' state.
+// They run on the process' own goroutine, except that an HTTP request
+// finding the process idle is served on its connection's goroutine, which
+// saves two goroutine hand-offs per request:
 //
 //	p := libprocess.NewProcess("master")
 //	p.Install("mesos.internal.Ping", func(m *libprocess.Message) {
@@ -55,11 +58,13 @@
 //
 // Routes answer GET/POST /<id>/<route> on the same port; a Responder may
 // be called later from any goroutine, and route deadlines
-// (Config.RouteTimeout, Process.SetRouteTimeout) answer 504 for it.
-// Routes of an authentication realm (Process.SetRealm,
-// Process.AuthenticatedRoute) answer 401 until the realm's Authenticator
-// (Runtime.SetAuthenticator) accepts the request; package
-// libprocess/httpauth has Mesos' Basic and JWT authenticators.
+// (Config.RouteTimeout, Process.SetRouteTimeout) answer 504 for it and
+// for requests still queued. A handler must not block: it would stall
+// its process, and one served on its connection's goroutine holds its
+// client until it returns. Routes of an authentication realm
+// (Process.SetRealm, Process.AuthenticatedRoute) answer 401 until the
+// realm's Authenticator (Runtime.SetAuthenticator) accepts the request;
+// package libprocess/httpauth has Mesos' Basic and JWT authenticators.
 //
 // Link to a process to learn when it goes away: OnExited's handler runs
 // once when a linked local process terminates or the connection to a

@@ -206,10 +206,14 @@ type Response struct {
 // at any later time; only the first call counts.
 type Responder func(Response)
 
-// RouteHandler serves one HTTP request on its process' goroutine. It must
-// eventually call respond exactly once, either before returning or later
-// from another goroutine (a future response: the process goes on handling
-// events meanwhile, spec 10.2).
+// RouteHandler serves one HTTP request, one event of its process at a
+// time: on the process' goroutine, or on the request's connection
+// goroutine when the request found the process idle (see Process). It
+// must eventually call respond exactly once, either before returning or
+// later from another goroutine (a future response: the process goes on
+// handling events meanwhile, spec 10.2). It must not block: the route
+// deadline answers 504 for a response that comes late, but not for a
+// handler that does not return.
 type RouteHandler func(req *Request, respond Responder)
 
 // Help documents a route for /help (spec 6.1). TLDR is one line; Usage

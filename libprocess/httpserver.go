@@ -50,7 +50,18 @@ func (s *server) serveHTTP(ctx *fasthttp.RequestCtx) {
 
 // routeRequest answers one ordinary HTTP request.
 func (s *server) routeRequest(ctx *fasthttp.RequestCtx) {
-	start := time.Now()
+	var mc *msgConn
+	if hc, ok := ctx.Conn().(*httpConn); ok {
+		mc = hc.mc
+	}
+	// A route's deadline counts from the request's first byte.
+	var start time.Time
+	if mc != nil {
+		start = mc.reqStart
+	}
+	if start.IsZero() {
+		start = time.Now()
+	}
 	var req *Request
 	if s.rt.cfg.AccessLog {
 		defer func() { s.logAccess(ctx, req, start) }()
@@ -88,10 +99,6 @@ func (s *server) routeRequest(ctx *fasthttp.RequestCtx) {
 	req.Method = methodString(ctx.Method())
 	req.URL = &b.url
 	req.RemoteAddr = ctx.RemoteAddr()
-	var mc *msgConn
-	if hc, ok := ctx.Conn().(*httpConn); ok {
-		mc = hc.mc
-	}
 	deadline := start.Add(s.rt.cfg.RouteTimeout)
 	if cl := ctx.Request.Header.ContentLength(); ctx.Request.IsBodyStream() && (cl < 0 || cl > s.rt.cfg.BufferedBodyLimit) {
 		// The route reads the body as it needs it, within the route's
@@ -123,12 +130,16 @@ func (s *server) routeRequest(ctx *fasthttp.RequestCtx) {
 		// leaves the channel empty (await), so it lends each the same.
 		if mc.response == nil {
 			mc.response = make(chan Response, 1)
+			mc.gid = goroutineID()
 		}
 		ev.response = mc.response
 	} else {
 		ev.response = make(chan Response, 1)
 	}
-	if err := p.enqueue(event{kind: evHTTP, http: ev}); err != nil {
+	if mc != nil && p.serveInline(ev, mc.gid) {
+		// Served on this goroutine; the answer is in ev.response unless
+		// the route answers later.
+	} else if err := p.enqueue(event{kind: evHTTP, http: ev}); err != nil {
 		s.rt.log.Warn().Str("process", p.id).Str("path", decoded).Err(err).Msg("HTTP request refused")
 		b.st.cancel()
 		ctx.Response.Header.Set("Retry-After", "1")

@@ -53,16 +53,19 @@ type msgConn struct {
 	target []byte // request target of the message being read
 	from   []byte // sender text of the message being read
 
-	reqDeadline  time.Time // read deadline of the request being read; zero between requests
-	readDeadline time.Time // read deadline last set on the socket
-	carried      bool      // the connection has carried a libprocess message
-	httpSeen     bool      // the connection has carried an ordinary HTTP request
-	httpOnly     bool      // accepted by an HTTP-only listener: messages are refused
-	writeFailed  bool      // a write failed: deliver the messages the peer sent before it went, answer nothing more
-	lastRequest  bool      // the request being handed over ends the connection
-	readErr      error     // why the last fill failed
-	emptyLines   int       // empty-line bytes skipped since the last request
-	held         int64     // InboundBodyBudget bytes this connection holds
+	reqDeadline   time.Time // read deadline of the request being read; zero between requests
+	reqStart      time.Time // when the first byte of the request being read arrived
+	readDeadline  time.Time // read deadline last set on the socket
+	writeDeadline time.Time // write deadline last set on the socket
+	wrote         time.Time // when the last write began, if no read came after it; else zero
+	carried       bool      // the connection has carried a libprocess message
+	httpSeen      bool      // the connection has carried an ordinary HTTP request
+	httpOnly      bool      // accepted by an HTTP-only listener: messages are refused
+	writeFailed   bool      // a write failed: deliver the messages the peer sent before it went, answer nothing more
+	lastRequest   bool      // the request being handed over ends the connection
+	readErr       error     // why the last fill failed
+	emptyLines    int       // empty-line bytes skipped since the last request
+	held          int64     // InboundBodyBudget bytes this connection holds
 
 	// Hand-over of an HTTP request to fasthttp.
 	headLen     int    // length of the HTTP request head pump stopped at
@@ -80,6 +83,7 @@ type msgConn struct {
 	// reset.
 	response chan Response
 	poll     *time.Timer
+	gid      uint64 // id of the goroutine owning the connection, once it served a route
 }
 
 func newMsgConn(s *server, c net.Conn) *msgConn {
@@ -197,7 +201,8 @@ func (mc *msgConn) skipEmptyLines() {
 // been read; it is not re-armed until the request ends.
 func (mc *msgConn) startRequest() {
 	if mc.reqDeadline.IsZero() {
-		mc.reqDeadline = time.Now().Add(mc.s.rt.cfg.ReadTimeout)
+		mc.reqStart = time.Now()
+		mc.reqDeadline = mc.reqStart.Add(mc.s.rt.cfg.ReadTimeout)
 	}
 }
 
@@ -328,7 +333,7 @@ func (h *httpConn) Write(b []byte) (int, error) {
 	written := 0
 	for len(b) > 0 {
 		p := b[:min(len(b), writePiece)]
-		_ = h.Conn.SetWriteDeadline(time.Now().Add(h.mc.s.rt.cfg.WriteTimeout))
+		h.mc.armWrite()
 		n, err := h.Conn.Write(p)
 		written += n
 		if err != nil {
@@ -621,6 +626,7 @@ func (mc *msgConn) read(p []byte, idle bool) (int, bool) {
 	// readable after a reset): reading on until the end delivers every
 	// message it sent (spec 3.2), where a C++ receiver drops them.
 	mc.armRead(idle)
+	mc.wrote = time.Time{}
 	n, err := mc.c.Read(p)
 	if n > 0 && idle {
 		mc.startRequest()
@@ -664,7 +670,15 @@ func (mc *msgConn) armRead(idle bool) {
 			t = mc.s.rt.cfg.IdleTimeout
 		}
 		if t > 0 {
-			d = time.Now().Add(t)
+			// Going idle follows a write: its time is fresh enough.
+			now := mc.wrote
+			if now.IsZero() {
+				now = time.Now()
+			}
+			d = now.Add(t)
+			if keepDeadline(mc.readDeadline, d, t) {
+				d = mc.readDeadline
+			}
 		}
 	case mc.bodyDeadline.Load() != 0:
 		d = time.Unix(0, mc.bodyDeadline.Load())
@@ -682,6 +696,40 @@ func (mc *msgConn) armRead(idle bool) {
 		mc.readDeadline = time.Unix(1, 0)
 	default:
 	}
+}
+
+// armWrite sets the socket's write deadline for a write starting now:
+// WriteTimeout from now, or the deadline already armed if that is at
+// most deadlineSlack earlier (see keepDeadline).
+func (mc *msgConn) armWrite() {
+	now := time.Now()
+	mc.wrote = now
+	t := mc.s.rt.cfg.WriteTimeout
+	d := now.Add(t)
+	if keepDeadline(mc.writeDeadline, d, t) {
+		return
+	}
+	_ = mc.c.SetWriteDeadline(d)
+	mc.writeDeadline = d
+}
+
+// keepDeadline reports whether the deadline armed on a socket may stand
+// for want, a deadline timeout from now: it is no later than want and at
+// most deadlineSlack(timeout) earlier. A busy connection then resets its
+// socket timer about once per slack instead of on every request, at the
+// price of an idle or write timeout that may end up to the slack (an
+// eighth of it, at most a second) early.
+func keepDeadline(armed, want time.Time, timeout time.Duration) bool {
+	if armed.IsZero() || armed.After(want) {
+		return false
+	}
+	return want.Sub(armed) < deadlineSlack(timeout)
+}
+
+// deadlineSlack is how much earlier than asked an armed idle or write
+// deadline may fall before it is re-armed (keepDeadline).
+func deadlineSlack(timeout time.Duration) time.Duration {
+	return min(timeout/8, time.Second)
 }
 
 // timedOut reports whether the last read failed on its deadline (and not
@@ -713,7 +761,7 @@ func (mc *msgConn) flush() bool {
 	if len(mc.out) == 0 {
 		return true
 	}
-	_ = mc.c.SetWriteDeadline(time.Now().Add(mc.s.rt.cfg.WriteTimeout))
+	mc.armWrite()
 	_, err := mc.c.Write(mc.out)
 	mc.out = mc.out[:0]
 	if err != nil {

@@ -32,7 +32,9 @@ type MessageHandler func(m *Message)
 type ExitedHandler func(pid UPID)
 
 // Process is an actor: it has an id, a mailbox, message handlers and HTTP
-// routes, and handles one event at a time on its own goroutine. Install
+// routes, and handles one event at a time, in the order events were
+// queued, on its own goroutine — or, for an HTTP request that finds it
+// idle with nothing queued, on the request's connection goroutine. Install
 // handlers and routes before Spawn, or later from the process' own
 // handlers; every other method is safe from any goroutine.
 type Process struct {
@@ -51,6 +53,9 @@ type Process struct {
 	spawned atomic.Bool
 	done    chan struct{}
 	loopGID atomic.Uint64 // id of the goroutine running the process, 0 before it starts
+	// inlineGID is the id of the connection goroutine serving a route of
+	// the process inline (serveInline), 0 when none is.
+	inlineGID atomic.Uint64
 
 	linkMu  sync.Mutex
 	linkers map[*Process]struct{} // local processes linked to this one
@@ -139,7 +144,7 @@ func (p *Process) Dispatch(f func()) error {
 // process' own handlers it returns ErrDispatchFromLoop instead of
 // deadlocking; use Dispatch there, or call f directly.
 func (p *Process) DispatchWait(f func()) error {
-	if gid := p.loopGID.Load(); gid != 0 && gid == goroutineID() {
+	if p.servedHere() {
 		return fmt.Errorf("process %q: %w", p.id, ErrDispatchFromLoop)
 	}
 	done := make(chan error, 1)
@@ -173,11 +178,24 @@ func validID(id string) error {
 	return nil
 }
 
+// servedHere reports whether the calling goroutine is serving one of the
+// process' events: its own goroutine, or a connection's serving a route
+// inline.
+func (p *Process) servedHere() bool {
+	loop, inline := p.loopGID.Load(), p.inlineGID.Load()
+	if loop == 0 && inline == 0 {
+		return false
+	}
+	gid := goroutineID()
+	return gid == loop || gid == inline
+}
+
 // goroutineID returns the id of the calling goroutine, parsed from the
 // first line of its stack trace ("goroutine 123 [running]:"). Go offers no
-// other way for DispatchWait to tell the process' own goroutine from any
-// other goroutine that calls it while the process is busy; it costs about
-// a microsecond and is used only there.
+// other way for DispatchWait to tell the goroutine serving the process
+// from any other goroutine that calls it while the process is busy; it
+// costs about a microsecond and is used only there and once per
+// connection that serves a route.
 func goroutineID() uint64 {
 	var buf [64]byte
 	b := buf[:runtime.Stack(buf[:], false)]
@@ -200,18 +218,41 @@ func (p *Process) run() {
 		p.guard("initialize", "", nil, p.onInit)
 	}
 	var spare []event
-	for range p.mbox.wake {
-		batch, term := p.mbox.take(spare[:0])
-		if term {
-			p.shutdown(batch)
-			return
+	for {
+		for {
+			batch, term, ok := p.mbox.take(spare[:0])
+			if !ok {
+				break
+			}
+			if term {
+				p.shutdown(batch)
+				return
+			}
+			for i := range batch {
+				p.serve(&batch[i])
+				batch[i] = event{} // drop references for the GC
+			}
+			spare = batch
 		}
-		for i := range batch {
-			p.serve(&batch[i])
-			batch[i] = event{} // drop references for the GC
-		}
-		spare = batch
+		<-p.mbox.wake
 	}
+}
+
+// serveInline serves an HTTP request on the caller's goroutine, the
+// connection goroutine gid, if the process is idle with nothing queued
+// (see mailbox). It reports false, having done nothing, otherwise; the
+// request must then be queued.
+func (p *Process) serveInline(h *httpEvent, gid uint64) bool {
+	if !p.mbox.tryInline() {
+		return false
+	}
+	p.inlineGID.Store(gid)
+	p.guard("HTTP request", h.req.URL.Path, func() {
+		h.respond(ErrorResponse(http.StatusInternalServerError, "internal error in the route handler"))
+	}, func() { p.serveHTTP(h) })
+	p.inlineGID.Store(0)
+	p.mbox.endInline()
+	return true
 }
 
 // serve handles one event. A panic in the code it calls is contained to

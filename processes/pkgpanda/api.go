@@ -149,21 +149,13 @@ func EncodeResponse(mediaType string, r *PkgpandaResponse) ([]byte, error) {
 	return nil, fmt.Errorf("encoding a PkgpandaResponse: unsupported media type %q", mediaType)
 }
 
-// prepared is a validated call, ready for dispatch.
-type prepared struct {
-	op  opID
-	run func(ctx context.Context, a *actor) *PkgpandaResponse
-	// stage and release, if set, are the invocation's (see invocation).
-	stage   func() *PkgpandaResponse
-	release func()
-}
-
 // prepare validates call without running anything, with the operation
 // table: the call type names the operation, whose prepare is the same one
 // its HTTP route runs. tb is the call's tarball, already on disk in its
-// upload file "tarball" (nil when the call has none). It returns either a
-// prepared call or an immediate failure.
-func (p *Process) prepare(call *PkgpandaCall, tb *upload) (*prepared, *PkgpandaResponse) {
+// upload file "tarball" (nil when the call has none); on success the
+// prepared call holds it. It returns either the prepared call or an
+// immediate failure.
+func (p *Process) prepare(call *PkgpandaCall, tb *upload) (*opArgs, *PkgpandaResponse) {
 	op, known := p.callOp(call)
 	if !known {
 		return nil, failed(http.StatusBadRequest, "unknown call type %s", call.Type)
@@ -175,12 +167,7 @@ func (p *Process) prepare(call *PkgpandaCall, tb *upload) (*prepared, *PkgpandaR
 		}
 		return nil, failed(http.StatusBadRequest, "%s takes at least %d package id(s), got %d", call.Type, spec.minIDs, n)
 	}
-	pc, fail := spec.prepare(p, opInput{ids: call.PackageIds, url: call.RepositoryUrl, tarball: tb})
-	if fail != nil {
-		return nil, fail
-	}
-	pc.op = op
-	return pc, nil
+	return p.prepareOp(op, opInput{ids: call.PackageIds, url: call.RepositoryUrl, tarball: tb})
 }
 
 // tarballFile is the name of a call's tarball in its upload directory
@@ -198,7 +185,7 @@ func (p *Process) dispatchCall(call *PkgpandaCall, c caller, tb *upload, clientC
 		r.RequestId = call.RequestId
 		finish(r)
 	}
-	pc, fail := p.prepare(call, tb)
+	args, fail := p.prepare(call, tb)
 	if fail != nil {
 		if tb != nil {
 			tb.remove()
@@ -206,27 +193,7 @@ func (p *Process) dispatchCall(call *PkgpandaCall, c caller, tb *upload, clientC
 		done(fail)
 		return
 	}
-	inv := invocation{
-		op:     pc.op,
-		caller: c,
-		ctx:    clientCtx,
-		stage:  pc.stage,
-		run: func(ctx context.Context, a *actor, _ func()) {
-			r := pc.run(ctx, a)
-			if tb != nil {
-				tb.remove() // before answering: the answer means the upload is gone
-			}
-			done(r)
-		},
-		reject: func(status int, msg string) { done(failed(status, "%s", msg)) },
-	}
-	switch {
-	case tb != nil:
-		inv.release = tb.remove
-	case pc.release != nil:
-		inv.release = pc.release
-	}
-	p.dispatch(inv)
+	p.start(args, c, clientCtx, func(status int, msg string) { done(failed(status, "%s", msg)) }, done)
 }
 
 // callWithTarball takes a decoded call whose tarball (if any) is in
@@ -257,7 +224,7 @@ func (p *Process) callWithTarball(call *PkgpandaCall, c caller, clientCtx contex
 		reply(failed(http.StatusRequestEntityTooLarge, "the tarball exceeds %d bytes", limit))
 		return
 	}
-	up, err := p.uploads.begin()
+	up, run, err := p.beginUpload()
 	if err != nil {
 		if errors.Is(err, errUploadsFull) {
 			p.m.uploadsRejected.Inc()
@@ -267,7 +234,7 @@ func (p *Process) callWithTarball(call *PkgpandaCall, c caller, clientCtx contex
 	}
 	body := call.Tarball
 	call.Tarball = nil
-	ok := p.goUpload(func() {
+	run(func() {
 		_, err := p.receive(up, tarballFile, bytes.NewReader(body), limit)
 		up.received()
 		if err != nil {
@@ -277,10 +244,6 @@ func (p *Process) callWithTarball(call *PkgpandaCall, c caller, clientCtx contex
 		}
 		p.dispatchCall(call, c, up, clientCtx, finish)
 	})
-	if !ok {
-		up.remove()
-		reply(failed(http.StatusServiceUnavailable, "pkgpanda is shutting down"))
-	}
 }
 
 // maxCallFields caps the bytes of an api/v1 body without its tarball,

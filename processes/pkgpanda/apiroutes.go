@@ -57,54 +57,47 @@ func parseToolIDs(raw []string) ([]cli.ID, *PkgpandaResponse) {
 	return ids, nil
 }
 
-// runOf wraps a run that needs no staging.
-func runOf(run func(context.Context, *actor) *PkgpandaResponse) (*prepared, *PkgpandaResponse) {
-	return &prepared{run: run}, nil
-}
+// The prepares of the operation table: the checks that need no
+// subprocess, turning what a front-end extracted into opArgs.
 
-func (p *Process) prepareRepoList(opInput) (*prepared, *PkgpandaResponse) { return runOf(p.opList) }
+// prepareNone prepares the operations that take no arguments.
+func prepareNone(*Process, opInput) (*opArgs, *PkgpandaResponse) { return &opArgs{}, nil }
 
-func (p *Process) prepareActiveList(opInput) (*prepared, *PkgpandaResponse) {
-	return runOf(p.opActive)
-}
-
-func (p *Process) prepareRepoGet(in opInput) (*prepared, *PkgpandaResponse) {
-	ids, fail := parseAPIIDs(in.ids, http.StatusNotFound)
+// prepareToolIDs prepares the CLI-surface operations on package ids.
+func prepareToolIDs(_ *Process, in opInput) (*opArgs, *PkgpandaResponse) {
+	ids, fail := parseToolIDs(in.ids)
 	if fail != nil {
 		return nil, fail
 	}
-	return runOf(func(ctx context.Context, a *actor) *PkgpandaResponse { return p.opGetPackage(ctx, a, ids[0]) })
+	return &opArgs{ids: ids}, nil
 }
 
-func (p *Process) prepareActiveGet(in opInput) (*prepared, *PkgpandaResponse) {
-	ids, fail := parseAPIIDs(in.ids, http.StatusNotFound)
-	if fail != nil {
-		return nil, fail
+// prepareAPIIDs prepares the Pkgpanda API operations on package ids: an
+// invalid id answers status with DC/OS's text.
+func prepareAPIIDs(status int) func(*Process, opInput) (*opArgs, *PkgpandaResponse) {
+	return func(_ *Process, in opInput) (*opArgs, *PkgpandaResponse) {
+		ids, fail := parseAPIIDs(in.ids, status)
+		if fail != nil {
+			return nil, fail
+		}
+		return &opArgs{ids: ids}, nil
 	}
-	return runOf(func(ctx context.Context, a *actor) *PkgpandaResponse { return p.opGetActivePackage(ctx, a, ids[0]) })
 }
 
-func (p *Process) prepareRepoDelete(in opInput) (*prepared, *PkgpandaResponse) {
-	ids, fail := parseAPIIDs(in.ids, http.StatusNotFound)
-	if fail != nil {
-		return nil, fail
-	}
-	return runOf(func(ctx context.Context, a *actor) *PkgpandaResponse { return p.opDelete(ctx, a, ids) })
-}
-
-func (p *Process) prepareActivePut(in opInput) (*prepared, *PkgpandaResponse) {
+// prepareActivePut keeps the ids as sent: its check compares them with
+// the repository's listing. The tool cannot deactivate everything, so an
+// empty set is refused here.
+func prepareActivePut(_ *Process, in opInput) (*opArgs, *PkgpandaResponse) {
 	if len(in.ids) == 0 {
 		return nil, failed(http.StatusConflict, "%s", msgEmptyActivation)
 	}
-	raw := in.ids
-	m := p.ops[opActivePut].statuses
-	return runOf(func(ctx context.Context, a *actor) *PkgpandaResponse { return p.opActivateRaw(ctx, a, raw, m) })
+	return &opArgs{raw: in.ids}, nil
 }
 
 // prepareRepoFetch checks in DC/OS's order (the body's shape was checked
 // by the front-end): the id, then the URL. The fetch's own failures are
-// DC/OS's 500 with its text; the reason is logged.
-func (p *Process) prepareRepoFetch(in opInput) (*prepared, *PkgpandaResponse) {
+// DC/OS's 500 with its text (unexpectedFetchFailure).
+func prepareRepoFetch(p *Process, in opInput) (*opArgs, *PkgpandaResponse) {
 	ids, fail := parseAPIIDs(in.ids, http.StatusBadRequest)
 	if fail != nil {
 		return nil, fail
@@ -112,35 +105,46 @@ func (p *Process) prepareRepoFetch(in opInput) (*prepared, *PkgpandaResponse) {
 	if in.badURL || in.url == "" {
 		return nil, failed(http.StatusBadRequest, "%s", msgBadURLValue)
 	}
-	if _, err := p.cfg.Tool.Fetch(in.url, ids...); err != nil {
-		return nil, failed(http.StatusBadRequest, "%v", err)
-	}
-	fj := p.newFetchJob(RouteRepository, in.url, ids, nil, p.ops[opRepoFetch].statuses)
-	timeout := p.actors[RouteRepository].limits.Timeout
-	return &prepared{
-		stage:   func() *PkgpandaResponse { return p.unexpected(fj.stage(timeout), in.url) },
-		release: fj.release,
-		run: func(_ context.Context, a *actor) *PkgpandaResponse {
-			r := p.unexpected(fj.install(a), in.url)
-			fj.release()
-			if r.Status < 400 {
-				r = ok(http.StatusNoContent)
-			}
-			return r
-		}}, nil
+	return fetchArgs(p, ids, in.url)
 }
 
-// unexpected replaces a failed fetch's 500 or 502 with DC/OS's text,
-// logging the reason; other statuses (limits, timeouts, shutdown) stay.
-func (p *Process) unexpected(r *PkgpandaResponse, url string) *PkgpandaResponse {
-	if r == nil || (r.Status != http.StatusInternalServerError && r.Status != http.StatusBadGateway) {
+// prepareFetch prepares POST /fetch.
+func prepareFetch(p *Process, in opInput) (*opArgs, *PkgpandaResponse) {
+	ids, fail := parseToolIDs(in.ids)
+	if fail != nil {
+		return nil, fail
+	}
+	if in.url == "" {
+		return nil, failed(http.StatusBadRequest, "the `repository_url` query parameter is needed")
+	}
+	return fetchArgs(p, ids, in.url)
+}
+
+// fetchArgs checks a fetch's URL and ids as `pkgpanda fetch` would take
+// them (a fetch runs `pkgpanda add` on its downloads, but accepts only
+// what the CLI's fetch would).
+func fetchArgs(p *Process, ids []cli.ID, url string) (*opArgs, *PkgpandaResponse) {
+	if _, err := p.cfg.Tool.Fetch(url, ids...); err != nil {
+		return nil, failed(http.StatusBadRequest, "%v", err)
+	}
+	return &opArgs{ids: ids, url: url}, nil
+}
+
+// unexpectedFetchFailure replaces a failed fetch's 500 or 502 with
+// DC/OS's text, logging the reason; other statuses (limits, timeouts,
+// shutdown) stay.
+func unexpectedFetchFailure(p *Process, in *opArgs, r *PkgpandaResponse) *PkgpandaResponse {
+	if r.Status != http.StatusInternalServerError && r.Status != http.StatusBadGateway {
 		return r
 	}
-	p.log.Warn().Str("repository_url", url).Int32("status", r.Status).Str("reason", r.Error).Msg("fetching into the repository failed")
+	p.log.Warn().Str("repository_url", in.url).Int32("status", r.Status).Str("reason", r.Error).Msg("fetching into the repository failed")
 	return failed(http.StatusInternalServerError, "%s", msgUnexpected)
 }
 
-func (p *Process) prepareAdd(in opInput) (*prepared, *PkgpandaResponse) {
+// prepareAdd takes the tarball of an ADD (or POST /add), received in its
+// upload file "tarball", and names it <id>.tar.xz: the CLI takes the id
+// from the file name.
+func prepareAdd(_ *Process, in opInput) (*opArgs, *PkgpandaResponse) {
 	ids, fail := parseToolIDs(in.ids)
 	if fail != nil {
 		return nil, fail
@@ -148,31 +152,11 @@ func (p *Process) prepareAdd(in opInput) (*prepared, *PkgpandaResponse) {
 	if in.tarball == nil {
 		return nil, failed(http.StatusBadRequest, "ADD needs the tarball")
 	}
-	// The CLI takes the id from the file name.
 	file := in.tarball.path(ids[0].String() + ".tar.xz")
 	if err := os.Rename(in.tarball.path(tarballFile), file); err != nil {
 		return nil, failed(http.StatusInternalServerError, "naming the tarball: %v", err)
 	}
-	return runOf(func(ctx context.Context, a *actor) *PkgpandaResponse { return p.opAddFile(ctx, a, ids[0], file) })
-}
-
-func (p *Process) prepareSwap(in opInput) (*prepared, *PkgpandaResponse) {
-	ids, fail := parseToolIDs(in.ids)
-	if fail != nil {
-		return nil, fail
-	}
-	return runOf(func(ctx context.Context, a *actor) *PkgpandaResponse { return p.opSwap(ctx, a, ids[0]) })
-}
-
-func (p *Process) prepareCheck(opInput) (*prepared, *PkgpandaResponse) {
-	return runOf(func(ctx context.Context, a *actor) *PkgpandaResponse {
-		r, _ := p.opCheck(ctx, a, nil)
-		return r
-	})
-}
-
-func (p *Process) prepareCheckList(opInput) (*prepared, *PkgpandaResponse) {
-	return runOf(p.opCheckList)
+	return &opArgs{ids: ids, pkgs: []pkgFile{{id: ids[0], path: file}}, ups: []*upload{in.tarball}}, nil
 }
 
 // isJSONMedia reports whether a Content-Type is JSON as Flask's is_json
@@ -295,22 +279,6 @@ const apiEdgesHelp = "As DC/OS's app: without the trailing slash, 301 to `<route
 	"a method the path lacks is 405 with Allow (HEAD and OPTIONS included); OPTIONS is 200 with that Allow; jsonp is ignored; " +
 	"a body is JSON only with Content-Type application/json or application/*+json, else it counts as absent."
 
-// apiHelp lists the operations of a Pkgpanda API route from the table.
-func (p *Process) apiHelp(route string) string {
-	var b strings.Builder
-	for _, shape := range []apiPath{pathList, pathItem} {
-		for _, op := range p.apiOps(route, shape) {
-			s := &p.ops[op]
-			path := "/" + route + "/"
-			if shape == pathItem {
-				path += "<id>"
-			}
-			b.WriteString(s.method + " " + path + ": " + s.help + ". ")
-		}
-	}
-	return b.String()
-}
-
 // serveAPI serves the Pkgpanda API routes (/repository/..., /active/...)
 // from the operation table, routing as Werkzeug does for DC/OS's app:
 // the route without its trailing slash is 301 to the slash form for every
@@ -373,7 +341,7 @@ func (p *Process) serveAPI(req *libprocess.Request, respond libprocess.Responder
 				return
 			}
 			in.url, in.badURL = url, badURL
-			p.serveAPIOp(op, in, req, respond)
+			p.serveTableOp(op, in, req, respond)
 		})
 	case opActivePut:
 		p.withBody(req, respond, maxJSONBody, "the request body is too large", func(body []byte) {
@@ -390,28 +358,48 @@ func (p *Process) serveAPI(req *libprocess.Request, respond libprocess.Responder
 				})
 			default:
 				in.ids = ids
-				p.serveAPIOp(op, in, req, respond)
+				p.serveTableOp(op, in, req, respond)
 			}
 		})
 	default:
-		p.serveAPIOp(op, in, req, respond)
+		p.serveTableOp(op, in, req, respond)
 	}
 }
 
-// serveAPIOp runs op for an HTTP request exactly as api/v1 would run the
-// same call (the table's prepare; the Pkgpanda API routes, /swap and
-// /check?list=true come here), rendering the response with the
-// table's body: the status is the PkgpandaResponse's.
-func (p *Process) serveAPIOp(op opID, in opInput, req *libprocess.Request, respond libprocess.Responder) {
-	spec := &p.ops[op]
-	pc, fail := spec.prepare(p, in)
+// serveTableOp runs op for an HTTP request exactly as api/v1 runs the
+// same call: the table's prepare, then start (every route comes here,
+// the CLI-surface ones once they have read their query parameters or
+// body). The answer is rendered with the table's body and has the
+// PkgpandaResponse's status. A streamed operation's output goes to the
+// response from its first byte on; a failure after that ends the
+// stream with a failure line.
+func (p *Process) serveTableOp(op opID, in opInput, req *libprocess.Request, respond libprocess.Responder) {
+	s := &p.ops[op]
+	reject := p.rejectHTTP(respond)
+	answer := func(r *PkgpandaResponse) { respond(render(r, s.body)) }
+	if s.stream != streamNone {
+		// Mutations are never cancelled, and the request context of a
+		// read lives until the stream is closed, so the client going
+		// away keeps cancelling a read after output began: detaching is
+		// moot.
+		st := &streamer{respond: respond, detach: func() {}}
+		in.out = st
+		answer = func(r *PkgpandaResponse) { st.finish(r, s.body) }
+		reject = func(status int, msg string) {
+			if st.started() {
+				st.finish(failed(status, "%s", msg), s.body)
+				return
+			}
+			p.rejectHTTP(respond)(status, msg)
+		}
+	}
+	args, fail := p.prepareOp(op, in)
 	if fail != nil {
+		if in.tarball != nil {
+			in.tarball.remove()
+		}
 		respond(render(fail, nil))
 		return
 	}
-	p.dispatch(invocation{op: op, caller: p.httpCaller(req), ctx: req.Context(),
-		stage: pc.stage, release: pc.release, reject: p.rejectHTTP(respond),
-		run: func(ctx context.Context, a *actor, _ func()) {
-			respond(render(pc.run(ctx, a), spec.body))
-		}})
+	p.start(args, p.httpCaller(req), req.Context(), reject, answer)
 }

@@ -88,13 +88,13 @@ func BenchmarkCacheReads(b *testing.B) {
 		server     func(ctx context.Context) *PkgpandaResponse
 	}{
 		{"repository", "/repository/", func(ctx context.Context) *PkgpandaResponse {
-			return e.p.opList(ctx, e.p.actors[RouteRepository])
+			return e.p.perform(ctx, e.p.actors[RouteRepository], &opArgs{op: opRepoList})
 		}},
 		{"active", "/active/", func(ctx context.Context) *PkgpandaResponse {
-			return e.p.opActive(ctx, e.p.actors[RouteActive])
+			return e.p.perform(ctx, e.p.actors[RouteActive], &opArgs{op: opActiveList})
 		}},
 		{"repository-id", "/repository/" + repo[0], func(ctx context.Context) *PkgpandaResponse {
-			return e.p.opGetPackage(ctx, e.p.actors[RouteRepository], id)
+			return e.p.perform(ctx, e.p.actors[RouteRepository], &opArgs{op: opRepoGet, ids: []cli.ID{id}})
 		}},
 	}
 	e.settle()

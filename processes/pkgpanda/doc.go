@@ -23,13 +23,16 @@
 //
 // Every front-end (the CLI-surface routes, the Pkgpanda API routes,
 // POST /pkgpanda/api/v1 and PkgpandaCall messages) maps its request to one
-// operation of a single table (name, actor, mutates, its Pkgpanda API
-// path and method, its api/v1 call, its pre-checks and run, its status
-// mapping and HTTP body) and hands it to one dispatch function, the only
-// way into the actors. An HTTP route and the api/v1 call for the same
-// operation run the same prepared work, so a PkgpandaResponse carries the
-// status and error text the HTTP route answers (DC/OS's texts on the
-// Pkgpanda API routes). Dispatch asks the
+// operation of a single table (operations.go: name, actor, mutates, its
+// Pkgpanda API path and method, its api/v1 call, its prepare, stage and
+// pre-checks, the argv and output parser of its pkgpanda command, its
+// status mapping, its HTTP body and its help) and hands it to one
+// dispatch function, the only way into the actors, where one function
+// (perform) runs every operation from its table row. An HTTP route, the
+// api/v1 call and the message for the same operation run the same steps,
+// so a PkgpandaResponse carries the status and error text the HTTP route
+// answers (DC/OS's texts on the Pkgpanda API routes), and /help shows
+// what the table says. Dispatch asks the
 // configured Authenticator and ACL (Config.Authenticator, Config.ACL)
 // before anything is queued, so no front-end, present or future, can skip
 // them. Credentials are what an HTTP Authorization header holds

@@ -1,7 +1,6 @@
 package pkgpanda
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -37,74 +36,48 @@ func newFetchClient() *http.Client {
 	}
 }
 
-// fetchJob is one fetch in its two steps, so that only the second holds
-// any lock: stage downloads each package (`<url>/packages/<name>/<id>.tar.xz`,
-// the URL's trailing `/` stripped; file:// or http(s)://) into an upload
-// file, on a goroutine of its own before the fetch is queued, so a
-// repository that never answers delays no read and occupies no actor;
-// install then runs as an ordinary mutation (write lock, repository lock)
-// and installs each download with `pkgpanda add`, keeping the CLI as the
-// ABI for repository changes. A package already in the repository is not
-// downloaded; add reports it. Progress goes to out as the CLI prints it
-// (`\rFetching: <id>`, `\rFetched: <id>\n`). A file:// failure, of the
-// download or of the add, is one generic error whatever its cause, so
-// that a caller cannot probe the daemon's files; the cause is logged.
-type fetchJob struct {
-	p         *Process
-	route     string
-	url       string
-	ids       []cli.ID
-	m         statusMap
-	out       *countWriter
-	collect   bool // out writes to collected, for the response's Output
-	collected bytes.Buffer
-	downloads []fetched
-	ups       []*upload
-}
+// A fetch is two steps of one operation, so that only the second holds
+// any lock. stageFetch (the operation's stage) downloads each package
+// (`<url>/packages/<name>/<id>.tar.xz`, the URL's trailing `/` stripped;
+// file:// or http(s)://) into an upload file, on a goroutine of its own
+// before the fetch is queued, so a repository that never answers delays
+// no read and occupies no actor. The operation's command then runs as an
+// ordinary mutation (write lock, repository lock): `pkgpanda add` on each
+// download (perPackage), keeping the CLI as the ABI for repository
+// changes. A package already in the repository is not downloaded nor
+// added; it is reported as added. Progress goes to opArgs.progress as the
+// CLI prints it (`\rFetching: <id>`, `\rFetched: <id>\n`). A file://
+// failure, of the download or of the add, is one generic error whatever
+// its cause, so that a caller cannot probe the daemon's files; the cause
+// is logged.
 
-type fetched struct {
-	id   cli.ID
-	file string // empty: already in the repository
-}
-
-// newFetchJob prepares a fetch; stream, if set, receives the progress,
-// otherwise it is collected into the response's Output.
-func (p *Process) newFetchJob(route, rawURL string, ids []cli.ID, stream io.Writer, m statusMap) *fetchJob {
-	f := &fetchJob{p: p, route: route, url: rawURL, ids: ids, m: m}
-	f.out = &countWriter{w: stream}
-	if stream == nil {
-		f.out.w, f.collect = &f.collected, true
-	}
-	return f
-}
-
-// release removes the downloads.
-func (f *fetchJob) release() {
-	for _, up := range f.ups {
-		up.remove()
-	}
-	f.ups = nil
-}
-
-// generic hides a file:// failure's cause from the caller.
-func (f *fetchJob) generic(id cli.ID, r *PkgpandaResponse) *PkgpandaResponse {
-	if !isFileURL(f.url) {
+// hideFileFailure hides the cause of a failure to fetch in.pkg from a
+// file:// repository (any other failure is returned as is).
+func (p *Process) hideFileFailure(in *opArgs, r *PkgpandaResponse) *PkgpandaResponse {
+	if !isFileURL(in.url) {
 		return r
 	}
-	f.p.log.Warn().Str("route", f.route).Str("package", id.String()).Int("status", int(r.Status)).Str("cause", r.Error).
+	s := &p.ops[in.op]
+	p.log.Warn().Str("route", s.actor).Str("package", in.pkg.id.String()).Int("status", int(r.Status)).Str("cause", r.Error).
 		Msg("fetch from a file:// repository failed (the caller gets a generic error)")
-	return failed(f.m.toolErr, "Unable to fetch package %s from the file:// repository", id)
+	return failed(s.statuses.toolErr, "Unable to fetch package %s from the file:// repository", in.pkg.id)
 }
 
-// stage downloads the packages; nil means every download is on disk.
-func (f *fetchJob) stage(timeout time.Duration) *PkgpandaResponse {
-	p := f.p
+// stageFetch downloads in.ids into in.pkgs; nil means every download is
+// on disk. The downloads are in.ups, removed by in.release.
+func stageFetch(p *Process, in *opArgs, timeout time.Duration) *PkgpandaResponse {
 	ctx, cancel := context.WithTimeout(p.drainCtx, timeout)
 	defer cancel()
-	for _, id := range f.ids {
-		fmt.Fprintf(f.out, "\rFetching: %s", id)
+	progress := in.progress
+	if progress == nil {
+		progress = io.Discard
+	}
+	s := &p.ops[in.op]
+	for _, id := range in.ids {
+		fmt.Fprintf(progress, "\rFetching: %s", id)
+		in.pkg = pkgFile{id: id}
 		if _, err := os.Lstat(filepath.Join(p.cfg.repository(), id.String())); err == nil {
-			f.downloads = append(f.downloads, fetched{id: id})
+			in.pkgs = append(in.pkgs, in.pkg)
 			continue
 		}
 		up, err := p.uploads.begin()
@@ -114,47 +87,20 @@ func (f *fetchJob) stage(timeout time.Duration) *PkgpandaResponse {
 			}
 			return uploadFailure(err, p.cfg.maxAddSize())
 		}
-		f.ups = append(f.ups, up)
+		in.ups = append(in.ups, up)
 		name := id.String() + ".tar.xz"
-		err = p.download(ctx, up, f.url, id, name)
+		err = p.download(ctx, up, in.url, id, name)
 		up.received()
 		if err != nil {
 			if errors.Is(err, errUploadsFull) || errors.Is(err, errDraining) {
 				return uploadFailure(err, p.cfg.maxAddSize())
 			}
-			p.log.Warn().Err(err).Str("route", f.route).Str("package", id.String()).Msg("package download failed")
-			return f.generic(id, failed(f.m.toolErr, "Unable to fetch package %s: %v", id, err))
+			p.log.Warn().Err(err).Str("route", s.actor).Str("package", id.String()).Msg("package download failed")
+			return p.hideFileFailure(in, failed(s.statuses.toolErr, "Unable to fetch package %s: %v", id, err))
 		}
-		f.downloads = append(f.downloads, fetched{id: id, file: up.path(name)})
+		in.pkgs = append(in.pkgs, pkgFile{id: id, path: up.path(name)})
 	}
 	return nil
-}
-
-// install adds the downloads; it runs as a mutation on actor a.
-func (f *fetchJob) install(a *actor) (answer *PkgpandaResponse) {
-	defer a.noteOutcome(a.enterOp(), &answer) // for the audit log
-	p := f.p
-	r := ok(http.StatusOK)
-	for _, d := range f.downloads {
-		if d.file == "" {
-			fmt.Fprintf(f.out, "\rFetched: %s\nPackage already added.\n", d.id)
-			r.AlreadyAdded = true
-			continue
-		}
-		argv, err := p.cfg.Tool.Add(d.file)
-		res, fail := p.collect(context.Background(), a, argv, err, f.m)
-		if fail != nil {
-			return f.generic(d.id, fail)
-		}
-		if bytes.Contains(res.Stdout, []byte("Package already added.")) {
-			r.AlreadyAdded = true
-		}
-		fmt.Fprintf(f.out, "\rFetched: %s\n", d.id)
-	}
-	if f.collect {
-		r.Output = f.collected.String()
-	}
-	return r
 }
 
 func isFileURL(raw string) bool {

@@ -109,7 +109,7 @@ func FuzzDecodeCall(f *testing.F) {
 			// DC/OS takes ACTIVATE's ids as sent: one that is not a valid
 			// id is a missing package (409), found by comparing with the
 			// repository's listing, and only listed ids reach the tool
-			// (opActivateRaw).
+			// (checkAllPresent).
 			return
 		}
 		for _, id := range call.PackageIds {

@@ -12,7 +12,6 @@ import (
 	"sync"
 
 	"github.com/procpanda/procpanda/libprocess"
-	"github.com/procpanda/procpanda/processes/pkgpanda/cli"
 )
 
 // PackageIDHeader is the request header add accepts the package id in,
@@ -89,6 +88,11 @@ func checksBody(r *PkgpandaResponse) libprocess.Response {
 	return libprocess.JSONResponse(int(r.Status), out)
 }
 
+// emptyText is the body of a streamed success that printed nothing.
+func emptyText(r *PkgpandaResponse) libprocess.Response {
+	return libprocess.TextResponse(int(r.Status), "")
+}
+
 func removedBody(r *PkgpandaResponse) libprocess.Response {
 	return libprocess.JSONResponse(int(r.Status), map[string][]string{"removed": r.PackageIds})
 }
@@ -144,32 +148,25 @@ func (p *Process) guard(h libprocess.RouteHandler) libprocess.RouteHandler {
 	}
 }
 
-// queryIDs validates the repeated `id` query parameter.
-func queryIDs(req *libprocess.Request, min, max int) ([]cli.ID, error) {
-	raw := req.URL.Query()["id"]
-	if len(raw) < min {
-		return nil, fmt.Errorf("want at least %d `id` query parameter(s)", min)
-	}
-	if max > 0 && len(raw) > max {
-		return nil, fmt.Errorf("want at most %d `id` query parameter(s)", max)
-	}
-	return parseIDs(raw)
-}
-
 // postIDs checks that req is a POST carrying between min and max `id`
-// query parameters (max 0: no limit), all valid package ids. When not, it
-// has answered (405 or 400) and ok is false.
-func postIDs(req *libprocess.Request, respond libprocess.Responder, min, max int) (ids []cli.ID, ok bool) {
+// query parameters (max 0: no limit) and returns them as sent; the
+// table's prepare validates them. When not, it has answered (405 or 400)
+// and ok is false.
+func postIDs(req *libprocess.Request, respond libprocess.Responder, min, max int) (ids []string, ok bool) {
 	if !allowed(req, http.MethodPost) {
 		respond(methodNotAllowed(http.MethodPost))
 		return nil, false
 	}
-	ids, err := queryIDs(req, min, max)
-	if err != nil {
-		respond(libprocess.ErrorResponse(http.StatusBadRequest, err.Error()))
+	raw := req.URL.Query()["id"]
+	switch {
+	case len(raw) < min:
+		respond(libprocess.ErrorResponse(http.StatusBadRequest, fmt.Sprintf("want at least %d `id` query parameter(s)", min)))
+		return nil, false
+	case max > 0 && len(raw) > max:
+		respond(libprocess.ErrorResponse(http.StatusBadRequest, fmt.Sprintf("want at most %d `id` query parameter(s)", max)))
 		return nil, false
 	}
-	return ids, true
+	return raw, true
 }
 
 // streamer answers a streamed run: the response (200, chunked text/plain)
@@ -224,8 +221,8 @@ func (s *streamer) finish(r *PkgpandaResponse, success func(*PkgpandaResponse) l
 }
 
 // route installs a route guarded by guard, its help saying how it is
-// authenticated and authorized.
-func (p *Process) route(name string, h libprocess.Help, handler libprocess.RouteHandler) {
+// authenticated and, for the operations ops, authorized.
+func (p *Process) route(name string, h libprocess.Help, ops []opID, handler libprocess.RouteHandler) {
 	if a := p.cfg.Authenticator; a != nil {
 		h.Authentication = "Required: " + a.Scheme() + " credentials in the Authorization header (realm " + p.cfg.realm() + ")"
 		if p.cfg.OpenReads {
@@ -233,7 +230,7 @@ func (p *Process) route(name string, h libprocess.Help, handler libprocess.Route
 		}
 		h.Authorization = "Any authenticated principal."
 		if p.cfg.ACL != nil {
-			h.Authorization = "By the ACL: GET (list, active, get, check) needs the read permission; add, fetch, remove, activate and swap need the mutate permission."
+			h.Authorization = p.aclHelp(ops)
 		}
 	}
 	p.lp.Route(name, h, p.guard(handler))
@@ -242,96 +239,131 @@ func (p *Process) route(name string, h libprocess.Help, handler libprocess.Route
 	}
 }
 
+// aclHelp says, from the table, which permission each of ops needs.
+func (p *Process) aclHelp(ops []opID) string {
+	var read, mutate []string
+	for _, op := range ops {
+		if s := &p.ops[op]; s.mutates {
+			mutate = append(mutate, s.name)
+		} else {
+			read = append(read, s.name)
+		}
+	}
+	var parts []string
+	if len(read) > 0 {
+		parts = append(parts, "the read permission for "+strings.Join(read, ", "))
+	}
+	if len(mutate) > 0 {
+		parts = append(parts, "the mutate permission for "+strings.Join(mutate, ", "))
+	}
+	return "By the ACL: " + strings.Join(parts, "; ") + "."
+}
+
+// routeOps returns the operations a route serves, in table order.
+func (p *Process) routeOps(route string) []opID {
+	var out []opID
+	for op := range p.ops {
+		if p.ops[op].actor == route {
+			out = append(out, opID(op))
+		}
+	}
+	return out
+}
+
+// routeHelp builds a route's /help from the table's help of its
+// operations: their summaries (the TLDR), their requests (the usage) and
+// what each answers (the description).
+func (p *Process) routeHelp(route string, ops []opID) libprocess.Help {
+	var summaries, usages, answers []string
+	for _, op := range ops {
+		h := &p.ops[op].help
+		summaries = append(summaries, h.summary)
+		usages = append(usages, h.usage)
+		if len(ops) == 1 {
+			answers = append(answers, h.answers)
+		} else {
+			answers = append(answers, h.usage+": "+h.summary+". "+h.answers)
+		}
+	}
+	tldr := strings.Join(summaries, "; ") + "."
+	if route == RouteRepository || route == RouteActive {
+		tldr = "Pkgpanda API: " + tldr
+		answers = append(answers, apiEdgesHelp)
+	} else if r := []rune(tldr); len(r) > 0 {
+		tldr = strings.ToUpper(string(r[0])) + string(r[1:])
+	}
+	return libprocess.Help{TLDR: tldr, Usage: strings.Join(usages, " | "), Description: strings.Join(answers, " ")}
+}
+
+// callsHelp lists the api/v1 call types and what each asks for, from the
+// table.
+func (p *Process) callsHelp() string {
+	var calls []string
+	for op := range p.ops {
+		s := &p.ops[op]
+		if !s.hasCall {
+			continue
+		}
+		name := s.call.String()
+		if op == int(opCheckList) {
+			name += " with list_checks"
+		}
+		calls = append(calls, name+" ("+s.help.usage+": "+s.help.summary+")")
+	}
+	return "Calls: " + strings.Join(calls, "; ") + "."
+}
+
+// installRoutes installs every route: each route's handler extracts what
+// its requests carry and runs the table's operation (serveTableOp); the
+// help comes from the table.
 func (p *Process) installRoutes() {
-	p.route(RouteListJSON, libprocess.Help{
-		TLDR:        "Lists the packages in the local repository.",
-		Usage:       "GET /pkgpanda/list.json",
-		Description: "Runs `pkgpanda list` and answers 200 with a sorted JSON array of package ids. Tool failures: 502 (unexpected output or crash), 500 (`ERROR:`).",
-	}, p.serveListJSON)
-	p.route(RouteActiveJSON, libprocess.Help{
-		TLDR:        "Lists the active packages.",
-		Usage:       "GET /pkgpanda/active.json",
-		Description: "Runs `pkgpanda active` and answers 200 with a sorted JSON array of active package ids.",
-	}, p.serveActiveJSON)
-	p.route(RouteAdd, libprocess.Help{
-		TLDR:  "Adds a package tarball to the local repository.",
-		Usage: "POST /pkgpanda/add?id=<name>--<version>  (or header " + PackageIDHeader + ": <id>), body: the package's .tar.xz",
-		Description: "The request body is the package tarball, as produced by the package build (`<id>.tar.xz`). " +
-			"It is written to `<id>.tar.xz` in a private temporary directory and `pkgpanda add` is run on it. " +
-			"The id comes from the `id` query parameter or the " + PackageIDHeader + " header, never from a client path, " +
-			"and must be a valid package id (400 otherwise). Answers 200 `{\"id\",\"name\",\"version\",\"already_added\"}`; " +
-			"413 when the body exceeds the size cap; 503 with Retry-After when too many uploads are being received or their bytes reach the bound; " +
-			"409 for `Validation Error`, 404 for `Package Error`, 500 for `ERROR:`.",
-	}, p.serveAdd)
-	p.route(RouteRemove, libprocess.Help{
-		TLDR:        "Removes packages from the local repository.",
-		Usage:       "POST /pkgpanda/remove?id=<id>[&id=<id>...]",
-		Description: "Runs `pkgpanda remove <id>...` and answers 200 `{\"removed\": [ids]}` (ids not in the repository are skipped by the tool). 409 when a package is active.",
-	}, p.serveRemove)
-	p.route(RouteActivate, libprocess.Help{
-		TLDR:        "Replaces the active set.",
-		Usage:       "POST /pkgpanda/activate?id=<id>[&id=<id>...]",
-		Description: "Runs `pkgpanda activate <id>...`: the given ids become the whole active set. 204 on success; 409 for `Validation Error`, 404 for `Package Error`.",
-	}, p.serveActivate)
-	p.route(RouteSwap, libprocess.Help{
-		TLDR:        "Swaps the active package of one name.",
-		Usage:       "POST /pkgpanda/swap?id=<id>",
-		Description: "Runs `pkgpanda swap <id>`, replacing the active package of the same name. 204 on success; 409 when no package of that name is active.",
-	}, p.serveSwap)
-	p.route(RouteFetch, libprocess.Help{
-		TLDR:  "Fetches packages from a remote repository (streamed).",
-		Usage: "POST /pkgpanda/fetch?repository_url=<url>&id=<id>[&id=<id>...]",
-		Description: "Runs `pkgpanda fetch --repository-url=<url> <id>...` and streams its progress output (chunked text/plain). " +
-			"A failure before any output answers a JSON error (409/404/500/502); after output began, the stream ends with a `pkgpanda failed (<status>): <message>` line.",
-	}, p.serveFetch)
-	p.route(RouteCheck, libprocess.Help{
-		TLDR:  "Runs or lists the active packages' checks.",
-		Usage: "GET /pkgpanda/check[?list=true]",
-		Description: "Without `list`, runs `pkgpanda check` and streams its output (chunked text/plain); a client that goes away cancels it. " +
-			"With `list=true`, runs `pkgpanda check --list` and answers 200 `[{\"id\", \"checks\": [...]}]`.",
-	}, p.serveCheck)
-	p.route(RouteRepository, libprocess.Help{
-		TLDR:  "Pkgpanda API: the local package repository.",
-		Usage: "GET /pkgpanda/repository/ | GET|POST|DELETE /pkgpanda/repository/<id>",
-		Description: p.apiHelp(RouteRepository) +
-			"GET /repository/<id>: 404 `Invalid package ID: <id>`, then 404 `Package <id> not found.`, then 500 `Unable to load package <id>.` " +
-			"POST /repository/<id> with a JSON body `{\"repository_url\": \"...\"}`: 204; 400 `Request body must be a json object with a `repository_url` key.`, " +
-			"then 400 `Invalid package ID: <id>`; 500 `An unexpected error has occurred.` when the fetch fails. " +
-			"DELETE /repository/<id>: 204; 409 `Package <id> is active, so it can't be removed.`, then 404 `Invalid package ID: <id>`, then 404 `Package <id> not found.` " +
-			apiEdgesHelp,
-	}, p.serveAPI)
-	p.route(RouteActive, libprocess.Help{
-		TLDR:  "Pkgpanda API: the active packages.",
-		Usage: "GET|PUT /pkgpanda/active/ | GET /pkgpanda/active/<id>",
-		Description: p.apiHelp(RouteActive) +
-			"GET /active/<id>: first as GET /repository/<id>, then 404 `Package <id> is not active.` " +
-			"PUT /active/ with a JSON array of ids: activates exactly those, 204; 400 `Request body must be a json array of package IDs.`; " +
-			"409 `{\"error\": \"Not all packages in the request are present on this node.\", \"missing_packages\": [...]}`; 409 with the tool's message when it refuses the set; " +
-			"409 for an empty array (the tool cannot deactivate everything). " + apiEdgesHelp,
-	}, p.serveAPI)
+	handlers := map[string]libprocess.RouteHandler{
+		RouteListJSON:   p.serveListJSON,
+		RouteActiveJSON: p.serveActiveJSON,
+		RouteAdd:        p.serveAdd,
+		RouteRemove:     p.serveRemove,
+		RouteActivate:   p.serveActivate,
+		RouteSwap:       p.serveSwap,
+		RouteFetch:      p.serveFetch,
+		RouteCheck:      p.serveCheck,
+		RouteRepository: p.serveAPI,
+		RouteActive:     p.serveAPI,
+	}
+	for _, name := range RouteNames() {
+		ops := p.routeOps(name)
+		p.route(name, p.routeHelp(name, ops), ops, handlers[name])
+	}
+	var calls []opID
+	for op := range p.ops {
+		if p.ops[op].hasCall {
+			calls = append(calls, opID(op))
+		}
+	}
 	p.route(RouteAPIv1, libprocess.Help{
 		TLDR:  "PkgpandaCall/PkgpandaResponse API (JSON or protobuf).",
 		Usage: "POST /pkgpanda/api/v1",
 		Description: "The body is a `mesos.internal.PkgpandaCall` (see pkgpanda.proto) as `application/json` or `application/x-protobuf` (Content-Type); " +
 			"the answer is a `mesos.internal.PkgpandaResponse` in the type chosen by Accept (JSON when absent). " +
-			"The HTTP status is the operation's (see the response's `status`). 415 for other content types, 406 for an unacceptable Accept, 400 for a body that does not decode. " +
+			"A call runs the same operation as its HTTP route, with the same checks, and the HTTP status is the operation's (see the response's `status`; 200 where the route answers 204). " +
+			"415 for other content types, 406 for an unacceptable Accept, 400 for a body that does not decode. " +
 			"A protobuf body is read field by field, its tarball going straight to disk; a JSON body is capped at 1 MiB (413). " +
 			"The Authorization header authenticates; the call's `authorization` field must be absent or equal to it (400). " +
-			"The same call can be sent as a libprocess message to pkgpanda@host:port, with the credentials in `authorization`; the response comes back to the sender as a message.",
-	}, p.serveAPIv1)
+			"The same call can be sent as a libprocess message to pkgpanda@host:port, with the credentials in `authorization`; the response comes back to the sender as a message. " +
+			p.callsHelp(),
+	}, calls, p.serveAPIv1)
 }
 
 func (p *Process) serveListJSON(req *libprocess.Request, respond libprocess.Responder) {
-	p.serveIDList(req, respond, opListJSON, p.opList)
+	p.serveIDList(req, respond, opListJSON)
 }
 
 func (p *Process) serveActiveJSON(req *libprocess.Request, respond libprocess.Responder) {
-	p.serveIDList(req, respond, opActiveJSON, p.opActive)
+	p.serveIDList(req, respond, opActiveJSON)
 }
 
 // serveIDList answers GET on a route that lists ids (list.json,
-// active.json) with op run by that route's actor.
-func (p *Process) serveIDList(req *libprocess.Request, respond libprocess.Responder, id opID, op func(context.Context, *actor) *PkgpandaResponse) {
+// active.json).
+func (p *Process) serveIDList(req *libprocess.Request, respond libprocess.Responder, op opID) {
 	if !allowed(req, http.MethodGet) {
 		respond(methodNotAllowed(http.MethodGet))
 		return
@@ -340,11 +372,12 @@ func (p *Process) serveIDList(req *libprocess.Request, respond libprocess.Respon
 		respond(libprocess.ErrorResponse(http.StatusNotFound, "no such route"))
 		return
 	}
-	p.serveOp(id, req, respond, func(ctx context.Context, a *actor, _ func()) {
-		respond(render(op(ctx, a), idsBody))
-	})
+	p.serveTableOp(op, opInput{}, req, respond)
 }
 
+// serveAdd reads the package id (query or header), checks it before
+// reading anything (with the table's prepare's own check), streams the
+// body to an upload file and runs the add as an ADD call would.
 func (p *Process) serveAdd(req *libprocess.Request, respond libprocess.Responder) {
 	if !allowed(req, http.MethodPost) {
 		respond(methodNotAllowed(http.MethodPost))
@@ -362,9 +395,8 @@ func (p *Process) serveAdd(req *libprocess.Request, respond libprocess.Responder
 		respond(libprocess.ErrorResponse(http.StatusBadRequest, "the `id` query parameter and the "+PackageIDHeader+" header differ"))
 		return
 	}
-	id, err := cli.ParseID(raw)
-	if err != nil {
-		respond(libprocess.ErrorResponse(http.StatusBadRequest, err.Error()))
+	if _, fail := parseToolIDs([]string{raw}); fail != nil {
+		respond(render(fail, nil))
 		return
 	}
 	var body io.Reader = bytes.NewReader(req.Body)
@@ -375,14 +407,13 @@ func (p *Process) serveAdd(req *libprocess.Request, respond libprocess.Responder
 		return
 	}
 	// Nothing is written for a caller that would be refused.
-	c := p.httpCaller(req)
 	reject := p.rejectHTTP(respond)
-	if r := p.admit(opAdd, c); r != nil {
+	if r := p.admit(opAdd, p.httpCaller(req)); r != nil {
 		reject(r.status, r.msg)
 		return
 	}
 	limit := p.cfg.maxAddSize()
-	up, err := p.uploads.begin()
+	up, run, err := p.beginUpload()
 	if err != nil {
 		if errors.Is(err, errUploadsFull) {
 			p.m.uploadsRejected.Inc()
@@ -392,11 +423,10 @@ func (p *Process) serveAdd(req *libprocess.Request, respond libprocess.Responder
 		return
 	}
 	// Stream the body to disk on a goroutine Drain waits for (never on
-	// the process' goroutine, and outside the write lock), then dispatch
-	// the add, which holds only the file name.
-	ok := p.goUpload(func() {
-		file := up.path(id.String() + ".tar.xz")
-		n, err := p.receive(up, id.String()+".tar.xz", body, limit)
+	// the process' goroutine, and outside the write lock), then run the
+	// add, which holds only the file name.
+	run(func() {
+		n, err := p.receive(up, tarballFile, body, limit)
 		up.received()
 		if err == nil && n == 0 {
 			err = errors.New("the tarball is empty")
@@ -408,17 +438,8 @@ func (p *Process) serveAdd(req *libprocess.Request, respond libprocess.Responder
 			reject(int(fail.Status), fail.Error)
 			return
 		}
-		p.dispatch(invocation{op: opAdd, caller: c, ctx: req.Context(), reject: reject, release: up.remove,
-			run: func(ctx context.Context, a *actor, _ func()) {
-				r := p.opAddFile(ctx, a, id, file)
-				up.remove() // before answering: the answer means the upload is gone
-				respond(render(r, p.ops[opAdd].body))
-			}})
+		p.serveTableOp(opAdd, opInput{ids: []string{raw}, tarball: up}, req, respond)
 	})
-	if !ok {
-		up.remove()
-		reject(http.StatusServiceUnavailable, "pkgpanda is shutting down")
-	}
 }
 
 // maxJSONBody bounds the JSON bodies of PUT /active/ and
@@ -455,70 +476,27 @@ func (p *Process) withBody(req *libprocess.Request, respond libprocess.Responder
 }
 
 func (p *Process) serveRemove(req *libprocess.Request, respond libprocess.Responder) {
-	ids, ok := postIDs(req, respond, 1, 0)
-	if !ok {
-		return
+	if ids, ok := postIDs(req, respond, 1, 0); ok {
+		p.serveTableOp(opRemove, opInput{ids: ids}, req, respond)
 	}
-	p.serveOp(opRemove, req, respond, func(ctx context.Context, a *actor, _ func()) {
-		respond(render(p.opRemove(ctx, a, ids, p.ops[opRemove].statuses), p.ops[opRemove].body))
-	})
 }
 
 func (p *Process) serveActivate(req *libprocess.Request, respond libprocess.Responder) {
-	ids, ok := postIDs(req, respond, 1, 0)
-	if !ok {
-		return
+	if ids, ok := postIDs(req, respond, 1, 0); ok {
+		p.serveTableOp(opActivate, opInput{ids: ids}, req, respond)
 	}
-	p.serveOp(opActivate, req, respond, func(ctx context.Context, a *actor, _ func()) {
-		respond(render(p.opActivate(ctx, a, ids, p.ops[opActivate].statuses), nil))
-	})
 }
 
 func (p *Process) serveSwap(req *libprocess.Request, respond libprocess.Responder) {
-	if _, ok := postIDs(req, respond, 1, 1); !ok {
-		return
+	if ids, ok := postIDs(req, respond, 1, 1); ok {
+		p.serveTableOp(opSwap, opInput{ids: ids}, req, respond)
 	}
-	p.serveAPIOp(opSwap, opInput{ids: req.URL.Query()["id"]}, req, respond)
 }
 
 func (p *Process) serveFetch(req *libprocess.Request, respond libprocess.Responder) {
-	ids, ok := postIDs(req, respond, 1, 0)
-	if !ok {
-		return
+	if ids, ok := postIDs(req, respond, 1, 0); ok {
+		p.serveTableOp(opFetch, opInput{ids: ids, url: req.URL.Query().Get("repository_url")}, req, respond)
 	}
-	url := req.URL.Query().Get("repository_url")
-	if url == "" {
-		respond(libprocess.ErrorResponse(http.StatusBadRequest, "the `repository_url` query parameter is needed"))
-		return
-	}
-	if _, err := p.cfg.Tool.Fetch(url, ids...); err != nil {
-		respond(libprocess.ErrorResponse(http.StatusBadRequest, err.Error()))
-		return
-	}
-	// The progress streams from the download on (a mutation: the client
-	// going away does not cancel it, so detaching is moot).
-	s := &streamer{respond: respond, detach: func() {}}
-	fj := p.newFetchJob(RouteFetch, url, ids, s, cliStatuses())
-	done := func(r *PkgpandaResponse) {
-		s.finish(r, func(r *PkgpandaResponse) libprocess.Response { return libprocess.TextResponse(http.StatusOK, "") })
-	}
-	timeout := p.actors[RouteFetch].limits.Timeout
-	p.dispatch(invocation{op: opFetch, caller: p.httpCaller(req), ctx: req.Context(),
-		stage:   func() *PkgpandaResponse { return fj.stage(timeout) },
-		release: fj.release,
-		reject: func(status int, msg string) {
-			r := failed(status, "%s", msg)
-			if s.started() {
-				done(r)
-				return
-			}
-			p.rejectHTTP(respond)(status, msg)
-		},
-		run: func(_ context.Context, a *actor, _ func()) {
-			r := fj.install(a)
-			fj.release()
-			done(r)
-		}})
 }
 
 func (p *Process) serveCheck(req *libprocess.Request, respond libprocess.Responder) {
@@ -526,26 +504,14 @@ func (p *Process) serveCheck(req *libprocess.Request, respond libprocess.Respond
 		respond(methodNotAllowed(http.MethodGet))
 		return
 	}
-	list := false
+	op := opCheck
 	switch v := req.URL.Query().Get("list"); v {
 	case "", "false", "0":
 	case "true", "1":
-		list = true
+		op = opCheckList
 	default:
 		respond(libprocess.ErrorResponse(http.StatusBadRequest, "`list` must be true or false"))
 		return
 	}
-	if list {
-		p.serveAPIOp(opCheckList, opInput{}, req, respond)
-		return
-	}
-	p.serveOp(opCheck, req, respond, func(ctx context.Context, a *actor, _ func()) {
-		// The request context lives until the stream is closed, so the
-		// client going away keeps cancelling the run after output began.
-		s := &streamer{respond: respond, detach: func() {}}
-		r, _ := p.opCheck(ctx, a, s)
-		s.finish(r, func(r *PkgpandaResponse) libprocess.Response {
-			return libprocess.TextResponse(http.StatusOK, "")
-		})
-	})
+	p.serveTableOp(op, opInput{}, req, respond)
 }

@@ -121,61 +121,187 @@ func runFailure(res *subprocess.Result, err error, m statusMap) *PkgpandaRespons
 	return failed(http.StatusBadGateway, "running pkgpanda: %v", err)
 }
 
-// collect runs a command with collected stdout; a failure comes back as a
-// response.
-func (p *Process) collect(ctx context.Context, a *actor, argv []string, argvErr error, m statusMap) (*subprocess.Result, *PkgpandaResponse) {
-	if argvErr != nil {
-		return nil, failed(http.StatusBadRequest, "%v", argvErr)
+// runCommand runs c with in's arguments and has c's parse fill r; a
+// failure comes back as the answer. A cached command (list, active) is
+// reused from the cache while the disk is unchanged, else run in a flight
+// identical reads share (cache.go). m maps the tool's failures.
+func (p *Process) runCommand(ctx context.Context, a *actor, c *command, in *opArgs, m statusMap, r *PkgpandaResponse) *PkgpandaResponse {
+	if !c.cached {
+		return p.runOnce(ctx, a, c, in, m, r)
 	}
-	res, err := p.run(ctx, a, argv, nil, subprocess.CancelOnWriteError)
-	if err != nil {
-		return res, runFailure(res, err, m)
-	}
-	return res, nil
-}
-
-// listIDs returns the ids `pkgpanda list` reports: reused from the cache
-// while the repository is unchanged (cache.go), else from a run.
-func (p *Process) listIDs(ctx context.Context, a *actor, m statusMap) ([]string, *PkgpandaResponse) {
-	return p.cache.get(ctx, keyList, m, func(ctx context.Context) ([]string, *PkgpandaResponse) {
-		return p.runList(ctx, a, m)
+	ids, fail := p.cache.get(ctx, c.key, m, func(ctx context.Context) ([]string, *PkgpandaResponse) {
+		var got PkgpandaResponse
+		if fail := p.runOnce(ctx, a, c, in, m, &got); fail != nil {
+			return nil, fail
+		}
+		return got.PackageIds, nil
 	})
+	if fail != nil {
+		return fail
+	}
+	r.PackageIds = ids
+	return nil
 }
 
-// runList runs `pkgpanda list` and parses it.
-func (p *Process) runList(ctx context.Context, a *actor, m statusMap) ([]string, *PkgpandaResponse) {
-	argv, err := p.cfg.Tool.List()
-	res, fail := p.collect(ctx, a, argv, err, m)
-	if fail != nil {
+// runOnce builds c's argv, runs it (streaming stdout to in.stdout when
+// set) and parses its stdout into r.
+func (p *Process) runOnce(ctx context.Context, a *actor, c *command, in *opArgs, m statusMap, r *PkgpandaResponse) *PkgpandaResponse {
+	argv, err := c.argv(p.cfg.Tool, in)
+	if err != nil {
+		return failed(http.StatusBadRequest, "%v", err)
+	}
+	res, err := p.run(ctx, a, argv, in.stdout, subprocess.CancelOnWriteError)
+	if err != nil {
+		return runFailure(res, err, m)
+	}
+	if err := c.parse(in, res.Stdout, r); err != nil {
+		return failed(http.StatusBadGateway, "unexpected output of pkgpanda %s: %v", c.cmd, err)
+	}
+	return nil
+}
+
+// readIDs returns the ids `pkgpanda list` or `pkgpanda active` (c)
+// reports, for the checks: a failure is the server's (readStatuses).
+func (p *Process) readIDs(ctx context.Context, a *actor, c command) ([]string, *PkgpandaResponse) {
+	var r PkgpandaResponse
+	if fail := p.runCommand(ctx, a, &c, &opArgs{}, readStatuses(), &r); fail != nil {
 		return nil, fail
 	}
-	ids, err := cli.ParseList(res.Stdout)
-	if err != nil {
-		return nil, failed(http.StatusBadGateway, "unexpected output of pkgpanda list: %v", err)
-	}
-	return ids, nil
+	return r.PackageIds, nil
 }
 
-// activeIDs returns the ids `pkgpanda active` reports: reused from the
-// cache while the active set is unchanged (cache.go), else from a run.
-func (p *Process) activeIDs(ctx context.Context, a *actor, m statusMap) ([]string, *PkgpandaResponse) {
-	return p.cache.get(ctx, keyActive, m, func(ctx context.Context) ([]string, *PkgpandaResponse) {
-		return p.runActive(ctx, a, m)
-	})
+// The commands. Each pairs an argv builder of cli.Tool with the parser of
+// the command's stdout (cli's Parse functions), filling the answer.
+
+// listCommand is `pkgpanda list`: the repository's ids, sorted.
+func listCommand() command {
+	return command{cmd: "list", cached: true, key: keyList,
+		argv:  func(t cli.Tool, _ *opArgs) ([]string, error) { return t.List() },
+		parse: parseIDList(cli.ParseList)}
 }
 
-// runActive runs `pkgpanda active` and parses it.
-func (p *Process) runActive(ctx context.Context, a *actor, m statusMap) ([]string, *PkgpandaResponse) {
-	argv, err := p.cfg.Tool.Active()
-	res, fail := p.collect(ctx, a, argv, err, m)
-	if fail != nil {
-		return nil, fail
+// activeCommand is `pkgpanda active`: the active ids, sorted.
+func activeCommand() command {
+	return command{cmd: "active", cached: true, key: keyActive,
+		argv:  func(t cli.Tool, _ *opArgs) ([]string, error) { return t.Active() },
+		parse: parseIDList(cli.ParseActive)}
+}
+
+// parseIDList fills PackageIds with what parse reads.
+func parseIDList(parse func([]byte) ([]string, error)) func(*opArgs, []byte, *PkgpandaResponse) error {
+	return func(_ *opArgs, stdout []byte, r *PkgpandaResponse) error {
+		ids, err := parse(stdout)
+		if err != nil {
+			return err
+		}
+		r.PackageIds = ids
+		return nil
 	}
-	ids, err := cli.ParseActive(res.Stdout)
-	if err != nil {
-		return nil, failed(http.StatusBadGateway, "unexpected output of pkgpanda active: %v", err)
+}
+
+// addCommand is `pkgpanda add <file>` on the package of the run under
+// way (perPackage), parsed by parse.
+func addCommand(parse func(*opArgs, []byte, *PkgpandaResponse) error) command {
+	return command{cmd: "add",
+		argv:  func(t cli.Tool, in *opArgs) ([]string, error) { return t.Add(in.pkg.path) },
+		parse: parse}
+}
+
+// alreadyAdded is what `pkgpanda add` prints for a package the
+// repository already holds.
+const alreadyAdded = "Package already added."
+
+// parseAdded answers an add: the package, and whether it was there
+// already.
+func parseAdded(in *opArgs, stdout []byte, r *PkgpandaResponse) error {
+	r.Package = pkgOf(in.pkg.id)
+	r.AlreadyAdded = bytes.Contains(stdout, []byte(alreadyAdded))
+	return nil
+}
+
+// parseFetched reports a fetched package as `pkgpanda fetch` does on its
+// progress output; the answer itself carries nothing.
+func parseFetched(in *opArgs, _ []byte, _ *PkgpandaResponse) error {
+	if in.progress == nil {
+		return nil
 	}
-	return ids, nil
+	fmt.Fprintf(in.progress, "\rFetched: %s\n", in.pkg.id)
+	if in.pkg.path == "" {
+		fmt.Fprintln(in.progress, alreadyAdded)
+	}
+	return nil
+}
+
+// removeCommand is `pkgpanda remove <id>...`: the ids it removed.
+func removeCommand() command {
+	return command{cmd: "remove",
+		argv: func(t cli.Tool, in *opArgs) ([]string, error) { return t.Remove(in.ids...) },
+		parse: func(_ *opArgs, stdout []byte, r *PkgpandaResponse) error {
+			progress, err := cli.ParseRemove(stdout)
+			if err != nil {
+				return err
+			}
+			r.PackageIds = []string{}
+			for _, pr := range progress {
+				if pr.Done {
+					r.PackageIds = append(r.PackageIds, pr.ID)
+				}
+			}
+			return nil
+		}}
+}
+
+// activateCommand is `pkgpanda activate <id>...`; its output is not
+// part of the answer.
+func activateCommand() command {
+	return command{cmd: "activate",
+		argv:  func(t cli.Tool, in *opArgs) ([]string, error) { return t.Activate(in.ids...) },
+		parse: parseNothing}
+}
+
+// swapCommand is `pkgpanda swap <id>`; its output is not part of the
+// answer.
+func swapCommand() command {
+	return command{cmd: "swap",
+		argv:  func(t cli.Tool, in *opArgs) ([]string, error) { return t.Swap(in.ids[0]) },
+		parse: parseNothing}
+}
+
+// checkCommand is `pkgpanda check`: its output, when collected.
+func checkCommand() command {
+	return command{cmd: "check",
+		argv: func(t cli.Tool, _ *opArgs) ([]string, error) { return t.Check(false) },
+		parse: func(_ *opArgs, stdout []byte, r *PkgpandaResponse) error {
+			r.Output = string(stdout)
+			return nil
+		}}
+}
+
+// checkListCommand is `pkgpanda check --list`: each package's checks.
+func checkListCommand() command {
+	return command{cmd: "check --list",
+		argv: func(t cli.Tool, _ *opArgs) ([]string, error) { return t.Check(true) },
+		parse: func(_ *opArgs, stdout []byte, r *PkgpandaResponse) error {
+			checks, err := cli.ParseCheckList(stdout)
+			if err != nil {
+				return err
+			}
+			r.Checks = make([]*PkgpandaCheck, 0, len(checks))
+			for _, c := range checks {
+				r.Checks = append(r.Checks, &PkgpandaCheck{PackageId: c.ID, Checks: c.Checks})
+			}
+			return nil
+		}}
+}
+
+// parseNothing is the parse of commands whose output the answer ignores.
+func parseNothing(*opArgs, []byte, *PkgpandaResponse) error { return nil }
+
+// parsePackage answers the package asked for (the operations answered by
+// their checks).
+func parsePackage(in *opArgs, _ []byte, r *PkgpandaResponse) error {
+	r.Package = pkgOf(in.ids[0])
+	return nil
 }
 
 func pkgOf(id cli.ID) *PkgpandaPackage {
@@ -184,46 +310,97 @@ func pkgOf(id cli.ID) *PkgpandaPackage {
 
 func ok(status int) *PkgpandaResponse { return &PkgpandaResponse{Status: int32(status)} }
 
-// opList answers LIST: the repository's ids.
-func (p *Process) opList(ctx context.Context, a *actor) *PkgpandaResponse {
-	ids, fail := p.listIDs(ctx, a, readStatuses())
+// The pre-checks, in DC/OS's texts (pkgpanda-cli §6).
+
+// checkInRepository answers 404 for the first id not in the repository.
+func checkInRepository(ctx context.Context, p *Process, a *actor, in *opArgs) *PkgpandaResponse {
+	repo, fail := p.readIDs(ctx, a, listCommand())
 	if fail != nil {
 		return fail
 	}
-	r := ok(http.StatusOK)
-	r.PackageIds = ids
-	return r
+	for _, id := range in.ids {
+		if !slices.Contains(repo, id.String()) {
+			return failed(http.StatusNotFound, "Package %s not found.", id)
+		}
+	}
+	return nil
 }
 
-// opActive answers ACTIVE: the active ids.
-func (p *Process) opActive(ctx context.Context, a *actor) *PkgpandaResponse {
-	ids, fail := p.activeIDs(ctx, a, readStatuses())
-	if fail != nil {
-		return fail
+// checkLoadable answers 500 when a package's pkginfo.json cannot be
+// loaded (the reason is logged, not sent, as DC/OS does).
+func checkLoadable(_ context.Context, p *Process, _ *actor, in *opArgs) *PkgpandaResponse {
+	for _, id := range in.ids {
+		if err := p.loadPackage(id); err != nil {
+			p.log.Warn().Err(err).Str("package", id.String()).Msg("loading a package of the repository failed")
+			return failed(http.StatusInternalServerError, "Unable to load package %s.", id)
+		}
 	}
-	r := ok(http.StatusOK)
-	r.PackageIds = ids
-	return r
+	return nil
 }
 
-// opGetPackage answers GET /repository/<id>: 404 when not in the
-// repository, 500 when its pkginfo.json cannot be loaded (pkgpanda-cli
-// §6; the reason is logged, not sent, as DC/OS does).
-func (p *Process) opGetPackage(ctx context.Context, a *actor, id cli.ID) *PkgpandaResponse {
-	ids, fail := p.listIDs(ctx, a, readStatuses())
+// checkActive answers 404 for the first id that is not active.
+func checkActive(ctx context.Context, p *Process, a *actor, in *opArgs) *PkgpandaResponse {
+	active, fail := p.readIDs(ctx, a, activeCommand())
 	if fail != nil {
 		return fail
 	}
-	if !slices.Contains(ids, id.String()) {
-		return failed(http.StatusNotFound, "Package %s not found.", id)
+	for _, id := range in.ids {
+		if !slices.Contains(active, id.String()) {
+			return failed(http.StatusNotFound, "Package %s is not active.", id)
+		}
 	}
-	if err := p.loadPackage(id); err != nil {
-		p.log.Warn().Err(err).Str("package", id.String()).Msg("loading a package of the repository failed")
-		return failed(http.StatusInternalServerError, "Unable to load package %s.", id)
+	return nil
+}
+
+// checkNotActive answers 409 for the first id that is active (DELETE
+// checks that before the repository).
+func checkNotActive(ctx context.Context, p *Process, a *actor, in *opArgs) *PkgpandaResponse {
+	active, fail := p.readIDs(ctx, a, activeCommand())
+	if fail != nil {
+		return fail
 	}
-	r := ok(http.StatusOK)
-	r.Package = pkgOf(id)
-	return r
+	for _, id := range in.ids {
+		if slices.Contains(active, id.String()) {
+			// DC/OS leaves the id out of this text ("Package {} is
+			// active, ..."); it is filled in here.
+			return failed(http.StatusConflict, "Package %s is active, so it can't be removed.", id)
+		}
+	}
+	return nil
+}
+
+// msgNotAllPresent is DC/OS's text for an activation naming packages
+// that are not in the repository.
+const msgNotAllPresent = "Not all packages in the request are present on this node."
+
+// checkAllPresent is PUT /active/'s check on the ids as sent: strings
+// that are not valid ids count as missing, as in DC/OS. It answers 409
+// with missing_packages (deduplicated, sorted) when some are not in the
+// repository; else it sets in.ids, for the activation.
+func checkAllPresent(ctx context.Context, p *Process, a *actor, in *opArgs) *PkgpandaResponse {
+	repo, fail := p.readIDs(ctx, a, listCommand())
+	if fail != nil {
+		return fail
+	}
+	var missing []string
+	for _, s := range in.raw {
+		if !slices.Contains(repo, s) && !slices.Contains(missing, s) {
+			missing = append(missing, s)
+		}
+	}
+	if len(missing) > 0 {
+		slices.Sort(missing)
+		r := failed(http.StatusConflict, "%s", msgNotAllPresent)
+		r.MissingPackages = missing
+		return r
+	}
+	// Every id is in the repository, whose listing has valid ids only.
+	ids, err := parseIDs(in.raw)
+	if err != nil {
+		return failed(http.StatusBadGateway, "pkgpanda list listed an invalid id: %v", err)
+	}
+	in.ids = ids
+	return nil
 }
 
 // loadPackage reads <repository>/<id>/pkginfo.json and checks that it is
@@ -241,216 +418,14 @@ func (p *Process) loadPackage(id cli.ID) error {
 	return nil
 }
 
-// opGetActivePackage answers GET /active/<id> in DC/OS's order: first
-// exactly as GET /repository/<id> (so an active package missing from the
-// repository is 404 and a broken one 500), then 404 unless active.
-func (p *Process) opGetActivePackage(ctx context.Context, a *actor, id cli.ID) *PkgpandaResponse {
-	if r := p.opGetPackage(ctx, a, id); r.Status >= 400 {
-		return r
-	}
-	ids, fail := p.activeIDs(ctx, a, readStatuses())
-	if fail != nil {
-		return fail
-	}
-	if !slices.Contains(ids, id.String()) {
-		return failed(http.StatusNotFound, "Package %s is not active.", id)
-	}
-	r := ok(http.StatusOK)
-	r.Package = pkgOf(id)
-	return r
-}
-
-// opAddFile runs `pkgpanda add` on an uploaded tarball named <id>.tar.xz.
-func (p *Process) opAddFile(ctx context.Context, a *actor, id cli.ID, file string) (answer *PkgpandaResponse) {
-	defer a.noteOutcome(a.enterOp(), &answer) // for the audit log
-	argv, err := p.cfg.Tool.Add(file)
-	res, fail := p.collect(ctx, a, argv, err, cliStatuses())
-	if fail != nil {
-		return fail
-	}
-	r := ok(http.StatusOK)
-	r.Package = pkgOf(id)
-	r.AlreadyAdded = bytes.Contains(res.Stdout, []byte("Package already added."))
-	return r
-}
-
-// streamOrCollect runs argv, streaming stdout to stream if non-nil. It
-// reports whether any stdout reached stream (after which the HTTP status
-// is already sent). done fills a successful collected response.
-func (p *Process) streamOrCollect(ctx context.Context, a *actor, argv []string, stream io.Writer, policy subprocess.WriteErrorPolicy,
-	m statusMap, done func(r *PkgpandaResponse, stdout []byte)) (*PkgpandaResponse, bool) {
-	if stream == nil {
-		res, err := p.run(ctx, a, argv, nil, policy)
-		if err != nil {
-			return runFailure(res, err, m), false
-		}
-		r := ok(http.StatusOK)
-		r.Output = string(res.Stdout)
-		if done != nil {
-			done(r, res.Stdout)
-		}
-		return r, false
-	}
-	cw := &countWriter{w: stream}
-	res, err := p.run(ctx, a, argv, cw, policy)
-	if err != nil {
-		return runFailure(res, err, m), cw.n > 0
-	}
-	return ok(http.StatusOK), cw.n > 0
-}
-
-type countWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countWriter) Write(b []byte) (int, error) {
-	n, err := c.w.Write(b)
-	c.n += int64(n)
-	return n, err
-}
-
-// opRemove runs `pkgpanda remove` and reports the ids it removed.
-func (p *Process) opRemove(ctx context.Context, a *actor, ids []cli.ID, m statusMap) (answer *PkgpandaResponse) {
-	defer a.noteOutcome(a.enterOp(), &answer) // for the audit log
-	argv, err := p.cfg.Tool.Remove(ids...)
-	res, fail := p.collect(ctx, a, argv, err, m)
-	if fail != nil {
-		return fail
-	}
-	progress, err := cli.ParseRemove(res.Stdout)
-	if err != nil {
-		return failed(http.StatusBadGateway, "unexpected output of pkgpanda remove: %v", err)
-	}
-	r := ok(http.StatusOK)
-	r.PackageIds = []string{}
-	for _, pr := range progress {
-		if pr.Done {
-			r.PackageIds = append(r.PackageIds, pr.ID)
-		}
-	}
-	return r
-}
-
 // apiDeleteStatuses maps remove's failures as DELETE /repository/<id>.
 func apiDeleteStatuses() statusMap {
 	return statusMap{validation: http.StatusConflict, pkg: http.StatusNotFound, toolErr: http.StatusInternalServerError}
 }
 
-// opDelete is DELETE /repository/<id> (and REMOVE calls): under the write
-// lock, in DC/OS's order, 409 for active ids, then 404 for ids not in the
-// repository, then remove. Success is 204.
-func (p *Process) opDelete(ctx context.Context, a *actor, ids []cli.ID) (answer *PkgpandaResponse) {
-	defer a.noteOutcome(a.enterOp(), &answer) // for the audit log
-	active, fail := p.activeIDs(ctx, a, readStatuses())
-	if fail != nil {
-		return fail
-	}
-	for _, id := range ids {
-		if slices.Contains(active, id.String()) {
-			// DC/OS leaves the id out of this text ("Package {} is
-			// active, ..."); it is filled in here.
-			return failed(http.StatusConflict, "Package %s is active, so it can't be removed.", id)
-		}
-	}
-	repo, fail := p.listIDs(ctx, a, readStatuses())
-	if fail != nil {
-		return fail
-	}
-	for _, id := range ids {
-		if !slices.Contains(repo, id.String()) {
-			return failed(http.StatusNotFound, "Package %s not found.", id)
-		}
-	}
-	r := p.opRemove(ctx, a, ids, apiDeleteStatuses())
-	if r.Status >= 400 {
-		return r
-	}
-	r.Status = http.StatusNoContent
-	return r
-}
-
 // apiActivateStatuses maps activate's failures as PUT /active/.
 func apiActivateStatuses() statusMap {
 	return statusMap{validation: http.StatusConflict, pkg: http.StatusInternalServerError, toolErr: http.StatusInternalServerError}
-}
-
-// opActivate runs `pkgpanda activate` on ids (POST /activate, and
-// PUT /active/ once opActivateRaw found every id in the repository).
-// Success is 204.
-func (p *Process) opActivate(ctx context.Context, a *actor, ids []cli.ID, m statusMap) (answer *PkgpandaResponse) {
-	defer a.noteOutcome(a.enterOp(), &answer) // for the audit log
-	if len(ids) == 0 {
-		return failed(http.StatusBadRequest, "at least one package id is needed to activate")
-	}
-	argv, err := p.cfg.Tool.Activate(ids...)
-	if _, fail := p.collect(ctx, a, argv, err, m); fail != nil {
-		return fail
-	}
-	return ok(http.StatusNoContent)
-}
-
-// msgNotAllPresent is DC/OS's text for an activation naming packages
-// that are not in the repository.
-const msgNotAllPresent = "Not all packages in the request are present on this node."
-
-// opActivateRaw is PUT /active/ and ACTIVATE calls: ids are as the client
-// sent them, so strings that are not valid ids count as missing, as in
-// DC/OS. Under the write lock it answers 409 with missing_packages
-// (deduplicated, sorted) when some are not in the repository, else runs
-// `pkgpanda activate`. Success is 204.
-func (p *Process) opActivateRaw(ctx context.Context, a *actor, raw []string, m statusMap) *PkgpandaResponse {
-	repo, fail := p.listIDs(ctx, a, readStatuses())
-	if fail != nil {
-		return fail
-	}
-	var missing []string
-	for _, s := range raw {
-		if !slices.Contains(repo, s) && !slices.Contains(missing, s) {
-			missing = append(missing, s)
-		}
-	}
-	if len(missing) > 0 {
-		slices.Sort(missing)
-		r := failed(http.StatusConflict, "%s", msgNotAllPresent)
-		r.MissingPackages = missing
-		return r
-	}
-	// Every id is in the repository, whose listing has valid ids only.
-	ids, err := parseIDs(raw)
-	if err != nil {
-		return failed(http.StatusBadGateway, "pkgpanda list listed an invalid id: %v", err)
-	}
-	return p.opActivate(ctx, a, ids, m)
-}
-
-// opSwap runs `pkgpanda swap`. Success is 204.
-func (p *Process) opSwap(ctx context.Context, a *actor, id cli.ID) (answer *PkgpandaResponse) {
-	defer a.noteOutcome(a.enterOp(), &answer) // for the audit log
-	argv, err := p.cfg.Tool.Swap(id)
-	if _, fail := p.collect(ctx, a, argv, err, cliStatuses()); fail != nil {
-		return fail
-	}
-	return ok(http.StatusNoContent)
-}
-
-// opCheckList runs `pkgpanda check --list`.
-func (p *Process) opCheckList(ctx context.Context, a *actor) *PkgpandaResponse {
-	argv, err := p.cfg.Tool.Check(true)
-	res, fail := p.collect(ctx, a, argv, err, cliStatuses())
-	if fail != nil {
-		return fail
-	}
-	checks, err := cli.ParseCheckList(res.Stdout)
-	if err != nil {
-		return failed(http.StatusBadGateway, "unexpected output of pkgpanda check --list: %v", err)
-	}
-	r := ok(http.StatusOK)
-	r.Checks = make([]*PkgpandaCheck, 0, len(checks))
-	for _, c := range checks {
-		r.Checks = append(r.Checks, &PkgpandaCheck{PackageId: c.ID, Checks: c.Checks})
-	}
-	return r
 }
 
 // checkStatuses maps a failed `pkgpanda check`: a failing check exits 1
@@ -460,15 +435,6 @@ func checkStatuses() statusMap {
 	m := cliStatuses()
 	m.other = http.StatusInternalServerError
 	return m
-}
-
-// opCheck runs `pkgpanda check`, streaming stdout if stream is set.
-func (p *Process) opCheck(ctx context.Context, a *actor, stream io.Writer) (*PkgpandaResponse, bool) {
-	argv, err := p.cfg.Tool.Check(false)
-	if err != nil {
-		return failed(http.StatusBadRequest, "%v", err), false
-	}
-	return p.streamOrCollect(ctx, a, argv, stream, subprocess.CancelOnWriteError, checkStatuses(), nil)
 }
 
 // parseIDs validates a list of package id strings.

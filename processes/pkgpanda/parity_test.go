@@ -92,10 +92,13 @@ func parityCases() []parityCase {
 
 // TestAPIv1StatusIsHTTPStatus: for every operation an api/v1 call can
 // name, the PkgpandaResponse's status, error and missing packages equal
-// the HTTP route's answer to the same call.
+// the HTTP route's answer to the same call, and so does the
+// PkgpandaResponse message answering the same call sent as a message.
 func TestAPIv1StatusIsHTTPStatus(t *testing.T) {
 	h := newEnv(t, envOpt{})
 	v := newEnv(t, envOpt{})
+	m := newEnv(t, envOpt{})
+	pr := newPeer(t)
 	cases := parityCases()
 	for op, spec := range h.p.ops {
 		if spec.hasCall && !slices.ContainsFunc(cases, func(c parityCase) bool { return c.op == opID(op) }) {
@@ -125,6 +128,16 @@ func TestAPIv1StatusIsHTTPStatus(t *testing.T) {
 		}
 		if got.Status != want.Status || got.Error != want.Error || !slices.Equal(got.Missing, want.Missing) {
 			t.Errorf("%s: HTTP %s %s answered %+v, api/v1 %+v", name, method, path, got, want)
+		}
+		call, err := DecodeCall(MediaJSON, []byte(c.call(m)))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		call.RequestId = name
+		m.sendCall(pr.upid.String(), call)
+		mr := pr.next(t)
+		if mr.RequestId != name || int(mr.Status) != want.Status || mr.Error != want.Error || !slices.Equal(mr.MissingPackages, want.Missing) {
+			t.Errorf("%s: message answered %d %q %v (request %q), api/v1 %+v", name, mr.Status, mr.Error, mr.MissingPackages, mr.RequestId, want)
 		}
 		t.Logf("%s: %d %q %v", name, got.Status, got.Error, got.Missing)
 		if want.Status != 204 && vr.status != want.Status {

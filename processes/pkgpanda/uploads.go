@@ -271,6 +271,31 @@ func (w *reservingWriter) Write(b []byte) (int, error) {
 	return n, nil
 }
 
+// beginUpload starts an upload whose receiving goroutine Drain waits
+// for, counting it from now: Drain cannot return between the upload's
+// start and its goroutine's. The caller must pass exactly one function to
+// run, which runs it on that goroutine. It fails with errDraining while
+// the process drains, or as uploads.begin does.
+func (p *Process) beginUpload() (up *upload, run func(func()), err error) {
+	p.mu.Lock()
+	if p.draining {
+		p.mu.Unlock()
+		return nil, nil, errDraining
+	}
+	p.uploadsDone.Add(1)
+	p.mu.Unlock()
+	if up, err = p.uploads.begin(); err != nil {
+		p.uploadsDone.Done()
+		return nil, nil, err
+	}
+	return up, func(f func()) {
+		go func() {
+			defer p.uploadsDone.Done()
+			f()
+		}()
+	}, nil
+}
+
 // goUpload runs f on a goroutine Drain waits for; it reports false (and
 // runs nothing) when the process is draining.
 func (p *Process) goUpload(f func()) bool {

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/procpanda/procpanda/libprocess/internal/wire"
 	"github.com/valyala/fasthttp"
@@ -37,7 +38,12 @@ type routed struct {
 	ev   httpEvent
 	st   reqState
 	lens [8]hdrLen
+	text [routedText]byte // the head's strings, when they fit
 }
+
+// routedText is the room in routed for the strings of a typical request
+// head (path, query and header fields of a curl or a client library).
+const routedText = 192
 
 // serveHTTP is the fasthttp handler. It only ever sees ordinary HTTP
 // requests — the codec serves every message itself — and routes each to
@@ -176,16 +182,20 @@ func (b *routed) strings(ctx *fasthttp.RequestCtx) string {
 	if n > len(b.lens) {
 		lens = make([]hdrLen, 0, n)
 	}
-	var sb strings.Builder
-	sb.Grow(size)
-	sb.Write(rawPath)
-	sb.Write(query)
+	// The strings go into b.text when they fit: routed is allocated per
+	// request and never reused, so they live exactly as long as it.
+	var buf []byte
+	if size <= len(b.text) {
+		buf = b.text[:0]
+	} else {
+		buf = make([]byte, 0, size)
+	}
+	buf = append(append(buf, rawPath...), query...)
 	for k, v := range ctx.Request.Header.All() {
-		sb.Write(k)
-		sb.Write(v)
+		buf = append(append(buf, k...), v...)
 		lens = append(lens, hdrLen{uint32(len(k)), uint32(len(v))})
 	}
-	all := sb.String()
+	all := unsafe.String(unsafe.SliceData(buf), len(buf))
 	path, all := all[:len(rawPath)], all[len(rawPath):]
 	b.url.RawQuery = all[:len(query)]
 	b.st.raw, b.st.lens = all[len(query):], lens

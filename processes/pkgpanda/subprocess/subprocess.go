@@ -1,6 +1,7 @@
 // Package subprocess runs one external program per call, the way the
 // pkgpanda process runs the pkgpanda command-line tool: an argv (never a
-// shell), a clean environment, stdout and stderr drained concurrently,
+// shell), a clean environment, stdout and stderr drained concurrently
+// (by the calling goroutine, polling both pipes and the child's exit),
 // bounded memory, and a child process group that never outlives the run.
 //
 // Every run puts the child in a new process group (Setpgid). A timeout,
@@ -8,12 +9,14 @@
 // stream write sends SIGTERM to the whole group, then SIGKILL after
 // Runner.KillGrace. When the child exits, for whatever reason, anything
 // still left in its process group is sent SIGKILL before the child is
-// reaped, so grandchildren die with it. The child's exit is observed with
-// waitid(WNOWAIT) so the group id cannot be recycled while it is signalled.
+// reaped, so grandchildren die with it. The child's exit is observed
+// without reaping it (a pidfd becoming readable; on kernels without
+// pidfds, waitid(WNOWAIT)) so the group id cannot be recycled while it is
+// signalled.
 //
 // On Linux the child also gets SIGKILL when the process running it dies
 // (a parent-death signal), so a crashed or SIGKILLed caller leaves no
-// child behind to overlap its successor (see start in
+// child behind to overlap its successor (see startChild in
 // subprocess_linux.go). Linux is the supported platform; elsewhere the
 // package builds for development, without the parent-death signal and with
 // the group killed only after the child is reaped.
@@ -26,13 +29,15 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Defaults used when the corresponding Runner field is zero.
@@ -49,7 +54,7 @@ const (
 	DefaultStderrLimit = 64 << 10
 )
 
-// readBufSize is the size of the buffer each drain goroutine reads with.
+// readBufSize is the size of the buffer a run reads its pipes with.
 const readBufSize = 32 << 10
 
 // Runner holds the configuration shared by the runs it starts. A Runner is
@@ -85,6 +90,10 @@ type Runner struct {
 	// ... (exec.Cmd.ExtraFiles); used to hand a held lock to the child so
 	// that the lock stays held as long as the child lives.
 	ExtraFiles []*os.File
+
+	// noPidfd makes the run watch the child's exit as on a kernel without
+	// pidfds (tests).
+	noPidfd bool
 }
 
 // WriteErrorPolicy tells Stream what to do when writing the child's stdout
@@ -366,32 +375,43 @@ func (g *group) kill(reason KillReason, cause error) {
 	})
 }
 
-// reap runs once the child has exited (waitid with WNOWAIT returned): it
-// sends SIGKILL to whatever is left in the group, then reaps the child.
-func (g *group) reap(cmd *exec.Cmd) error {
-	if !waitsWithoutReaping {
-		// The child is still unreaped only on Linux; elsewhere wait
-		// first (not under g.mu, so kill keeps working meanwhile) and
-		// never signal the group afterwards, as its id may be reused.
-		err := cmd.Wait()
-		g.mu.Lock()
-		defer g.mu.Unlock()
-		g.exited, g.reaped = true, true
-		if g.graceTimer != nil {
-			g.graceTimer.Stop()
-		}
-		return err
-	}
+// exitStatus is how a reaped child ended.
+type exitStatus struct {
+	ws  syscall.WaitStatus
+	err error
+}
+
+// reap runs once the child has exited: it sends SIGKILL to whatever is
+// left in the group, then reaps the child. pre is the status when the
+// exit watcher has already reaped it (platforms without waitid(WNOWAIT)),
+// in which case the group is not signalled, as its id may be reused.
+func (g *group) reap(pre *exitStatus) exitStatus {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.exited = true
-	_ = syscall.Kill(-g.pid, syscall.SIGKILL)
-	err := cmd.Wait()
+	var st exitStatus
+	if pre != nil {
+		st = *pre
+	} else {
+		_ = syscall.Kill(-g.pid, syscall.SIGKILL)
+		st = wait4(g.pid)
+	}
 	g.reaped = true
 	if g.graceTimer != nil {
 		g.graceTimer.Stop()
 	}
-	return err
+	return st
+}
+
+// wait4 reaps pid.
+func wait4(pid int) exitStatus {
+	for {
+		var ws syscall.WaitStatus
+		_, err := syscall.Wait4(pid, &ws, 0, nil)
+		if err != syscall.EINTR {
+			return exitStatus{ws: ws, err: err}
+		}
+	}
 }
 
 func (g *group) get() (KillReason, error) {
@@ -400,18 +420,44 @@ func (g *group) get() (KillReason, error) {
 	return g.reason, g.cause
 }
 
+// dedupEnv keeps the last entry of each key, in the order of the kept
+// entries, as os/exec does.
+func dedupEnv(env []string) []string {
+	seen := make(map[string]bool, len(env))
+	out := make([]string, len(env))
+	n := len(out)
+	for i := len(env) - 1; i >= 0; i-- {
+		k, _, _ := strings.Cut(env[i], "=")
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		n--
+		out[n] = env[i]
+	}
+	return out[n:]
+}
+
+// The run loop. The child's stdout and stderr are pipes that the run's
+// own goroutine reads, with poll(2), together with a descriptor that
+// becomes readable when the child exits (a pidfd on Linux; elsewhere a
+// pipe closed by a goroutine that waits for the child). Nothing else
+// runs on the way: no copying goroutines, no hand-offs through the Go
+// network poller, and no exec.Cmd (whose Start opens /dev/null and
+// registers every pipe end with the poller). When the child exits, this
+// goroutine's thread is the only one that has to wake up.
+
 func (r *Runner) run(ctx context.Context, argv []string, w io.Writer, policy WriteErrorPolicy) (*Result, error) {
 	if len(argv) == 0 || argv[0] == "" {
 		return nil, &Error{Argv: argv, Err: errors.New("empty argv")}
 	}
 	argv = append([]string(nil), argv...)
-	env := make([]string, 0, len(r.Env))
 	for _, kv := range r.Env {
 		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
 			return nil, &Error{Argv: argv, Err: fmt.Errorf("malformed environment entry %q", kv)}
 		}
-		env = append(env, kv)
 	}
+	env := dedupEnv(r.Env)
 	path, err := lookPath(argv[0], env)
 	if err != nil {
 		return nil, &Error{Argv: argv, Err: err}
@@ -420,75 +466,58 @@ func (r *Runner) run(ctx context.Context, argv []string, w io.Writer, policy Wri
 		return nil, &Error{Argv: argv, Err: err}
 	}
 
-	outR, outW, err := os.Pipe()
+	var fds fdSet
+	defer fds.closeAll()
+	outR, outW, err := fds.pipe()
 	if err != nil {
 		return nil, &Error{Argv: argv, Err: fmt.Errorf("stdout pipe: %w", err)}
 	}
-	errR, errW, err := os.Pipe()
+	errR, errW, err := fds.pipe()
 	if err != nil {
-		outR.Close()
-		outW.Close()
 		return nil, &Error{Argv: argv, Err: fmt.Errorf("stderr pipe: %w", err)}
 	}
-
-	cmd := &exec.Cmd{
-		Path:        path,
-		Args:        argv,
-		Env:         env, // non-nil: exec never falls back to os.Environ
-		Dir:         r.Dir,
-		Stdout:      outW, // *os.File: handed to the child, no copy goroutine
-		Stderr:      errW,
-		ExtraFiles:  r.ExtraFiles,
-		SysProcAttr: childAttr(),
+	null, err := fds.openRead(os.DevNull)
+	if err != nil {
+		return nil, &Error{Argv: argv, Err: fmt.Errorf("opening %s for stdin: %w", os.DevNull, err)}
 	}
+	files := make([]uintptr, 0, 3+len(r.ExtraFiles))
+	files = append(files, uintptr(null), uintptr(outW), uintptr(errW))
+	for _, f := range r.ExtraFiles {
+		files = append(files, f.Fd())
+	}
+	attr := &syscall.ProcAttr{Dir: r.Dir, Env: env, Files: files}
+
 	start := time.Now()
 	// The OS thread stays locked until the child is reaped: see start.
-	unlock, err := startChild(cmd)
+	c, unlock, err := startChild(path, argv, attr, !r.noPidfd)
 	defer unlock()
-	outW.Close()
-	errW.Close()
+	runtime.KeepAlive(r.ExtraFiles)
+	fds.close(null)
+	fds.close(outW)
+	fds.close(errW)
 	if err != nil {
-		outR.Close()
-		errR.Close()
-		return nil, &Error{Argv: argv, Err: fmt.Errorf("start: %w", err)}
+		return nil, &Error{Argv: argv, Err: fmt.Errorf("start: %w", &os.PathError{Op: "fork/exec", Path: path, Err: err})}
 	}
-	pid := cmd.Process.Pid // also the process group id
+	g := &group{pid: c.pid, grace: r.killGrace()}
+	exitFd, watched, err := c.exitFd(g, &fds)
+	if err != nil {
+		// No way to learn of the exit but waiting for it.
+		g.kill(KilledCanceled, fmt.Errorf("watching the child: %w", err))
+		g.reap(nil)
+		return nil, &Error{Argv: argv, Err: fmt.Errorf("watching the child: %w", err)}
+	}
 
 	res := &Result{Argv: argv}
-	g := &group{pid: pid, grace: r.killGrace()}
-
-	// Drain both pipes concurrently; the last drain to finish closes
-	// drained.
 	var stdout, stderr capBuffer
 	stderr.limit = r.stderrLimit()
-	drained := make(chan struct{})
-	var running atomic.Int32
-	running.Store(2)
-	drainDone := func() {
-		if running.Add(-1) == 0 {
-			close(drained)
+	stdout.limit = r.stdoutLimit()
+	sinkOut := func(p []byte) {
+		if !stdout.write(p) {
+			g.kill(KilledStdoutCap, &CapError{Stream: "stdout", Limit: stdout.limit})
 		}
 	}
-	go func() {
-		defer drainDone()
-		drain(errR, func(p []byte) {
-			if !stderr.write(p) {
-				g.kill(KilledStderrCap, &CapError{Stream: "stderr", Limit: stderr.limit})
-			}
-		})
-	}()
-	go func() {
-		defer drainDone()
-		if w == nil {
-			stdout.limit = r.stdoutLimit()
-			drain(outR, func(p []byte) {
-				if !stdout.write(p) {
-					g.kill(KilledStdoutCap, &CapError{Stream: "stdout", Limit: stdout.limit})
-				}
-			})
-			return
-		}
-		drain(outR, func(p []byte) {
+	if w != nil {
+		sinkOut = func(p []byte) {
 			stdout.n += int64(len(p))
 			if res.WriteErr != nil {
 				return
@@ -499,13 +528,16 @@ func (r *Runner) run(ctx context.Context, argv []string, w io.Writer, policy Wri
 					g.kill(KilledWriteError, &WriteError{Err: err})
 				}
 			}
-		})
-	}()
+		}
+	}
+	sinkErr := func(p []byte) {
+		if !stderr.write(p) {
+			g.kill(KilledStderrCap, &CapError{Stream: "stderr", Limit: stderr.limit})
+		}
+	}
 
 	// A timeout or a cancelled context kills the group from a timer or
-	// context callback, so this goroutine only has to wait for the exit:
-	// after the child exits nothing but this goroutine has to run (no
-	// goroutine hand-offs on the way out).
+	// context callback; the loop below sees the exit that follows.
 	if r.Timeout > 0 {
 		t := time.AfterFunc(r.Timeout, func() { g.kill(KilledTimeout, ErrTimeout) })
 		defer t.Stop()
@@ -513,44 +545,69 @@ func (r *Runner) run(ctx context.Context, argv []string, w io.Writer, policy Wri
 	stopCtx := context.AfterFunc(ctx, func() { g.kill(KilledCanceled, ctx.Err()) })
 	defer stopCtx()
 
-	// Wait for the child to exit without reaping it, so its pid (= the
-	// group id) stays reserved until the group has been sent SIGKILL.
-	waitErr := waitExited(pid)
-	reapErr := g.reap(cmd)
-	res.Duration = time.Since(start)
-	if waitErr != nil && reapErr == nil {
-		reapErr = waitErr
-	}
-
-	// Wait for the drains, bounded: a process that left the group may hold
-	// the pipes open. Closing the read ends unblocks the readers. The
-	// pipes normally reach end-of-file when the child exits, so the timer
-	// is only needed when they have not yet.
-	select {
-	case <-drained:
-	default:
-		t := time.NewTimer(r.waitDelay())
-		select {
-		case <-drained:
-			t.Stop()
-		case <-t.C:
-			outR.Close()
-			errR.Close()
-			<-drained
+	// Read both pipes until end-of-file and watch for the exit. Once the
+	// child has exited (and is reaped), the pipes get at most WaitDelay
+	// more to reach end-of-file: a process that left the group may hold
+	// them open, and its output after that is lost.
+	pfd := []pollFd{{fd: outR}, {fd: errR}, {fd: exitFd}}
+	sinks := [2]func([]byte){sinkOut, sinkErr}
+	buf := make([]byte, readBufSize)
+	var st exitStatus
+	exited := false
+	var deadline time.Time
+	for pfd[0].fd >= 0 || pfd[1].fd >= 0 || !exited {
+		timeout := -1
+		if exited {
+			left := time.Until(deadline)
+			if left <= 0 {
+				break
+			}
+			timeout = int((left + time.Millisecond - 1) / time.Millisecond)
+		}
+		n, err := pollFds(pfd, timeout)
+		if err != nil {
+			// Not expected (EINTR is retried); give up on the pipes
+			// rather than spin, and wait for the exit.
+			pfd[0].fd, pfd[1].fd = -1, -1
+			if !exited {
+				waitFd(exitFd)
+			}
+			n = 0
+			if !exited {
+				pfd[2].ready = true
+				n = 1
+			}
+		}
+		if n == 0 && exited {
+			break // WaitDelay is over
+		}
+		for i := range 2 {
+			if !pfd[i].ready {
+				continue
+			}
+			if !readOnce(pfd[i].fd, buf, sinks[i]) {
+				pfd[i].fd = -1
+			}
+		}
+		if pfd[2].ready && !exited {
+			exited = true
+			pfd[2].fd = -1
+			st = g.reap(watched())
+			res.Duration = time.Since(start)
+			deadline = time.Now().Add(r.waitDelay())
 		}
 	}
-	outR.Close()
-	errR.Close()
 
 	res.Stdout = stdout.buf.Bytes()
 	res.StdoutBytes = stdout.n
 	res.Stderr = stderr.buf.Bytes()
 	res.StderrBytes = stderr.n
 	res.ExitCode = -1
-	if ps := cmd.ProcessState; ps != nil {
-		res.ExitCode = ps.ExitCode()
-		if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			res.Signal = ws.Signal()
+	if st.err == nil {
+		if st.ws.Exited() {
+			res.ExitCode = st.ws.ExitStatus()
+		} else if st.ws.Signaled() {
+			res.Signal = st.ws.Signal()
 		}
 	}
 	reason, cause := g.get()
@@ -558,30 +615,155 @@ func (r *Runner) run(ctx context.Context, argv []string, w io.Writer, policy Wri
 	if reason != NotKilled {
 		return res, &Error{Argv: argv, Result: res, Err: cause}
 	}
+	if st.err != nil {
+		return res, &Error{Argv: argv, Result: res, Err: fmt.Errorf("wait: %w", st.err)}
+	}
 	if res.ExitCode != 0 || res.Signal != 0 {
 		return res, &Error{Argv: argv, Result: res, Err: &ExitError{
 			ExitCode: res.ExitCode, Signal: res.Signal, Stderr: string(res.Stderr),
 		}}
 	}
-	var ee *exec.ExitError
-	if reapErr != nil && !errors.As(reapErr, &ee) {
-		return res, &Error{Argv: argv, Result: res, Err: fmt.Errorf("wait: %w", reapErr)}
-	}
 	return res, nil
 }
 
-// drain reads r until EOF or error, handing each chunk to sink.
-func drain(r io.Reader, sink func([]byte)) {
-	buf := make([]byte, readBufSize)
+// readOnce reads what fd has (poll said it is readable, so the read does
+// not block) and hands it to sink; it reports false at end-of-file or on
+// an error.
+func readOnce(fd int, buf []byte, sink func([]byte)) bool {
 	for {
-		n, err := r.Read(buf)
+		n, err := syscall.Read(fd, buf)
+		if err == syscall.EINTR {
+			continue
+		}
 		if n > 0 {
 			sink(buf[:n])
+			return true
+		}
+		return false
+	}
+}
+
+// fdSet owns the raw descriptors of one run and closes those still open.
+type fdSet struct {
+	held []int
+}
+
+// pipe returns a new pipe's read and write ends, both close-on-exec and
+// blocking.
+func (s *fdSet) pipe() (r, w int, err error) {
+	var p [2]int
+	if err := pipeCloexec(&p); err != nil {
+		return -1, -1, err
+	}
+	s.held = append(s.held, p[0], p[1])
+	return p[0], p[1], nil
+}
+
+// openRead opens path read-only, close-on-exec.
+func (s *fdSet) openRead(path string) (int, error) {
+	for {
+		fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+		if err == syscall.EINTR {
+			continue
 		}
 		if err != nil {
+			return -1, err
+		}
+		s.held = append(s.held, fd)
+		return fd, nil
+	}
+}
+
+// add hands fd to the set.
+func (s *fdSet) add(fd int) { s.held = append(s.held, fd) }
+
+// close closes fd now, if the set holds it.
+func (s *fdSet) close(fd int) {
+	for i, o := range s.held {
+		if o == fd {
+			_ = syscall.Close(fd)
+			s.held = append(s.held[:i], s.held[i+1:]...)
 			return
 		}
 	}
+}
+
+func (s *fdSet) closeAll() {
+	for _, fd := range s.held {
+		_ = syscall.Close(fd)
+	}
+	s.held = nil
+}
+
+// pollFd is one descriptor of the run loop's poll; fd < 0 is skipped.
+type pollFd struct {
+	fd    int
+	ready bool // readable, at end-of-file or in error after the last poll
+}
+
+// pollFds waits until one of fds is ready or timeoutMs passes (-1: no
+// limit), retrying on EINTR, and returns the number that are.
+func pollFds(fds []pollFd, timeoutMs int) (int, error) {
+	var p [3]unix.PollFd
+	for i, f := range fds {
+		p[i] = unix.PollFd{Fd: int32(f.fd), Events: unix.POLLIN}
+		fds[i].ready = false
+	}
+	for {
+		n, err := unix.Poll(p[:len(fds)], timeoutMs)
+		if err == unix.EINTR {
+			continue // the timeout restarts: only WaitDelay uses one
+		}
+		if err != nil {
+			return 0, err
+		}
+		for i := range fds {
+			fds[i].ready = fds[i].fd >= 0 && p[i].Revents != 0
+		}
+		return n, nil
+	}
+}
+
+// waitFd blocks until fd is readable.
+func waitFd(fd int) {
+	p := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	for {
+		if _, err := unix.Poll(p, -1); err != unix.EINTR {
+			return
+		}
+	}
+}
+
+// started is a started child.
+type started struct {
+	pid   int
+	pidfd int // -1 when the platform or kernel gives none
+}
+
+// exitFd returns a descriptor that becomes readable once the child has
+// exited, held by fds, and the function that returns the child's status
+// when the watcher had to reap it (nil otherwise; call it only once the
+// descriptor is readable). It is the pidfd when there is one; otherwise a
+// goroutine waits for the exit and closes a pipe.
+func (c started) exitFd(g *group, fds *fdSet) (int, func() *exitStatus, error) {
+	none := func() *exitStatus { return nil }
+	if c.pidfd >= 0 {
+		fds.add(c.pidfd)
+		return c.pidfd, none, nil
+	}
+	r, w, err := fds.pipe()
+	if err != nil {
+		return -1, none, err
+	}
+	// The goroutine owns w from here on.
+	fds.held = slices.DeleteFunc(fds.held, func(fd int) bool { return fd == w })
+	done := make(chan *exitStatus, 1)
+	go func() {
+		st := waitExited(c.pid)
+		done <- st
+		_ = syscall.Close(w)
+	}()
+	return r, func() *exitStatus { return <-done }, nil
 }
 
 // capBuffer keeps at most limit bytes and counts everything written.

@@ -3,23 +3,35 @@
 package subprocess
 
 import (
-	"os/exec"
 	"syscall"
 )
 
-// waitsWithoutReaping: there is no waitid(WNOWAIT) here; reap waits.
-const waitsWithoutReaping = false
-
-// childAttr puts the child in a process group of its own. There is no
-// parent-death signal outside Linux.
-func childAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Setpgid: true}
+// startChild starts path in a process group of its own. There is no
+// parent-death signal and no pidfd outside Linux.
+func startChild(path string, argv []string, attr *syscall.ProcAttr, _ bool) (started, func(), error) {
+	attr.Sys = &syscall.SysProcAttr{Setpgid: true}
+	pid, err := syscall.ForkExec(path, argv, attr)
+	if err != nil {
+		return started{}, func() {}, err
+	}
+	return started{pid: pid, pidfd: -1}, func() {}, nil
 }
 
-// startChild starts cmd.
-func startChild(cmd *exec.Cmd) (unlock func(), err error) {
-	return func() {}, cmd.Start()
+// waitExited reaps the child (there is no waitid(WNOWAIT) here), so the
+// group is never signalled afterwards, as its id may be reused.
+func waitExited(pid int) *exitStatus {
+	st := wait4(pid)
+	return &st
 }
 
-// waitExited returns at once: the reap waits for the child instead.
-func waitExited(pid int) error { return nil }
+// pipeCloexec makes a close-on-exec pipe.
+func pipeCloexec(p *[2]int) error {
+	syscall.ForkLock.RLock()
+	defer syscall.ForkLock.RUnlock()
+	if err := syscall.Pipe(p[:]); err != nil {
+		return err
+	}
+	syscall.CloseOnExec(p[0])
+	syscall.CloseOnExec(p[1])
+	return nil
+}

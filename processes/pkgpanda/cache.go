@@ -67,6 +67,16 @@ package pkgpanda
 //
 // The package's pkginfo.json (GET /repository/<id>) is read in-process on
 // every request and is not cached.
+//
+// The same rule spares the look for an interrupted activation (lock.go)
+// that precedes every mutation and every read of the active set: what it
+// looks for (an entry X.new of <root>, or an entry X.old without X) can
+// only appear by creating, removing or renaming an entry of <root>, or by
+// swapping <root> for another folder, all of which change <root>'s stamp.
+// So a look that found nothing is remembered with the stamp of <root>
+// taken before it, and the next look only stats <root> while that stamp
+// is unchanged (and trusted, as above). A look that found leftovers is
+// never remembered, and mutations through pkgpandad forget the last one.
 
 import (
 	"context"
@@ -168,6 +178,7 @@ type resultCache struct {
 	gen     uint64
 	entries [numKeys]cacheEntry
 	flights [numKeys]*flight
+	clean   *fingerprint // the install root's when last found without leftovers
 
 	m cacheMetrics
 }
@@ -232,6 +243,7 @@ func (c *resultCache) invalidate() {
 	c.mu.Lock()
 	c.gen++
 	c.entries = [numKeys]cacheEntry{}
+	c.clean = nil
 	c.mu.Unlock()
 	c.m.invalidations.Inc()
 }
@@ -305,6 +317,54 @@ func (c *resultCache) get(ctx context.Context, key cacheKey, m statusMap,
 		c.log.Debug().Stringer("command", key).Str("why", why).Msg("pkgpanda result not kept: the disk cannot vouch for it")
 	}
 	return slices.Clone(ids), fail
+}
+
+// installLook is one look for an interrupted activation's leftovers in
+// root (see the top of this file).
+type installLook struct {
+	fp  *fingerprint // root's stamp before the look; nil: not to be kept
+	gen uint64
+}
+
+// installClean reports whether root is known to hold no leftovers without
+// reading it: the last look found none and root's stamp is unchanged.
+// Otherwise it returns the look to make, for keepInstallClean.
+func (c *resultCache) installClean(root string) (bool, installLook) {
+	if !c.enabled {
+		return false, installLook{}
+	}
+	c.mu.Lock()
+	fp, gen := c.clean, c.gen
+	c.mu.Unlock()
+	if fp != nil {
+		if fp.probes[0].path == root && c.unchanged(fp) {
+			return true, installLook{}
+		}
+		c.mu.Lock()
+		if c.clean == fp {
+			c.clean = nil
+		}
+		c.mu.Unlock()
+	}
+	taken := time.Now()
+	s, err := c.stat(root, true)
+	if err != nil {
+		return false, installLook{}
+	}
+	return false, installLook{fp: &fingerprint{probes: []probe{{root, true}}, stamps: []fileStamp{s}, taken: taken}, gen: gen}
+}
+
+// keepInstallClean remembers that look found no leftovers, if root's
+// stamp can vouch for it and no mutation ended meanwhile.
+func (c *resultCache) keepInstallClean(look installLook) {
+	if look.fp == nil || c.untrusted(look.fp) != "" {
+		return
+	}
+	c.mu.Lock()
+	if c.gen == look.gen {
+		c.clean = look.fp
+	}
+	c.mu.Unlock()
 }
 
 // wait returns the result of flight f, or a cancellation when ctx ends

@@ -1,13 +1,17 @@
 package pkgpanda
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -23,20 +27,37 @@ const cliCost = 300 * time.Millisecond
 // BenchmarkCacheReads measures, with the stand-in as slow as the real
 // CLI, the reads that reuse list and active results and those that do not,
 // and the wall time of DELETE /repository/<id> and PUT /active/ against
-// the sum of their CLI runs. It runs once whatever b.N is (a single run
-// takes seconds) and reports, in ms:
+// their CLI runs. It runs once whatever b.N is (a single run takes a
+// couple of minutes) and reports, in ms:
 //
 //   - <route>-reused-server-p50/p99: the operation inside the process
 //     (no HTTP, no queue);
-//   - <route>-reused-http-p50/p99: GET over a keep-alive connection;
+//   - <route>-reused-http-p50/p99: GET over a keep-alive connection
+//     (net/http client);
 //   - <route>-uncached-http-p50/p99: the same with Config.DisableCache;
-//   - uncached-overhead-b2b/after-idle-p50/p99: what GET /repository/
-//     adds to its child's run (start to reap) without reuse, requests
-//     back to back and after an idle gap;
-//   - delete-wall, delete-cli, put-active-wall, put-active-cli (medians):
-//     the request's wall time and the sum of the runs it made;
-//     delete-excess and put-active-excess, the difference; and the most
-//     runs one request made.
+//   - uncached-<gap>-*: GET /repository/ without reuse against running the
+//     same `pkgpanda list` (same binary, argv, environment and directory)
+//     directly with os/exec, interleaved in triples (direct, raw client,
+//     net/http client, the order rotating) so that all see the same
+//     machine load; <gap> is b2b (requests back to back) or idle (each
+//     after an idle gap as long as a run, which adds the VM's wake-up
+//     floor). -direct and -http are the wall times (p50/p99);
+//     -overhead is the p50/p99 of the per-triple difference (raw
+//     keep-alive client minus direct), -overhead-nethttp the same with
+//     Go's net/http client (whose own goroutine hand-offs it includes),
+//     and -overhead-sans-child the difference once each side's child time
+//     (fork to reap) is taken out, which removes the child's own
+//     run-to-run variation (tens of ms on a loaded machine) but hides any
+//     difference in spawning (BenchmarkEngineVsExec in subprocess
+//     measures that);
+//   - delete-* and put-active-*: DELETE /repository/<id> and PUT /active/
+//     (raw keep-alive client, after the reads their pre-checks reuse)
+//     against one direct run of the same `pkgpanda remove` / `pkgpanda
+//     activate`, in interleaved pairs: -wall and -direct (p50/p99), -cli
+//     (p50 of the sum of the request's own runs), -excess (p50/p99/max of
+//     the per-pair wall minus direct), -excess-sans-child (the same minus
+//     each side's child time), and -max-runs, the most runs one request
+//     made.
 func BenchmarkCacheReads(b *testing.B) {
 	var runSum atomic.Int64
 	var runs atomic.Int64
@@ -130,73 +151,201 @@ func BenchmarkCacheReads(b *testing.B) {
 	if runs.Load() != before {
 		b.Fatal("the uncached process' runs were counted as the cached one's")
 	}
-	// What a route adds to a run it cannot reuse: its time minus its
-	// child's (start to reap), requests back to back, then each after an
-	// idle gap as long as a run (the server's threads park meanwhile).
-	overhead := func(gap time.Duration) []time.Duration {
-		d := make([]time.Duration, 0, 10)
-		for i := 0; i < cap(d); i++ {
-			if gap > 0 {
-				time.Sleep(gap) // the workload's shape, not a synchronisation
-			}
-			total := get(off.base, "/repository/")
-			d = append(d, total-time.Duration(offChild.Load()))
-		}
-		return d
+	// What a read adds to a run it cannot reuse, against the same run
+	// made directly.
+	argv, err := off.p.cfg.Tool.List()
+	if err != nil {
+		b.Fatal(err)
 	}
-	report("uncached-overhead-b2b", overhead(0))
-	report("uncached-overhead-after-idle", overhead(cliCost))
+	raw := newRawClient(b, off.rt.Addr())
+	for _, mode := range []struct {
+		name string
+		gap  time.Duration
+	}{{"b2b", 0}, {"idle", cliCost}} {
+		var direct, viaRaw, dRaw, dNet, dSans []time.Duration
+		for i := 0; i < 24; i++ {
+			var dw, dc, rw, rc, nw time.Duration
+			for k := 0; k < 3; k++ {
+				if mode.gap > 0 {
+					time.Sleep(mode.gap) // the workload's shape, not a synchronisation
+				}
+				switch (i + k) % 3 {
+				case 0:
+					dw, dc = runDirect(b, &off.p.cfg, argv)
+				case 1:
+					offChild.Store(0)
+					rw = raw.do(http.MethodGet, "/pkgpanda/repository/", nil, 200)
+					rc = time.Duration(offChild.Load())
+				case 2:
+					nw = get(off.base, "/repository/")
+				}
+			}
+			direct, viaRaw = append(direct, dw), append(viaRaw, rw)
+			dRaw, dNet = append(dRaw, rw-dw), append(dNet, nw-dw)
+			dSans = append(dSans, (rw-rc)-(dw-dc))
+		}
+		pre := "uncached-" + mode.name
+		report(pre+"-direct", direct)
+		report(pre+"-http", viaRaw)
+		report(pre+"-overhead", dRaw)
+		b.ReportMetric(ms(dNet, 0.50), pre+"-overhead-nethttp-p50-ms")
+		report(pre+"-overhead-sans-child", dSans)
+	}
 
 	// measure times one request that must succeed with 204, after the
 	// reads its pre-checks need have been made.
+	eraw := newRawClient(b, e.rt.Addr())
 	measure := func(method, path string, body []byte) (wall, cli time.Duration, n int64) {
 		e.settle()
 		get(e.base, "/repository/")
 		get(e.base, "/active/")
 		runSum.Store(0)
 		runs.Store(0)
-		req, err := http.NewRequest(method, e.base+path, bytes.NewReader(body))
-		if err != nil {
-			b.Fatal(err)
-		}
-		if body != nil {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		start := time.Now()
-		resp, err := client.Do(req)
-		if err != nil {
-			b.Fatal(err)
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		wall = time.Since(start)
-		if resp.StatusCode != 204 {
-			b.Fatalf("%s %s: %d", method, path, resp.StatusCode)
-		}
+		wall = eraw.do(method, "/pkgpanda"+path, body, 204)
 		return wall, time.Duration(runSum.Load()), runs.Load()
 	}
 	const victim = "mesos--0.23.0"
+	victimID, err := cli.ParseID(victim)
+	if err != nil {
+		b.Fatal(err)
+	}
+	activeIDs, err := parseIDs(active)
+	if err != nil {
+		b.Fatal(err)
+	}
+	removeArgv, err := e.p.cfg.Tool.Remove(victimID)
+	if err != nil {
+		b.Fatal(err)
+	}
+	activateArgv, err := e.p.cfg.Tool.Activate(activeIDs...)
+	if err != nil {
+		b.Fatal(err)
+	}
 	src := filepath.Join(e.fixture, "packages", victim)
 	dst := filepath.Join(e.dir, "packages", victim)
-	var delWall, delCLI, putWall, putCLI []time.Duration
-	var delRuns, putRuns int64
-	for i := 0; i < 5; i++ {
-		w, c, n := measure("DELETE", "/repository/"+victim, nil)
-		delWall, delCLI, delRuns = append(delWall, w), append(delCLI, c), max(delRuns, n)
+	restore := func() {
 		if err := testfixture.Copy(src, dst); err != nil {
 			b.Fatalf("restoring %s: %v", victim, err)
 		}
-		body, _ := json.Marshal(active)
-		w, c, n = measure("PUT", "/active/", body)
-		putWall, putCLI, putRuns = append(putWall, w), append(putCLI, c), max(putRuns, n)
+	}
+	body, _ := json.Marshal(active)
+	type pair struct{ wall, cli, direct, excess, sans []time.Duration }
+	var del, put pair
+	var delRuns, putRuns int64
+	add := func(p *pair, w, c, dw, dc time.Duration) {
+		p.wall, p.cli, p.direct = append(p.wall, w), append(p.cli, c), append(p.direct, dw)
+		p.excess, p.sans = append(p.excess, w-dw), append(p.sans, (w-c)-(dw-dc))
+	}
+	for i := 0; i < 8; i++ {
+		var w, c, dw, dc time.Duration
+		var n int64
+		for k := 0; k < 2; k++ {
+			if (i+k)%2 == 0 {
+				w, c, n = measure("DELETE", "/repository/"+victim, nil)
+				delRuns = max(delRuns, n)
+			} else {
+				dw, dc = runDirect(b, &e.p.cfg, removeArgv)
+			}
+			restore()
+		}
+		add(&del, w, c, dw, dc)
+		for k := 0; k < 2; k++ {
+			if (i+k)%2 == 0 {
+				w, c, n = measure("PUT", "/active/", body)
+				putRuns = max(putRuns, n)
+			} else {
+				dw, dc = runDirect(b, &e.p.cfg, activateArgv)
+			}
+		}
+		add(&put, w, c, dw, dc)
 	}
 	b.StopTimer()
-	b.ReportMetric(ms(delWall, 0.5), "delete-wall-ms")
-	b.ReportMetric(ms(delCLI, 0.5), "delete-cli-ms")
-	b.ReportMetric(ms(delWall, 0.5)-ms(delCLI, 0.5), "delete-excess-ms")
-	b.ReportMetric(ms(putWall, 0.5), "put-active-wall-ms")
-	b.ReportMetric(ms(putCLI, 0.5), "put-active-cli-ms")
-	b.ReportMetric(ms(putWall, 0.5)-ms(putCLI, 0.5), "put-active-excess-ms")
-	b.ReportMetric(float64(delRuns), "delete-max-runs")
-	b.ReportMetric(float64(putRuns), "put-active-max-runs")
+	for _, x := range []struct {
+		name string
+		p    *pair
+		runs int64
+	}{{"delete", &del, delRuns}, {"put-active", &put, putRuns}} {
+		report(x.name+"-wall", x.p.wall)
+		report(x.name+"-direct", x.p.direct)
+		b.ReportMetric(ms(x.p.cli, 0.5), x.name+"-cli-p50-ms")
+		report(x.name+"-excess", x.p.excess)
+		b.ReportMetric(ms(x.p.excess, 1), x.name+"-excess-max-ms")
+		report(x.name+"-excess-sans-child", x.p.sans)
+		b.ReportMetric(ms(x.p.sans, 1), x.name+"-excess-sans-child-max-ms")
+		b.ReportMetric(float64(x.runs), x.name+"-max-runs")
+	}
+}
+
+// runDirect runs argv as a caller without pkgpandad would, with os/exec,
+// in cfg's environment and directory, and returns its wall time and its
+// child's time (Start to Wait).
+func runDirect(b *testing.B, cfg *Config, argv []string) (wall, child time.Duration) {
+	b.Helper()
+	start := time.Now()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env, cmd.Dir = cfg.Env, cfg.Dir
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	run := time.Now()
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		b.Fatalf("%q: %v: %s", argv, err, stderr.Bytes())
+	}
+	child = time.Since(run)
+	return time.Since(start), child
+}
+
+// rawClient is a minimal HTTP/1.1 client on one keep-alive connection: it
+// writes each request with one write and reads the answer on the calling
+// goroutine, so what it times is the server's, not the hand-offs between
+// the goroutines of net/http's transport.
+type rawClient struct {
+	tb   testing.TB
+	conn net.Conn
+	br   *bufio.Reader
+	buf  []byte
+}
+
+func newRawClient(tb testing.TB, addr string) *rawClient {
+	tb.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { conn.Close() })
+	return &rawClient{tb: tb, conn: conn, br: bufio.NewReader(conn)}
+}
+
+// do sends one request (a JSON body if body is non-nil), reads the whole
+// answer, checks its status and returns the time taken.
+func (c *rawClient) do(method, path string, body []byte, status int) time.Duration {
+	c.tb.Helper()
+	c.buf = append(c.buf[:0], method+" "+path+" HTTP/1.1\r\nHost: bench\r\n"...)
+	if body != nil {
+		c.buf = append(c.buf, "Content-Type: application/json\r\nContent-Length: "...)
+		c.buf = strconv.AppendInt(c.buf, int64(len(body)), 10)
+		c.buf = append(c.buf, "\r\n"...)
+	}
+	c.buf = append(c.buf, "\r\n"...)
+	c.buf = append(c.buf, body...)
+	start := time.Now()
+	if _, err := c.conn.Write(c.buf); err != nil {
+		c.tb.Fatal(err)
+	}
+	resp, err := http.ReadResponse(c.br, nil)
+	if err != nil {
+		c.tb.Fatal(err)
+	}
+	got, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	d := time.Since(start)
+	if err != nil {
+		c.tb.Fatal(err)
+	}
+	if resp.StatusCode != status {
+		c.tb.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, got)
+	}
+	return d
 }

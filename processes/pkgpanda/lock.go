@@ -92,11 +92,18 @@ func interruptedActivation(root string) []string {
 }
 
 // installBlocked answers 409 when an interrupted activation is left on
-// disk; it looks again on every call, so service resumes as soon as an
-// operator has recovered.
+// disk; it looks again on every call (only a stat of the install root
+// while that is unchanged since a look that found nothing: cache.go), so
+// service resumes as soon as an operator has recovered.
 func (p *Process) installBlocked() (status int, msg string) {
-	left := interruptedActivation(p.cfg.root())
+	root := p.cfg.root()
+	clean, look := p.cache.installClean(root)
+	if clean {
+		return 0, "" // root unchanged since a look that found nothing
+	}
+	left := interruptedActivation(root)
 	if len(left) == 0 {
+		p.cache.keepInstallClean(look)
 		return 0, ""
 	}
 	p.m.installBlocked.Inc()

@@ -257,3 +257,42 @@ func TestPlantedUploadDirRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestInterruptedActivationSeenAfterACleanLookWasKept: once a look at an
+// aged install root found no leftovers, later looks only stat the root;
+// leftovers made behind pkgpandad's back afterwards (X.new created, X
+// renamed to X.old) still change its stamp and are refused at once, and
+// the look is kept again after recovery.
+func TestInterruptedActivationSeenAfterACleanLookWasKept(t *testing.T) {
+	e := newEnv(t, envOpt{})
+	install := filepath.Join(e.dir, "install")
+	kept := func() bool {
+		e.p.cache.mu.Lock()
+		defer e.p.cache.mu.Unlock()
+		return e.p.cache.clean != nil
+	}
+	for _, c := range []struct {
+		name       string
+		break_, fix func()
+	}{
+		{"X.new",
+			func() { mustMkdir(t, filepath.Join(install, "bin.new")) },
+			func() { os.RemoveAll(filepath.Join(install, "bin.new")) }},
+		{"X.old without X",
+			func() { mustRename(t, filepath.Join(install, "active"), filepath.Join(install, "active.old")) },
+			func() { mustRename(t, filepath.Join(install, "active.old"), filepath.Join(install, "active")) }},
+	} {
+		e.settle()
+		expectStatus(t, c.name+": GET /active/ before", e.do("GET", "/active/", nil), 200)
+		if !kept() {
+			t.Fatalf("%s: a clean look at an aged install root was not kept", c.name)
+		}
+		c.break_()
+		expectStatus(t, c.name+": GET /active/ after the break", e.do("GET", "/active/", nil), 409)
+		if kept() {
+			t.Fatalf("%s: a look that found leftovers replaced the clean one", c.name)
+		}
+		c.fix()
+		expectStatus(t, c.name+": GET /active/ after recovery", e.do("GET", "/active/", nil), 200)
+	}
+}

@@ -272,7 +272,7 @@ func TestInterruptedActivationSeenAfterACleanLookWasKept(t *testing.T) {
 		return e.p.cache.clean != nil
 	}
 	for _, c := range []struct {
-		name       string
+		name        string
 		break_, fix func()
 	}{
 		{"X.new",

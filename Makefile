@@ -10,7 +10,7 @@ BENCHTIME ?= 2s
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 LDFLAGS   := -X main.version=$(VERSION)
 
-.PHONY: build run test bench attack soak fuzz vet lint clean
+.PHONY: build run test bench bench-cache attack soak fuzz vet lint clean
 
 build:
 	@mkdir -p $(BIN)
@@ -52,6 +52,14 @@ run: build
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./libprocess/... ./processes/...
+
+# bench-cache runs only the pkgpanda benchmarks of reads with and without
+# reuse and of DELETE and PUT /active/ against direct CLI runs (about two
+# minutes; run it several times, machine load moves it), and the spawn
+# engine against os/exec.
+bench-cache:
+	$(GO) test -run '^$$' -bench '^BenchmarkCacheReads$$' -benchtime 1x ./processes/pkgpanda/
+	$(GO) test -run '^$$' -bench '^BenchmarkEngineVsExec$$' -benchtime 1000x ./processes/pkgpanda/subprocess/
 
 # attack starts pkgpandad on loopback and runs the resource attacks of
 # cmd/procpanda-attack against it one after the other (idle, slow-drip and

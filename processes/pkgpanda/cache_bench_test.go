@@ -49,7 +49,12 @@ const cliCost = 300 * time.Millisecond
 //     (fork to reap) is taken out, which removes the child's own
 //     run-to-run variation (tens of ms on a loaded machine) but hides any
 //     difference in spawning (BenchmarkEngineVsExec in subprocess
-//     measures that);
+//     measures that); -floor is the round trip of a reused read (no
+//     CLI run) after the server idled as long as a run (or the gap),
+//     the part of the overhead any HTTP server pays here for waking up
+//     to take the request and waking its client with the answer, and
+//     -overhead-beyond-floor the p50 of -overhead-sans-child minus the
+//     floor's;
 //   - delete-* and put-active-*: DELETE /repository/<id> and PUT /active/
 //     (raw keep-alive client, after the reads their pre-checks reuse)
 //     against one direct run of the same `pkgpanda remove` / `pkgpanda
@@ -158,11 +163,12 @@ func BenchmarkCacheReads(b *testing.B) {
 		b.Fatal(err)
 	}
 	raw := newRawClient(b, off.rt.Addr())
+	floorClient := newRawClient(b, e.rt.Addr())
 	for _, mode := range []struct {
 		name string
 		gap  time.Duration
 	}{{"b2b", 0}, {"idle", cliCost}} {
-		var direct, viaRaw, dRaw, dNet, dSans []time.Duration
+		var direct, viaRaw, dRaw, dNet, dSans, floor []time.Duration
 		for i := 0; i < 24; i++ {
 			var dw, dc, rw, rc, nw time.Duration
 			for k := 0; k < 3; k++ {
@@ -183,6 +189,14 @@ func BenchmarkCacheReads(b *testing.B) {
 			direct, viaRaw = append(direct, dw), append(viaRaw, rw)
 			dRaw, dNet = append(dRaw, rw-dw), append(dNet, nw-dw)
 			dSans = append(dSans, (rw-rc)-(dw-dc))
+			// The floor: a reused read (no CLI run) after the server
+			// idled as long as a run, or after the gap.
+			if mode.gap > 0 {
+				time.Sleep(mode.gap)
+			} else {
+				runDirect(b, &off.p.cfg, argv)
+			}
+			floor = append(floor, floorClient.do(http.MethodGet, "/pkgpanda/repository/", nil, 200))
 		}
 		pre := "uncached-" + mode.name
 		report(pre+"-direct", direct)
@@ -190,6 +204,8 @@ func BenchmarkCacheReads(b *testing.B) {
 		report(pre+"-overhead", dRaw)
 		b.ReportMetric(ms(dNet, 0.50), pre+"-overhead-nethttp-p50-ms")
 		report(pre+"-overhead-sans-child", dSans)
+		report(pre+"-floor", floor)
+		b.ReportMetric(ms(dSans, 0.50)-ms(floor, 0.50), pre+"-overhead-beyond-floor-p50-ms")
 	}
 
 	// measure times one request that must succeed with 204, after the

@@ -162,8 +162,8 @@ func BenchmarkCacheReads(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	raw := newRawClient(b, off.rt.Addr())
-	floorClient := newRawClient(b, e.rt.Addr())
+	raw := newRawClient(b, off.rt.Addr().HostPort())
+	floorClient := newRawClient(b, e.rt.Addr().HostPort())
 	for _, mode := range []struct {
 		name string
 		gap  time.Duration
@@ -210,7 +210,7 @@ func BenchmarkCacheReads(b *testing.B) {
 
 	// measure times one request that must succeed with 204, after the
 	// reads its pre-checks need have been made.
-	eraw := newRawClient(b, e.rt.Addr())
+	eraw := newRawClient(b, e.rt.Addr().HostPort())
 	measure := func(method, path string, body []byte) (wall, cli time.Duration, n int64) {
 		e.settle()
 		get(e.base, "/repository/")

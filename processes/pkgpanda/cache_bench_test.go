@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -49,7 +50,10 @@ const cliCost = 300 * time.Millisecond
 //     (fork to reap) is taken out, which removes the child's own
 //     run-to-run variation (tens of ms on a loaded machine) but hides any
 //     difference in spawning (BenchmarkEngineVsExec in subprocess
-//     measures that); -floor is the round trip of a reused read (no
+//     measures that); -overhead-sans-cli-work takes out instead the
+//     CLI's work between the trace lines it writes after its start-up
+//     and before its exit, so that spawning, start-up (including the
+//     slow-down), exit and reaping stay in, with their variation; -floor is the round trip of a reused read (no
 //     CLI run) after the server idled as long as a run (or the gap),
 //     the part of the overhead any HTTP server pays here for waking up
 //     to take the request and waking its client with the answer, and
@@ -74,7 +78,9 @@ func BenchmarkCacheReads(b *testing.B) {
 	}
 	e := newEnv(b, envOpt{noTrace: true, cost: cliCost, onRun: onRun})
 	var offChild atomic.Int64 // the last uncached run's child time
-	off := newEnv(b, envOpt{noTrace: true, cost: cliCost, noCache: true, onRun: func(ri RunInfo) {
+	// off's children trace their start and end (after their start-up,
+	// before their exit): direct runs use the same environment.
+	off := newEnv(b, envOpt{cost: cliCost, noCache: true, onRun: func(ri RunInfo) {
 		if ri.Result != nil {
 			offChild.Store(int64(ri.Result.Duration))
 		}
@@ -168,9 +174,9 @@ func BenchmarkCacheReads(b *testing.B) {
 		name string
 		gap  time.Duration
 	}{{"b2b", 0}, {"idle", cliCost}} {
-		var direct, viaRaw, dRaw, dNet, dSans, floor []time.Duration
+		var direct, viaRaw, dRaw, dNet, dSans, dSansCLI, floor []time.Duration
 		for i := 0; i < 24; i++ {
-			var dw, dc, rw, rc, nw time.Duration
+			var dw, dc, rw, rc, nw, ds, rs time.Duration
 			for k := 0; k < 3; k++ {
 				if mode.gap > 0 {
 					time.Sleep(mode.gap) // the workload's shape, not a synchronisation
@@ -178,10 +184,12 @@ func BenchmarkCacheReads(b *testing.B) {
 				switch (i + k) % 3 {
 				case 0:
 					dw, dc = runDirect(b, &off.p.cfg, argv)
+					ds = off.cliSpan()
 				case 1:
 					offChild.Store(0)
 					rw = raw.do(http.MethodGet, "/pkgpanda/repository/", nil, 200)
 					rc = time.Duration(offChild.Load())
+					rs = off.cliSpan()
 				case 2:
 					nw = get(off.base, "/repository/")
 				}
@@ -189,6 +197,7 @@ func BenchmarkCacheReads(b *testing.B) {
 			direct, viaRaw = append(direct, dw), append(viaRaw, rw)
 			dRaw, dNet = append(dRaw, rw-dw), append(dNet, nw-dw)
 			dSans = append(dSans, (rw-rc)-(dw-dc))
+			dSansCLI = append(dSansCLI, (rw-rs)-(dw-ds))
 			// The floor: a reused read (no CLI run) after the server
 			// idled as long as a run, or after the gap.
 			if mode.gap > 0 {
@@ -204,6 +213,7 @@ func BenchmarkCacheReads(b *testing.B) {
 		report(pre+"-overhead", dRaw)
 		b.ReportMetric(ms(dNet, 0.50), pre+"-overhead-nethttp-p50-ms")
 		report(pre+"-overhead-sans-child", dSans)
+		report(pre+"-overhead-sans-cli-work", dSansCLI)
 		report(pre+"-floor", floor)
 		b.ReportMetric(ms(dSans, 0.50)-ms(floor, 0.50), pre+"-overhead-beyond-floor-p50-ms")
 	}
@@ -290,6 +300,22 @@ func BenchmarkCacheReads(b *testing.B) {
 		b.ReportMetric(ms(x.p.sans, 1), x.name+"-excess-sans-child-max-ms")
 		b.ReportMetric(float64(x.runs), x.name+"-max-runs")
 	}
+}
+
+// cliSpan returns the time between the trace lines of the last run of
+// e's stand-in (its work after start-up, before its exit), and empties
+// the trace.
+func (e *env) cliSpan() time.Duration {
+	e.t.Helper()
+	spans := e.readTrace()
+	if len(spans) == 0 {
+		e.t.Fatal("the stand-in traced no run")
+	}
+	last := spans[len(spans)-1]
+	if err := os.Truncate(e.trace, 0); err != nil {
+		e.t.Fatal(err)
+	}
+	return time.Duration(last.end - last.start)
 }
 
 // runDirect runs argv as a caller without pkgpandad would, with os/exec,

@@ -40,7 +40,21 @@ import (
 // the two socket wake-ups of that round trip alone cost several hundred
 // microseconds; overhead-beyond-http-p50-ms is the paired overhead minus
 // that floor, the part the route itself adds.
-func BenchmarkRouteOverhead(b *testing.B) {
+func BenchmarkRouteOverhead(b *testing.B) { benchRouteOverhead(b, 0) }
+
+// BenchmarkRouteOverheadAfterIdle is BenchmarkRouteOverhead with every
+// request and every direct run made after an idle gap of 50 ms, long
+// enough for every thread of the process to park and its vCPUs to go idle
+// (the VM's wake-up floor is then paid by the server and by the direct
+// run's caller alike).
+func BenchmarkRouteOverheadAfterIdle(b *testing.B) { benchRouteOverhead(b, 50*time.Millisecond) }
+
+func benchRouteOverhead(b *testing.B, gap time.Duration) {
+	pause := func() {
+		if gap > 0 {
+			time.Sleep(gap) // the workload's shape, not a synchronisation
+		}
+	}
 	var child atomic.Int64 // the last route run's child time
 	e := newEnv(b, envOpt{noTrace: true, noCache: true, onRun: func(ri RunInfo) {
 		if ri.Result != nil {
@@ -55,6 +69,7 @@ func BenchmarkRouteOverhead(b *testing.B) {
 	defer client.CloseIdleConnections()
 	url := e.base + "/repository/"
 	route := func() (total, rest time.Duration) {
+		pause()
 		child.Store(0)
 		start := time.Now()
 		resp, err := client.Get(url)
@@ -70,6 +85,7 @@ func BenchmarkRouteOverhead(b *testing.B) {
 		return total, total - time.Duration(child.Load())
 	}
 	direct := func() (total, rest time.Duration) {
+		pause()
 		start := time.Now()
 		cmd := exec.Command(argv[0], argv[1:]...)
 		cmd.Env = e.p.cfg.Env
@@ -87,6 +103,7 @@ func BenchmarkRouteOverhead(b *testing.B) {
 		return total, total - ran
 	}
 	idle := func() time.Duration {
+		pause()
 		start := time.Now()
 		resp, err := client.Get("http://" + e.rt.Addr().HostPort() + "/help/pkgpanda/list.json")
 		if err != nil {
@@ -98,6 +115,7 @@ func BenchmarkRouteOverhead(b *testing.B) {
 	}
 	raw := newRawClient(b, e.rt.Addr().HostPort())
 	viaRaw := func() time.Duration {
+		pause()
 		return raw.do(http.MethodGet, "/pkgpanda/repository/", nil, 200)
 	}
 	route() // warm up the connection and the page cache

@@ -37,6 +37,8 @@ import (
 	"syscall"
 	"time"
 
+	// x/sys/unix for poll(2) and waitid(2), which package syscall lacks;
+	// it is the Go team's, and already in the module graph.
 	"golang.org/x/sys/unix"
 )
 

@@ -68,7 +68,7 @@ func (a *authRegistry) check(realm string, req *Request) (string, *Response) {
 	principal, err := authn.Authenticate(req)
 	if err != nil {
 		r := TextResponse(http.StatusUnauthorized, "Unauthorized: "+err.Error())
-		r.Header.Set("WWW-Authenticate", fmt.Sprintf("%s realm=%q", authn.Scheme(), realm))
+		r.SetHeader("WWW-Authenticate", fmt.Sprintf("%s realm=%q", authn.Scheme(), realm))
 		return "", &r
 	}
 	if authz != nil && !authz(principal, req) {

@@ -197,9 +197,24 @@ func (c *reqState) err() error {
 // blocked, as pipes and files allow.
 type Response struct {
 	Status int
+	// ContentType is the body's media type, sent as Content-Type unless
+	// Header has one. The helpers (TextResponse, JSONResponse, …) set it
+	// and leave Header nil, which saves allocating a map per response.
+	ContentType string
+	// Header holds the other header fields to send; it may be nil. Set
+	// fields with SetHeader, which makes it when needed.
 	Header http.Header
 	Body   []byte
 	Stream io.ReadCloser
+}
+
+// SetHeader sets the header field key to value, making Header first if
+// it is nil.
+func (r *Response) SetHeader(key, value string) {
+	if r.Header == nil {
+		r.Header = make(http.Header, 1)
+	}
+	r.Header.Set(key, value)
 }
 
 // Responder finishes an HTTP request. It may be called from any goroutine,
@@ -398,7 +413,7 @@ func JSONResponse(status int, v any) Response {
 	if err != nil {
 		return ErrorResponse(http.StatusInternalServerError, "encoding response: "+err.Error())
 	}
-	return Response{Status: status, Header: http.Header{"Content-Type": {"application/json"}}, Body: b}
+	return Response{Status: status, ContentType: "application/json", Body: b}
 }
 
 // JSONPResponse is JSONResponse for a route that honours the jsonp query
@@ -414,7 +429,7 @@ func JSONPResponse(status int, v any, callback string) Response {
 	b := make([]byte, 0, len(callback)+len(r.Body)+2)
 	b = append(append(append(append(b, callback...), '('), r.Body...), ')')
 	r.Body = b
-	r.Header.Set("Content-Type", "text/javascript")
+	r.ContentType = "text/javascript"
 	return r
 }
 
@@ -432,5 +447,5 @@ func notFound() Response { return TextResponse(http.StatusNotFound, notFoundBody
 
 // TextResponse returns a text/plain response.
 func TextResponse(status int, body string) Response {
-	return Response{Status: status, Header: http.Header{"Content-Type": {"text/plain; charset=utf-8"}}, Body: []byte(body)}
+	return Response{Status: status, ContentType: "text/plain; charset=utf-8", Body: []byte(body)}
 }

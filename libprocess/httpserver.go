@@ -466,6 +466,9 @@ func writeResponse(ctx *fasthttp.RequestCtx, r Response) {
 			ctx.Response.Header.Add(k, v)
 		}
 	}
+	if r.ContentType != "" && len(r.Header["Content-Type"]) == 0 {
+		ctx.Response.Header.SetContentType(r.ContentType)
+	}
 	if r.Stream != nil {
 		ctx.SetBodyStream(r.Stream, -1)
 		return

@@ -11,8 +11,8 @@ import (
 )
 
 // maxRouteAllocs bounds the allocations of one routed request whose route
-// answers TextResponse (4 of them are TextResponse's own).
-const maxRouteAllocs = 7
+// answers TextResponse (1 of them, the body, is TextResponse's own).
+const maxRouteAllocs = 4
 
 // A routed request allocates only a few objects: its Request with what
 // travels with it and the strings of a head of ordinary size, the

@@ -26,3 +26,38 @@ func TestRoutedStringsAnySize(t *testing.T) {
 		}
 	}
 }
+
+// A response's ContentType is sent as Content-Type unless its Header has
+// one; SetHeader works on the helpers' responses, whose Header is nil.
+func TestResponseContentType(t *testing.T) {
+	rt := startRuntime(t)
+	p := NewProcess("svc")
+	p.Route("plain", Help{TLDR: "text"}, func(req *Request, respond Responder) {
+		r := TextResponse(200, "x")
+		r.SetHeader("X-Extra", "1")
+		respond(r)
+	})
+	p.Route("override", Help{TLDR: "header wins"}, func(req *Request, respond Responder) {
+		r := TextResponse(200, "x")
+		r.SetHeader("Content-Type", "text/csv")
+		respond(r)
+	})
+	p.Route("none", Help{TLDR: "no type"}, func(req *Request, respond Responder) {
+		respond(Response{Status: 200, Body: []byte("x")})
+	})
+	if _, err := rt.Spawn(p); err != nil {
+		t.Fatal(err)
+	}
+	c := dialRaw(t, rt)
+	for path, want := range map[string][2]string{
+		"plain":    {"text/plain; charset=utf-8", "1"},
+		"override": {"text/csv", ""},
+		"none":     {"", ""},
+	} {
+		c.write("GET /svc/" + path + " HTTP/1.1\r\nHost: x\r\n\r\n")
+		r := c.read()
+		if r.Status != 200 || r.Header.Get("Content-Type") != want[0] || r.Header.Get("X-Extra") != want[1] || len(r.Header["Content-Type"]) > 1 {
+			t.Errorf("%s: %q Content-Type %q X-Extra %q", path, r.StatusLine, r.Header["Content-Type"], r.Header.Get("X-Extra"))
+		}
+	}
+}

@@ -293,7 +293,7 @@ func (p *Process) serveAPI(req *libprocess.Request, respond libprocess.Responder
 			loc += "?" + q
 		}
 		r := libprocess.ErrorResponse(http.StatusMovedPermanently, "Moved permanently to "+loc)
-		r.Header.Set("Location", loc)
+		r.SetHeader("Location", loc)
 		respond(r)
 		return
 	}
@@ -322,7 +322,7 @@ func (p *Process) serveAPI(req *libprocess.Request, respond libprocess.Responder
 	i := slices.IndexFunc(ops, func(op opID) bool { return p.ops[op].method == method })
 	if i < 0 {
 		r := libprocess.ErrorResponse(http.StatusMethodNotAllowed, "The method is not allowed for the requested URL.")
-		r.Header.Set("Allow", strings.Join(allow, ", "))
+		r.SetHeader("Allow", strings.Join(allow, ", "))
 		respond(r)
 		return
 	}

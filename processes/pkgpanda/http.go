@@ -39,7 +39,7 @@ func httpFailure(r *PkgpandaResponse) libprocess.Response {
 		resp = libprocess.ErrorResponse(status, r.Error)
 	}
 	if status == http.StatusServiceUnavailable {
-		resp.Header.Set("Retry-After", "1")
+		resp.SetHeader("Retry-After", "1")
 	}
 	return resp
 }
@@ -102,7 +102,7 @@ func methodNotAllowed(allow ...string) libprocess.Response {
 		allow = append(allow, http.MethodHead) // GET routes serve HEAD too
 	}
 	r := libprocess.ErrorResponse(http.StatusMethodNotAllowed, "method not allowed; allowed: "+strings.Join(allow, ", "))
-	r.Header.Set("Allow", strings.Join(allow, ", "))
+	r.SetHeader("Allow", strings.Join(allow, ", "))
 	return r
 }
 

@@ -451,15 +451,12 @@ func (p *Process) rejectHTTP(respond libprocess.Responder) func(status int, msg 
 // decorate adds the headers an HTTP answer of its status needs:
 // Retry-After on 503, the authentication challenge on 401.
 func (p *Process) decorate(r *libprocess.Response) {
-	if r.Header == nil {
-		r.Header = http.Header{}
-	}
 	switch r.Status {
 	case http.StatusServiceUnavailable:
-		r.Header.Set("Retry-After", "1")
+		r.SetHeader("Retry-After", "1")
 	case http.StatusUnauthorized:
 		if c := p.challenge(); c != "" {
-			r.Header.Set("WWW-Authenticate", c)
+			r.SetHeader("WWW-Authenticate", c)
 		}
 	}
 }

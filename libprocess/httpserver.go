@@ -466,7 +466,7 @@ func writeResponse(ctx *fasthttp.RequestCtx, r Response) {
 			ctx.Response.Header.Add(k, v)
 		}
 	}
-	if r.ContentType != "" && len(r.Header["Content-Type"]) == 0 {
+	if r.ContentType != "" && len(ctx.Response.Header.ContentType()) == 0 {
 		ctx.Response.Header.SetContentType(r.ContentType)
 	}
 	if r.Stream != nil {

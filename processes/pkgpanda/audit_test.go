@@ -49,11 +49,12 @@ func TestAuditLogOneLinePerMutation(t *testing.T) {
 	body, _ := json.Marshal(active)
 	expectStatus(t, "PUT /active/ (same set)", e.doJSON("PUT", "/active/", body, auth...), 204)
 	expectStatus(t, "DELETE absent", e.do("DELETE", "/repository/absent--1", nil, auth...), 404)
+	expectStatus(t, "POST /add", e.do("POST", "/add?id=audited--1", tarball(t), auth...), 200)
 	expectStatus(t, "PUT /active/ by a reader", e.doJSON("PUT", "/active/", body, roAuth...), 403)
 
 	got := logs.audits(t)
-	if len(got) != 3 {
-		t.Fatalf("%d audit lines, want 3 (reads are not audited): %v", len(got), got)
+	if len(got) != 4 {
+		t.Fatalf("%d audit lines, want 4 (reads are not audited): %v", len(got), got)
 	}
 	want := []struct {
 		op, principal, outcome string
@@ -62,6 +63,7 @@ func TestAuditLogOneLinePerMutation(t *testing.T) {
 	}{
 		{"active.put", "ops", "ok", 204, active},
 		{"repository.delete", "ops", "failed", 404, nil},
+		{"add", "ops", "ok", 200, []string{"audited--1"}},
 		{"active.put", "ro", "refused", 403, nil},
 	}
 	for i, w := range want {

@@ -539,6 +539,10 @@ func (p *Process) perform(ctx context.Context, a *actor, in *opArgs) (answer *Pk
 	case s.perPackage:
 		for _, pkg := range in.pkgs {
 			in.pkg = pkg
+			if a.audit != nil {
+				// Its argv names the tarball's path, not the package.
+				a.audit.ids = append(a.audit.ids, pkg.id.String())
+			}
 			if pkg.path == "" { // already in the repository
 				if err := s.parse(in, nil, r); err != nil {
 					return failed(http.StatusBadGateway, "answering %s: %v", s.name, err)

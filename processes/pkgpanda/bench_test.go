@@ -1,10 +1,8 @@
 package pkgpanda
 
 import (
-	"bytes"
 	"io"
 	"net/http"
-	"os/exec"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -86,20 +84,7 @@ func benchRouteOverhead(b *testing.B, gap time.Duration) {
 	}
 	direct := func() (total, rest time.Duration) {
 		pause()
-		start := time.Now()
-		cmd := exec.Command(argv[0], argv[1:]...)
-		cmd.Env = e.p.cfg.Env
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		run := time.Now()
-		if err := cmd.Start(); err != nil {
-			b.Fatal(err)
-		}
-		if err := cmd.Wait(); err != nil {
-			b.Fatal(err)
-		}
-		ran := time.Since(run)
-		total = time.Since(start)
+		total, ran := runDirect(b, &e.p.cfg, argv)
 		return total, total - ran
 	}
 	idle := func() time.Duration {

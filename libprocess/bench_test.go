@@ -159,7 +159,7 @@ func BenchmarkMessageThroughput(b *testing.B) {
 // BenchmarkRouteThroughput measures small-response HTTP route throughput
 // over keep-alive connections from several clients, for a procpanda route
 // and, as the peer in the same run, a bare fasthttp server answering the
-// same bytes (the floor procpanda's routing and actor hop add to). The
+// same bytes (the floor procpanda's codec and routing add to). The
 // "ratio" case serves both at once and alternates short rounds between
 // them, so the load other programs put on the machine falls on both
 // alike; it reports procpanda's throughput as a fraction of fasthttp's,

@@ -247,9 +247,7 @@ func (p *Process) serveInline(h *httpEvent, gid uint64) bool {
 		return false
 	}
 	p.inlineGID.Store(gid)
-	p.guard("HTTP request", h.req.URL.Path, func() {
-		h.respond(ErrorResponse(http.StatusInternalServerError, "internal error in the route handler"))
-	}, func() { p.serveHTTP(h) })
+	p.serveHTTPGuarded(h)
 	p.inlineGID.Store(0)
 	p.mbox.endInline()
 	return true
@@ -267,11 +265,7 @@ func (p *Process) serve(e *event) {
 			p.rt.log.Debug().Str("process", p.id).Str("message", e.msg.Name).Str("from", e.msg.From.String()).Msg("no handler installed for message; dropped")
 		}
 	case evHTTP:
-		h := e.http
-		p.guard("HTTP request", h.req.URL.Path, func() {
-			// No-op if the handler answered before it panicked.
-			h.respond(ErrorResponse(http.StatusInternalServerError, "internal error in the route handler"))
-		}, func() { p.serveHTTP(h) })
+		p.serveHTTPGuarded(e.http)
 	case evDispatch:
 		if p.guard("dispatched function", "", func() {
 			if e.done != nil {
@@ -285,6 +279,15 @@ func (p *Process) serve(e *event) {
 			p.guard("exited handler", e.upid.ID, nil, func() { p.exited(e.upid) })
 		}
 	}
+}
+
+// serveHTTPGuarded serves an HTTP request, answering 500 if its handler
+// panics before it answered (see guard).
+func (p *Process) serveHTTPGuarded(h *httpEvent) {
+	p.guard("HTTP request", h.req.URL.Path, func() {
+		// No-op if the handler answered before it panicked.
+		h.respond(ErrorResponse(http.StatusInternalServerError, "internal error in the route handler"))
+	}, func() { p.serveHTTP(h) })
 }
 
 // guard runs f and recovers a panic in it, as net/http recovers one per

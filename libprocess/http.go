@@ -39,6 +39,7 @@ type Request struct {
 
 	st       *reqState         // header and cancellation; nil for a zero Request
 	reported reportedPrincipal // SetPrincipal
+	ev       *httpEvent        // the event that carries a routed request; nil otherwise
 }
 
 // NewRequest returns a request with the given method, URL path and
@@ -228,7 +229,9 @@ type Responder func(Response)
 // later from another goroutine (a future response: the process goes on
 // handling events meanwhile, spec 10.2). It must not block: the route
 // deadline answers 504 for a response that comes late, but not for a
-// handler that does not return.
+// handler that does not return. A handler that runs on its request's
+// goroutine may release the process (Request.ReleaseProcess) and then
+// block until it answers.
 type RouteHandler func(req *Request, respond Responder)
 
 // Help documents a route for /help (spec 6.1). TLDR is one line; Usage
@@ -344,6 +347,9 @@ type httpEvent struct {
 
 	mu   sync.Mutex
 	done bool // answered, or abandoned at the deadline
+
+	// ownGoroutine serves Request.ReleaseProcess.
+	ownGoroutine
 }
 
 // respond delivers the first response; later ones, and any response after

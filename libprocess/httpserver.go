@@ -130,6 +130,7 @@ func (s *server) routeRequest(ctx *fasthttp.RequestCtx) {
 	req.st = &b.st
 	ev := &b.ev
 	ev.req = req
+	req.ev = ev
 	ev.rest = trimID(decoded, p.id)
 	if mc != nil {
 		// The connection serves one request at a time and every request
@@ -142,17 +143,29 @@ func (s *server) routeRequest(ctx *fasthttp.RequestCtx) {
 	} else {
 		ev.response = make(chan Response, 1)
 	}
-	if mc != nil && p.serveInline(ev, mc.gid) {
+	inline := false
+	if mc != nil {
+		ev.srv, ev.conn, ev.start, ev.deadline = s, ctx.Conn(), start, deadline
+		inline = p.serveInline(ev, mc.gid)
+	}
+	var resp Response
+	if inline && ev.released && ev.settle() {
+		// The handler released the process and returned after the
+		// route's deadline without an answer; tick gave it up.
+		resp, deadline = expiredResponse(), routeDeadline(ev, start, deadline)
+	} else if inline {
 		// Served on this goroutine; the answer is in ev.response unless
 		// the route answers later.
+		resp, deadline = s.await(ctx, ev, mc, start, deadline)
 	} else if err := p.enqueue(event{kind: evHTTP, http: ev}); err != nil {
 		s.rt.log.Warn().Str("process", p.id).Str("path", decoded).Err(err).Msg("HTTP request refused")
 		b.st.cancel()
 		ctx.Response.Header.Set("Retry-After", "1")
 		writeResponse(ctx, TextResponse(http.StatusServiceUnavailable, err.Error()))
 		return
+	} else {
+		resp, deadline = s.await(ctx, ev, mc, start, deadline)
 	}
-	resp, deadline := s.await(ctx, ev, mc, start, deadline)
 	if resp.Stream != nil {
 		// fasthttp writes the stream after this handler returns and closes
 		// it when done, when the client goes away, or at the route's
@@ -385,7 +398,7 @@ func (s *server) await(ctx *fasthttp.RequestCtx, ev *httpEvent, mc *msgConn, sta
 				ev.req.st.cancel()
 				s.rt.metrics.routeTimeouts.Add(1)
 				s.rt.log.Warn().Str("path", ev.req.URL.Path).Dur("after", now.Sub(start)).Msg("HTTP request answered 504 at its route's deadline")
-				return TextResponse(http.StatusGatewayTimeout, "route deadline exceeded"), deadline
+				return expiredResponse(), deadline
 			}
 			if peerReset(conn) {
 				ev.req.st.cancel()

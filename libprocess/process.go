@@ -247,9 +247,13 @@ func (p *Process) serveInline(h *httpEvent, gid uint64) bool {
 		return false
 	}
 	p.inlineGID.Store(gid)
+	h.inline.Store(p)
 	p.serveHTTPGuarded(h)
-	p.inlineGID.Store(0)
-	p.mbox.endInline()
+	h.inline.Store(nil)
+	if !h.released {
+		p.inlineGID.Store(0)
+		p.mbox.endInline()
+	}
 	return true
 }
 

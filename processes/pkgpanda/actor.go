@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 	"os"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/procpanda/procpanda/libprocess"
@@ -41,7 +43,8 @@ func (j *job) finish(status int, msg string) {
 	j.reject(status, msg)
 }
 
-// actor runs one route's jobs one at a time, in arrival order.
+// actor runs one route's jobs one at a time, in arrival order: on its own
+// goroutine, or, for a read that finds it idle, on the request's (claim).
 type actor struct {
 	route  string
 	limits RouteLimits
@@ -51,8 +54,8 @@ type actor struct {
 	fails  *libprocess.Counter
 	full   *libprocess.Counter
 	// inherit holds the files handed to the children of the running job
-	// (the repository lock during a mutation). Only the actor's own
-	// goroutine touches it.
+	// (the repository lock during a mutation). Only the goroutine running
+	// the job touches it.
 	inherit []*os.File
 	// timer is pkgpanda/<route>/duration (shown as duration_ms): how
 	// long the actor spent running each job. metrics counts exit
@@ -60,8 +63,19 @@ type actor struct {
 	timer   *libprocess.Timer
 	metrics *libprocess.Metrics
 	// audit is the record of the mutation being run, for its tool runs;
-	// only the actor's own goroutine touches it.
+	// only the goroutine running the job touches it.
 	audit *auditRecord
+
+	// busy is held while a job runs, by the actor's goroutine or by a
+	// request's own goroutine (claim). waiting counts the jobs enqueued
+	// and not yet begun (at most limits.QueueLimit, the queue_depth
+	// gauge): a claim never overtakes one of them. A job leaves waiting
+	// once the actor's goroutine holds busy for it, so the queue (of
+	// QueueLimit) never holds more than waiting.
+	busy    sync.Mutex
+	waiting atomic.Int32
+	// claims counts the jobs run on their caller's goroutine.
+	claims atomic.Int64
 }
 
 // enqueue hands j to the route's actor without blocking. It reports false
@@ -73,13 +87,13 @@ func (p *Process) enqueue(a *actor, j *job) (ok bool, why string) {
 	if p.draining {
 		return false, "pkgpanda is shutting down"
 	}
-	select {
-	case a.queue <- j:
-		return true, ""
-	default:
+	if int(a.waiting.Load()) >= a.limits.QueueLimit {
 		a.full.Inc()
 		return false, "the " + a.route + " queue is full"
 	}
+	a.waiting.Add(1)
+	a.queue <- j // never blocks: see waiting
+	return true, ""
 }
 
 // loop is the actor's goroutine; it ends when the queue is closed by Drain
@@ -87,8 +101,33 @@ func (p *Process) enqueue(a *actor, j *job) (ok bool, why string) {
 func (p *Process) loop(a *actor) {
 	defer p.actorsDone.Done()
 	for j := range a.queue {
+		a.busy.Lock()
+		a.waiting.Add(-1)
 		p.execute(a, j)
+		a.busy.Unlock()
 	}
+}
+
+// claim takes a's turn for a job run by its caller, when a is idle with
+// nothing queued: the job then comes next in arrival order, and runs
+// without the hand-offs to the actor's goroutine and back. Drain waits
+// for a claimed job as for the actor's own. It reports false when a is
+// busy, has jobs queued or the process is draining; release with
+// unclaim.
+func (p *Process) claim(a *actor) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.draining || !p.started || a.waiting.Load() != 0 || !a.busy.TryLock() {
+		return false
+	}
+	p.actorsDone.Add(1)
+	return true
+}
+
+// unclaim gives back a turn taken by claim.
+func (p *Process) unclaim(a *actor) {
+	a.busy.Unlock()
+	p.actorsDone.Done()
 }
 
 func (p *Process) execute(a *actor, j *job) {

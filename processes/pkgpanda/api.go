@@ -179,7 +179,7 @@ const tarballFile = "tarball"
 // goroutine. c is the authenticated caller; tb the call's tarball on disk
 // (nil for none), removed once the call is done. clientCtx, if non-nil,
 // cancels a read-only call when its client goes.
-func (p *Process) dispatchCall(call *PkgpandaCall, c caller, tb *upload, clientCtx context.Context, finish func(*PkgpandaResponse)) {
+func (p *Process) dispatchCall(call *PkgpandaCall, c caller, tb *upload, clientCtx context.Context, own func() bool, finish func(*PkgpandaResponse)) {
 	done := func(r *PkgpandaResponse) {
 		r.Type = call.Type
 		r.RequestId = call.RequestId
@@ -193,16 +193,16 @@ func (p *Process) dispatchCall(call *PkgpandaCall, c caller, tb *upload, clientC
 		done(fail)
 		return
 	}
-	p.start(args, c, clientCtx, func(status int, msg string) { done(failed(status, "%s", msg)) }, done)
+	p.start(args, c, clientCtx, own, func(status int, msg string) { done(failed(status, "%s", msg)) }, done)
 }
 
 // callWithTarball takes a decoded call whose tarball (if any) is in
 // memory, writes the tarball to an upload file at once (so that a queued
 // ADD holds a file name, not the bytes) and dispatches the call. A caller
 // that would be refused ADD is refused before anything is written.
-func (p *Process) callWithTarball(call *PkgpandaCall, c caller, clientCtx context.Context, finish func(*PkgpandaResponse)) {
+func (p *Process) callWithTarball(call *PkgpandaCall, c caller, clientCtx context.Context, own func() bool, finish func(*PkgpandaResponse)) {
 	if len(call.Tarball) == 0 {
-		p.dispatchCall(call, c, nil, clientCtx, finish)
+		p.dispatchCall(call, c, nil, clientCtx, own, finish)
 		return
 	}
 	reply := func(r *PkgpandaResponse) {
@@ -211,7 +211,7 @@ func (p *Process) callWithTarball(call *PkgpandaCall, c caller, clientCtx contex
 	}
 	if call.Type != PkgpandaCall_ADD {
 		call.Tarball = nil // only ADD takes one; nothing to keep
-		p.dispatchCall(call, c, nil, clientCtx, finish)
+		p.dispatchCall(call, c, nil, clientCtx, own, finish)
 		return
 	}
 	if r := p.admit(opAdd, c); r != nil {
@@ -242,7 +242,7 @@ func (p *Process) callWithTarball(call *PkgpandaCall, c caller, clientCtx contex
 			reply(uploadFailure(err, limit))
 			return
 		}
-		p.dispatchCall(call, c, up, clientCtx, finish)
+		p.dispatchCall(call, c, up, clientCtx, nil, finish)
 	})
 }
 
@@ -308,7 +308,7 @@ func (p *Process) serveAPIv1(req *libprocess.Request, respond libprocess.Respond
 				return
 			}
 			if checkCall(call) {
-				p.callWithTarball(call, c, req.Context(), answer)
+				p.callWithTarball(call, c, req.Context(), req.ReleaseProcess, answer)
 			}
 		})
 		return
@@ -388,7 +388,7 @@ func (p *Process) serveProtobufCall(req *libprocess.Request, respond libprocess.
 			}
 			return
 		}
-		p.dispatchCall(&call, c, up, req.Context(), answer)
+		p.dispatchCall(&call, c, up, req.Context(), req.ReleaseProcess, answer)
 	})
 	if !ok {
 		p.rejectHTTP(respond)(http.StatusServiceUnavailable, "pkgpanda is shutting down")

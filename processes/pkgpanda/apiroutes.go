@@ -401,5 +401,5 @@ func (p *Process) serveTableOp(op opID, in opInput, req *libprocess.Request, res
 		respond(render(fail, nil))
 		return
 	}
-	p.start(args, p.httpCaller(req), req.Context(), reject, answer)
+	p.start(args, p.httpCaller(req), req.Context(), req.ReleaseProcess, reject, answer)
 }

@@ -296,3 +296,39 @@ func TestDrainFinishesMutationsAndRejectsQueued(t *testing.T) {
 		t.Fatalf("%d swaps ran, want 1", got)
 	}
 }
+
+// A read that finds its actor idle runs on its HTTP request's own
+// goroutine (HTTP routes and api/v1 alike); a message's never does. Runs
+// of a route still never overlap (TestRouteSerializesItsRuns), and other
+// routes are served meanwhile (TestReadsOfDifferentRoutesOverlap).
+func TestIdleReadRunsOnItsRequest(t *testing.T) {
+	e := newEnv(t, envOpt{noCache: true})
+	repo, _ := fixtureIDs(t, e.fixture)
+	claims := func() (n int64) {
+		for _, a := range e.p.actors {
+			n += a.claims.Load()
+		}
+		return n
+	}
+	for i := 0; i < 5; i++ {
+		expectJSON(t, fmt.Sprintf("GET /repository/ %d", i), e.do("GET", "/repository/", nil), 200, jsonList(repo))
+	}
+	if n := claims(); n == 0 {
+		t.Fatal("no read of 5 in a row ran on its request's goroutine")
+	}
+	before := claims()
+	r := e.do("POST", "/api/v1", []byte(`{"type":"LIST","request_id":"own"}`), "Content-Type", MediaJSON)
+	expectJSON(t, "api/v1 LIST", r, 200, `{"type":"LIST","request_id":"own","status":200,"package_ids":`+jsonList(repo)+`}`)
+	if claims() != before+1 {
+		t.Fatalf("api/v1 LIST: %d runs on the request's goroutine, want 1", claims()-before)
+	}
+	pr := newPeer(t)
+	before = claims()
+	e.sendCall(pr.upid.String(), &PkgpandaCall{Type: PkgpandaCall_LIST, RequestId: "msg"})
+	if got := pr.next(t); got.Status != 200 {
+		t.Fatalf("LIST message: %+v", got)
+	}
+	if claims() != before {
+		t.Fatal("a message's read ran on a connection's goroutine")
+	}
+}

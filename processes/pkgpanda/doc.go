@@ -17,7 +17,14 @@
 // The pkgpanda libprocess process itself only validates requests and hands
 // them to actors; it never waits for a subprocess, so its mailbox keeps
 // flowing. Responses are sent later through the route's Responder, or as a
-// PkgpandaResponse message to the sender of a PkgpandaCall.
+// PkgpandaResponse message to the sender of a PkgpandaCall. A read that
+// streams nothing and finds its actor idle, with nothing queued, takes the
+// actor's turn and runs on its HTTP request's own goroutine, once the
+// request has released the libprocess process
+// (libprocess.Request.ReleaseProcess): still one run at a time per route
+// and in arrival order, but without the hand-offs to the actor's goroutine
+// and back, which on an idle machine cost more than the rest of the
+// request.
 //
 // # Operations, authentication and authorization
 //

@@ -131,7 +131,7 @@ func subPath(req *libprocess.Request) string {
 // Authorization header; refusals, a full queue or a draining process are
 // answered as JSON errors (503 with Retry-After, 401 with a challenge).
 func (p *Process) serveOp(op opID, req *libprocess.Request, respond libprocess.Responder, run func(ctx context.Context, a *actor, detach func())) {
-	p.dispatch(invocation{op: op, caller: p.httpCaller(req), ctx: req.Context(), run: run, reject: p.rejectHTTP(respond)})
+	p.dispatch(invocation{op: op, caller: p.httpCaller(req), ctx: req.Context(), own: req.ReleaseProcess, run: run, reject: p.rejectHTTP(respond)})
 }
 
 // guard answers 401 at once, before a route parses anything, when the

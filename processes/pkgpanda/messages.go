@@ -74,7 +74,7 @@ func (p *Process) installMessages() error {
 		c := p.authenticate(call.Authorization, nil)
 		c.from = from
 		call.Authorization = "" // never kept, logged or echoed
-		p.callWithTarball(call, c, nil, func(r *PkgpandaResponse) {
+		p.callWithTarball(call, c, nil, nil, func(r *PkgpandaResponse) {
 			p.reply(from, r)
 		})
 	})

@@ -381,13 +381,19 @@ type invocation struct {
 	stage func() *PkgpandaResponse
 	// audit is the mutation's audit record, set by dispatch.
 	audit *auditRecord
+	// own, if set, offers the caller's goroutine for the run: it reports
+	// whether the caller may block there until the job has run
+	// (libprocess.Request.ReleaseProcess). dispatch uses it for reads
+	// that stream nothing, when the actor is idle.
+	own func() bool
 }
 
 // dispatch is the one way into the actors: it authorizes inv's caller for
 // inv's operation (admit) and queues it on the operation's actor. Every
 // front-end calls it; nothing else calls enqueue. inv.reject receives a
 // refusal or a full queue; otherwise inv.run is called later, on the
-// actor's goroutine.
+// actor's goroutine, or at once on the caller's (a read offered inv.own
+// while the actor is idle).
 func (p *Process) dispatch(inv invocation) {
 	spec := p.ops[inv.op]
 	if inv.audit == nil && spec.mutates {
@@ -432,6 +438,15 @@ func (p *Process) dispatch(inv invocation) {
 		reject:  inv.reject,
 		release: inv.release,
 		audit:   inv.audit,
+	}
+	if inv.own != nil && !spec.mutates && spec.stream == streamNone && p.claim(a) {
+		if inv.own() {
+			a.claims.Add(1)
+			p.execute(a, j)
+			p.unclaim(a)
+			return
+		}
+		p.unclaim(a)
 	}
 	if ok, why := p.enqueue(a, j); !ok {
 		j.finish(http.StatusServiceUnavailable, why)
@@ -487,10 +502,11 @@ func (p *Process) prepareOp(op opID, in opInput) (*opArgs, *PkgpandaResponse) {
 // table's stage (with its failure mapping), then perform on the
 // operation's actor. answer receives the response, reject a refusal or
 // a full queue (see invocation); exactly one of them is called, once.
-// ctx is the client's (nil: none).
-func (p *Process) start(in *opArgs, c caller, ctx context.Context, reject func(status int, msg string), answer func(*PkgpandaResponse)) {
+// ctx is the client's (nil: none); own, if set, offers the caller's
+// goroutine (see invocation).
+func (p *Process) start(in *opArgs, c caller, ctx context.Context, own func() bool, reject func(status int, msg string), answer func(*PkgpandaResponse)) {
 	s := &p.ops[in.op]
-	inv := invocation{op: in.op, caller: c, ctx: ctx, reject: reject, release: in.release,
+	inv := invocation{op: in.op, caller: c, ctx: ctx, own: own, reject: reject, release: in.release,
 		run: func(ctx context.Context, a *actor, _ func()) {
 			r := p.perform(ctx, a, in)
 			in.release() // before answering: the answer means the uploads are gone

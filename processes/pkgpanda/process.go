@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"sync"
 
 	"github.com/procpanda/procpanda/libprocess"
@@ -41,6 +42,9 @@ type Process struct {
 	drainCancel context.CancelFunc
 	actorsDone  sync.WaitGroup
 	started     bool
+	// stdin is /dev/null, every run's standard input (set by Start,
+	// closed once Drain is done).
+	stdin *os.File
 }
 
 // metrics are the process' counters beyond the per-route ones; see Start
@@ -167,8 +171,7 @@ func (p *Process) Start(rt *libprocess.Runtime) (libprocess.UPID, error) {
 		a.full = m.Counter("pkgpanda/" + name + "/queue_full")
 		a.timer = m.Timer("pkgpanda/" + name + "/duration")
 		a.metrics = m
-		q := a.queue
-		m.Gauge("pkgpanda/"+name+"/queue_depth", func() float64 { return float64(len(q)) })
+		m.Gauge("pkgpanda/"+name+"/queue_depth", func() float64 { return float64(a.waiting.Load()) })
 	}
 	m.Gauge("pkgpanda/uploads/active", func() float64 { n, _ := up.counts(); return float64(n) })
 	m.Gauge("pkgpanda/uploads/bytes", func() float64 { _, b := up.counts(); return float64(b) })
@@ -181,7 +184,14 @@ func (p *Process) Start(rt *libprocess.Runtime) (libprocess.UPID, error) {
 		return libprocess.UPID{}, fmt.Errorf("spawning the pkgpanda process: %w", err)
 	}
 	p.started = true
+	// Every run's standard input; without it each run opens its own.
+	if null, err := os.Open(os.DevNull); err == nil {
+		p.stdin = null
+	} else {
+		p.log.Warn().Err(err).Msg("opening /dev/null once failed; each run opens its own")
+	}
 	for _, a := range p.actors {
+		a.runner.Stdin = p.stdin
 		p.actorsDone.Add(1)
 		go p.loop(a)
 	}
@@ -219,6 +229,9 @@ func (p *Process) Drain(ctx context.Context) error {
 	select {
 	case <-done:
 		p.uploads.close()
+		if p.stdin != nil {
+			_ = p.stdin.Close() // no run is left to use it
+		}
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("draining pkgpanda: %w", ctx.Err())
@@ -236,5 +249,5 @@ func (p *Process) isDraining() bool {
 
 // queueLen returns the number of requests waiting for a route's actor.
 func (p *Process) queueLen(route string) int {
-	return len(p.actors[route].queue)
+	return int(p.actors[route].waiting.Load())
 }

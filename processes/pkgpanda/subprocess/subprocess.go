@@ -92,6 +92,10 @@ type Runner struct {
 	// ... (exec.Cmd.ExtraFiles); used to hand a held lock to the child so
 	// that the lock stays held as long as the child lives.
 	ExtraFiles []*os.File
+	// Stdin is the child's standard input; nil opens /dev/null for each
+	// run. A caller that runs many commands can open /dev/null once and
+	// set it here, which spares each run an open and a close.
+	Stdin *os.File
 
 	// noPidfd makes the run watch the child's exit as on a kernel without
 	// pidfds (tests).
@@ -478,12 +482,19 @@ func (r *Runner) run(ctx context.Context, argv []string, w io.Writer, policy Wri
 	if err != nil {
 		return nil, &Error{Argv: argv, Err: fmt.Errorf("stderr pipe: %w", err)}
 	}
-	null, err := fds.openRead(os.DevNull)
-	if err != nil {
-		return nil, &Error{Argv: argv, Err: fmt.Errorf("opening %s for stdin: %w", os.DevNull, err)}
+	null := -1
+	stdin := uintptr(0)
+	if r.Stdin != nil {
+		stdin = r.Stdin.Fd()
+	} else {
+		null, err = fds.openRead(os.DevNull)
+		if err != nil {
+			return nil, &Error{Argv: argv, Err: fmt.Errorf("opening %s for stdin: %w", os.DevNull, err)}
+		}
+		stdin = uintptr(null)
 	}
 	files := make([]uintptr, 0, 3+len(r.ExtraFiles))
-	files = append(files, uintptr(null), uintptr(outW), uintptr(errW))
+	files = append(files, stdin, uintptr(outW), uintptr(errW))
 	for _, f := range r.ExtraFiles {
 		files = append(files, f.Fd())
 	}
@@ -494,7 +505,10 @@ func (r *Runner) run(ctx context.Context, argv []string, w io.Writer, policy Wri
 	c, unlock, err := startChild(path, argv, attr, !r.noPidfd)
 	defer unlock()
 	runtime.KeepAlive(r.ExtraFiles)
-	fds.close(null)
+	runtime.KeepAlive(r.Stdin)
+	if null >= 0 {
+		fds.close(null)
+	}
 	fds.close(outW)
 	fds.close(errW)
 	if err != nil {
@@ -538,11 +552,12 @@ func (r *Runner) run(ctx context.Context, argv []string, w io.Writer, policy Wri
 		}
 	}
 
-	// A timeout or a cancelled context kills the group from a timer or
-	// context callback; the loop below sees the exit that follows.
+	// A cancelled context kills the group from a context callback, and
+	// the timeout from the loop below (poll's own timeout, which spares
+	// the run a timer); the loop then sees the exit that follows.
+	var timeoutAt time.Time
 	if r.Timeout > 0 {
-		t := time.AfterFunc(r.Timeout, func() { g.kill(KilledTimeout, ErrTimeout) })
-		defer t.Stop()
+		timeoutAt = start.Add(r.Timeout)
 	}
 	stopCtx := context.AfterFunc(ctx, func() { g.kill(KilledCanceled, ctx.Err()) })
 	defer stopCtx()
@@ -564,7 +579,15 @@ func (r *Runner) run(ctx context.Context, argv []string, w io.Writer, policy Wri
 			if left <= 0 {
 				break
 			}
-			timeout = int((left + time.Millisecond - 1) / time.Millisecond)
+			timeout = pollTimeout(left)
+		} else if !timeoutAt.IsZero() {
+			left := time.Until(timeoutAt)
+			if left <= 0 {
+				g.kill(KilledTimeout, ErrTimeout)
+				timeoutAt = time.Time{} // killed; wait for the exit
+			} else {
+				timeout = pollTimeout(left)
+			}
 		}
 		n, err := pollFds(pfd, timeout)
 		if err != nil {
@@ -572,6 +595,11 @@ func (r *Runner) run(ctx context.Context, argv []string, w io.Writer, policy Wri
 			// rather than spin, and wait for the exit.
 			pfd[0].fd, pfd[1].fd = -1, -1
 			if !exited {
+				if !timeoutAt.IsZero() {
+					// The loop no longer watches the timeout.
+					t := time.AfterFunc(time.Until(timeoutAt), func() { g.kill(KilledTimeout, ErrTimeout) })
+					defer t.Stop()
+				}
 				waitFd(exitFd)
 			}
 			n = 0
@@ -626,6 +654,12 @@ func (r *Runner) run(ctx context.Context, argv []string, w io.Writer, policy Wri
 		}}
 	}
 	return res, nil
+}
+
+// pollTimeout is d in poll(2)'s whole milliseconds, rounded up so that a
+// wait never ends before d.
+func pollTimeout(d time.Duration) int {
+	return int((d + time.Millisecond - 1) / time.Millisecond)
 }
 
 // readOnce reads what fd has (poll said it is readable, so the read does

@@ -444,6 +444,58 @@ func TestTimeoutKillsGroupIncludingGrandchild(t *testing.T) {
 	}
 }
 
+// The timeout is watched by the run loop itself: a child that keeps it
+// busy with output is still killed on time.
+func TestTimeoutWhileOutputFlows(t *testing.T) {
+	r, argv := helper("forever")
+	r.Timeout = 300 * time.Millisecond
+	r.KillGrace = 100 * time.Millisecond
+	var cw countingWriter
+	start := time.Now()
+	res, err := r.Stream(context.Background(), argv(), &cw, CancelOnWriteError)
+	if !errors.Is(err, ErrTimeout) || res.Killed != KilledTimeout {
+		t.Fatalf("err %v, killed %v; want the timeout", err, res.Killed)
+	}
+	if cw.n == 0 {
+		t.Fatal("the child wrote nothing before its timeout")
+	}
+	if d := time.Since(start); d < r.Timeout || d > r.Timeout+r.KillGrace+5*time.Second {
+		t.Fatalf("run took %v with a timeout of %v", d, r.Timeout)
+	}
+}
+
+// Stdin, when set, is every run's standard input and stays open; nil
+// gives each run /dev/null.
+func TestStdin(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "in")
+	if err := os.WriteFile(path, []byte("from stdin\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r := &Runner{Env: []string{"PATH=/usr/bin:/bin"}, Stdin: f}
+	res, err := r.Output(context.Background(), []string{"cat"})
+	if err != nil || string(res.Stdout) != "from stdin\n" {
+		t.Fatalf("cat with Stdin set: %q, %v", res.Stdout, err)
+	}
+	// The same open file: its offset is at the end now.
+	res, err = r.Output(context.Background(), []string{"cat"})
+	if err != nil || len(res.Stdout) != 0 {
+		t.Fatalf("second cat with Stdin set: %q, %v", res.Stdout, err)
+	}
+	if _, err := f.Stat(); err != nil {
+		t.Fatalf("Stdin after two runs: %v", err)
+	}
+	r.Stdin = nil
+	res, err = r.Output(context.Background(), []string{"cat"})
+	if err != nil || len(res.Stdout) != 0 {
+		t.Fatalf("cat without Stdin: %q, %v", res.Stdout, err)
+	}
+}
+
 func TestContextCancelKills(t *testing.T) {
 	pidfile := filepath.Join(t.TempDir(), "gc.pid")
 	r, argv := helper("family")

@@ -38,16 +38,19 @@ import (
 // the two socket wake-ups of that round trip alone cost several hundred
 // microseconds; overhead-beyond-http-p50-ms is the paired overhead minus
 // that floor, the part the route itself adds.
-func BenchmarkRouteOverhead(b *testing.B) { benchRouteOverhead(b, 0) }
+func BenchmarkRouteOverhead(b *testing.B) { benchRouteOverhead(b, 0, 300) }
 
 // BenchmarkRouteOverheadAfterIdle is BenchmarkRouteOverhead with every
 // request and every direct run made after an idle gap of 50 ms, long
 // enough for every thread of the process to park and its vCPUs to go idle
 // (the VM's wake-up floor is then paid by the server and by the direct
 // run's caller alike).
-func BenchmarkRouteOverheadAfterIdle(b *testing.B) { benchRouteOverhead(b, 50*time.Millisecond) }
+func BenchmarkRouteOverheadAfterIdle(b *testing.B) { benchRouteOverhead(b, 50*time.Millisecond, 100) }
 
-func benchRouteOverhead(b *testing.B, gap time.Duration) {
+// benchRouteOverhead makes rounds rounds whatever b.N is: the p50 of a
+// few dozen pairs (what -benchtime 2s gives) moves by tenths of a
+// millisecond from run to run.
+func benchRouteOverhead(b *testing.B, gap time.Duration, rounds int) {
 	pause := func() {
 		if gap > 0 {
 			time.Sleep(gap) // the workload's shape, not a synchronisation
@@ -107,15 +110,15 @@ func benchRouteOverhead(b *testing.B, gap time.Duration) {
 	direct()
 	idle()
 	viaRaw()
-	rawT := make([]time.Duration, 0, b.N)
-	pairT := make([]time.Duration, 0, b.N)
-	rawPairT := make([]time.Duration, 0, b.N)
-	routeT := make([]time.Duration, 0, b.N)
-	directT := make([]time.Duration, 0, b.N)
-	pairedT := make([]time.Duration, 0, b.N)
-	idleT := make([]time.Duration, 0, b.N)
+	rawT := make([]time.Duration, 0, rounds)
+	pairT := make([]time.Duration, 0, rounds)
+	rawPairT := make([]time.Duration, 0, rounds)
+	routeT := make([]time.Duration, 0, rounds)
+	directT := make([]time.Duration, 0, rounds)
+	pairedT := make([]time.Duration, 0, rounds)
+	idleT := make([]time.Duration, 0, rounds)
 	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
+	for i := 0; i < rounds; i++ {
 		var rt, rr, dt, dr, wt time.Duration
 		switch i % 3 {
 		case 0:

@@ -124,6 +124,15 @@ func (p *Process) claim(a *actor) bool {
 	return true
 }
 
+// runClaimed runs j on the calling goroutine in the turn claim took, and
+// gives the turn back even if j panics (the request's recovery then
+// answers 500; the actor goes on).
+func (p *Process) runClaimed(a *actor, j *job) {
+	defer p.unclaim(a)
+	a.claims.Add(1)
+	p.execute(a, j)
+}
+
 // unclaim gives back a turn taken by claim.
 func (p *Process) unclaim(a *actor) {
 	a.busy.Unlock()

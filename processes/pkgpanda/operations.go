@@ -441,9 +441,7 @@ func (p *Process) dispatch(inv invocation) {
 	}
 	if inv.own != nil && !spec.mutates && spec.stream == streamNone && p.claim(a) {
 		if inv.own() {
-			a.claims.Add(1)
-			p.execute(a, j)
-			p.unclaim(a)
+			p.runClaimed(a, j)
 			return
 		}
 		p.unclaim(a)

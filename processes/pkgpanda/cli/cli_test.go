@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"reflect"
+	"regexp"
 	"testing"
 )
 
@@ -277,5 +278,25 @@ func TestClassify(t *testing.T) {
 				t.Errorf("errors.Is(%v, %v) true", err, k)
 			}
 		}
+	}
+}
+
+// Every byte, first and later, is judged by the byte checks as the CLI's
+// patterns judge it.
+func TestIDPatternBytes(t *testing.T) {
+	nameRE := regexp.MustCompile(namePattern)
+	versionRE := regexp.MustCompile(versionPattern)
+	for c := 0; c < 256; c++ {
+		for _, s := range []string{string(rune(c)), string([]byte{byte(c)}), "a" + string([]byte{byte(c)}), string([]byte{byte(c)}) + "a"} {
+			if matchName(s) != nameRE.MatchString(s) {
+				t.Errorf("name %q: byte check %v, pattern %v", s, matchName(s), nameRE.MatchString(s))
+			}
+			if matchVersion(s) != versionRE.MatchString(s) {
+				t.Errorf("version %q: byte check %v, pattern %v", s, matchVersion(s), versionRE.MatchString(s))
+			}
+		}
+	}
+	if matchName("") || matchVersion("") {
+		t.Error("the empty string matched")
 	}
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"errors"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -14,8 +15,22 @@ import (
 func FuzzParseID(f *testing.F) {
 	f.Add("mesos--0.22.0")
 	f.Add("--root=/")
+	// The patterns as regular expressions: the byte checks must agree
+	// with them on every string, and the split on "--" with
+	// strings.Split.
+	nameRE := regexp.MustCompile(namePattern)
+	versionRE := regexp.MustCompile(versionPattern)
 	f.Fuzz(func(t *testing.T, s string) {
+		if matchName(s) != nameRE.MatchString(s) || matchVersion(s) != versionRE.MatchString(s) {
+			t.Fatalf("byte checks and patterns disagree on %q: name %v/%v, version %v/%v",
+				s, matchName(s), nameRE.MatchString(s), matchVersion(s), versionRE.MatchString(s))
+		}
+		parts := strings.Split(s, "--")
+		want := len(parts) == 2 && nameRE.MatchString(parts[0]) && versionRE.MatchString(parts[1])
 		id, err := ParseID(s)
+		if (err == nil) != want {
+			t.Fatalf("ParseID(%q) = %v; the patterns say valid=%v", s, err, want)
+		}
 		if (ValidID(s) == nil) != (err == nil) {
 			t.Fatalf("ValidID and ParseID disagree on %q", s)
 		}

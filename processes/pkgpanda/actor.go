@@ -62,6 +62,8 @@ type actor struct {
 	// statuses. Both are set by Start.
 	timer   *libprocess.Timer
 	metrics *libprocess.Metrics
+	// exit0 is metrics' pkgpanda/<route>/exit_status/0, set by Start.
+	exit0 *libprocess.Counter
 	// audit is the record of the mutation being run, for its tool runs;
 	// only the goroutine running the job touches it.
 	audit *auditRecord

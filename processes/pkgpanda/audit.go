@@ -137,6 +137,9 @@ func (a *actor) countExit(res *subprocess.Result) {
 	key := "not_started"
 	switch {
 	case res == nil:
+	case res.ExitCode == 0 && a.exit0 != nil:
+		a.exit0.Inc() // the usual case, without building the name
+		return
 	case res.ExitCode < 0:
 		key = "signal"
 	default:

@@ -171,6 +171,7 @@ func (p *Process) Start(rt *libprocess.Runtime) (libprocess.UPID, error) {
 		a.full = m.Counter("pkgpanda/" + name + "/queue_full")
 		a.timer = m.Timer("pkgpanda/" + name + "/duration")
 		a.metrics = m
+		a.exit0 = m.Counter("pkgpanda/" + name + "/exit_status/0")
 		m.Gauge("pkgpanda/"+name+"/queue_depth", func() float64 { return float64(a.waiting.Load()) })
 	}
 	m.Gauge("pkgpanda/uploads/active", func() float64 { n, _ := up.counts(); return float64(n) })

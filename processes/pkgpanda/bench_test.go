@@ -38,14 +38,14 @@ import (
 // the two socket wake-ups of that round trip alone cost several hundred
 // microseconds; overhead-beyond-http-p50-ms is the paired overhead minus
 // that floor, the part the route itself adds.
-func BenchmarkRouteOverhead(b *testing.B) { benchRouteOverhead(b, 0, 300) }
+func BenchmarkRouteOverhead(b *testing.B) { benchRouteOverhead(b, 0, 1000) }
 
 // BenchmarkRouteOverheadAfterIdle is BenchmarkRouteOverhead with every
 // request and every direct run made after an idle gap of 50 ms, long
 // enough for every thread of the process to park and its vCPUs to go idle
 // (the VM's wake-up floor is then paid by the server and by the direct
 // run's caller alike).
-func BenchmarkRouteOverheadAfterIdle(b *testing.B) { benchRouteOverhead(b, 50*time.Millisecond, 100) }
+func BenchmarkRouteOverheadAfterIdle(b *testing.B) { benchRouteOverhead(b, 50*time.Millisecond, 150) }
 
 // benchRouteOverhead makes rounds rounds whatever b.N is: the p50 of a
 // few dozen pairs (what -benchtime 2s gives) moves by tenths of a

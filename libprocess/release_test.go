@@ -83,30 +83,29 @@ func TestReleaseProcess(t *testing.T) {
 // queued, so that the next request runs inline.
 func waitIdle(t *testing.T, p *Process) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	waitUntil(t, "the process to become idle", func() bool {
 		p.mbox.mu.Lock()
-		idle := p.mbox.heldBy == heldByNone && len(p.mbox.pending) == 0
-		p.mbox.mu.Unlock()
-		if idle {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the process did not become idle")
-		}
-		time.Sleep(time.Millisecond) // polling a state that signals nothing
-	}
+		defer p.mbox.mu.Unlock()
+		return p.mbox.heldBy == heldByNone && len(p.mbox.pending) == 0
+	})
 }
 
 // waitQueued waits until p has n events queued.
 func waitQueued(t *testing.T, p *Process, n int) {
 	t.Helper()
+	waitUntil(t, "events to be queued", func() bool { return p.mbox.depth() >= n })
+}
+
+// waitUntil polls cond, a state that signals nothing when it changes,
+// for up to 10 seconds.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for p.mbox.depth() < n {
+	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d events queued, want %d", p.mbox.depth(), n)
+			t.Fatalf("timed out waiting for %s", what)
 		}
-		time.Sleep(time.Millisecond) // polling a state that signals nothing
+		time.Sleep(time.Millisecond)
 	}
 }
 

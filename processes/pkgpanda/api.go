@@ -301,14 +301,14 @@ func (p *Process) serveAPIv1(req *libprocess.Request, respond libprocess.Respond
 		return true
 	}
 	if reqType == MediaJSON {
-		p.withBody(req, respond, maxCallFields, "a JSON api/v1 body is capped at 1 MiB: send large tarballs as "+MediaProtobuf+" or to /pkgpanda/add", func(body []byte) {
+		p.withBody(req, respond, maxCallFields, "a JSON api/v1 body is capped at 1 MiB: send large tarballs as "+MediaProtobuf+" or to /pkgpanda/add", func(body []byte, own func() bool) {
 			call, err := DecodeCall(MediaJSON, body)
 			if err != nil {
 				respond(libprocess.ErrorResponse(http.StatusBadRequest, err.Error()))
 				return
 			}
 			if checkCall(call) {
-				p.callWithTarball(call, c, req.Context(), req.ReleaseProcess, answer)
+				p.callWithTarball(call, c, req.Context(), own, answer)
 			}
 		})
 		return
@@ -388,7 +388,7 @@ func (p *Process) serveProtobufCall(req *libprocess.Request, respond libprocess.
 			}
 			return
 		}
-		p.dispatchCall(&call, c, up, req.Context(), req.ReleaseProcess, answer)
+		p.dispatchCall(&call, c, up, req.Context(), nil, answer) // on the reading goroutine: see withBody
 	})
 	if !ok {
 		p.rejectHTTP(respond)(http.StatusServiceUnavailable, "pkgpanda is shutting down")

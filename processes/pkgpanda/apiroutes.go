@@ -334,17 +334,17 @@ func (p *Process) serveAPI(req *libprocess.Request, respond libprocess.Responder
 	ct := req.Header().Get("Content-Type")
 	switch op {
 	case opRepoFetch:
-		p.withBody(req, respond, maxJSONBody, "the request body is too large", func(body []byte) {
+		p.withBody(req, respond, maxJSONBody, "the request body is too large", func(body []byte, own func() bool) {
 			url, badURL, ok := parseFetchBody(ct, body)
 			if !ok {
 				respond(render(failed(http.StatusBadRequest, "%s", msgFetchBody), nil))
 				return
 			}
 			in.url, in.badURL = url, badURL
-			p.serveTableOp(op, in, req, respond)
+			p.serveTableOp(op, in, req, respond, own)
 		})
 	case opActivePut:
-		p.withBody(req, respond, maxJSONBody, "the request body is too large", func(body []byte) {
+		p.withBody(req, respond, maxJSONBody, "the request body is too large", func(body []byte, own func() bool) {
 			ids, others, fail := parseActiveBody(ct, body)
 			switch {
 			case fail != nil:
@@ -353,16 +353,16 @@ func (p *Process) serveAPI(req *libprocess.Request, respond libprocess.Responder
 				// Elements no repository holds (numbers, booleans,
 				// null): all missing. Answered by the operation's
 				// actor all the same, after authorization.
-				p.serveOp(opActivePut, req, respond, func(context.Context, *actor, func()) {
+				p.serveOp(opActivePut, req, respond, own, func(context.Context, *actor, func()) {
 					respond(libprocess.JSONResponse(http.StatusConflict, map[string]any{"error": msgNotAllPresent, "missing_packages": others}))
 				})
 			default:
 				in.ids = ids
-				p.serveTableOp(op, in, req, respond)
+				p.serveTableOp(op, in, req, respond, own)
 			}
 		})
 	default:
-		p.serveTableOp(op, in, req, respond)
+		p.serveTableOp(op, in, req, respond, req.ReleaseProcess)
 	}
 }
 
@@ -372,8 +372,9 @@ func (p *Process) serveAPI(req *libprocess.Request, respond libprocess.Responder
 // body). The answer is rendered with the table's body and has the
 // PkgpandaResponse's status. A streamed operation's output goes to the
 // response from its first byte on; a failure after that ends the
-// stream with a failure line.
-func (p *Process) serveTableOp(op opID, in opInput, req *libprocess.Request, respond libprocess.Responder) {
+// stream with a failure line. own is req.ReleaseProcess on the handler's
+// goroutine, nil on any other (see invocation.own).
+func (p *Process) serveTableOp(op opID, in opInput, req *libprocess.Request, respond libprocess.Responder, own func() bool) {
 	s := &p.ops[op]
 	reject := p.rejectHTTP(respond)
 	answer := func(r *PkgpandaResponse) { respond(render(r, s.body)) }
@@ -401,5 +402,5 @@ func (p *Process) serveTableOp(op opID, in opInput, req *libprocess.Request, res
 		respond(render(fail, nil))
 		return
 	}
-	p.start(args, p.httpCaller(req), req.Context(), req.ReleaseProcess, reject, answer)
+	p.start(args, p.httpCaller(req), req.Context(), own, reject, answer)
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gogo/protobuf/proto"
 	"github.com/procpanda/procpanda/processes/pkgpanda/subprocess"
 )
 
@@ -321,6 +322,20 @@ func TestIdleReadRunsOnItsRequest(t *testing.T) {
 	expectJSON(t, "api/v1 LIST", r, 200, `{"type":"LIST","request_id":"own","status":200,"package_ids":`+jsonList(repo)+`}`)
 	if claims() != before+1 {
 		t.Fatalf("api/v1 LIST: %d runs on the request's goroutine, want 1", claims()-before)
+	}
+	// A protobuf call's body is read on a goroutine of pkgpanda's own,
+	// which dispatches it and must not release the process (only the
+	// handler may): it goes through the actor.
+	callBody, err := proto.Marshal(&PkgpandaCall{Type: PkgpandaCall_LIST, RequestId: "pb"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before = claims()
+	if r := e.do("POST", "/api/v1", callBody, "Content-Type", MediaProtobuf); r.status != 200 {
+		t.Fatalf("protobuf api/v1 LIST: %v", r)
+	}
+	if claims() != before {
+		t.Fatal("a call dispatched from the goroutine reading its body ran there")
 	}
 	pr := newPeer(t)
 	before = claims()

@@ -130,8 +130,10 @@ func subPath(req *libprocess.Request) string {
 // serveOp dispatches op for an HTTP request, authenticated by its
 // Authorization header; refusals, a full queue or a draining process are
 // answered as JSON errors (503 with Retry-After, 401 with a challenge).
-func (p *Process) serveOp(op opID, req *libprocess.Request, respond libprocess.Responder, run func(ctx context.Context, a *actor, detach func())) {
-	p.dispatch(invocation{op: op, caller: p.httpCaller(req), ctx: req.Context(), own: req.ReleaseProcess, run: run, reject: p.rejectHTTP(respond)})
+// own is req.ReleaseProcess on the handler's goroutine, nil on any other
+// (see invocation.own).
+func (p *Process) serveOp(op opID, req *libprocess.Request, respond libprocess.Responder, own func() bool, run func(ctx context.Context, a *actor, detach func())) {
+	p.dispatch(invocation{op: op, caller: p.httpCaller(req), ctx: req.Context(), own: own, run: run, reject: p.rejectHTTP(respond)})
 }
 
 // guard answers 401 at once, before a route parses anything, when the
@@ -372,7 +374,7 @@ func (p *Process) serveIDList(req *libprocess.Request, respond libprocess.Respon
 		respond(libprocess.ErrorResponse(http.StatusNotFound, "no such route"))
 		return
 	}
-	p.serveTableOp(op, opInput{}, req, respond)
+	p.serveTableOp(op, opInput{}, req, respond, req.ReleaseProcess)
 }
 
 // serveAdd reads the package id (query or header), checks it before
@@ -438,7 +440,7 @@ func (p *Process) serveAdd(req *libprocess.Request, respond libprocess.Responder
 			reject(int(fail.Status), fail.Error)
 			return
 		}
-		p.serveTableOp(opAdd, opInput{ids: []string{raw}, tarball: up}, req, respond)
+		p.serveTableOp(opAdd, opInput{ids: []string{raw}, tarball: up}, req, respond, nil)
 	})
 }
 
@@ -449,13 +451,16 @@ const maxJSONBody = 1 << 20
 // withBody hands the request body (at most limit bytes) to then: at once
 // when the runtime buffered it, else after reading the stream on a
 // goroutine Drain waits for. A larger body answers 413 with tooLarge.
-func (p *Process) withBody(req *libprocess.Request, respond libprocess.Responder, limit int64, tooLarge string, then func(body []byte)) {
+// then's own is req.ReleaseProcess when then runs on the handler's
+// goroutine and nil on the reading one, where the process must not be
+// released (see libprocess.Request.ReleaseProcess).
+func (p *Process) withBody(req *libprocess.Request, respond libprocess.Responder, limit int64, tooLarge string, then func(body []byte, own func() bool)) {
 	if req.BodyStream == nil {
 		if int64(len(req.Body)) > limit {
 			respond(libprocess.ErrorResponse(http.StatusRequestEntityTooLarge, tooLarge))
 			return
 		}
-		then(req.Body)
+		then(req.Body, req.ReleaseProcess)
 		return
 	}
 	ok := p.goUpload(func() {
@@ -467,7 +472,7 @@ func (p *Process) withBody(req *libprocess.Request, respond libprocess.Responder
 		case err != nil:
 			respond(libprocess.ErrorResponse(http.StatusBadRequest, "reading the request body: "+err.Error()))
 		default:
-			then(b)
+			then(b, nil)
 		}
 	})
 	if !ok {
@@ -477,25 +482,25 @@ func (p *Process) withBody(req *libprocess.Request, respond libprocess.Responder
 
 func (p *Process) serveRemove(req *libprocess.Request, respond libprocess.Responder) {
 	if ids, ok := postIDs(req, respond, 1, 0); ok {
-		p.serveTableOp(opRemove, opInput{ids: ids}, req, respond)
+		p.serveTableOp(opRemove, opInput{ids: ids}, req, respond, req.ReleaseProcess)
 	}
 }
 
 func (p *Process) serveActivate(req *libprocess.Request, respond libprocess.Responder) {
 	if ids, ok := postIDs(req, respond, 1, 0); ok {
-		p.serveTableOp(opActivate, opInput{ids: ids}, req, respond)
+		p.serveTableOp(opActivate, opInput{ids: ids}, req, respond, req.ReleaseProcess)
 	}
 }
 
 func (p *Process) serveSwap(req *libprocess.Request, respond libprocess.Responder) {
 	if ids, ok := postIDs(req, respond, 1, 1); ok {
-		p.serveTableOp(opSwap, opInput{ids: ids}, req, respond)
+		p.serveTableOp(opSwap, opInput{ids: ids}, req, respond, req.ReleaseProcess)
 	}
 }
 
 func (p *Process) serveFetch(req *libprocess.Request, respond libprocess.Responder) {
 	if ids, ok := postIDs(req, respond, 1, 0); ok {
-		p.serveTableOp(opFetch, opInput{ids: ids, url: req.URL.Query().Get("repository_url")}, req, respond)
+		p.serveTableOp(opFetch, opInput{ids: ids, url: req.URL.Query().Get("repository_url")}, req, respond, req.ReleaseProcess)
 	}
 }
 
@@ -513,5 +518,5 @@ func (p *Process) serveCheck(req *libprocess.Request, respond libprocess.Respond
 		respond(libprocess.ErrorResponse(http.StatusBadRequest, "`list` must be true or false"))
 		return
 	}
-	p.serveTableOp(op, opInput{}, req, respond)
+	p.serveTableOp(op, opInput{}, req, respond, req.ReleaseProcess)
 }

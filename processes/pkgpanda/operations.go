@@ -384,7 +384,9 @@ type invocation struct {
 	// own, if set, offers the caller's goroutine for the run: it reports
 	// whether the caller may block there until the job has run
 	// (libprocess.Request.ReleaseProcess). dispatch uses it for reads
-	// that stream nothing, when the actor is idle.
+	// that stream nothing, when the actor is idle. Only a front-end that
+	// dispatches on its HTTP handler's own goroutine may set it: one
+	// that reads a body on a goroutine of its own leaves it nil.
 	own func() bool
 }
 

@@ -413,6 +413,7 @@ func (p *Process) dispatch(inv invocation) {
 	if inv.stage != nil {
 		stage := inv.stage
 		inv.stage = nil
+		inv.own = nil // dispatched again from the staging goroutine
 		ok := p.goUpload(func() {
 			if r := stage(); r != nil {
 				if inv.release != nil {

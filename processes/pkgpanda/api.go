@@ -178,7 +178,9 @@ const tarballFile = "tarball"
 // the response (with the call's type and request id) exactly once, on some
 // goroutine. c is the authenticated caller; tb the call's tarball on disk
 // (nil for none), removed once the call is done. clientCtx, if non-nil,
-// cancels a read-only call when its client goes.
+// cancels a read-only call when its client goes. own, if set, offers the
+// caller's goroutine (see invocation.own): only an HTTP handler
+// dispatching on its own goroutine passes it.
 func (p *Process) dispatchCall(call *PkgpandaCall, c caller, tb *upload, clientCtx context.Context, own func() bool, finish func(*PkgpandaResponse)) {
 	done := func(r *PkgpandaResponse) {
 		r.Type = call.Type
@@ -199,7 +201,9 @@ func (p *Process) dispatchCall(call *PkgpandaCall, c caller, tb *upload, clientC
 // callWithTarball takes a decoded call whose tarball (if any) is in
 // memory, writes the tarball to an upload file at once (so that a queued
 // ADD holds a file name, not the bytes) and dispatches the call. A caller
-// that would be refused ADD is refused before anything is written.
+// that would be refused ADD is refused before anything is written. own is
+// as for dispatchCall; an ADD, dispatched from its upload's goroutine,
+// never uses it.
 func (p *Process) callWithTarball(call *PkgpandaCall, c caller, clientCtx context.Context, own func() bool, finish func(*PkgpandaResponse)) {
 	if len(call.Tarball) == 0 {
 		p.dispatchCall(call, c, nil, clientCtx, own, finish)

@@ -13,7 +13,8 @@ import (
 // The CLI's id patterns. They are checked byte by byte (matchName,
 // matchVersion), not with package regexp: every list a read parses checks
 // each id, and on a processor whose caches went cold while the daemon
-// idled the regular expressions cost tens of microseconds per list.
+// idled, the two matches per id were about a third of the time parsing a
+// short list took.
 const (
 	namePattern    = `^[a-zA-Z0-9@_+][a-zA-Z0-9@._+\-]*$`
 	versionPattern = `^[a-zA-Z0-9@_+:.]+$`

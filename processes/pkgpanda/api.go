@@ -254,7 +254,7 @@ func (p *Process) callWithTarball(call *PkgpandaCall, c caller, clientCtx contex
 // and of a JSON api/v1 body as a whole.
 const maxCallFields = 1 << 20
 
-func (p *Process) serveAPIv1(req *libprocess.Request, respond libprocess.Responder) {
+func (p *Process) serveAPIv1(req *libprocess.Request, respond libprocess.Responder, c caller) {
 	if !allowed(req, http.MethodPost) {
 		respond(methodNotAllowed(http.MethodPost))
 		return
@@ -272,12 +272,7 @@ func (p *Process) serveAPIv1(req *libprocess.Request, respond libprocess.Respond
 		respond(libprocess.ErrorResponse(status, err.Error()))
 		return
 	}
-	c := p.httpCaller(req)
-	mayMutate, refused := p.mayStart(c)
-	if refused != nil {
-		p.rejectHTTP(respond)(refused.status, refused.msg)
-		return
-	}
+	mayMutate, _ := p.mayStart(c) // guard has answered those it refuses
 	answer := func(r *PkgpandaResponse) {
 		body, err := EncodeResponse(respType, r)
 		if err != nil {

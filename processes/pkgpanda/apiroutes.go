@@ -285,7 +285,7 @@ const apiEdgesHelp = "As DC/OS's app: without the trailing slash, 301 to `<route
 // method, an id never contains '/' (404), a method the path lacks is 405
 // with Allow (HEAD where GET is, and OPTIONS), OPTIONS is 200 with the
 // same Allow, and jsonp is ignored.
-func (p *Process) serveAPI(req *libprocess.Request, respond libprocess.Responder) {
+func (p *Process) serveAPI(req *libprocess.Request, respond libprocess.Responder, c caller) {
 	sub := subPath(req)
 	if sub == "" {
 		loc := req.Route + "/" // relative: right behind any prefix
@@ -341,7 +341,7 @@ func (p *Process) serveAPI(req *libprocess.Request, respond libprocess.Responder
 				return
 			}
 			in.url, in.badURL = url, badURL
-			p.serveTableOp(op, in, req, respond, own)
+			p.serveTableOp(op, in, req, respond, c, own)
 		})
 	case opActivePut:
 		p.withBody(req, respond, maxJSONBody, "the request body is too large", func(body []byte, own func() bool) {
@@ -353,16 +353,16 @@ func (p *Process) serveAPI(req *libprocess.Request, respond libprocess.Responder
 				// Elements no repository holds (numbers, booleans,
 				// null): all missing. Answered by the operation's
 				// actor all the same, after authorization.
-				p.serveOp(opActivePut, req, respond, own, func(context.Context, *actor, func()) {
+				p.serveOp(opActivePut, req, respond, c, own, func(context.Context, *actor, func()) {
 					respond(libprocess.JSONResponse(http.StatusConflict, map[string]any{"error": msgNotAllPresent, "missing_packages": others}))
 				})
 			default:
 				in.ids = ids
-				p.serveTableOp(op, in, req, respond, own)
+				p.serveTableOp(op, in, req, respond, c, own)
 			}
 		})
 	default:
-		p.serveTableOp(op, in, req, respond, req.ReleaseProcess)
+		p.serveTableOp(op, in, req, respond, c, req.ReleaseProcess)
 	}
 }
 
@@ -372,9 +372,10 @@ func (p *Process) serveAPI(req *libprocess.Request, respond libprocess.Responder
 // body). The answer is rendered with the table's body and has the
 // PkgpandaResponse's status. A streamed operation's output goes to the
 // response from its first byte on; a failure after that ends the
-// stream with a failure line. own is req.ReleaseProcess on the handler's
-// goroutine, nil on any other (see invocation.own).
-func (p *Process) serveTableOp(op opID, in opInput, req *libprocess.Request, respond libprocess.Responder, own func() bool) {
+// stream with a failure line. c is the caller guard authenticated; own
+// is req.ReleaseProcess on the handler's goroutine, nil on any other (see
+// invocation.own).
+func (p *Process) serveTableOp(op opID, in opInput, req *libprocess.Request, respond libprocess.Responder, c caller, own func() bool) {
 	s := &p.ops[op]
 	reject := p.rejectHTTP(respond)
 	answer := func(r *PkgpandaResponse) { respond(render(r, s.body)) }
@@ -402,5 +403,5 @@ func (p *Process) serveTableOp(op opID, in opInput, req *libprocess.Request, res
 		respond(render(fail, nil))
 		return
 	}
-	p.start(args, p.httpCaller(req), req.Context(), own, reject, answer)
+	p.start(args, c, req.Context(), own, reject, answer)
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -405,6 +406,44 @@ func TestOperationTable(t *testing.T) {
 	for _, route := range RouteNames() {
 		if !served[route] {
 			t.Errorf("route %s serves no operation", route)
+		}
+	}
+}
+
+// countingAuthn counts the credentials it checks.
+type countingAuthn struct {
+	libprocess.Authenticator
+	n atomic.Int64
+}
+
+func (a *countingAuthn) Authenticate(req *libprocess.Request) (string, error) {
+	a.n.Add(1)
+	return a.Authenticator.Authenticate(req)
+}
+
+// Every HTTP request's credentials are checked once, however many
+// decisions (the route's guard, the operation's admission, an upload's
+// early refusal) use them.
+func TestHTTPRequestsAuthenticateOnce(t *testing.T) {
+	authn := &countingAuthn{Authenticator: testAuthn()}
+	e := newEnv(t, envOpt{authn: authn, acl: testACL(t)})
+	for _, c := range []struct {
+		method, path string
+		body         []byte
+		header       []string
+		status       int
+	}{
+		{"GET", "/repository/", nil, nil, 200},
+		{"GET", "/list.json", nil, nil, 200},
+		{"POST", "/api/v1", []byte(`{"type":"LIST"}`), []string{"Content-Type", MediaJSON}, 200},
+		{"PUT", "/active/", []byte(`[1]`), []string{"Content-Type", "application/json"}, 409},
+		{"POST", "/add?id=newpkg--1", tarball(t), nil, 200},
+	} {
+		before := authn.n.Load()
+		r := e.do(c.method, c.path, c.body, append(c.header, "Authorization", basic("ops", opsSecret))...)
+		expectStatus(t, c.method+" "+c.path, r, c.status)
+		if got := authn.n.Load() - before; got != 1 {
+			t.Errorf("%s %s checked its credentials %d times, want 1", c.method, c.path, got)
 		}
 	}
 }

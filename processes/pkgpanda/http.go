@@ -127,26 +127,33 @@ func subPath(req *libprocess.Request) string {
 	return path
 }
 
-// serveOp dispatches op for an HTTP request, authenticated by its
-// Authorization header; refusals, a full queue or a draining process are
+// serveOp dispatches op for an HTTP request from c (authenticated by
+// guard); refusals, a full queue or a draining process are
 // answered as JSON errors (503 with Retry-After, 401 with a challenge).
 // own is req.ReleaseProcess on the handler's goroutine, nil on any other
 // (see invocation.own).
-func (p *Process) serveOp(op opID, req *libprocess.Request, respond libprocess.Responder, own func() bool, run func(ctx context.Context, a *actor, detach func())) {
-	p.dispatch(invocation{op: op, caller: p.httpCaller(req), ctx: req.Context(), own: own, run: run, reject: p.rejectHTTP(respond)})
+func (p *Process) serveOp(op opID, req *libprocess.Request, respond libprocess.Responder, c caller, own func() bool, run func(ctx context.Context, a *actor, detach func())) {
+	p.dispatch(invocation{op: op, caller: c, ctx: req.Context(), own: own, run: run, reject: p.rejectHTTP(respond)})
 }
 
-// guard answers 401 at once, before a route parses anything, when the
-// request could be admitted to no operation at all (no or bad
+// callerHandler is a pkgpanda route's handler: a libprocess route
+// handler that also gets its request's caller, authenticated once by
+// guard.
+type callerHandler func(req *libprocess.Request, respond libprocess.Responder, c caller)
+
+// guard authenticates the request's Authorization header, once per
+// request, and answers 401 at once, before a route parses anything, when
+// the request could be admitted to no operation at all (no or bad
 // credentials while reads are not open). dispatch still decides for the
-// operation itself.
-func (p *Process) guard(h libprocess.RouteHandler) libprocess.RouteHandler {
+// operation itself, with the caller h passes on.
+func (p *Process) guard(h callerHandler) libprocess.RouteHandler {
 	return func(req *libprocess.Request, respond libprocess.Responder) {
-		if _, r := p.mayStart(p.httpCaller(req)); r != nil {
+		c := p.httpCaller(req)
+		if _, r := p.mayStart(c); r != nil {
 			p.rejectHTTP(respond)(r.status, r.msg)
 			return
 		}
-		h(req, respond)
+		h(req, respond, c)
 	}
 }
 
@@ -224,7 +231,7 @@ func (s *streamer) finish(r *PkgpandaResponse, success func(*PkgpandaResponse) l
 
 // route installs a route guarded by guard, its help saying how it is
 // authenticated and, for the operations ops, authorized.
-func (p *Process) route(name string, h libprocess.Help, ops []opID, handler libprocess.RouteHandler) {
+func (p *Process) route(name string, h libprocess.Help, ops []opID, handler callerHandler) {
 	if a := p.cfg.Authenticator; a != nil {
 		h.Authentication = "Required: " + a.Scheme() + " credentials in the Authorization header (realm " + p.cfg.realm() + ")"
 		if p.cfg.OpenReads {
@@ -319,7 +326,7 @@ func (p *Process) callsHelp() string {
 // its requests carry and runs the table's operation (serveTableOp); the
 // help comes from the table.
 func (p *Process) installRoutes() {
-	handlers := map[string]libprocess.RouteHandler{
+	handlers := map[string]callerHandler{
 		RouteListJSON:   p.serveListJSON,
 		RouteActiveJSON: p.serveActiveJSON,
 		RouteAdd:        p.serveAdd,
@@ -355,17 +362,17 @@ func (p *Process) installRoutes() {
 	}, calls, p.serveAPIv1)
 }
 
-func (p *Process) serveListJSON(req *libprocess.Request, respond libprocess.Responder) {
-	p.serveIDList(req, respond, opListJSON)
+func (p *Process) serveListJSON(req *libprocess.Request, respond libprocess.Responder, c caller) {
+	p.serveIDList(req, respond, c, opListJSON)
 }
 
-func (p *Process) serveActiveJSON(req *libprocess.Request, respond libprocess.Responder) {
-	p.serveIDList(req, respond, opActiveJSON)
+func (p *Process) serveActiveJSON(req *libprocess.Request, respond libprocess.Responder, c caller) {
+	p.serveIDList(req, respond, c, opActiveJSON)
 }
 
 // serveIDList answers GET on a route that lists ids (list.json,
 // active.json).
-func (p *Process) serveIDList(req *libprocess.Request, respond libprocess.Responder, op opID) {
+func (p *Process) serveIDList(req *libprocess.Request, respond libprocess.Responder, c caller, op opID) {
 	if !allowed(req, http.MethodGet) {
 		respond(methodNotAllowed(http.MethodGet))
 		return
@@ -374,13 +381,13 @@ func (p *Process) serveIDList(req *libprocess.Request, respond libprocess.Respon
 		respond(libprocess.ErrorResponse(http.StatusNotFound, "no such route"))
 		return
 	}
-	p.serveTableOp(op, opInput{}, req, respond, req.ReleaseProcess)
+	p.serveTableOp(op, opInput{}, req, respond, c, req.ReleaseProcess)
 }
 
 // serveAdd reads the package id (query or header), checks it before
 // reading anything (with the table's prepare's own check), streams the
 // body to an upload file and runs the add as an ADD call would.
-func (p *Process) serveAdd(req *libprocess.Request, respond libprocess.Responder) {
+func (p *Process) serveAdd(req *libprocess.Request, respond libprocess.Responder, c caller) {
 	if !allowed(req, http.MethodPost) {
 		respond(methodNotAllowed(http.MethodPost))
 		return
@@ -410,7 +417,7 @@ func (p *Process) serveAdd(req *libprocess.Request, respond libprocess.Responder
 	}
 	// Nothing is written for a caller that would be refused.
 	reject := p.rejectHTTP(respond)
-	if r := p.admit(opAdd, p.httpCaller(req)); r != nil {
+	if r := p.admit(opAdd, c); r != nil {
 		reject(r.status, r.msg)
 		return
 	}
@@ -440,7 +447,7 @@ func (p *Process) serveAdd(req *libprocess.Request, respond libprocess.Responder
 			reject(int(fail.Status), fail.Error)
 			return
 		}
-		p.serveTableOp(opAdd, opInput{ids: []string{raw}, tarball: up}, req, respond, nil)
+		p.serveTableOp(opAdd, opInput{ids: []string{raw}, tarball: up}, req, respond, c, nil)
 	})
 }
 
@@ -480,31 +487,31 @@ func (p *Process) withBody(req *libprocess.Request, respond libprocess.Responder
 	}
 }
 
-func (p *Process) serveRemove(req *libprocess.Request, respond libprocess.Responder) {
+func (p *Process) serveRemove(req *libprocess.Request, respond libprocess.Responder, c caller) {
 	if ids, ok := postIDs(req, respond, 1, 0); ok {
-		p.serveTableOp(opRemove, opInput{ids: ids}, req, respond, req.ReleaseProcess)
+		p.serveTableOp(opRemove, opInput{ids: ids}, req, respond, c, req.ReleaseProcess)
 	}
 }
 
-func (p *Process) serveActivate(req *libprocess.Request, respond libprocess.Responder) {
+func (p *Process) serveActivate(req *libprocess.Request, respond libprocess.Responder, c caller) {
 	if ids, ok := postIDs(req, respond, 1, 0); ok {
-		p.serveTableOp(opActivate, opInput{ids: ids}, req, respond, req.ReleaseProcess)
+		p.serveTableOp(opActivate, opInput{ids: ids}, req, respond, c, req.ReleaseProcess)
 	}
 }
 
-func (p *Process) serveSwap(req *libprocess.Request, respond libprocess.Responder) {
+func (p *Process) serveSwap(req *libprocess.Request, respond libprocess.Responder, c caller) {
 	if ids, ok := postIDs(req, respond, 1, 1); ok {
-		p.serveTableOp(opSwap, opInput{ids: ids}, req, respond, req.ReleaseProcess)
+		p.serveTableOp(opSwap, opInput{ids: ids}, req, respond, c, req.ReleaseProcess)
 	}
 }
 
-func (p *Process) serveFetch(req *libprocess.Request, respond libprocess.Responder) {
+func (p *Process) serveFetch(req *libprocess.Request, respond libprocess.Responder, c caller) {
 	if ids, ok := postIDs(req, respond, 1, 0); ok {
-		p.serveTableOp(opFetch, opInput{ids: ids, url: req.URL.Query().Get("repository_url")}, req, respond, req.ReleaseProcess)
+		p.serveTableOp(opFetch, opInput{ids: ids, url: req.URL.Query().Get("repository_url")}, req, respond, c, req.ReleaseProcess)
 	}
 }
 
-func (p *Process) serveCheck(req *libprocess.Request, respond libprocess.Responder) {
+func (p *Process) serveCheck(req *libprocess.Request, respond libprocess.Responder, c caller) {
 	if !allowed(req, http.MethodGet) {
 		respond(methodNotAllowed(http.MethodGet))
 		return
@@ -518,5 +525,5 @@ func (p *Process) serveCheck(req *libprocess.Request, respond libprocess.Respond
 		respond(libprocess.ErrorResponse(http.StatusBadRequest, "`list` must be true or false"))
 		return
 	}
-	p.serveTableOp(op, opInput{}, req, respond, req.ReleaseProcess)
+	p.serveTableOp(op, opInput{}, req, respond, c, req.ReleaseProcess)
 }

@@ -3,7 +3,6 @@ package pkgpanda
 import (
 	"io"
 	"net/http"
-	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -144,12 +143,7 @@ func benchRouteOverhead(b *testing.B, gap time.Duration, rounds int) {
 		idleT = append(idleT, idle())
 	}
 	b.StopTimer()
-	pct := func(d []time.Duration, p float64) float64 {
-		s := slices.Clone(d)
-		slices.Sort(s)
-		i := int(p * float64(len(s)-1))
-		return float64(s[i]) / float64(time.Millisecond)
-	}
+	pct := quantileMs
 	r50, r99 := pct(routeT, 0.50), pct(routeT, 0.99)
 	d50, d99 := pct(directT, 0.50), pct(directT, 0.99)
 	b.ReportMetric(r50, "route-p50-ms")

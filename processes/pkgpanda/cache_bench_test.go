@@ -102,11 +102,7 @@ func BenchmarkCacheReads(b *testing.B) {
 		}
 		return d
 	}
-	ms := func(d []time.Duration, p float64) float64 {
-		s := slices.Clone(d)
-		slices.Sort(s)
-		return float64(s[int(p*float64(len(s)-1))]) / float64(time.Millisecond)
-	}
+	ms := quantileMs
 	report := func(name string, d []time.Duration) {
 		b.ReportMetric(ms(d, 0.50), name+"-p50-ms")
 		b.ReportMetric(ms(d, 0.99), name+"-p99-ms")
@@ -300,6 +296,14 @@ func BenchmarkCacheReads(b *testing.B) {
 		b.ReportMetric(ms(x.p.sans, 1), x.name+"-excess-sans-child-max-ms")
 		b.ReportMetric(float64(x.runs), x.name+"-max-runs")
 	}
+}
+
+// quantileMs returns the q quantile (0..1, nearest rank below) of d, in
+// milliseconds.
+func quantileMs(d []time.Duration, q float64) float64 {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return float64(s[int(q*float64(len(s)-1))]) / float64(time.Millisecond)
 }
 
 // cliSpan returns the time between the trace lines of the last run of

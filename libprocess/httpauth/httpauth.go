@@ -11,12 +11,15 @@
 package httpauth
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -75,7 +78,11 @@ func secretsEqual(presented, stored string) bool {
 
 // JWT authenticates "Authorization: Bearer <JWT>" tokens signed with
 // HS256 and a shared secret, as Mesos' JWT authenticator does.
-// The principal is the token's "sub" claim. A token is rejected when its
+// The principal is exactly the token's "sub" claim, a non-empty string.
+// Header and claim names are matched exactly (case matters); a token whose
+// header or claims name a member twice, whose header has "crit" (no
+// extension is understood), or whose "exp"/"nbf" are not numbers is
+// refused. A token is rejected when its
 // "exp" claim is not in the future or its "nbf" (not before) claim is in
 // the future; there is no clock-skew allowance, so issuers and this host
 // need synchronized clocks (as for "exp"). It is safe for concurrent use.
@@ -103,11 +110,19 @@ func (j *JWT) Authenticate(req *libprocess.Request) (string, error) {
 	if len(parts) != 3 {
 		return "", fmt.Errorf("%w: malformed token", libprocess.ErrUnauthenticated)
 	}
-	var header struct {
-		Alg string `json:"alg"`
+	header, err := decodeJWTPart(parts[0])
+	if err != nil {
+		return "", fmt.Errorf("%w: malformed token header: %v", libprocess.ErrUnauthenticated, err)
 	}
-	if err := decodeJWTPart(parts[0], &header); err != nil || header.Alg != "HS256" {
+	var alg string
+	if raw, ok := header["alg"]; !ok || json.Unmarshal(raw, &alg) != nil || alg != "HS256" {
 		return "", fmt.Errorf("%w: unsupported token header", libprocess.ErrUnauthenticated)
+	}
+	// RFC 7515 §4.1.11: a recipient that does not understand every
+	// extension "crit" names must reject the token; this one understands
+	// none.
+	if _, ok := header["crit"]; ok {
+		return "", fmt.Errorf("%w: token header names critical extensions", libprocess.ErrUnauthenticated)
 	}
 	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
 	if err != nil {
@@ -118,34 +133,81 @@ func (j *JWT) Authenticate(req *libprocess.Request) (string, error) {
 	if !hmac.Equal(sig, mac.Sum(nil)) {
 		return "", fmt.Errorf("%w: bad signature", libprocess.ErrUnauthenticated)
 	}
-	var claims struct {
-		Sub string   `json:"sub"`
-		Exp *float64 `json:"exp"`
-		Nbf *float64 `json:"nbf"`
-	}
-	if err := decodeJWTPart(parts[1], &claims); err != nil {
-		return "", fmt.Errorf("%w: malformed claims", libprocess.ErrUnauthenticated)
+	claims, err := decodeJWTPart(parts[1])
+	if err != nil {
+		return "", fmt.Errorf("%w: malformed claims: %v", libprocess.ErrUnauthenticated, err)
 	}
 	now := float64(j.now().Unix())
-	if claims.Exp != nil && now >= *claims.Exp {
+	if exp, ok, err := numericClaim(claims, "exp"); err != nil {
+		return "", err
+	} else if ok && now >= exp {
 		return "", fmt.Errorf("%w: token expired", libprocess.ErrUnauthenticated)
 	}
-	if claims.Nbf != nil && now < *claims.Nbf {
+	if nbf, ok, err := numericClaim(claims, "nbf"); err != nil {
+		return "", err
+	} else if ok && now < nbf {
 		return "", fmt.Errorf("%w: token not valid yet", libprocess.ErrUnauthenticated)
 	}
-	if claims.Sub == "" {
-		return "", fmt.Errorf("%w: token has no subject", libprocess.ErrUnauthenticated)
+	var sub string
+	if raw, ok := claims["sub"]; !ok || json.Unmarshal(raw, &sub) != nil || sub == "" {
+		return "", fmt.Errorf("%w: token has no subject (a non-empty string \"sub\")", libprocess.ErrUnauthenticated)
 	}
-	return claims.Sub, nil
+	return sub, nil
 }
 
-// decodeJWTPart decodes one base64url part of a token as JSON into v.
-func decodeJWTPart(s string, v any) error {
+// numericClaim returns the claim name of claims as a number, whether it
+// was present, or an error when it is present but not a JSON number.
+func numericClaim(claims map[string]json.RawMessage, name string) (float64, bool, error) {
+	raw, ok := claims[name]
+	if !ok {
+		return 0, false, nil
+	}
+	var v float64
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return 0, false, fmt.Errorf("%w: claim %q is not a number", libprocess.ErrUnauthenticated, name)
+	}
+	return v, true, nil
+}
+
+// decodeJWTPart decodes one base64url part of a token: a JSON object,
+// returned by member name. Names are matched exactly, never by case (a
+// struct-tagged json.Unmarshal would take "SUB" or "Sub" for "sub", and
+// the last of duplicate names); an object that names a member twice is
+// refused, as RFC 7515 §4 and RFC 7519 §4 allow ("MUST either reject"),
+// so that no two readers of one token can disagree on its claims.
+// Trailing data after the object is refused too.
+func decodeJWTPart(s string) (map[string]json.RawMessage, error) {
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("not base64url: %w", err)
 	}
-	return json.Unmarshal(b, v)
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, errors.New("not a JSON object")
+	}
+	members := make(map[string]json.RawMessage)
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		name, _ := tok.(string)
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, fmt.Errorf("member %q: %w", name, err)
+		}
+		if _, dup := members[name]; dup {
+			return nil, fmt.Errorf("member %q appears twice", name)
+		}
+		members[name] = v
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, errors.New("trailing data after the JSON object")
+	}
+	return members, nil
 }
 
 // Both are libprocess authenticators.

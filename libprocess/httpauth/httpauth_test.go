@@ -179,3 +179,50 @@ func TestOnRuntime(t *testing.T) {
 		t.Errorf("jwt with a good token: %d %q", status, body)
 	}
 }
+
+// signed returns a token with this exact header and claims JSON, signed
+// with key.
+func signed(key, header, claims string) string {
+	enc := base64.RawURLEncoding
+	signing := enc.EncodeToString([]byte(header)) + "." + enc.EncodeToString([]byte(claims))
+	mac := hmac.New(sha256.New, []byte(key))
+	mac.Write([]byte(signing))
+	return "Bearer " + signing + "." + enc.EncodeToString(mac.Sum(nil))
+}
+
+// Claim and header names match exactly: a validly signed token cannot
+// smuggle a second principal under another spelling or a duplicate name,
+// and an unknown critical extension is refused (RFC 7515 §4.1.11).
+func TestJWTStrictNames(t *testing.T) {
+	a := NewJWT([]byte("key"))
+	const hdr = `{"alg":"HS256","typ":"JWT"}`
+	for name, tc := range map[string]struct {
+		header, claims string
+		want           string // principal; "" means refused
+	}{
+		"exact sub":                 {hdr, `{"sub":"monitor"}`, "monitor"},
+		"upper-case SUB beside sub": {hdr, `{"sub":"monitor","SUB":"ops"}`, "monitor"},
+		"Sub without sub":           {hdr, `{"Sub":"ops"}`, ""},
+		"duplicate sub":             {hdr, `{"sub":"monitor","sub":"ops"}`, ""},
+		"duplicate exp":             {hdr, `{"sub":"a","exp":1,"exp":99999999999}`, ""},
+		"EXP is not exp":            {hdr, `{"sub":"a","EXP":1}`, "a"},
+		"non-string sub":            {hdr, `{"sub":5}`, ""},
+		"empty sub":                 {hdr, `{"sub":""}`, ""},
+		"string exp":                {hdr, `{"sub":"a","exp":"99999999999"}`, ""},
+		"crit header":               {`{"alg":"HS256","crit":["exp"],"exp":1}`, `{"sub":"a"}`, ""},
+		"empty crit":                {`{"alg":"HS256","crit":[]}`, `{"sub":"a"}`, ""},
+		"duplicate alg":             {`{"alg":"none","alg":"HS256"}`, `{"sub":"a"}`, ""},
+		"ALG is not alg":            {`{"ALG":"HS256"}`, `{"sub":"a"}`, ""},
+		"trailing data in claims":   {hdr, `{"sub":"a"}{"sub":"b"}`, ""},
+		"claims not an object":      {hdr, `["sub","a"]`, ""},
+		"escaped alg":               {`{"alg":"HS\u0032\u00356"}`, `{"sub":"a"}`, "a"},
+	} {
+		p, err := authenticate(a, signed("key", tc.header, tc.claims))
+		switch {
+		case tc.want == "" && !errors.Is(err, libprocess.ErrUnauthenticated):
+			t.Errorf("%s: principal %q, error %v; want ErrUnauthenticated", name, p, err)
+		case tc.want != "" && (err != nil || p != tc.want):
+			t.Errorf("%s: principal %q, error %v; want %q", name, p, err, tc.want)
+		}
+	}
+}

@@ -127,8 +127,7 @@ func (p *Process) claim(a *actor) bool {
 }
 
 // runClaimed runs j on the calling goroutine in the turn claim took, and
-// gives the turn back even if j panics (the request's recovery then
-// answers 500; the actor goes on).
+// gives the turn back (execute contains a panic in j).
 func (p *Process) runClaimed(a *actor, j *job) {
 	defer p.unclaim(a)
 	a.claims.Add(1)
@@ -141,7 +140,19 @@ func (p *Process) unclaim(a *actor) {
 	p.actorsDone.Done()
 }
 
+// execute runs j on the calling goroutine (the actor's, or a claimed
+// turn's), containing a panic in it: j is answered 500 once the locks it
+// took are released, and the caller goes on (see contain).
 func (p *Process) execute(a *actor, j *job) {
+	p.contain("running "+p.ops[j.op].name, func() {
+		j.finish(http.StatusInternalServerError, internalError)
+	}, func() { p.runJob(a, j) })
+}
+
+// runJob takes j's locks, answers it without running when the process
+// drains, an interrupted activation blocks it or its client is gone, and
+// otherwise runs it.
+func (p *Process) runJob(a *actor, j *job) {
 	if j.release != nil {
 		defer j.release()
 	}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/gogo/protobuf/jsonpb"
 	"github.com/gogo/protobuf/proto"
@@ -182,7 +183,11 @@ const tarballFile = "tarball"
 // caller's goroutine (see invocation.own): only an HTTP handler
 // dispatching on its own goroutine passes it.
 func (p *Process) dispatchCall(call *PkgpandaCall, c caller, tb *upload, clientCtx context.Context, own func() bool, finish func(*PkgpandaResponse)) {
+	var answered atomic.Bool // a panic's 500 may follow an answer
 	done := func(r *PkgpandaResponse) {
+		if answered.Swap(true) {
+			return
+		}
 		r.Type = call.Type
 		r.RequestId = call.RequestId
 		finish(r)
@@ -238,7 +243,7 @@ func (p *Process) callWithTarball(call *PkgpandaCall, c caller, clientCtx contex
 	}
 	body := call.Tarball
 	call.Tarball = nil
-	run(func() {
+	run(func() { reply(failInternal()) }, func() {
 		_, err := p.receive(up, tarballFile, bytes.NewReader(body), limit)
 		up.received()
 		if err != nil {
@@ -327,8 +332,13 @@ func (p *Process) serveProtobufCall(req *libprocess.Request, respond libprocess.
 		body = req.BodyStream
 	}
 	limit := p.cfg.maxAddSize()
-	ok := p.goUpload(func() {
-		var up *upload
+	var up *upload // the tarball's upload, once begun
+	ok := p.goUpload("reading a protobuf api/v1 body", func() {
+		if up != nil {
+			up.remove()
+		}
+		answer(failInternal())
+	}, func() {
 		other, err := scanCall(bufio.NewReaderSize(body, 32<<10), maxCallFields, func(r io.Reader, n int64) error {
 			switch {
 			case n == 0:

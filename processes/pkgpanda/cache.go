@@ -288,7 +288,7 @@ func (c *resultCache) get(ctx context.Context, key cacheKey, m statusMap,
 
 	stop := context.AfterFunc(ctx, func() { c.leave(f) })
 	fp, fpErr := c.fingerprint(key)
-	ids, fail := compute(f.ctx)
+	ids, fail, panicked := c.lead(f.ctx, compute)
 	stop()
 	f.cancel()
 	why := ""
@@ -316,7 +316,23 @@ func (c *resultCache) get(ctx context.Context, key cacheKey, m statusMap,
 	if why != "" {
 		c.log.Debug().Stringer("command", key).Str("why", why).Msg("pkgpanda result not kept: the disk cannot vouch for it")
 	}
+	if panicked != nil {
+		panic(panicked) // the leader's own recovery answers it
+	}
 	return slices.Clone(ids), fail
+}
+
+// lead runs compute for a flight. A panic in it is caught so that the
+// flight still ends (its waiters get a 500 instead of waiting for ever),
+// and handed back for get to raise again on the leader's goroutine.
+func (c *resultCache) lead(ctx context.Context, compute func(ctx context.Context) ([]string, *PkgpandaResponse)) (ids []string, fail *PkgpandaResponse, panicked any) {
+	defer func() {
+		if v := recover(); v != nil {
+			ids, fail, panicked = nil, failInternal(), v
+		}
+	}()
+	ids, fail = compute(ctx)
+	return ids, fail, nil
 }
 
 // installLook is one look for an interrupted activation's leftovers in

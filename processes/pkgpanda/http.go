@@ -434,7 +434,7 @@ func (p *Process) serveAdd(req *libprocess.Request, respond libprocess.Responder
 	// Stream the body to disk on a goroutine Drain waits for (never on
 	// the process' goroutine, and outside the write lock), then run the
 	// add, which holds only the file name.
-	run(func() {
+	run(func() { reject(http.StatusInternalServerError, internalError) }, func() {
 		n, err := p.receive(up, tarballFile, body, limit)
 		up.received()
 		if err == nil && n == 0 {
@@ -470,7 +470,9 @@ func (p *Process) withBody(req *libprocess.Request, respond libprocess.Responder
 		then(req.Body, req.ReleaseProcess)
 		return
 	}
-	ok := p.goUpload(func() {
+	ok := p.goUpload("reading a request body", func() {
+		respond(libprocess.ErrorResponse(http.StatusInternalServerError, internalError))
+	}, func() {
 		b, err := io.ReadAll(io.LimitReader(req.BodyStream, limit+1))
 		switch {
 		case errors.Is(err, libprocess.ErrBodyTooLarge) || (err == nil && int64(len(b)) > limit):

@@ -3,6 +3,7 @@ package pkgpanda
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gogo/protobuf/proto"
@@ -74,9 +75,17 @@ func (p *Process) installMessages() error {
 		c := p.authenticate(call.Authorization, nil)
 		c.from = from
 		call.Authorization = "" // never kept, logged or echoed
-		p.callWithTarball(call, c, nil, nil, func(r *PkgpandaResponse) {
-			p.reply(from, r)
-		})
+		var answered atomic.Bool
+		answer := func(r *PkgpandaResponse) {
+			if !answered.Swap(true) {
+				p.reply(from, r)
+			}
+		}
+		p.contain("serving a PkgpandaCall message", func() {
+			r := failInternal()
+			r.Type, r.RequestId = call.Type, call.RequestId
+			answer(r)
+		}, func() { p.callWithTarball(call, c, nil, nil, answer) })
 	})
 	return nil
 }

@@ -414,7 +414,12 @@ func (p *Process) dispatch(inv invocation) {
 		stage := inv.stage
 		inv.stage = nil
 		inv.own = nil // dispatched again from the staging goroutine
-		ok := p.goUpload(func() {
+		ok := p.goUpload("staging "+spec.name, func() {
+			if inv.release != nil {
+				inv.release()
+			}
+			inv.reject(http.StatusInternalServerError, internalError)
+		}, func() {
 			if r := stage(); r != nil {
 				if inv.release != nil {
 					inv.release()

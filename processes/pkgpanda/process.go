@@ -61,6 +61,7 @@ type metrics struct {
 	lockBusy        *libprocess.Counter
 	lockTimeouts    *libprocess.Counter
 	installBlocked  *libprocess.Counter
+	panics          *libprocess.Counter
 }
 
 // New validates cfg and returns an unstarted pkgpanda process with its
@@ -121,6 +122,7 @@ func (m *metrics) all() []namedCounter {
 		{"pkgpanda/repository_lock/busy", &m.lockBusy},
 		{"pkgpanda/repository_lock/timeouts", &m.lockTimeouts},
 		{"pkgpanda/interrupted_activation/refused", &m.installBlocked},
+		{"pkgpanda/panics", &m.panics},
 	}
 }
 

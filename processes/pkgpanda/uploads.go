@@ -273,10 +273,11 @@ func (w *reservingWriter) Write(b []byte) (int, error) {
 
 // beginUpload starts an upload whose receiving goroutine Drain waits
 // for, counting it from now: Drain cannot return between the upload's
-// start and its goroutine's. The caller must pass exactly one function to
-// run, which runs it on that goroutine. It fails with errDraining while
+// start and its goroutine's. The caller must call run exactly once, with
+// the function to run on that goroutine and what answers its request if
+// that function panics (see goTracked). It fails with errDraining while
 // the process drains, or as uploads.begin does.
-func (p *Process) beginUpload() (up *upload, run func(func()), err error) {
+func (p *Process) beginUpload() (up *upload, run func(onPanic, f func()), err error) {
 	p.mu.Lock()
 	if p.draining {
 		p.mu.Unlock()
@@ -288,26 +289,24 @@ func (p *Process) beginUpload() (up *upload, run func(func()), err error) {
 		p.uploadsDone.Done()
 		return nil, nil, err
 	}
-	return up, func(f func()) {
-		go func() {
-			defer p.uploadsDone.Done()
-			f()
-		}()
+	return up, func(onPanic, f func()) {
+		p.goTracked("receiving an upload", func() {
+			up.remove()
+			onPanic()
+		}, f)
 	}, nil
 }
 
 // goUpload runs f on a goroutine Drain waits for; it reports false (and
-// runs nothing) when the process is draining.
-func (p *Process) goUpload(f func()) bool {
+// runs nothing) when the process is draining. onPanic answers f's
+// request if f panics (see goTracked).
+func (p *Process) goUpload(what string, onPanic, f func()) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.draining {
 		return false
 	}
 	p.uploadsDone.Add(1)
-	go func() {
-		defer p.uploadsDone.Done()
-		f()
-	}()
+	p.goTracked(what, onPanic, f)
 	return true
 }

@@ -140,11 +140,13 @@ type Config struct {
 	Env []string
 	// Dir is the child's working directory; empty means the current one.
 	Dir string
-	// TempDir holds the process' upload directory,
-	// TempDir/pkgpanda-uploads-<hash of the lock file's path>, which the
-	// process owns: it is locked while the process runs (a second process
-	// over the same repository and TempDir fails to Start) and emptied at
-	// Start, removing what a killed process left. Empty means os.TempDir().
+	// TempDir holds the process' upload directory, a private (0700)
+	// directory TempDir/pkgpanda-uploads-<random> that the process creates
+	// at Start, locks while it runs and removes when Drain is done. At
+	// Start, such directories of the same user that no running process
+	// locks (left by a killed process) are removed; other users' are left
+	// alone. A TempDir others may write to without the sticky bit is
+	// refused. Empty means os.TempDir().
 	TempDir string
 	// MaxAddSize caps the tarball add accepts (body or message), in
 	// bytes; zero means DefaultMaxAddSize. The runtime's MaxMessageSize

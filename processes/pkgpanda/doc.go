@@ -86,9 +86,9 @@
 // a file (other fields: at most 1 MiB); a JSON api/v1 body is capped at
 // 1 MiB (413 names the protobuf media type and /pkgpanda/add); an ADD
 // message's tarball is written to a file at once. A queued add holds only
-// the file name. Files live in a directory the process owns
-// (Config.TempDir/pkgpanda-uploads-<hash>), locked while it runs and
-// emptied at Start, so a killed process' leftovers go. At most
+// the file name. Files live in a private directory the process creates
+// (Config.TempDir/pkgpanda-uploads-<random>), locked while it runs and
+// removed when it stops; at Start, what killed processes left goes. At most
 // Config.MaxUploads bodies are received at once and all upload files
 // together hold at most Config.MaxUploadBytes; beyond either, 503 with
 // Retry-After (messages: PkgpandaResponse 503), counted in

@@ -194,67 +194,132 @@ func mustMkdir(t *testing.T, dir string) {
 	}
 }
 
-// TestStaleUploadsRemovedAtStart: what a killed process left in its
-// upload directory is removed when the next one starts.
+// TestStaleUploadsRemovedAtStart: the upload directory a killed process
+// left (its lock no longer held) is removed when the next one starts; a
+// running process' directory, other users' entries and links are not.
 func TestStaleUploadsRemovedAtStart(t *testing.T) {
-	var stale string
+	var stale, running, link string
+	var runningLock *os.File
 	e := newEnv(t, envOpt{beforeStart: func(e *env) {
-		stale = filepath.Join(e.tempDir, uploadDirName(e.p.cfg.lockFile()), "upload-123")
+		// A killed process' directory: a lock nobody holds, one upload.
+		killed := filepath.Join(e.tempDir, uploadDirPrefix+"killed")
+		stale = filepath.Join(killed, "upload-123")
 		if err := os.MkdirAll(stale, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(killed, ".lock"), nil, 0o600); err != nil {
 			t.Fatal(err)
 		}
 		if err := os.WriteFile(filepath.Join(stale, "mesos--9.tar.xz"), []byte("partial"), 0o600); err != nil {
 			t.Fatal(err)
 		}
+		// A running process' directory: its lock is held.
+		running = filepath.Join(e.tempDir, uploadDirPrefix+"running")
+		if err := os.MkdirAll(filepath.Join(running, "upload-1"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		var err error
+		if runningLock, err = os.OpenFile(filepath.Join(running, ".lock"), os.O_RDWR|os.O_CREATE, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Flock(int(runningLock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+			t.Fatal(err)
+		}
+		// A link with the prefix pointing at someone's files.
+		link = filepath.Join(e.tempDir, uploadDirPrefix+"link")
+		if err := os.Symlink(running, link); err != nil {
+			t.Fatal(err)
+		}
 	}})
-	if _, err := os.Stat(stale); !os.IsNotExist(err) {
-		t.Fatalf("stale upload still there: %v", err)
+	defer runningLock.Close()
+	if _, err := os.Stat(filepath.Dir(stale)); !os.IsNotExist(err) {
+		t.Fatalf("the killed process' upload directory is still there: %v", err)
 	}
 	if n := e.metric("pkgpanda/uploads/stale_removed"); n != 1 {
 		t.Fatalf("stale_removed = %v, want 1", n)
 	}
-	// A second process over the same repository and TempDir cannot
-	// take the directory while the first runs.
+	if _, err := os.Stat(filepath.Join(running, "upload-1")); err != nil {
+		t.Fatalf("a running process' upload was removed: %v", err)
+	}
+	if _, err := os.Lstat(link); err != nil {
+		t.Fatalf("a link with the prefix was removed: %v", err)
+	}
+	own := e.p.uploads.dir
+	if !strings.HasPrefix(filepath.Base(own), uploadDirPrefix) || own == filepath.Dir(stale) || own == running {
+		t.Fatalf("the process' upload directory is %s", own)
+	}
+	st, err := os.Lstat(own)
+	if err != nil || st.Mode().Perm() != 0o700 {
+		t.Fatalf("the upload directory: %v, mode %v; want 0700", err, st.Mode())
+	}
+	// A second process over the same TempDir gets a directory of its own
+	// and leaves the first's alone.
 	p2, err := New(e.p.cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p2.Start(e.rt); err == nil || !strings.Contains(err.Error(), "in use") {
-		t.Fatalf("second Start over the same upload directory: %v", err)
+	if _, err := p2.Start(e.rt); err == nil || !strings.Contains(err.Error(), "spawning") {
+		// Its libprocess id is taken on this runtime; the upload
+		// directory was made and removed again by the failed Start.
+		t.Fatalf("second Start on the same runtime: %v", err)
+	}
+	if _, err := os.Stat(own); err != nil {
+		t.Fatalf("a second process removed the first's upload directory: %v", err)
 	}
 }
 
-// TestPlantedUploadDirRefused: an upload directory that is a symbolic
-// link, or open to other users, is refused at Start, so that the cleanup
-// at start cannot be pointed at someone else's files.
-func TestPlantedUploadDirRefused(t *testing.T) {
+// TestPlantedUploadDirCannotBlockStart: names a local user plants in a
+// shared temp dir (a directory of the prefix owned by someone else,
+// open to all, or a link to someone's files) neither stop Start nor
+// lead its cleanup into someone else's files; a temp dir others may
+// write to without the sticky bit is refused.
+func TestPlantedUploadDirCannotBlockStart(t *testing.T) {
 	victim := t.TempDir()
 	keep := filepath.Join(victim, "keep")
 	if err := os.WriteFile(keep, []byte("x"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for _, plant := range []func(dir string) error{
-		func(dir string) error { return os.Symlink(victim, dir) },
-		func(dir string) error { return os.Mkdir(dir, 0o777) },
-	} {
-		temp := t.TempDir()
-		p, err := New(Config{Tool: cli.Tool{Path: "/nonexistent/pkgpanda", Options: cli.Options{Repository: filepath.Join(victim, "packages")}}, TempDir: temp})
-		if err != nil {
-			t.Fatal(err)
-		}
-		dir := filepath.Join(temp, uploadDirName(p.cfg.lockFile()))
-		if err := plant(dir); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chmod(dir, 0o777); err != nil && !os.IsNotExist(err) {
-			t.Fatal(err)
-		}
-		if _, err := p.Start(nil); err == nil {
-			t.Fatal("Start accepted a planted upload directory")
-		}
-		if _, err := os.Stat(keep); err != nil {
-			t.Fatalf("the cleanup removed a file through the planted directory: %v", err)
-		}
+	temp := t.TempDir()
+	if err := os.Chmod(temp, os.ModeSticky|0o777); err != nil { // a shared temp dir
+		t.Fatal(err)
+	}
+	if err := os.Symlink(victim, filepath.Join(temp, uploadDirPrefix+"link")); err != nil {
+		t.Fatal(err)
+	}
+	open := filepath.Join(temp, uploadDirPrefix+"open")
+	if err := os.Mkdir(open, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(open, 65534, 65534); err != nil && os.Geteuid() == 0 {
+		t.Fatal(err)
+	}
+	cfg := Config{Tool: cli.Tool{Path: "/nonexistent/pkgpanda", Options: cli.Options{Repository: filepath.Join(victim, "packages")}}, TempDir: temp}
+	p, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, _, err := openUploads(p.cfg.tempDir(), 1, 1)
+	if err != nil {
+		t.Fatalf("planted names blocked the upload directory: %v", err)
+	}
+	if _, err := os.Stat(keep); err != nil {
+		t.Fatalf("the cleanup removed a file through a planted link: %v", err)
+	}
+	if _, err := os.Stat(open); err != nil && os.Geteuid() == 0 {
+		t.Fatalf("another user's directory was removed: %v", err)
+	}
+	up.close()
+	if _, err := os.Stat(up.dir); !os.IsNotExist(err) {
+		t.Fatalf("close left the upload directory behind: %v", err)
+	}
+	if err := os.Chmod(temp, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := openUploads(temp, 1, 1); err == nil || !strings.Contains(err.Error(), "sticky") {
+		t.Fatalf("a temp dir others may write to without the sticky bit: %v", err)
+	}
+	if err := os.Chmod(temp, 0o755); err != nil {
+		t.Fatal(err)
 	}
 }
 

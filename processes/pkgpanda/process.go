@@ -151,12 +151,12 @@ func (p *Process) Start(rt *libprocess.Runtime) (libprocess.UPID, error) {
 	if p.started || p.draining {
 		return libprocess.UPID{}, errors.New("pkgpanda: already started or drained")
 	}
-	up, stale, err := openUploads(p.cfg.tempDir(), p.cfg.lockFile(), p.cfg.maxUploads(), p.cfg.maxUploadBytes())
+	up, stale, err := openUploads(p.cfg.tempDir(), p.cfg.maxUploads(), p.cfg.maxUploadBytes())
 	if err != nil {
 		return libprocess.UPID{}, fmt.Errorf("starting pkgpanda: %w", err)
 	}
 	if stale > 0 {
-		p.log.Warn().Int("removed", stale).Str("dir", up.dir).Msg("removed uploads left by a previous pkgpanda process")
+		p.log.Warn().Int("removed", stale).Str("dir", up.dir).Msg("removed uploads left by a killed pkgpanda process")
 	}
 	if left := interruptedActivation(p.cfg.root()); len(left) > 0 {
 		p.log.Error().Strs("leftovers", left).Msg("an activation was interrupted; activations and reads of the active set are refused until an operator recovers the install")

@@ -1,34 +1,31 @@
 package pkgpanda
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/procpanda/procpanda/libprocess"
 	"golang.org/x/sys/unix"
 )
 
-// uploadDirName names the process' own directory under Config.TempDir:
-// "pkgpanda-uploads-" and a hash of the repository lock's path, so that
-// processes serving different repositories never share one, while a
-// process restarted over the same repository finds (and removes) what its
-// killed predecessor left. Every upload gets a private "upload-*"
-// directory in it.
-func uploadDirName(lockFile string) string {
-	if abs, err := filepath.Abs(lockFile); err == nil {
-		lockFile = abs
-	}
-	sum := sha256.Sum256([]byte(lockFile))
-	return "pkgpanda-uploads-" + hex.EncodeToString(sum[:6])
-}
+// uploadDirPrefix begins the name of every process' upload directory
+// under Config.TempDir. The rest of the name is random (os.MkdirTemp), so
+// nobody can create the directory first, and each process has its own.
+// Every upload gets a private "upload-*" directory in it.
+const uploadDirPrefix = "pkgpanda-uploads-"
+
+// leftoverGrace is how old an upload directory without a lock file must
+// be before Start removes it: a process that has just created its
+// directory takes the lock a moment later.
+const leftoverGrace = time.Minute
 
 // uploads bounds and tracks the files the process writes for bodies it
 // receives: add tarballs, spooled api/v1 bodies and ADD message tarballs.
@@ -60,71 +57,120 @@ type upload struct {
 // many bytes on disk.
 var errUploadsFull = errors.New("too many uploads in progress; retry later")
 
-// openUploads creates (if need be) and locks the process' upload
-// directory, then removes whatever a killed process left in it. A
-// directory locked by another running process is an error: two processes
-// must not share one.
-func openUploads(tempDir, lockFile string, max int, maxBytes int64) (*uploads, int, error) {
-	dir := filepath.Join(tempDir, uploadDirName(lockFile))
-	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
-		return nil, 0, fmt.Errorf("creating the upload directory: %w", err)
-	}
-	if err := checkPrivateDir(dir); err != nil {
+// openUploads removes the upload directories killed processes of this
+// user left in tempDir, then creates and locks the process' own. The
+// directory is private (0700) with a name nobody can predict, made by
+// the process itself, so another user can neither plant it nor keep the
+// process from starting; directories of other users, links and files
+// with the prefix are left alone. It returns the number of uploads a
+// killed process left.
+func openUploads(tempDir string, max int, maxBytes int64) (*uploads, int, error) {
+	if err := checkTempBase(tempDir); err != nil {
 		return nil, 0, err
 	}
-	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+	stale, err := removeLeftovers(tempDir, time.Now())
 	if err != nil {
-		return nil, 0, fmt.Errorf("opening the upload directory's lock: %w", err)
+		return nil, 0, err
 	}
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		lock.Close()
-		return nil, 0, fmt.Errorf("the upload directory %s is in use by another pkgpanda process (give each its own TempDir): %w", dir, err)
-	}
-	ents, err := os.ReadDir(dir)
+	dir, err := os.MkdirTemp(tempDir, uploadDirPrefix)
 	if err != nil {
-		lock.Close()
-		return nil, 0, fmt.Errorf("reading the upload directory: %w", err)
+		return nil, 0, fmt.Errorf("creating the upload directory in %s: %w", tempDir, err)
 	}
-	stale := 0
-	for _, e := range ents {
-		if e.Name() == ".lock" {
-			continue
-		}
-		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_RDWR|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+	if err == nil {
+		if err = unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 			lock.Close()
-			return nil, 0, fmt.Errorf("removing a stale upload: %w", err)
 		}
-		stale++
+	}
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, 0, fmt.Errorf("locking the upload directory %s: %w", dir, err)
 	}
 	return &uploads{dir: dir, lock: lock, max: max, maxBytes: maxBytes}, stale, nil
 }
 
-// checkPrivateDir makes sure dir is a real directory (not a symbolic
-// link) owned by this process' user and closed to everybody else: the
-// process empties it at start, so in a shared temp dir another user must
-// not be able to plant it, or point it elsewhere.
-func checkPrivateDir(dir string) error {
-	st, err := os.Lstat(dir)
+// checkTempBase refuses a TempDir where other users could swap the
+// upload directory's name for something else between the checks and the
+// removal of leftovers: one that others may write to without the sticky
+// bit (a shared temp dir such as /tmp has it).
+func checkTempBase(tempDir string) error {
+	st, err := os.Stat(tempDir)
 	if err != nil {
-		return fmt.Errorf("checking the upload directory: %w", err)
+		return fmt.Errorf("checking the temporary directory: %w", err)
 	}
 	if !st.IsDir() {
-		return fmt.Errorf("the upload directory %s is not a directory (a symbolic link?)", dir)
+		return fmt.Errorf("the temporary directory %s is not a directory", tempDir)
 	}
-	if st.Mode().Perm()&0o077 != 0 {
-		return fmt.Errorf("the upload directory %s is open to other users (mode %v); it must be 0700", dir, st.Mode().Perm())
-	}
-	if sys, ok := st.Sys().(*syscall.Stat_t); ok && int(sys.Uid) != os.Geteuid() {
-		return fmt.Errorf("the upload directory %s belongs to uid %d, not to this process' uid %d", dir, sys.Uid, os.Geteuid())
+	if st.Mode().Perm()&0o022 != 0 && st.Mode()&os.ModeSticky == 0 {
+		return fmt.Errorf("the temporary directory %s is writable by other users without the sticky bit (mode %v): give a private one (--tmp-dir)", tempDir, st.Mode())
 	}
 	return nil
 }
 
-// close releases the upload directory's lock.
-func (u *uploads) close() {
-	if u != nil && u.lock != nil {
-		u.lock.Close()
+// removeLeftovers removes the upload directories of killed processes in
+// tempDir: real directories named uploadDirPrefix*, owned by this
+// process' user, whose lock no running process holds (taken here while
+// they are removed), or that have no lock and are older than
+// leftoverGrace. It returns the number of uploads they held.
+func removeLeftovers(tempDir string, now time.Time) (int, error) {
+	ents, err := os.ReadDir(tempDir)
+	if err != nil {
+		return 0, fmt.Errorf("reading the temporary directory: %w", err)
 	}
+	stale := 0
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), uploadDirPrefix) {
+			continue
+		}
+		dir := filepath.Join(tempDir, e.Name())
+		st, err := os.Lstat(dir)
+		if err != nil || !st.IsDir() {
+			continue // gone, or a link or file: not ours to follow
+		}
+		if sys, ok := st.Sys().(*syscall.Stat_t); !ok || int(sys.Uid) != os.Geteuid() {
+			continue // another user's
+		}
+		lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_RDWR|syscall.O_NOFOLLOW, 0)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			if now.Sub(st.ModTime()) < leftoverGrace {
+				continue // being created by a process that has not locked it yet
+			}
+		case err != nil:
+			continue
+		default:
+			if unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {
+				lock.Close()
+				continue // a running process' own
+			}
+		}
+		if ups, err := os.ReadDir(dir); err == nil {
+			for _, u := range ups {
+				if u.Name() != ".lock" {
+					stale++
+				}
+			}
+		}
+		err = os.RemoveAll(dir)
+		if lock != nil {
+			lock.Close()
+		}
+		if err != nil {
+			return stale, fmt.Errorf("removing the upload directory %s a killed process left: %w", dir, err)
+		}
+	}
+	return stale, nil
+}
+
+// close removes the upload directory, with any upload left in it, and
+// releases its lock: a process that stops cleanly leaves nothing behind.
+func (u *uploads) close() {
+	if u == nil || u.lock == nil {
+		return
+	}
+	_ = os.RemoveAll(u.dir)
+	u.lock.Close()
+	u.lock = nil
 }
 
 func (u *uploads) counts() (active int, bytes int64) {

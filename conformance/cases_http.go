@@ -11,7 +11,7 @@ import (
 	"strings"
 )
 
-// notFoundBody is the body of C++ libprocess' HTTP 404 (§4.5).
+// notFoundBody is the body of C++ libprocess' HTTP 404 (docs/libprocess-wire.md §4.5).
 const notFoundBody = "404 Not Found."
 
 // helpIndex is what /help?format=json says: process id → endpoint names.
@@ -19,7 +19,7 @@ type helpIndex struct {
 	Processes map[string][]string
 }
 
-// helpJSON is the shape of /help?format=json (spec §6.1).
+// helpJSON is the shape of /help?format=json (docs/libprocess-wire.md §6.1).
 type helpJSON struct {
 	Processes []struct {
 		ID        *string `json:"id"`
@@ -125,7 +125,7 @@ func probes() []probe {
 	}
 }
 
-// statusLineRE is the §5.2 status line.
+// statusLineRE is the docs/libprocess-wire.md §5.2 status line.
 var statusLineRE = regexp.MustCompile(`^HTTP/1\.1 [1-5][0-9][0-9] [^\r\n]+$`)
 
 // responseCase runs every probe and applies check to each response; check
@@ -155,7 +155,7 @@ func largestJSON(t *T) (string, []byte) {
 	return best, bestBody
 }
 
-// httpCases are the checks of HTTP routing and connection behaviour (§4, §5).
+// httpCases are the checks of HTTP routing and connection behaviour (docs/libprocess-wire.md §4, §5).
 func httpCases() []Case {
 	return []Case{
 		{ID: "route.unknown-process", Section: "§4.2", Group: GroupLibprocess,
@@ -399,7 +399,7 @@ func httpCases() []Case {
 	}
 }
 
-// builtinCases are the checks of the built-in endpoints (§6).
+// builtinCases are the checks of the built-in endpoints (docs/libprocess-wire.md §6).
 func builtinCases() []Case {
 	return []Case{
 		{ID: "help.json", Section: "§6.1", Group: GroupLibprocess,

@@ -13,7 +13,7 @@ import (
 )
 
 // mesosGoName is the name mesos-go v0.0.11 sends testmessage.SmallMessage
-// under (spec §11.1).
+// under (docs/libprocess-wire.md §11.1).
 const mesosGoName = "mesos.internal.SmallMessage"
 
 // recordingTransporter reports the outcome of every send of the wrapped
@@ -117,7 +117,7 @@ func (c *mesosGoClient) awaitReply(t *T, values []string) reply {
 	}
 }
 
-// mesosGoCases use the real mesos-go v0.0.11 messenger as a client (§11).
+// mesosGoCases use the real mesos-go v0.0.11 messenger as a client (docs/libprocess-wire.md §11).
 func mesosGoCases() []Case {
 	return []Case{
 		{ID: "mesosgo.send", Section: "§2.5, §11.2", Group: GroupMesosGo,

@@ -15,7 +15,7 @@ const noSuchProcess = "conformance-no-such-process"
 // unhandledName is a message name no target is expected to handle.
 const unhandledName = "conformance.NoSuchMessage"
 
-// msgShape is the request shape one generation of peers sends (spec §2.5).
+// msgShape is the request shape one generation of peers sends (docs/libprocess-wire.md §2.5).
 type msgShape struct {
 	id      string
 	section string
@@ -82,7 +82,7 @@ func (t *T) expectAccepted(r *response) {
 	}
 }
 
-// messageCases are the checks of inbound message handling (spec §2).
+// messageCases are the checks of inbound message handling (docs/libprocess-wire.md §2).
 func messageCases() []Case {
 	var cs []Case
 	for _, sh := range shapes() {
@@ -415,7 +415,7 @@ const burstSize = 500
 // write and then shuts down the write side (half) or closes the connection
 // (full). Half: every message is answered 202, in order. Full: the answers cannot be read, so the case needs --ping and
 // checks that every message was delivered (a receiver serves every request
-// already read even when writing its 202 fails, §3.2).
+// already read even when writing its 202 fails, docs/libprocess-wire.md §3.2).
 func closeAfterBurst(t *T, full bool) {
 	o := t.Options()
 	var p *Peer
@@ -517,7 +517,7 @@ func pathlessCase(t *T, target string) {
 }
 
 // badTimeout is a /metrics/snapshot request every target answers 400 with a
-// body naming token (§6.3: "Invalid timeout '<token>': …").
+// body naming token (docs/libprocess-wire.md §6.3: "Invalid timeout '<token>': …").
 func badTimeout(token string) string {
 	return "/metrics/snapshot?timeout=" + token
 }

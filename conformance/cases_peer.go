@@ -22,14 +22,14 @@ func pingOnce(t *T, body []byte) Inbound {
 	return in
 }
 
-// messageRequest is a message in the outbound format of spec §3.1, which the
+// messageRequest is a message in the outbound format of docs/libprocess-wire.md §3.1, which the
 // suite uses whenever it sends as a libprocess peer.
 func messageRequest(host, path, from string, body []byte) []byte {
 	return []byte(fmt.Sprintf("POST %s HTTP/1.1\r\nUser-Agent: libprocess/%s\r\nLibprocess-From: %s\r\nConnection: Keep-Alive\r\nHost: %s\r\n%s",
 		path, from, from, host, chunkedOne(body)))
 }
 
-// expectedHead is the §3.1 head of a message named name from `from` to the
+// expectedHead is the docs/libprocess-wire.md §3.1 head of a message named name from `from` to the
 // suite's peer.
 func expectedHead(p *Peer, name, from string, body []byte) string {
 	h := fmt.Sprintf("POST /%s/%s HTTP/1.1\r\nUser-Agent: libprocess/%s\r\nLibprocess-From: %s\r\nConnection: Keep-Alive\r\nHost: %s\r\n",
@@ -74,7 +74,7 @@ func senderFrom(t *T, in Inbound) string {
 	return from
 }
 
-// peerCases are the round trips with the suite as a libprocess peer (§3).
+// peerCases are the round trips with the suite as a libprocess peer (docs/libprocess-wire.md §3).
 func peerCases() []Case {
 	return []Case{
 		{ID: "peer.roundtrip", Section: "§3.1", Group: GroupLibprocess,
@@ -172,7 +172,7 @@ func peerCases() []Case {
 					all = append(all, messageRequest(o.Target, "/"+o.Process+"/"+ping, p.UPID(), []byte(b))...)
 				}
 				// Order holds per connection: replies a target sends over
-				// several connections (C++ without a link, §3.2) may be
+				// several connections (C++ without a link, docs/libprocess-wire.md §3.2) may be
 				// read in any order across them.
 				t.Expect("%d replies, in send order on each peer connection", n)
 				mark := p.mark()
@@ -223,14 +223,14 @@ func peerCases() []Case {
 				p := t.peer()
 				t.Expect("a reply on a peer connection other than %d after closing it", first.Conn)
 				// The target may have closed it already (a connection per
-				// burst, §3.2); then there is nothing to close.
+				// burst, docs/libprocess-wire.md §3.2); then there is nothing to close.
 				if err := p.CloseConn(first.Conn); err != nil {
 					t.Fatalf("%v", err)
 				}
 				if err := p.waitEnded(t.Context(), first.Conn); err != nil {
 					t.Fatalf("%v", err)
 				}
-				// At-most-once (§3.3): a reply written before the target noticed
+				// At-most-once (docs/libprocess-wire.md §3.3): a reply written before the target noticed
 				// the close may be lost, so ping until one arrives.
 				ping, pong := t.needPing()
 				o := t.Options()

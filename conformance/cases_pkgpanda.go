@@ -24,7 +24,7 @@ const (
 	pkgpandaSpecRef1 = "pkgpanda-cli §1, §6"
 )
 
-// pkgIDRE is a valid package id (pkgpanda-cli §1).
+// pkgIDRE is a valid package id (docs/pkgpanda-cli.md §1.1).
 var pkgIDRE = regexp.MustCompile(`^[a-zA-Z0-9@_+][a-zA-Z0-9@._+\-]*--[a-zA-Z0-9@_+:.]+$`)
 
 // validPkgID reports whether id is a package id.
@@ -141,7 +141,7 @@ func (t *T) expectError(what string, r *response, code int) map[string]json.RawM
 	return obj
 }
 
-// DC/OS's error texts (pkgpanda-cli §6), character for character.
+// DC/OS's error texts (docs/pkgpanda-cli.md §6.2), character for character.
 const (
 	msgFetchBody     = "Request body must be a json object with a `repository_url` key."
 	msgActiveBody    = "Request body must be a json array of package IDs."
@@ -259,7 +259,7 @@ func without(list []string, s string) []string {
 	return out
 }
 
-// pkgpandaCases check the Pkgpanda HTTP API contract (pkgpanda-cli §6).
+// pkgpandaCases check the Pkgpanda HTTP API contract (docs/pkgpanda-cli.md §6).
 // Read-only cases come first; the mutating ones form a chain that ends where
 // the fixture started.
 func pkgpandaCases() []Case {

@@ -21,7 +21,7 @@ type fakeFlaws struct {
 	// sendMode is how the fake sends its messages: "" over one persistent
 	// connection per address; "burst" over a fresh connection per message,
 	// closed once written (C++ libprocess to a peer it is not linked to,
-	// §3.2); "leak" over a fresh connection per message that is never
+	// docs/libprocess-wire.md §3.2); "leak" over a fresh connection per message that is never
 	// closed (a flaw).
 	sendMode string
 }
@@ -99,7 +99,7 @@ func (f *fakeTarget) serve(c net.Conn) {
 		switch {
 		case badBody:
 			// The head parsed but the body did not: libprocess answers
-			// 500 (§2.4) and the connection ends.
+			// 500 (docs/libprocess-wire.md §2.4) and the connection ends.
 			code, ctype, body = 500, "text/plain", "unreadable body"
 		case err != nil:
 			return
@@ -120,7 +120,7 @@ func (f *fakeTarget) serve(c net.Conn) {
 			return
 		}
 		// Requests already read are served even when the peer has gone
-		// and answers cannot be written (§3.2).
+		// and answers cannot be written (docs/libprocess-wire.md §3.2).
 		_, _ = c.Write([]byte(b.String()))
 		if v, _ := req.Headers.get("Connection"); strings.EqualFold(v, "close") || req.Proto == "HTTP/1.0" {
 			return
@@ -220,7 +220,7 @@ func (f *fakeTarget) handle(req *request) (int, string, string) {
 	return 404, textPlain, notFound
 }
 
-// send writes a message in the §3.1 format on the persistent connection to
+// send writes a message in the docs/libprocess-wire.md §3.1 format on the persistent connection to
 // the sender's address, opening one if needed; answers are read and dropped.
 func (f *fakeTarget) send(to, name string, body []byte) {
 	id, addr, ok := strings.Cut(strings.TrimSpace(to), "@")
@@ -228,7 +228,7 @@ func (f *fakeTarget) send(to, name string, body []byte) {
 	if !ok || !ok2 {
 		return
 	}
-	// The port is the leading digits (spec §1.2).
+	// The port is the leading digits (docs/libprocess-wire.md §1.2).
 	n := 0
 	for n < len(port) && port[n] >= '0' && port[n] <= '9' {
 		n++

@@ -76,7 +76,7 @@ func (p *Peer) SetSilent(silent bool) {
 
 // CloseConn closes the numbered connection from the peer's side. A
 // connection that has already ended (the target may close a connection as
-// soon as its queue drains, spec §3.2) is not an error.
+// soon as its queue drains, docs/libprocess-wire.md §3.2) is not an error.
 func (p *Peer) CloseConn(n int) error {
 	p.mu.Lock()
 	c, ok := p.conns[n]
@@ -153,7 +153,7 @@ func (p *Peer) accept() {
 
 // serve reads requests off one connection and answers them. When an answer
 // cannot be written (the target closed its end), it goes on reading: every
-// request already sent is still recorded (spec §3.2).
+// request already sent is still recorded (docs/libprocess-wire.md §3.2).
 func (p *Peer) serve(n int, c net.Conn) {
 	defer p.wg.Done()
 	defer func() {

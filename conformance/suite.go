@@ -4,8 +4,8 @@
 // a C++ libprocess program or any other implementation.
 //
 // Every case has a stable id and cites the section of
-// shared/spec/libprocess-wire.md (or, for the pkgpanda section,
-// pkgpanda-cli.md §6) it checks. Run executes the selected cases in order and
+// docs/libprocess-wire.md (or, for the pkgpanda section,
+// docs/pkgpanda-cli.md §6) it checks. Run executes the selected cases in order and
 // returns a Report; cmd/libprocess-conformance is the command-line front end.
 package conformance
 
@@ -101,7 +101,7 @@ type RoundTrip struct {
 type Case struct {
 	// ID is stable across versions, e.g. "route.dotdot".
 	ID string
-	// Section cites the spec section checked, e.g. "§4.1".
+	// Section cites the sections checked: "§n.m" of docs/libprocess-wire.md, "pkgpanda-cli §n" of docs/pkgpanda-cli.md.
 	Section string
 	// Group is GroupLibprocess, GroupMesosGo or GroupPkgpanda.
 	Group string

@@ -105,7 +105,7 @@ func TestFlawsAreReported(t *testing.T) {
 }
 
 // A target that sends over a connection per burst and closes each, as C++
-// does to a peer it is not linked to (§3.2), passes the peer cases; one that
+// does to a peer it is not linked to (docs/libprocess-wire.md §3.2), passes the peer cases; one that
 // leaves those connections open fails peer.outbound.persistent.
 func TestPeerCasesAcceptConnectionPerBurst(t *testing.T) {
 	for mode, want := range map[string]Status{"burst": Pass, "leak": Fail} {
@@ -226,7 +226,7 @@ type failWrites struct{ net.Conn }
 func (failWrites) Write([]byte) (int, error) { return 0, syscall.EPIPE }
 
 // The suite's peer records every request a target sent even when it cannot
-// answer them (§3.2): C++ closes a connection as soon as its queue drains.
+// answer them (docs/libprocess-wire.md §3.2): C++ closes a connection as soon as its queue drains.
 func TestPeerKeepsServingAfterFailedWrite(t *testing.T) {
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {

@@ -7,7 +7,7 @@ import (
 )
 
 // Authenticator checks the credentials of requests to routes of one realm
-// (spec 7). Authenticate returns the authenticated principal, or an error
+// (docs/libprocess-wire.md §7). Authenticate returns the authenticated principal, or an error
 // when the request carries no valid credentials; the runtime then answers
 // 401 with a WWW-Authenticate challenge of Scheme for the realm.
 // Implementations must be safe for concurrent use; package

@@ -90,7 +90,7 @@ func (hp Help) markdown(id, name string) string {
 	return b.String()
 }
 
-// builtins returns the processes every instance serves (spec 6).
+// builtins returns the processes every instance serves (docs/libprocess-wire.md §6).
 func (rt *Runtime) builtins() []*Process {
 	help := NewProcess("help")
 	help.Route("", Help{
@@ -99,7 +99,7 @@ func (rt *Runtime) builtins() []*Process {
 		Description: "Lists every process with routes, the routes of one process, or one route's help. `format=json` returns the index as JSON.",
 	}, rt.serveHelp)
 	// /help/<id>[/<route>] reaches the help process' root route for every
-	// id with documented routes, and only for those (spec 6.1, 4.3).
+	// id with documented routes, and only for those (docs/libprocess-wire.md §6.1, §4.3).
 	help.routes[""].answers = rt.help.has
 
 	metrics := NewProcess("metrics")
@@ -224,7 +224,7 @@ func (rt *Runtime) serveMetrics() RouteHandler {
 	}
 }
 
-// serveProcesses answers /__processes__ (spec 6.2), never wrapped in jsonp,
+// serveProcesses answers /__processes__ (docs/libprocess-wire.md §6.2), never wrapped in jsonp,
 // as in C++.
 func (rt *Runtime) serveProcesses(req *Request, respond Responder) {
 	rt.mu.RLock()

@@ -11,7 +11,7 @@ import (
 // TestInboundDeliversEveryMessageWhenPeerClosesAfterBurst: a peer that
 // pipelines a burst in the Mesos 0.22 shape and closes its socket at once
 // makes the first batch of 202s fail (its kernel resets the connection),
-// yet every message it sent is delivered (spec 3.2; a C++ receiver drops
+// yet every message it sent is delivered (docs/libprocess-wire.md §3.2; a C++ receiver drops
 // the rest of the batch).
 func TestInboundDeliversEveryMessageWhenPeerClosesAfterBurst(t *testing.T) {
 	rt := startRuntime(t)

@@ -28,10 +28,10 @@ type Config struct {
 	AdvertisePort int
 	// RequirePeerAddressIPMatch rejects messages whose sender UPID's IP
 	// differs from the connection's peer IP with 400
-	// (LIBPROCESS_REQUIRE_PEER_ADDRESS_IP_MATCH, spec 2.6).
+	// (LIBPROCESS_REQUIRE_PEER_ADDRESS_IP_MATCH, docs/libprocess-wire.md §2.6).
 	RequirePeerAddressIPMatch bool
 	// Delegate names the process that receives HTTP requests for unknown
-	// processes and for "/" (spec 4.2); empty means none.
+	// processes and for "/" (docs/libprocess-wire.md §4.2); empty means none.
 	Delegate string
 
 	// MaxMessageSize bounds an inbound message body or HTTP request body;
@@ -89,7 +89,7 @@ type Config struct {
 	// ErrTooManyPeers. Keep it well below RLIMIT_NOFILE.
 	MaxOutboundPeers int
 	// OutboundIdleTimeout closes the connection of an unlinked peer with
-	// nothing queued after this long without a send (spec 3.2: only
+	// nothing queued after this long without a send (docs/libprocess-wire.md §3.2: only
 	// linked peers need persistent connections; a linked peer's
 	// connection is never idle-closed).
 	OutboundIdleTimeout time.Duration
@@ -98,11 +98,13 @@ type Config struct {
 	// for a slot.
 	MaxConcurrentDials int
 	// DisabledEndpoints are paths answered 403 Forbidden, as libprocess'
-	// --firewall_rules disabled_endpoints (spec 4.4): each is an absolute
+	// --firewall_rules disabled_endpoints (docs/libprocess-wire.md §4.4): each is an absolute
 	// path such as "/pkgpanda/add". It applies to HTTP requests and, unlike
 	// C++, to messages, whose path is "/<id>/<name>", so a process'
 	// message API can be turned off ("/pkgpanda/mesos.internal.PkgpandaCall").
-	// See firewall.go for the matching rule.
+	// A request is refused when its percent-decoded path, with repeated
+	// slashes collapsed and a trailing slash dropped, equals a disabled path
+	// or lies below one at a slash.
 	DisabledEndpoints []string
 
 	// TLS configures SSL on the port and on outbound connections.
@@ -155,8 +157,8 @@ type Config struct {
 	RouteTimeout time.Duration
 
 	// AccessLog writes one info-level line per HTTP request to Logger:
-	// method, path, status, bytes, duration_ms, principal (see
-	// accesslog.go for the shape). Off by default.
+	// method, path (without its query), status, bytes (the body as sent, -1
+	// when streamed), duration_ms, principal (empty for none). Off by default.
 	AccessLog bool
 
 	// Logger receives the runtime's structured logs.

@@ -22,7 +22,7 @@ func cppMessage(target, body string) string {
 }
 
 // A message whose target has no path starting with '/' is answered 400 with
-// C++' text, and the connection goes on (spec 2.4; ProcessManager::handle
+// C++' text, and the connection goes on (docs/libprocess-wire.md §2.4; ProcessManager::handle
 // checks this first since Mesos 1.4).
 func TestMessageTargetWithoutPath(t *testing.T) {
 	rt := startRuntime(t)
@@ -47,7 +47,7 @@ func TestMessageTargetWithoutPath(t *testing.T) {
 }
 
 // HTTP requests follow the same rule: C++ checks the path before it tells
-// messages from HTTP (spec 2.4, 4.1). (fasthttp itself refuses "*" and
+// messages from HTTP (docs/libprocess-wire.md §2.4, §4.1). (fasthttp itself refuses "*" and
 // targets that are not URLs on HTTP requests, with 400, and closes.)
 func TestHTTPTargetWithoutPath(t *testing.T) {
 	rt := startRuntime(t)
@@ -68,7 +68,7 @@ func TestHTTPTargetWithoutPath(t *testing.T) {
 }
 
 // An absolute-form target is an ordinary message whose path is the URL's
-// (spec 2.4).
+// (docs/libprocess-wire.md §2.4).
 func TestMessageAbsoluteFormTarget(t *testing.T) {
 	rt := startRuntime(t)
 	rec := spawnRecorder(t, rt, "master", "mesos.internal.X")
@@ -90,7 +90,7 @@ func TestMessageAbsoluteFormTarget(t *testing.T) {
 }
 
 // HTTP 404s carry C++' "404 Not Found." text body; a message's 404 stays
-// empty for mesos-go (spec 4.5, 11.2).
+// empty for mesos-go (docs/libprocess-wire.md §4.5, §11.2).
 func TestNotFoundBodies(t *testing.T) {
 	rt := startRuntime(t)
 	spawnRecorder(t, rt, "noroutes")
@@ -110,8 +110,8 @@ func TestNotFoundBodies(t *testing.T) {
 }
 
 // The root route answers /<id> and /<id>/ only; /help/<id> reaches the help
-// process for ids with documented routes, and nothing else does (spec 4.3,
-// 6.1).
+// process for ids with documented routes, and nothing else does (docs/libprocess-wire.md §4.3,
+// §6.1).
 func TestRootRouteOnlyAtRoot(t *testing.T) {
 	rt := startRuntime(t)
 	spawnRoutes(t, rt)
@@ -141,8 +141,8 @@ func TestRootRouteOnlyAtRoot(t *testing.T) {
 	}
 }
 
-// jsonp wraps only where the route opts in, as C++ routes do (spec 5.4,
-// 6.2, 6.3).
+// jsonp wraps only where the route opts in, as C++ routes do (docs/libprocess-wire.md §5.4,
+// §6.2, §6.3).
 func TestJSONPPerRoute(t *testing.T) {
 	rt := startRuntime(t)
 	c := dialRaw(t, rt)

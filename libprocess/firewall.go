@@ -8,7 +8,7 @@ import (
 )
 
 // firewall implements Config.DisabledEndpoints, libprocess' only built-in
-// firewall rule (spec 4.4). It is built once by New and only read after,
+// firewall rule (docs/libprocess-wire.md §4.4). It is built once by New and only read after,
 // and it is consulted at the two places every inbound request passes:
 // server.serveHTTP for HTTP requests (after delegation, before the
 // request is queued) and Runtime.acceptMessage for messages, whichever
@@ -19,7 +19,7 @@ import (
 // 3rdparty/libprocess/include/process/firewall.hpp:63-86, "Matches are
 // required to be exact"), checked in ProcessManager::handle after the
 // delegate rewrite (3rdparty/libprocess/src/process.cpp:2734-2759). Routes, however, serve
-// every path below them (spec 4.3; ProcessBase::consume drops trailing
+// every path below them (docs/libprocess-wire.md §4.3; ProcessBase::consume drops trailing
 // segments until a route matches), so an exact match lets
 // "/pkgpanda/add/", "/pkgpanda//add" or "/pkgpanda/add/x" reach a
 // disabled "/pkgpanda/add". Here a request is refused when its decoded

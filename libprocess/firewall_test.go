@@ -124,7 +124,7 @@ func TestFirewallConfigValidation(t *testing.T) {
 	}
 }
 
-// routeReached models route lookup (spec 4.3, Process.lookupRoute) for a
+// routeReached models route lookup (docs/libprocess-wire.md §4.3, Process.lookupRoute) for a
 // decoded path on a process with the given routes: the endpoint
 // "/<id>/<route>" that serves it, or "" when none does.
 func routeReached(path string, routes map[string][]string) string {

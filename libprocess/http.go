@@ -34,7 +34,7 @@ type Request struct {
 	// Route is the installed route name that matched, e.g. "repository".
 	Route string
 	// Principal is the authenticated principal when the route has a realm
-	// with an authenticator (spec 7); empty otherwise.
+	// with an authenticator (docs/libprocess-wire.md §7); empty otherwise.
 	Principal string
 
 	st       *reqState         // header and cancellation; nil for a zero Request
@@ -227,14 +227,14 @@ type Responder func(Response)
 // goroutine when the request found the process idle (see Process). It
 // must eventually call respond exactly once, either before returning or
 // later from another goroutine (a future response: the process goes on
-// handling events meanwhile, spec 10.2). It must not block: the route
+// handling events meanwhile, docs/libprocess-wire.md §10.2). It must not block: the route
 // deadline answers 504 for a response that comes late, but not for a
 // handler that does not return. A handler that runs on its request's
 // goroutine may release the process (Request.ReleaseProcess) and then
 // block until it answers.
 type RouteHandler func(req *Request, respond Responder)
 
-// Help documents a route for /help (spec 6.1). TLDR is one line; Usage
+// Help documents a route for /help (docs/libprocess-wire.md §6.1). TLDR is one line; Usage
 // defaults to the route's path.
 type Help struct {
 	TLDR           string
@@ -260,13 +260,13 @@ type route struct {
 // Route installs handler for the route name (e.g. "list.json",
 // "repository"; "" or "/" is the process' root route /<id>) with help text
 // shown under /help. Requests reach the longest installed route that is a
-// prefix of their path at a segment boundary (spec 4.3).
+// prefix of their path at a segment boundary (docs/libprocess-wire.md §4.3).
 func (p *Process) Route(name string, help Help, handler RouteHandler) {
 	p.AuthenticatedRoute(name, "", help, handler)
 }
 
 // AuthenticatedRoute is Route for a route in an authentication realm
-// (spec 7): when the runtime has an authenticator for realm, requests
+// (docs/libprocess-wire.md §7): when the runtime has an authenticator for realm, requests
 // without valid credentials get 401 with a WWW-Authenticate challenge, and
 // an authorizer's refusal gets 403. An empty realm means the process'
 // realm (SetRealm).
@@ -311,7 +311,7 @@ func (r *route) effectiveRealm(p *Process) string {
 	return p.realm
 }
 
-// lookupRoute finds the route for a path below /<id> (spec 4.3), as
+// lookupRoute finds the route for a path below /<id> (docs/libprocess-wire.md §4.3), as
 // ProcessBase::consume does: try the whole remainder without its leading and
 // trailing '/', then drop trailing segments ("a/b/c", "a/b", "a"). The root
 // route answers only an empty remainder (/<id> and /<id>/): a nested path
@@ -423,7 +423,7 @@ func JSONResponse(status int, v any) Response {
 }
 
 // JSONPResponse is JSONResponse for a route that honours the jsonp query
-// parameter (spec 5.4), as C++ routes do by passing
+// parameter (docs/libprocess-wire.md §5.4), as C++ routes do by passing
 // request.url.query.get("jsonp") to OK(json, jsonp): with a non-empty
 // callback the body becomes "<callback>(<json>)" with Content-Type
 // text/javascript. Pass req.URL.Query().Get("jsonp").
@@ -445,10 +445,10 @@ func ErrorResponse(status int, msg string) Response {
 	return JSONResponse(status, map[string]string{"error": msg})
 }
 
-// notFoundBody is the body of C++ libprocess' NotFound() (spec 4.5).
+// notFoundBody is the body of C++ libprocess' NotFound() (docs/libprocess-wire.md §4.5).
 const notFoundBody = "404 Not Found."
 
-// notFound is the answer to an HTTP request no route takes (spec 4.5).
+// notFound is the answer to an HTTP request no route takes (docs/libprocess-wire.md §4.5).
 func notFound() Response { return TextResponse(http.StatusNotFound, notFoundBody) }
 
 // TextResponse returns a text/plain response.

@@ -67,7 +67,7 @@ func TestHTTPRouting(t *testing.T) {
 		{"/svc/repository/mesos--0.22.0", 200, "repository:/svc/repository/mesos--0.22.0"},
 		{"/svc/a/b/c/d", 200, "a/b:/svc/a/b/c/d"},
 		{"/svc//", 200, "root:/svc//"},
-		{"/svc/a", 404, "404 Not Found."}, // never the root route (spec 4.3)
+		{"/svc/a", 404, "404 Not Found."}, // never the root route (docs/libprocess-wire.md §4.3)
 		{"/svc/a/c", 404, "404 Not Found."},
 		{"/%73vc/repository", 200, "repository:/svc/repository"},
 		{"/svc/../help", 404, "404 Not Found."},
@@ -86,7 +86,7 @@ func TestHTTPRouting(t *testing.T) {
 			t.Errorf("GET %s: no Date header", tc.path)
 		}
 		if ct := resp.Header.Get("Content-Type"); tc.status == 404 && ct != "text/plain; charset=utf-8" {
-			t.Errorf("GET %s: 404 with Content-Type %q, want C++' text/plain; charset=utf-8 (spec 4.5)", tc.path, ct)
+			t.Errorf("GET %s: 404 with Content-Type %q, want C++' text/plain; charset=utf-8 (docs/libprocess-wire.md §4.5)", tc.path, ct)
 		}
 	}
 	// Path without a leading slash.
@@ -111,7 +111,7 @@ func TestHTTPDelegate(t *testing.T) {
 		}
 	}
 	// A delegated path is nested below the delegate's id, so its root
-	// route does not take it (spec 4.3), as in C++.
+	// route does not take it (docs/libprocess-wire.md §4.3), as in C++.
 	c.write("GET /unknown-thing/z/w HTTP/1.1\r\nHost: x\r\n\r\n")
 	if resp := c.read(); resp.Status != 404 {
 		t.Errorf("GET /unknown-thing/z/w = %d %q, want 404", resp.Status, resp.Body)
@@ -182,7 +182,7 @@ func TestHTTPStreamGzipJSONP(t *testing.T) {
 		t.Fatalf("small json: %v %q", resp.Header, resp.Body)
 	}
 
-	// jsonp is the route's choice (spec 5.4): JSONResponse ignores it.
+	// jsonp is the route's choice (docs/libprocess-wire.md §5.4): JSONResponse ignores it.
 	c.write("GET /svc/small.json?jsonp=cb HTTP/1.1\r\nHost: x\r\n\r\n")
 	resp = c.read()
 	if string(resp.Body) != "[1,2]" || resp.Header.Get("Content-Type") != "application/json" {
@@ -213,7 +213,7 @@ func TestBuiltinEndpoints(t *testing.T) {
 	}
 	c.write("GET /help/nobody HTTP/1.1\r\nHost: x\r\n\r\n")
 	if resp = c.read(); resp.Status != 404 || string(resp.Body) != "404 Not Found." {
-		t.Fatalf("/help/nobody: %d %q, want 404 (no help route for it, spec 6.1)", resp.Status, resp.Body)
+		t.Fatalf("/help/nobody: %d %q, want 404 (no help route for it, docs/libprocess-wire.md §6.1)", resp.Status, resp.Body)
 	}
 	c.write("GET /help/svc/nothing HTTP/1.1\r\nHost: x\r\n\r\n")
 	if resp = c.read(); resp.Status != 400 || string(resp.Body) != "No help available for '/svc/nothing'.\n" {
@@ -287,8 +287,8 @@ func TestBuiltinEndpoints(t *testing.T) {
 	}
 }
 
-// Stock fasthttp rejects two of the request shapes real peers send (spec
-// 2.5) before any handler runs. This documents why the runtime sniffs
+// Stock fasthttp rejects two of the request shapes real peers send (docs/libprocess-wire.md
+// §2.5) before any handler runs. This documents why the runtime sniffs
 // message connections with its own codec; if fasthttp ever accepts them,
 // this test says so.
 func TestStockFasthttpRejectsPeerShapes(t *testing.T) {

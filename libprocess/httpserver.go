@@ -18,7 +18,7 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// gzipMinSize is the smallest body libprocess compresses (spec 5.3).
+// gzipMinSize is the smallest body libprocess compresses (docs/libprocess-wire.md §5.3).
 const gzipMinSize = 1024
 
 // disconnectPoll is how often a pending HTTP request checks whether its
@@ -47,7 +47,7 @@ const routedText = 192
 
 // serveHTTP is the fasthttp handler. It only ever sees ordinary HTTP
 // requests — the codec serves every message itself — and routes each to
-// its process (spec 4). When routeRequest returns, the request's answer
+// its process (docs/libprocess-wire.md §4). When routeRequest returns, the request's answer
 // is in ctx.Response (a streamed body is yet to be written): this is the
 // one place where every request ends, for whatever each one needs then.
 func (s *server) serveHTTP(ctx *fasthttp.RequestCtx) {
@@ -439,7 +439,7 @@ func peerReset(c net.Conn) bool {
 	return reset
 }
 
-// receiver finds the process for a raw path (spec 4.1, 4.2) and returns
+// receiver finds the process for a raw path (docs/libprocess-wire.md §4.1, §4.2) and returns
 // the path it sees: the path itself, or prefixed with the delegate's id
 // when delegated ("/" alone becomes "/<delegate>").
 func (s *server) receiver(rawPath string) (*Process, string) {
@@ -467,7 +467,7 @@ func (s *server) receiver(rawPath string) (*Process, string) {
 }
 
 // writeResponse copies a route's response into fasthttp's, applying gzip
-// (spec 5.3). jsonp is the route's own choice (JSONPResponse), as in C++.
+// (docs/libprocess-wire.md §5.3). jsonp is the route's own choice (JSONPResponse), as in C++.
 func writeResponse(ctx *fasthttp.RequestCtx, r Response) {
 	status := r.Status
 	if status == 0 {

@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-// The request bytes each generation of peers writes (spec 2.5), for a
+// The request bytes each generation of peers writes (docs/libprocess-wire.md §2.5), for a
 // message "mesos.internal.Ping" with body "hello" to process "target".
 func peerShapes(from, hostport string) []struct{ name, req string } {
 	return []struct{ name, req string }{
@@ -79,7 +79,7 @@ func TestInboundEmptyBodyAndNestedName(t *testing.T) {
 	rt := startRuntime(t)
 	rec := spawnRecorder(t, rt, "slave(1)", "a/b/c")
 	c := dialRaw(t, rt)
-	// Empty body: no body headers at all (spec 2.5); percent-encoded id.
+	// Empty body: no body headers at all (docs/libprocess-wire.md §2.5); percent-encoded id.
 	c.write("POST /slave%281%29/a/b/c HTTP/1.1\r\nUser-Agent: libprocess/x@1.2.3.4:5\r\nLibprocess-From: x@1.2.3.4:5\r\nConnection: Keep-Alive\r\nHost: \r\n\r\n")
 	if resp := c.read(); resp.Status != 202 {
 		t.Fatalf("status %q, want 202", resp.StatusLine)
@@ -103,12 +103,12 @@ func TestInboundStatuses(t *testing.T) {
 		{"existing process, unhandled name", "POST /target/unknown.Name HTTP/1.1\r\nLibprocess-From: a@1.2.3.4:1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", "HTTP/1.1 202 Accepted", false},
 		// C++ libprocess cannot parse this target and drops the
 		// connection; the request is framed, so it is answered as C++
-		// answers "*" (spec 2.4) and the connection goes on.
+		// answers "*" (docs/libprocess-wire.md §2.4) and the connection goes on.
 		{"message path without leading slash", "POST target/m HTTP/1.1\r\nLibprocess-From: a@1.2.3.4:1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", "HTTP/1.1 400 Bad Request", false},
 		// C++ delivers with the empty UPID as sender and answers 202.
 		{"malformed Libprocess-From", "POST /target/m HTTP/1.1\r\nLibprocess-From: not-a-upid\r\nHost: x\r\nContent-Length: 0\r\n\r\n", "HTTP/1.1 202 Accepted", false},
 		{"empty Libprocess-From", "POST /target/m HTTP/1.1\r\nLibprocess-From: \r\nHost: x\r\nContent-Length: 0\r\n\r\n", "HTTP/1.1 202 Accepted", false},
-		// A body that cannot be read is answered 500 (spec 2.4).
+		// A body that cannot be read is answered 500 (docs/libprocess-wire.md §2.4).
 		{"bad chunk size", "POST /target/m HTTP/1.1\r\nLibprocess-From: a@1.2.3.4:1\r\nHost: \r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n", "HTTP/1.1 500 Internal Server Error", true},
 		{"chunk without CRLF", "POST /target/m HTTP/1.1\r\nLibprocess-From: a@1.2.3.4:1\r\nHost: \r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n", "HTTP/1.1 500 Internal Server Error", true},
 		{"oversized Content-Length", fmt.Sprintf("POST /target/m HTTP/1.1\r\nLibprocess-From: a@1.2.3.4:1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", 1<<30), "HTTP/1.1 413 Request Entity Too Large", true},

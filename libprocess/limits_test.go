@@ -627,7 +627,7 @@ func (c *resettingConn) Write(p []byte) (int, error) {
 
 // As a receiver, every message request already read from a connection is
 // served even when writing the answers fails because the peer went away
-// (spec 3.2): a failed write mid-batch must not drop the rest of the
+// (docs/libprocess-wire.md §3.2): a failed write mid-batch must not drop the rest of the
 // batch.
 func TestInboundServesReadBatchAfterWriteFails(t *testing.T) {
 	rt := startRuntime(t)

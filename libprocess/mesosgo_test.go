@@ -14,8 +14,8 @@ import (
 	"github.com/mesos/mesos-go/api/v0/upid"
 )
 
-// mesos-go sends and dispatches by "mesos.internal.<Go type name>" (spec
-// 11.1).
+// mesos-go sends and dispatches by "mesos.internal.<Go type name>" (docs/libprocess-wire.md
+// §11.1).
 const mesosGoSmall = "mesos.internal.SmallMessage"
 
 // startMesosGo starts a real mesos-go v0.0.11 messenger on loopback whose

@@ -112,7 +112,7 @@ func (mc *msgConn) pump() bool {
 		if err == wire.ErrIncomplete {
 			// A failed write marks the connection but ends nothing:
 			// reading goes on so every message the peer sent before it
-			// went is delivered (spec 3.2).
+			// went is delivered (docs/libprocess-wire.md §3.2).
 			mc.flush()
 			if !mc.fill(mc.r == mc.w) {
 				if mc.timedOut() {
@@ -172,7 +172,7 @@ func (mc *msgConn) pump() bool {
 		}
 		if len(mc.out) >= maxResponseHold {
 			// A failed write marks the connection; the requests already
-			// in the buffer are still delivered (spec 3.2).
+			// in the buffer are still delivered (docs/libprocess-wire.md §3.2).
 			mc.flush()
 		}
 	}
@@ -235,7 +235,7 @@ func (mc *msgConn) beginPassthrough() {
 // httpConn is the connection as fasthttp sees it. Reads return the bytes
 // of ordinary HTTP requests only, one request at a time; at each request
 // boundary the codec runs first and serves any messages itself, in any
-// shape a peer writes (spec 2.5), after fasthttp has flushed its earlier
+// shape a peer writes (docs/libprocess-wire.md §2.5), after fasthttp has flushed its earlier
 // responses (it flushes whenever its read buffer is empty, and it only
 // reads at a boundary when it is). Deadlines are the codec's: fasthttp's
 // calls to set them are ignored, and every write gets WriteTimeout.
@@ -361,7 +361,7 @@ func (h *httpConn) Close() error {
 }
 
 // respond queues an answer. Message answers carry no body except on
-// errors: mesos-go drops its connection on any response body (spec 11.2),
+// errors: mesos-go drops its connection on any response body (docs/libprocess-wire.md §11.2),
 // so 202 and 404 are empty.
 func (mc *msgConn) respond(status int, text string, closing bool) {
 	mc.date = mc.s.date.appendTo(mc.date[:0], time.Now())
@@ -385,7 +385,7 @@ type msgState struct {
 func (rt *Runtime) acceptMessage(st *msgState, target, fromText []byte, peer net.Addr, peerIP string, body []byte) (int, string) {
 	idRaw, nameRaw, err := wire.SplitMessagePath(target)
 	if err != nil {
-		// libprocess checks this first and answers 400 (spec 2.4); the
+		// libprocess checks this first and answers 400 (docs/libprocess-wire.md §2.4); the
 		// request was framed, so the connection goes on.
 		rt.log.Warn().Stringer("peer", peer).Bytes("target", target).Msg("message path does not start with '/'")
 		return 400, "Request URL path must start with '/'"
@@ -482,8 +482,8 @@ func (mc *msgConn) readBody() ([]byte, bool) {
 				}
 				continue
 			}
-			// A message body that cannot be read is answered 500 (spec
-			// 2.4; libprocess fails the message's readAll); a body over
+			// A message body that cannot be read is answered 500 (docs/libprocess-wire.md
+			// §2.4; libprocess fails the message's readAll); a body over
 			// the size limit keeps the codec's 413.
 			status := http.StatusInternalServerError
 			var be *wire.BodyError
@@ -624,7 +624,7 @@ func (mc *msgConn) read(p []byte, idle bool) (int, bool) {
 	// After a failed write the peer is gone, but what it sent before it
 	// closed is still in the socket (the kernel keeps received bytes
 	// readable after a reset): reading on until the end delivers every
-	// message it sent (spec 3.2), where a C++ receiver drops them.
+	// message it sent (docs/libprocess-wire.md §3.2), where a C++ receiver drops them.
 	mc.armRead(idle)
 	mc.wrote = time.Time{}
 	n, err := mc.c.Read(p)

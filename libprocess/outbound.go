@@ -23,16 +23,16 @@ const writeSegment = 256 << 10
 const maxKeptWriteBuf = 1 << 20
 
 // outbound owns connections to remote peers. There is one connection per
-// local sending process and remote address (spec 3.2; one per sender keeps
+// local sending process and remote address (docs/libprocess-wire.md §3.2; one per sender keeps
 // mesos-go peers, which attribute a connection's messages to its first
-// sender, correct — spec 11.5). Each has one writer goroutine that drains
+// sender, correct — docs/libprocess-wire.md §11.5). Each has one writer goroutine that drains
 // the queue into a buffer and writes it with one syscall, and one reader
 // goroutine that reads and discards responses — it never waits for them,
-// as mesos-go answers C++-style senders with nothing (spec 11.3) — and
+// as mesos-go answers C++-style senders with nothing (docs/libprocess-wire.md §11.3) — and
 // notices when the connection breaks.
 //
 // Outbound connections are bounded, because every peer that sends us a
-// message gets its answers on a connection of ours (spec 3.2): at most
+// message gets its answers on a connection of ours (docs/libprocess-wire.md §3.2): at most
 // Config.MaxOutboundPeers peers exist (so at most that many sockets and
 // twice that many goroutines); at the bound the least recently used idle,
 // unlinked peer is closed to make room. An unlinked peer idle for

@@ -212,7 +212,7 @@ func TestLinkExitedWhenRemoteRuntimeStops(t *testing.T) {
 	}
 }
 
-// The exact bytes the runtime writes for a message (spec 3.1).
+// The exact bytes the runtime writes for a message (docs/libprocess-wire.md §3.1).
 func TestOutboundWireFormat(t *testing.T) {
 	a := startRuntime(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

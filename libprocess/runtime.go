@@ -17,7 +17,7 @@ import (
 )
 
 // Runtime is one libprocess instance: one listening port hosting many
-// processes (spec 1.1). Create it with New, Start it, Spawn processes, and
+// processes (docs/libprocess-wire.md §1.1). Create it with New, Start it, Spawn processes, and
 // Shutdown when done.
 type Runtime struct {
 	cfg Config

@@ -13,7 +13,7 @@ import (
 	"time"
 )
 
-// TLSConfig is libprocess' SSL configuration (spec 8), read from the
+// TLSConfig is libprocess' SSL configuration (docs/libprocess-wire.md §8), read from the
 // LIBPROCESS_SSL_* variables by ApplyEnv.
 type TLSConfig struct {
 	// Enabled turns TLS on for the listening port and for outbound

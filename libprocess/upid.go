@@ -10,7 +10,7 @@ import (
 )
 
 // UPID names a libprocess process: its id and the address of the instance
-// hosting it, written "id@host:port" (spec 1.1). Host is an IPv4 literal,
+// hosting it, written "id@host:port" (docs/libprocess-wire.md §1.1). Host is an IPv4 literal,
 // an IPv6 literal (an extension, written "[::1]" in the text form), or a
 // hostname. The zero UPID is the "no process" value C++ calls UPID().
 type UPID struct {
@@ -39,7 +39,7 @@ func ParseUPID(s string) (UPID, error) {
 }
 
 // parsePeerUPID parses a UPID sent by a peer with the leniency of C++
-// libprocess (spec 1.2): the text ends at the first whitespace, and the port
+// libprocess (docs/libprocess-wire.md §1.2): the text ends at the first whitespace, and the port
 // is the leading decimal digits, with anything after them ignored.
 func parsePeerUPID(s string) (UPID, error) {
 	return parseUPID(s, false)
@@ -124,7 +124,7 @@ func validHostname(h string) bool {
 }
 
 // String formats the UPID as "id@host:port", bracketing IPv6 hosts. IPv4
-// UPIDs come out exactly as C++ writes them (spec 1.3).
+// UPIDs come out exactly as C++ writes them (docs/libprocess-wire.md §1.3).
 func (u UPID) String() string {
 	if strings.IndexByte(u.Host, ':') >= 0 {
 		return u.ID + "@[" + u.Host + "]:" + strconv.Itoa(int(u.Port))
@@ -142,7 +142,7 @@ func (u UPID) IsZero() bool { return u == UPID{} }
 
 // validTargetID reports why id cannot name a process, as a receiver or as
 // a sender. The wire percent-encodes a receiver id in the request line
-// "POST /<id>/<name> HTTP/1.1" (spec 3.1), but an empty one would make the
+// "POST /<id>/<name> HTTP/1.1" (docs/libprocess-wire.md §3.1), but an empty one would make the
 // name's first segment the receiver, and a sender's id is written as is
 // into the User-Agent and Libprocess-From headers. So an id is non-empty
 // visible ASCII without '/' (which ends it) and without the bytes a peer
@@ -162,7 +162,7 @@ func validTargetID(id string) error {
 
 // validMessageName reports why name cannot be sent as a message name: the
 // rule of validTargetID, except that '/' is allowed (a name is everything
-// after the id's '/', spec 3.1).
+// after the id's '/', docs/libprocess-wire.md §3.1).
 func validMessageName(name string) error {
 	if name == "" {
 		return errors.New("message name is empty")

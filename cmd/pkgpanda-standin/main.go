@@ -1,5 +1,5 @@
 // Command pkgpanda-standin implements the pkgpanda command-line ABI (the
-// project's pkgpanda CLI spec, §§2–5 and §7) over the same on-disk layout,
+// docs/pkgpanda-cli.md §2–§5 and §7) over the same on-disk layout,
 // doing what DC/OS's `pkgpanda` (pkgpanda/cli.py, actions.py, __init__.py)
 // does, with the same output and error texts, except that it never manages
 // users or sysctl and never touches the machine's systemd. Tests and `make

@@ -1,6 +1,6 @@
 package main
 
-// One test per item of §7 of the pkgpanda CLI spec: what the real CLI
+// One test per item of docs/pkgpanda-cli.md §7: what the real CLI
 // does that the stand-in must do too. Expected texts are DC/OS pkgpanda's
 // (pkgpanda/__init__.py, actions.py, cli.py).
 

@@ -1,7 +1,7 @@
 // Package protobuf sends and receives protobuf messages between
 // libprocess processes, as libprocess' ProtobufProcess does: a message
 // travels under its full protobuf type name (or a name the caller gives,
-// such as the "mesos.internal.<GoType>" form mesos-go uses, spec 11.1) and
+// such as the "mesos.internal.<GoType>" form mesos-go uses, docs/libprocess-wire.md §11.1) and
 // its body is the serialized message.
 //
 // It is apart from package libprocess so that the runtime itself does not

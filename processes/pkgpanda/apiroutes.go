@@ -16,7 +16,7 @@ import (
 )
 
 // The Pkgpanda API's texts, DC/OS's character for character
-// (pkgpanda-cli §6), and this API's own where §6 lets it answer better.
+// (docs/pkgpanda-cli.md §6.2), and this API's own where docs/pkgpanda-cli.md §6.4 lets it answer better.
 const (
 	msgFetchBody       = "Request body must be a json object with a `repository_url` key."
 	msgActiveBody      = "Request body must be a json array of package IDs."

@@ -3,7 +3,7 @@ package pkgpanda
 // Reuse of read-only CLI results.
 //
 // `pkgpanda list` and `pkgpanda active` are pure functions of a few things
-// on disk (pkgpanda-cli.md §5):
+// on disk (docs/pkgpanda-cli.md §5.4):
 //
 //   - list: whether the repository folder exists and the names of its
 //     entries;

@@ -160,9 +160,9 @@ type Config struct {
 	// Logger receives structured logs: one line per run at debug level,
 	// failures at warn.
 	Logger zerolog.Logger
-	// DisableCache turns off the reuse of `list` and `active` results
-	// (cache.go): every read runs the CLI. The zero value reuses them
-	// while their inputs on disk are unchanged.
+	// DisableCache turns off the reuse of `list` and `active` results:
+	// every read runs the CLI. The zero value reuses a result while the
+	// stat(2) stamps of everything it read on disk are unchanged.
 	DisableCache bool
 	// OnRun, if set, is called after every subprocess run, on the
 	// running actor's goroutine, before the run's response is sent.

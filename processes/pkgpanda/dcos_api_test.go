@@ -16,7 +16,7 @@ import (
 	"time"
 )
 
-// The Pkgpanda API answer for answer (pkgpanda-cli §6): every row and
+// The Pkgpanda API answer for answer (docs/pkgpanda-cli.md §6): every row and
 // every HTTP edge, over real sockets, against the stand-in.
 
 // send sends one request without following redirects; path is below

@@ -2,7 +2,7 @@
 // DC/OS Pkgpanda HTTP API and the pkgpanda command-line surface under
 // /pkgpanda/..., and the same operations as PkgpandaCall messages, by
 // running the pkgpanda command-line tool as a subprocess (the command line
-// is the ABI, see the project's pkgpanda CLI spec).
+// is the ABI: its argv, stdout, stderr and exit status are all it uses).
 //
 // Every HTTP route has its own actor: a goroutine with a bounded queue that
 // runs the route's subprocesses one at a time, in arrival order. A full

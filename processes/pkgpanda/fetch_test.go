@@ -58,7 +58,7 @@ func TestHangingFetchDelaysNoRead(t *testing.T) {
 	unblock()
 	<-finished
 	expectStatus(t, "the fetch once the server answers 404", fetch, 500)
-	if string(fetch.body) != `{"error":"An unexpected error has occurred."}` { // DC/OS's text (pkgpanda-cli §6)
+	if string(fetch.body) != `{"error":"An unexpected error has occurred."}` { // DC/OS's text (docs/pkgpanda-cli.md §6.2)
 		t.Fatalf("fetch error %s", fetch.body)
 	}
 	if d := e.uploadsOnDisk(); len(d) != 0 {

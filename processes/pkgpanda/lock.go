@@ -67,7 +67,7 @@ func (p *Process) lockRepository(a *actor) (*os.File, error) {
 }
 
 // interruptedActivation lists what an interrupted activation left in the
-// install root (pkgpanda CLI spec §5): every `<root>/X.new`, and every
+// install root (docs/pkgpanda-cli.md §5.2): every `<root>/X.new`, and every
 // `<root>/X.old` whose X is missing. A successful activation leaves only
 // `.old` copies beside their live folders.
 func interruptedActivation(root string) []string {

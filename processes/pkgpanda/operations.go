@@ -103,7 +103,7 @@ type opSpec struct {
 	// stream says what an HTTP answer streams: nothing, the command's
 	// stdout (check) or the progress lines (fetch).
 	stream streamKind
-	// statuses maps the tool's failures (pkgpanda-cli §4) to statuses.
+	// statuses maps the tool's failures (docs/pkgpanda-cli.md §4.3) to statuses.
 	statuses statusMap
 	// okStatus is the status of a success: 200, or 204 when the
 	// operation answers no body.

@@ -310,7 +310,7 @@ func pkgOf(id cli.ID) *PkgpandaPackage {
 
 func ok(status int) *PkgpandaResponse { return &PkgpandaResponse{Status: int32(status)} }
 
-// The pre-checks, in DC/OS's texts (pkgpanda-cli §6).
+// The pre-checks, in DC/OS's texts (docs/pkgpanda-cli.md §6.2, §6.5).
 
 // checkInRepository answers 404 for the first id not in the repository.
 func checkInRepository(ctx context.Context, p *Process, a *actor, in *opArgs) *PkgpandaResponse {

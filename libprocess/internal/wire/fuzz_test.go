@@ -272,8 +272,8 @@ func FuzzChunkedDecoder(f *testing.F) {
 // carry faithfully: header values without control characters other than
 // tab (ParseHead refuses them, and the runtime's Send never passes them:
 // ids, names and hosts are validated first) or surrounding blanks, a
-// non-empty receiver id (an empty one is written as just "/<name>", spec
-// 3.1), and a name usable in a request target (no query or fragment
+// non-empty receiver id (an empty one is written as just "/<name>", docs/libprocess-wire.md
+// §3.1), and a name usable in a request target (no query or fragment
 // introducer: Send refuses both).
 func messageDomain(from, toID, hostPort, name string) bool {
 	for _, v := range []string{from, hostPort} {

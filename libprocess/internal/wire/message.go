@@ -11,7 +11,7 @@ var (
 	methodPOST   = []byte("POST")
 )
 
-// IsMessage reports whether the request is a libprocess message (spec 2.1):
+// IsMessage reports whether the request is a libprocess message (docs/libprocess-wire.md §2.1):
 // method POST and either a Libprocess-From header or a User-Agent that
 // starts with "libprocess/".
 func IsMessage(h *Head) bool {
@@ -21,7 +21,7 @@ func IsMessage(h *Head) bool {
 	return h.HasFrom || bytes.HasPrefix(h.UserAgent, libprocessUA)
 }
 
-// Sender returns the sender UPID text of a message (spec 2.2): the trimmed
+// Sender returns the sender UPID text of a message (docs/libprocess-wire.md §2.2): the trimmed
 // Libprocess-From header if present, else the text after "libprocess/" in
 // User-Agent. The text is not validated here.
 func Sender(h *Head) []byte {
@@ -44,7 +44,7 @@ func Sender(h *Head) []byte {
 var ErrPathNotAbsolute = errors.New("request URL path must start with '/'")
 
 // SplitMessagePath splits a message's request target into the receiver id
-// (still percent-encoded) and the message name (spec 2.2, 2.4): the receiver
+// (still percent-encoded) and the message name (docs/libprocess-wire.md §2.2, §2.4): the receiver
 // is the first path segment, the name is everything after "/<id>/", slashes
 // included. The path is the target itself (origin form, "/master/x") or, as
 // C++ libprocess' URL parser takes it, the path of an absolute URL
@@ -147,7 +147,7 @@ func PercentEncodeID(dst []byte, id string) []byte {
 }
 
 // AppendMessage appends the request C++ libprocess writes for a message
-// (spec 3.1): "POST /<to-id>/<name> HTTP/1.1" (or "/<name>" when toID is
+// (docs/libprocess-wire.md §3.1): "POST /<to-id>/<name> HTTP/1.1" (or "/<name>" when toID is
 // empty), User-Agent and Libprocess-From naming the sender, Connection:
 // Keep-Alive, Host naming the receiver's address, and for a non-empty body
 // "Transfer-Encoding: chunked" with the body as one chunk and the

@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-// peerCase is one request exactly as a real peer writes it (spec 2.5),
+// peerCase is one request exactly as a real peer writes it (docs/libprocess-wire.md §2.5),
 // with the values a reader must recover from it, written out by hand.
 type peerCase struct {
 	name string
@@ -40,7 +40,7 @@ const (
 
 func head(lines ...string) string { return strings.Join(lines, "\r\n") + "\r\n\r\n" }
 
-// peerCases are the spec 2.5 shapes. Chunk sizes are written by hand.
+// peerCases are the docs/libprocess-wire.md §2.5 shapes. Chunk sizes are written by hand.
 var peerCases = []peerCase{
 	{
 		name: "mesos-0.22-1.11/chunked",

@@ -1,5 +1,5 @@
-// Package cli speaks the pkgpanda command-line tool's ABI (see the
-// project's pkgpanda CLI spec): it validates package ids, builds the argv
+// Package cli speaks the pkgpanda command-line tool's ABI (its argv,
+// stdout, stderr and exit status): it validates package ids, builds the argv
 // of each subcommand with the global options after the subcommand's own
 // arguments, parses the tool's stdout strictly, and classifies its
 // failures from the exit status and stderr. It runs nothing itself.

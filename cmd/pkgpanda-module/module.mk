@@ -5,7 +5,8 @@
 #                      (no Mesos, no glog: the glue compiles against the stub
 #                      headers in testing/) and run them, and check that the
 #                      glue built as a shared library exports only the
-#                      module symbol; `make test` runs it
+#                      module symbol and that README.md's log lines name
+#                      the code's; `make test` runs it
 #   make module MESOS_PREFIX=/usr/local
 #                      build $(MODULE_OUT)/libpkgpanda_module.so against an
 #                      installed Mesos (include/ and lib/ under the prefix)
@@ -30,6 +31,7 @@ module-test: $(MODULE_OUT)/module_test $(MODULE_OUT)/glue_test $(MODULE_OUT)/fak
 	$(MODULE_OUT)/module_test
 	$(MODULE_OUT)/glue_test
 	sh $(MODULE_SRC)/test/check_exports.sh $(MODULE_OUT)/libpkgpanda_module_stub.so
+	sh $(MODULE_SRC)/test/check_readme_logs.sh $(MODULE_SRC)/README.md $(MODULE_SRC)/pkgpanda_module.cpp
 	$(MODULE_OUT)/fuzz_options $(MODULE_SRC)/testdata/fuzz/ParseOptions $(MODULE_FUZZ_ITERATIONS)
 
 $(MODULE_OUT)/%.o: $(MODULE_SRC)/%.cpp $(MODULE_HDRS)

@@ -136,9 +136,8 @@ std::string flag_name(const std::string& arg, std::string* value, bool* has_valu
 bool parse_go_bool(const std::string& s, bool* out) {
   static const std::set<std::string> yes = {"1", "t", "T", "true", "TRUE", "True"};
   static const std::set<std::string> no = {"0", "f", "F", "false", "FALSE", "False"};
-  if (yes.count(s) != 0) *out = true;
-  else if (no.count(s) != 0) *out = false;
-  else return false;
+  if (yes.count(s) == 0 && no.count(s) == 0) return false;
+  *out = yes.count(s) != 0;
   return true;
 }
 

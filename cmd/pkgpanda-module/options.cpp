@@ -1,8 +1,17 @@
 #include "options.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdint>
+#include <cstdio>
 #include <map>
 #include <set>
+#include <system_error>
+
+#include "escape.hpp"
 
 namespace pkgpanda_module {
 namespace {
@@ -14,8 +23,22 @@ constexpr int64_t kMaxDurationNs = int64_t(24) * 3600 * 1000000000;
 // The LIBPROCESS_* variables the module sets itself: never copied through
 // env_pass (the agent's LIBPROCESS_PORT and LIBPROCESS_ADVERTISE_PORT are
 // the agent's own port, wrong for pkgpandad).
-const char* const kManaged[] = {"LIBPROCESS_IP", "LIBPROCESS_ADVERTISE_IP",
+const char* const kManaged[] = {"LIBPROCESS_IP", "LIBPROCESS_IP6", "LIBPROCESS_ADVERTISE_IP",
                                 "LIBPROCESS_PORT", "LIBPROCESS_ADVERTISE_PORT"};
+
+// The agent's variables passed on as they are, in this order, when the
+// agent has them: the agent sets them from --ip (or
+// --ip_discovery_command), --ip6 (or --ip6_discovery_command) and
+// --advertise_ip before it creates modules (src/slave/main.cpp:493-520 in
+// apache/mesos). libprocess reads every LIBPROCESS_* variable as its flag
+// of that name (3rdparty/libprocess/src/process.cpp:1076), LIBPROCESS_IP6
+// as --ip6 (process.cpp:195-197, 1098-1099).
+const char* const kFromAgent[] = {"LIBPROCESS_IP", "LIBPROCESS_IP6", "LIBPROCESS_ADVERTISE_IP"};
+
+// pkgpandad's authentication flags (cmd/pkgpandad): each takes a FILE.
+const char* const kCredentialFlags[] = {"http-credentials", "jwt-secret-key"};
+// The flag that lets pkgpandad serve mutations without authentication.
+const char kInsecureFlag[] = "insecure-allow-unauthenticated-mutations";
 
 const char* const kDefaultEnvPass[] = {"PATH",   "HOME",   "LANG",
                                        "LC_ALL", "TMPDIR", "LIBPROCESS_SSL_*"};
@@ -40,20 +63,10 @@ bool valid_name(const std::string& s) {
   return true;
 }
 
-// quoted renders a value for an error message, escaping control bytes so a
-// hostile value cannot forge log lines.
+// quoted renders a value for an error message: at most 200 bytes of it,
+// escaped so that a hostile value cannot forge log lines.
 std::string quoted(const std::string& s) {
-  static const char hex[] = "0123456789abcdef";
-  std::string out = "\"";
-  for (unsigned char c : s.substr(0, 200)) {
-    if (c < 0x20 || c == 0x7f || c == '"' || c == '\\') {
-      out += "\\x";
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    } else {
-      out += char(c);
-    }
-  }
+  std::string out = "\"" + log_escape(s.substr(0, 200));
   if (s.size() > 200) out += "...";
   return out + "\"";
 }
@@ -99,6 +112,94 @@ void set_env(std::vector<std::string>* env, const std::string& key,
     }
   }
   env->push_back(prefix + value);
+}
+
+// The defaults of SupervisorConfig as the README spells them, for errors.
+const char kDefaultBackoffInitial[] = "1secs";
+const char kDefaultBackoffMax[] = "1mins";
+
+// flag_name returns the name of a command-line flag as Go's flag package
+// reads it ("-name", "--name", "-name=value", "--name=value"), and sets
+// *value and *has_value; "" when `arg` is no flag.
+std::string flag_name(const std::string& arg, std::string* value, bool* has_value) {
+  size_t dashes = arg.compare(0, 2, "--") == 0 ? 2 : arg.compare(0, 1, "-") == 0 ? 1 : 0;
+  if (dashes == 0 || arg.size() == dashes || arg[dashes] == '-' || arg[dashes] == '=') {
+    return "";
+  }
+  size_t eq = arg.find('=', dashes);
+  *has_value = eq != std::string::npos;
+  *value = *has_value ? arg.substr(eq + 1) : "";
+  return arg.substr(dashes, *has_value ? eq - dashes : std::string::npos);
+}
+
+// parse_go_bool reads a boolean as Go's strconv.ParseBool does.
+bool parse_go_bool(const std::string& s, bool* out) {
+  static const std::set<std::string> yes = {"1", "t", "T", "true", "TRUE", "True"};
+  static const std::set<std::string> no = {"0", "f", "F", "false", "FALSE", "False"};
+  if (yes.count(s) == 0 && no.count(s) == 0) return false;
+  *out = yes.count(s) != 0;
+  return true;
+}
+
+// check_authentication refuses flags with which pkgpandad would serve
+// mutations to anyone who reaches its port: neither --http-credentials
+// FILE nor --jwt-secret-key FILE (as --x=FILE or as --x and FILE in the
+// next flag; the last one given counts, as in Go's flag package), and no
+// --insecure-allow-unauthenticated-mutations. With that opt-out and no
+// credentials, *warning (if not null) says so. The module does not know
+// pkgpandad's other flags, so it reads every argument as a flag where it
+// looks like one; what this lets through (a credentials flag after "--",
+// say) pkgpandad refuses itself when it starts.
+bool check_authentication(const std::vector<std::string>& flags, std::string* warning,
+                          std::string* error) {
+  std::map<std::string, std::string> credentials;  // flag name -> the flag that set it
+  bool insecure = false;
+  auto fail = [error](const std::string& flag, const std::string& why) {
+    *error = "parameter flag=" + quoted(flag) + ": " + why;
+    return false;
+  };
+  for (size_t i = 0; i < flags.size(); ++i) {
+    std::string value;
+    bool has_value = false;
+    const std::string name = flag_name(flags[i], &value, &has_value);
+    if (name == kInsecureFlag) {
+      if (has_value && !parse_go_bool(value, &insecure)) {
+        return fail(flags[i], "want true or false after =");
+      }
+      if (!has_value) insecure = true;
+      continue;
+    }
+    bool is_credentials = false;
+    for (const char* c : kCredentialFlags) is_credentials = is_credentials || name == c;
+    if (!is_credentials) continue;
+    const std::string& arg = flags[i];
+    if (!has_value) {
+      if (i + 1 == flags.size()) {
+        return fail(arg, "needs a FILE: --" + name + "=FILE, or FILE in the next flag");
+      }
+      value = flags[++i];
+    }
+    if (value.empty()) return fail(arg, "names no FILE");
+    credentials[name] = arg;
+  }
+  if (credentials.size() > 1) {
+    return fail(credentials[kCredentialFlags[1]],
+                "pkgpandad takes --http-credentials or --jwt-secret-key, not both");
+  }
+  if (credentials.empty() && !insecure) {
+    *error =
+        "parameter flag: no --http-credentials=FILE or --jwt-secret-key=FILE: pkgpandad "
+        "would let anyone who reaches its port install and remove packages (to allow "
+        "that anyway, add the flag --insecure-allow-unauthenticated-mutations)";
+    return false;
+  }
+  if (credentials.empty() && warning != nullptr) {
+    *warning =
+        "pkgpandad serves mutations without authentication: the flag "
+        "--insecure-allow-unauthenticated-mutations is set and neither "
+        "--http-credentials nor --jwt-secret-key";
+  }
+  return true;
 }
 
 }  // namespace
@@ -155,13 +256,17 @@ std::vector<std::string> environment_of(char* const* envp) {
 
 bool parse_config(const std::vector<Parameter>& parameters,
                   const std::vector<std::string>& agent_env,
-                  SupervisorConfig* config, std::string* error) {
+                  SupervisorConfig* config, std::string* error,
+                  std::string* warning) {
   SupervisorConfig c;
   std::string binary;
   std::vector<std::string> flags;
   std::vector<std::pair<std::string, std::string>> env_set;
   std::vector<EnvPattern> env_pass;
   int port = kDefaultPort;
+  std::string backoff_initial = kDefaultBackoffInitial;
+  std::string backoff_max = kDefaultBackoffMax;
+  if (warning != nullptr) warning->clear();
   std::set<std::string> seen;
   const std::set<std::string> known(std::begin(kKeys), std::end(kKeys));
   const std::set<std::string> repeatable = {"flag", "env", "env_pass"};
@@ -224,8 +329,14 @@ bool parse_config(const std::vector<Parameter>& parameters,
       if (d < std::chrono::milliseconds(1) && !(zero_ok && d == Duration::zero())) {
         return fail(k, v, zero_ok ? "want 0 or at least 1ms" : "want at least 1ms");
       }
-      if (k == "backoff_initial") c.backoff_initial = d;
-      if (k == "backoff_max") c.backoff_max = d;
+      if (k == "backoff_initial") {
+        c.backoff_initial = d;
+        backoff_initial = v;
+      }
+      if (k == "backoff_max") {
+        c.backoff_max = d;
+        backoff_max = v;
+      }
       if (k == "backoff_reset") c.backoff_reset = d;
       if (k == "stop_grace") c.stop_grace = d;
     }
@@ -236,9 +347,12 @@ bool parse_config(const std::vector<Parameter>& parameters,
     return false;
   }
   if (c.backoff_initial > c.backoff_max) {
-    *error = "parameter backoff_initial is longer than backoff_max";
+    *error = "parameter backoff_initial=" + quoted(backoff_initial) +
+             ": longer than backoff_max=" + quoted(backoff_max) +
+             (backoff_max == kDefaultBackoffMax ? " (the default)" : "");
     return false;
   }
+  if (!check_authentication(flags, warning, error)) return false;
   if (env_pass.empty()) {
     for (const char* s : kDefaultEnvPass) {
       EnvPattern pat;
@@ -249,14 +363,13 @@ bool parse_config(const std::vector<Parameter>& parameters,
 
   std::vector<std::string> env;
   std::set<std::string> copied;
-  std::string agent_ip, agent_advertise_ip;
+  std::map<std::string, std::string> from_agent;
   for (const std::string& kv : agent_env) {
     size_t eq = kv.find('=');
     if (eq == std::string::npos) continue;
     std::string name = kv.substr(0, eq);
-    if (name == "LIBPROCESS_IP" && agent_ip.empty()) agent_ip = kv.substr(eq + 1);
-    if (name == "LIBPROCESS_ADVERTISE_IP" && agent_advertise_ip.empty()) {
-      agent_advertise_ip = kv.substr(eq + 1);
+    for (const char* a : kFromAgent) {
+      if (name == a && kv.size() > eq + 1) from_agent.emplace(name, kv.substr(eq + 1));
     }
     bool managed = false;
     for (const char* m : kManaged) managed = managed || name == m;
@@ -269,9 +382,9 @@ bool parse_config(const std::vector<Parameter>& parameters,
       }
     }
   }
-  if (!agent_ip.empty()) set_env(&env, "LIBPROCESS_IP", agent_ip);
-  if (!agent_advertise_ip.empty()) {
-    set_env(&env, "LIBPROCESS_ADVERTISE_IP", agent_advertise_ip);
+  for (const char* a : kFromAgent) {
+    auto it = from_agent.find(a);
+    if (it != from_agent.end()) set_env(&env, a, it->second);
   }
   set_env(&env, "LIBPROCESS_PORT", std::to_string(port));
   for (const auto& kv : env_set) set_env(&env, kv.first, kv.second);
@@ -282,6 +395,41 @@ bool parse_config(const std::vector<Parameter>& parameters,
   c.command.env = env;
   *config = std::move(c);
   return true;
+}
+
+bool check_binary(const std::string& path, std::string* error) {
+  auto fail = [&](const std::string& why) {
+    *error = "parameter binary=" + quoted(path) + ": " + why;
+    return false;
+  };
+  auto errno_text = [](int err) { return std::error_code(err, std::generic_category()).message(); };
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) {
+    int err = errno;
+    if (err == ENOENT || err == ENOTDIR) return fail("does not exist (" + errno_text(err) + ")");
+    return fail("cannot be looked up: " + errno_text(err));
+  }
+  if (S_ISDIR(st.st_mode)) return fail("is a directory, not an executable file");
+  if (!S_ISREG(st.st_mode)) return fail("is not a regular file");
+  // As execve decides: by the effective user, and no file on a noexec mount.
+  if (faccessat(AT_FDCWD, path.c_str(), X_OK, AT_EACCESS) != 0) {
+    int err = errno;
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", unsigned(st.st_mode & 07777));
+    return fail("is not executable (mode " + std::string(mode) + ", owner uid " +
+                std::to_string(st.st_uid) + "): " + errno_text(err));
+  }
+  return true;
+}
+
+std::string command_line(const Command& command) {
+  std::string line;
+  for (const std::string& arg : command.argv) {
+    std::string a = log_escape(arg);
+    if (a.empty() || a.find(' ') != std::string::npos) a = "\"" + a + "\"";
+    line += (line.empty() ? "" : " ") + a;
+  }
+  return line;
 }
 
 }  // namespace pkgpanda_module

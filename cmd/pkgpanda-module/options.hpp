@@ -17,16 +17,35 @@ struct Parameter {
   std::string value;
 };
 
-// kDefaultPort is pkgpandad's LIBPROCESS_PORT when `port` is not given.
-constexpr int kDefaultPort = 5052;
+// kDefaultPort is pkgpandad's LIBPROCESS_PORT when `port` is not given:
+// outside Mesos' default agent ports, DC/OS' agent port ranges and Linux'
+// ephemeral ports, and used by no DC/OS component (README.md says where
+// each range is set).
+constexpr int kDefaultPort = 61052;
 
 // parse_config builds the supervisor's configuration from the module's
 // parameters and the agent's environment (KEY=VALUE strings, as in
 // environ). On a bad parameter it returns false with *error saying which
-// and why.
+// and why. Flags without which pkgpandad would serve mutations
+// unauthenticated are a bad parameter, unless the flags opt out of
+// authentication explicitly; then *warning (when not null) says so, and
+// it is empty otherwise.
 bool parse_config(const std::vector<Parameter>& parameters,
                   const std::vector<std::string>& agent_env,
-                  SupervisorConfig* config, std::string* error);
+                  SupervisorConfig* config, std::string* error,
+                  std::string* warning = nullptr);
+
+// check_binary returns true when `path` is a regular file this process
+// may execute; otherwise false with *error saying which parameter and why
+// (missing, a directory, not executable, ...). It looks at the file
+// system, so the module calls it once, when it is created; a binary that
+// goes away later is retried by the supervisor.
+bool check_binary(const std::string& path, std::string* error);
+
+// command_line renders argv for a log line: the arguments separated by
+// spaces, each escaped with log_escape, and in double quotes when empty
+// or holding a space.
+std::string command_line(const Command& command);
 
 // parse_duration reads a duration such as "500ms", "1.5s", "10secs",
 // "2mins" or "1hrs": a decimal number and one unit out of ns, us, ms, s,

@@ -111,17 +111,19 @@ mesos::modules::Anonymous* create(const mesos::Parameters& parameters) {
     params.push_back({parameters.parameter(i).key(), parameters.parameter(i).value()});
   }
   pkgpanda_module::SupervisorConfig config;
-  std::string error;
-  // The agent has set LIBPROCESS_IP (and LIBPROCESS_ADVERTISE_IP) in its
-  // own environment before it creates modules.
+  std::string error, warning;
+  // The agent has set LIBPROCESS_IP (and LIBPROCESS_IP6,
+  // LIBPROCESS_ADVERTISE_IP) in its own environment before it creates
+  // modules. Every refusal happens here, before anything is started: the
+  // agent then exits with "Failed to create anonymous module".
   if (!pkgpanda_module::parse_config(params, pkgpanda_module::environment_of(environ),
-                                     &config, &error)) {
+                                     &config, &error, &warning) ||
+      !pkgpanda_module::check_binary(config.command.path, &error)) {
     LOG(ERROR) << "pkgpanda module: not starting pkgpandad: " << error;
     return nullptr;
   }
-  std::string argv;
-  for (const std::string& a : config.command.argv) argv += (argv.empty() ? "" : " ") + a;
-  LOG(INFO) << "pkgpanda module: supervising " << argv;
+  if (!warning.empty()) LOG(WARNING) << "pkgpanda module: " << warning;
+  LOG(INFO) << "pkgpanda module: supervising " << pkgpanda_module::command_line(config.command);
   try {
     return new PkgpandaModule(std::move(config));
   } catch (const std::exception& e) {
@@ -134,11 +136,14 @@ mesos::modules::Anonymous* create(const mesos::Parameters& parameters) {
 }  // namespace
 
 // The module's name is this variable's name; the agent finds it with dlsym.
+// It is the one symbol the library exports: everything else is built with
+// -fvisibility=hidden (module.mk).
+__attribute__((visibility("default")))
 mesos::modules::Module<mesos::modules::Anonymous> com_procpanda_Pkgpandad(
     MESOS_MODULE_API_VERSION,
     MESOS_VERSION,
     "procpanda",
-    "https://github.com/procpanda/procpanda",
+    "procpanda@users.noreply.github.com",
     "Runs pkgpandad, the pkgpanda libprocess process, and restarts it when it exits.",
     nullptr,  // no compatible(): Mesos admits the module only at MESOS_VERSION
     create);

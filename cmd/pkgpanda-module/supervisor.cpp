@@ -10,6 +10,8 @@
 #include <system_error>
 #include <utility>
 
+#include "escape.hpp"
+
 namespace pkgpanda_module {
 
 Clock::TimePoint SteadyClock::now() { return std::chrono::steady_clock::now(); }
@@ -97,14 +99,17 @@ Severity Event::severity() const {
 }
 
 std::string Event::message() const {
+  // detail may hold a parameter (the binary's path): escaped, it cannot
+  // break the line.
+  const std::string escaped = log_escape(detail);
   std::ostringstream out;
   switch (kind) {
     case Kind::kStarted:
       out << "started pkgpandad as pid " << pid << " (process group " << pid
-          << "): " << detail;
+          << "): " << escaped;
       break;
     case Kind::kSpawnFailed:
-      out << "could not start pkgpandad: " << detail;
+      out << "could not start pkgpandad: " << escaped;
       break;
     case Kind::kExited:
       out << "pkgpandad (pid " << pid << ") " << describe_status(wait_status)
@@ -114,14 +119,14 @@ std::string Event::message() const {
     case Kind::kSignalSent: {
       out << "sent " << signal_name(signal)
           << " to pkgpandad's process group " << pid;
-      if (!detail.empty()) out << " (" << detail << ")";
+      if (!detail.empty()) out << " (" << escaped << ")";
       break;
     }
     case Kind::kRestartScheduled:
       out << "restarting pkgpandad in " << format_duration(delay);
       break;
     case Kind::kNotRestarting:
-      out << "not restarting pkgpandad: " << detail;
+      out << "not restarting pkgpandad: " << escaped;
       break;
     case Kind::kStopped:
       out << "stopped supervising pkgpandad";

@@ -80,7 +80,8 @@ struct Event {
   // severity says how loud the event is: failed starts are errors,
   // exits other than with status 0 warnings.
   Severity severity() const;
-  // message renders the event as one log line.
+  // message renders the event as one log line; detail is escaped with
+  // log_escape.
   std::string message() const;
 };
 

@@ -47,7 +47,7 @@ void check_one(const std::string& input) {
     }
     start = end + 1;
   }
-  const std::vector<std::string> env = {"PATH=/bin", "LIBPROCESS_IP=10.1.2.3",
+  const std::vector<std::string> env = {"PATH=/bin", "LIBPROCESS_IP=10.1.2.3", "LIBPROCESS_IP6=fd00::1",
                                         "LIBPROCESS_PORT=5051", "LIBPROCESS_SSL_ENABLED=1",
                                         "NOEQUALS"};
   for (const Parameter& p : params) {
@@ -57,13 +57,28 @@ void check_one(const std::string& input) {
     }
   }
   SupervisorConfig c;
-  std::string error;
-  if (!parse_config(params, env, &c, &error)) {
+  std::string error, warning;
+  if (!parse_config(params, env, &c, &error, &warning)) {
     require(!error.empty(), "a refusal says why", input);
-    for (char ch : error) require(ch != '\n' && ch != '\r' && ch != '\0', "one-line error", input);
+    for (char ch : error) require(ch >= 0x20 && ch <= 0x7e, "one line of printable ASCII", input);
     return;
   }
   require(error.empty(), "no error on success", input);
+  // Accepted flags authenticate pkgpandad or opt out by name, and only the
+  // opt-out warns.
+  bool credentials = false, opt_out = false;
+  for (const std::string& a : c.command.argv) {
+    credentials = credentials || a.find("http-credentials") != std::string::npos ||
+                  a.find("jwt-secret-key") != std::string::npos;
+    opt_out = opt_out || a.find("-insecure-allow-unauthenticated-mutations") != std::string::npos;
+  }
+  require(credentials || opt_out, "credentials or the opt-out among the flags", input);
+  require(warning.empty() || opt_out, "a warning only for the opt-out", input);
+  require(!warning.empty() || credentials, "the opt-out without credentials warns", input);
+  // The log line naming the command is one line of printable ASCII.
+  for (char ch : command_line(c.command)) {
+    require(ch >= 0x20 && ch <= 0x7e, "command_line is printable ASCII", input);
+  }
   require(!c.command.path.empty() && c.command.path[0] == '/', "absolute binary", input);
   require(!c.command.argv.empty() && c.command.argv[0] == c.command.path, "argv[0]", input);
   for (const std::string& a : c.command.argv) {
@@ -111,7 +126,10 @@ std::string mutate(const std::string& in, const std::vector<std::string>& corpus
                                        "restart=", "backoff_initial=", "backoff_max=",
                                        "backoff_reset=", "stop_grace=", "ms", "secs", "mins",
                                        "hrs", "*", "=", "\n", "99999999999", ".5",
-                                       "LIBPROCESS_PORT=1"};
+                                       "LIBPROCESS_PORT=1", "flag=--http-credentials",
+                                       "flag=--jwt-secret-key=", "-http-credentials=",
+                                       "flag=--insecure-allow-unauthenticated-mutations",
+                                       "=false", "=true"};
   const size_t ntokens = sizeof tokens / sizeof tokens[0];
   std::string s = in;
   int edits = 1 + int(r.below(4));

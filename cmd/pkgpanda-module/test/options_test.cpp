@@ -2,6 +2,7 @@
 #include <string>
 #include <vector>
 
+#include "../escape.hpp"
 #include "../options.hpp"
 #include "harness.hpp"
 
@@ -17,6 +18,7 @@ const std::vector<std::string> kAgentEnv = {
     "HOME=/root",
     "SECRET_TOKEN=do-not-pass",
     "LIBPROCESS_IP=10.0.0.5",
+    "LIBPROCESS_IP6=fd00::5",
     "LIBPROCESS_PORT=5051",
     "LIBPROCESS_ADVERTISE_IP=203.0.113.7",
     "LIBPROCESS_ADVERTISE_PORT=15051",
@@ -25,6 +27,10 @@ const std::vector<std::string> kAgentEnv = {
     "MESOS_WORK_DIR=/var/lib/mesos/slave",
     "PATH=/second/path/is/ignored",
 };
+
+// kCredentials is a credentials flag for the tests that are not about
+// authentication.
+const Parameter kCredentials = {"flag", "--http-credentials=/etc/creds.json"};
 
 std::string parse_error(const std::vector<Parameter>& params) {
   SupervisorConfig c;
@@ -44,19 +50,26 @@ std::string joined(const std::vector<std::string>& v) {
 TEST(DefaultsAndAgentEnvironment) {
   SupervisorConfig c;
   std::string error;
-  REQUIRE(parse_config({{"binary", "/opt/mesosphere/bin/pkgpandad"}}, kAgentEnv, &c, &error));
+  std::string warning = "unset";
+  REQUIRE(parse_config({{"binary", "/opt/mesosphere/bin/pkgpandad"}, kCredentials}, kAgentEnv,
+                       &c, &error, &warning));
+  CHECK_EQ(warning, std::string());
   CHECK_EQ(c.command.path, std::string("/opt/mesosphere/bin/pkgpandad"));
-  CHECK_EQ(joined(c.command.argv), std::string("/opt/mesosphere/bin/pkgpandad\n"));
-  // The agent's own port and advertised port never reach pkgpandad; its IP
-  // and advertised IP do; variables outside env_pass stay behind.
+  CHECK_EQ(joined(c.command.argv),
+           std::string("/opt/mesosphere/bin/pkgpandad\n--http-credentials=/etc/creds.json\n"));
+  // The agent's own port and advertised port never reach pkgpandad; its IP,
+  // IPv6 address and advertised IP do; variables outside env_pass stay
+  // behind. The port is 61052.
   CHECK_EQ(joined(c.command.env),
            std::string("PATH=/opt/mesosphere/bin:/usr/bin\n"
                        "HOME=/root\n"
                        "LIBPROCESS_SSL_ENABLED=true\n"
                        "LIBPROCESS_SSL_CERT_FILE=/etc/ssl/agent.crt\n"
                        "LIBPROCESS_IP=10.0.0.5\n"
+                       "LIBPROCESS_IP6=fd00::5\n"
                        "LIBPROCESS_ADVERTISE_IP=203.0.113.7\n"
-                       "LIBPROCESS_PORT=5052\n"));
+                       "LIBPROCESS_PORT=61052\n"));
+  CHECK_EQ(kDefaultPort, 61052);
   CHECK(c.restart == RestartPolicy::kAlways);
   CHECK(c.backoff_initial == seconds(1));
   CHECK(c.backoff_max == seconds(60));
@@ -72,6 +85,8 @@ TEST(EveryParameter) {
           {"binary", "/usr/bin/pkgpandad"},
           {"flag", "--pkgpanda=/opt/mesosphere/bin/pkgpanda"},
           {"flag", "--pkgpanda-arg=--root=/opt/mesosphere"},
+          {"flag", "--jwt-secret-key"},
+          {"flag", "/etc/jwt.key"},
           {"env_pass", "PATH"},
           {"env_pass", "MESOS_*"},
           {"env", "LIBPROCESS_IP=127.0.0.1"},
@@ -89,12 +104,13 @@ TEST(EveryParameter) {
   CHECK_EQ(error, std::string());
   CHECK_EQ(joined(c.command.argv),
            std::string("/usr/bin/pkgpandad\n--pkgpanda=/opt/mesosphere/bin/pkgpanda\n"
-                       "--pkgpanda-arg=--root=/opt/mesosphere\n"));
+                       "--pkgpanda-arg=--root=/opt/mesosphere\n--jwt-secret-key\n/etc/jwt.key\n"));
   // An env entry wins over everything, in place.
   CHECK_EQ(joined(c.command.env),
            std::string("PATH=/override\n"
                        "MESOS_WORK_DIR=/var/lib/mesos/slave\n"
                        "LIBPROCESS_IP=127.0.0.1\n"
+                       "LIBPROCESS_IP6=fd00::5\n"
                        "LIBPROCESS_ADVERTISE_IP=203.0.113.7\n"
                        "LIBPROCESS_PORT=61091\n"
                        "EMPTY=\n"));
@@ -108,20 +124,23 @@ TEST(EveryParameter) {
 TEST(EnvPassNeverCopiesTheAgentsPorts) {
   SupervisorConfig c;
   std::string error;
-  REQUIRE(parse_config({{"binary", "/b"}, {"env_pass", "LIBPROCESS_*"}}, kAgentEnv, &c, &error));
+  REQUIRE(parse_config({{"binary", "/b"}, kCredentials, {"env_pass", "LIBPROCESS_*"}}, kAgentEnv,
+                       &c, &error));
   CHECK_EQ(joined(c.command.env),
            std::string("LIBPROCESS_SSL_ENABLED=true\n"
                        "LIBPROCESS_SSL_CERT_FILE=/etc/ssl/agent.crt\n"
                        "LIBPROCESS_IP=10.0.0.5\n"
+                       "LIBPROCESS_IP6=fd00::5\n"
                        "LIBPROCESS_ADVERTISE_IP=203.0.113.7\n"
-                       "LIBPROCESS_PORT=5052\n"));
+                       "LIBPROCESS_PORT=61052\n"));
 }
 
 TEST(AgentWithoutLibprocessIp) {
   SupervisorConfig c;
   std::string error;
-  REQUIRE(parse_config({{"binary", "/b"}}, {"PATH=/bin"}, &c, &error));
-  CHECK_EQ(joined(c.command.env), std::string("PATH=/bin\nLIBPROCESS_PORT=5052\n"));
+  REQUIRE(parse_config({{"binary", "/b"}, kCredentials}, {"PATH=/bin", "LIBPROCESS_IP6="}, &c,
+                       &error));
+  CHECK_EQ(joined(c.command.env), std::string("PATH=/bin\nLIBPROCESS_PORT=61052\n"));
 }
 
 TEST(RefusesBadParameters) {
@@ -148,7 +167,10 @@ TEST(RefusesBadParameters) {
            std::string("parameter backoff_max=\"2days\": want a duration such as 500ms, "
                        "10secs or 2mins, at most 24 hours"));
   CHECK_EQ(parse_error({{"binary", b}, {"backoff_initial", "2mins"}}),
-           std::string("parameter backoff_initial is longer than backoff_max"));
+           std::string("parameter backoff_initial=\"2mins\": longer than backoff_max=\"1mins\" "
+                       "(the default)"));
+  CHECK_EQ(parse_error({{"binary", b}, {"backoff_max", "10ms"}}),
+           std::string("parameter backoff_initial=\"1secs\": longer than backoff_max=\"10ms\""));
   CHECK_EQ(parse_error({{"binary", b}, {"env", "NOVALUE"}}),
            std::string("parameter env=\"NOVALUE\": want KEY=VALUE with KEY of letters, digits and _"));
   CHECK_EQ(parse_error({{"binary", b}, {"env", "=x"}}),
@@ -162,6 +184,105 @@ TEST(RefusesBadParameters) {
            std::string("parameter flag=\"--a\\x00b\": contains a NUL byte"));
   CHECK_EQ(parse_error({{"binary", b}, {"restart", "x\nE1202 forged"}}),
            std::string("parameter restart=\"x\\x0aE1202 forged\": want always, on-failure or never"));
+}
+
+TEST(AuthenticationIsRequiredOrRefusedByName) {
+  const std::string b = "/opt/mesosphere/bin/pkgpandad";
+  const std::string none =
+      "parameter flag: no --http-credentials=FILE or --jwt-secret-key=FILE: pkgpandad would let "
+      "anyone who reaches its port install and remove packages (to allow that anyway, add the "
+      "flag --insecure-allow-unauthenticated-mutations)";
+  const std::string warns =
+      "pkgpandad serves mutations without authentication: the flag "
+      "--insecure-allow-unauthenticated-mutations is set and neither --http-credentials nor "
+      "--jwt-secret-key";
+  struct Case {
+    std::vector<std::string> flags;
+    std::string error;    // "" when accepted
+    std::string warning;  // when accepted
+  } cases[] = {
+      {{}, none, ""},
+      {{"--pkgpanda=/opt/mesosphere/bin/pkgpanda"}, none, ""},
+      {{"--http-credentials=/c.json"}, "", ""},
+      {{"-http-credentials=/c.json"}, "", ""},
+      {{"--http-credentials", "/c.json"}, "", ""},
+      {{"-http-credentials", "/c.json", "--pkgpanda=/p"}, "", ""},
+      {{"--jwt-secret-key=/k"}, "", ""},
+      {{"--jwt-secret-key", "/k"}, "", ""},
+      // The last one given counts, as in Go's flag package.
+      {{"--http-credentials=/a.json", "--http-credentials=/b.json"}, "", ""},
+      {{"--http-credentials=/c.json", "--insecure-allow-unauthenticated-mutations"}, "", ""},
+      {{"--insecure-allow-unauthenticated-mutations"}, "", warns},
+      {{"-insecure-allow-unauthenticated-mutations=1"}, "", warns},
+      {{"--insecure-allow-unauthenticated-mutations=True"}, "", warns},
+      {{"--insecure-allow-unauthenticated-mutations=false"}, none, ""},
+      {{"--insecure-allow-unauthenticated-mutations", "--insecure-allow-unauthenticated-mutations=0"},
+       none, ""},
+      // Not the flags: other names, values of other flags' =, three dashes.
+      {{"--http-credentials-file=/c.json"}, none, ""},
+      {{"--pkgpanda-arg=--http-credentials=/c.json"}, none, ""},
+      {{"---http-credentials=/c.json"}, none, ""},
+      {{"--insecure-allow-unauthenticated-mutations-please"}, none, ""},
+      {{"http-credentials=/c.json"}, none, ""},
+      // What pkgpandad would refuse or misread.
+      {{"--http-credentials="}, "parameter flag=\"--http-credentials=\": names no FILE", ""},
+      {{"--http-credentials", ""}, "parameter flag=\"--http-credentials\": names no FILE", ""},
+      {{"--pkgpanda=/p", "--http-credentials"},
+       "parameter flag=\"--http-credentials\": needs a FILE: --http-credentials=FILE, or FILE in "
+       "the next flag", ""},
+      // --x FILE takes the next flag as FILE, whatever it looks like.
+      {{"--http-credentials", "--insecure-allow-unauthenticated-mutations"}, "", ""},
+      {{"--http-credentials=/c.json", "--jwt-secret-key=/k"},
+       "parameter flag=\"--jwt-secret-key=/k\": pkgpandad takes --http-credentials or "
+       "--jwt-secret-key, not both", ""},
+      {{"--insecure-allow-unauthenticated-mutations=yes"},
+       "parameter flag=\"--insecure-allow-unauthenticated-mutations=yes\": want true or false "
+       "after =", ""},
+  };
+  for (const Case& c : cases) {
+    std::vector<Parameter> params = {{"binary", b}};
+    std::string label;
+    for (const std::string& f : c.flags) {
+      params.push_back({"flag", f});
+      label += " [" + f + "]";
+    }
+    SupervisorConfig config;
+    std::string error, warning = "unset";
+    bool ok = parse_config(params, kAgentEnv, &config, &error, &warning);
+    CHECK_EQ(label + " -> " + (ok ? "accepted" : error), label + " -> " + (c.error.empty() ? "accepted" : c.error));
+    if (ok) CHECK_EQ(label + " warns: " + warning, label + " warns: " + c.warning);
+  }
+}
+
+TEST(CommandLineForLogs) {
+  Command c;
+  c.argv = {"/opt/bin/pkgpandad", "--pkgpanda-arg=--root /opt", "", "--x=a\nE1202 forged",
+            "back\\slash\"quote"};
+  CHECK_EQ(command_line(c),
+           std::string("/opt/bin/pkgpandad \"--pkgpanda-arg=--root /opt\" \"\" "
+                       "\"--x=a\\x0aE1202 forged\" back\\x5cslash\\x22quote"));
+}
+
+TEST(LogEscapeLeavesOnePrintableLine) {
+  std::string all;
+  for (int c = 0; c < 256; ++c) all += char(c);
+  const std::string e = log_escape(all);
+  std::string decoded;
+  for (size_t i = 0; i < e.size(); ++i) {
+    REQUIRE(e[i] >= 0x20 && e[i] <= 0x7e);
+    if (e[i] == '"') CHECK(false);  // quotes only come escaped
+    if (e[i] != '\\') {
+      decoded += e[i];
+      continue;
+    }
+    REQUIRE(i + 3 < e.size() + 0 && e[i + 1] == 'x');
+    decoded += char(std::stoi(e.substr(i + 2, 2), nullptr, 16));
+    i += 3;
+  }
+  CHECK(decoded == all);
+  CHECK_EQ(log_escape("/opt/mesosphere/bin/pkgpandad --port=61052"),
+           std::string("/opt/mesosphere/bin/pkgpandad --port=61052"));
+  CHECK_EQ(log_escape("a\r\nb\x7f\xc2\x85"), std::string("a\\x0d\\x0ab\\x7f\\xc2\\x85"));
 }
 
 TEST(Durations) {

@@ -349,6 +349,19 @@ TEST(EventMessagesReadWell) {
   CHECK_EQ(r.message(), std::string("restarting pkgpandad in 4s"));
 }
 
+TEST(EventMessagesEscapeTheirDetail) {
+  // The binary's path is a parameter: a newline in it stays in the line.
+  Event s(Event::Kind::kStarted);
+  s.pid = 42;
+  s.detail = "/opt/bin/pkgpandad\nE1202 forged";
+  CHECK_EQ(s.message(), std::string("started pkgpandad as pid 42 (process group 42): "
+                                    "/opt/bin/pkgpandad\\x0aE1202 forged"));
+  Event f(Event::Kind::kSpawnFailed);
+  f.detail = "executing /opt/bin/pkgpandad\r\nE1202 forged: No such file or directory";
+  CHECK_EQ(f.message(), std::string("could not start pkgpandad: executing /opt/bin/pkgpandad"
+                                    "\\x0d\\x0aE1202 forged: No such file or directory"));
+}
+
 TEST(NextBackoffDoublesUpToMax) {
   SupervisorConfig c;
   c.backoff_initial = milliseconds(300);

@@ -121,6 +121,11 @@ func TestBeyondLibprocessIsItsOwnCategory(t *testing.T) {
 				t.Errorf("RequireBeyond %v: %s", require, line)
 			}
 		}
+		if t.Failed() || testing.Verbose() {
+			var b bytes.Buffer
+			_ = rep.WriteText(&b)
+			t.Log("\n" + b.String())
+		}
 		var js bytes.Buffer
 		if err := rep.WriteJSON(&js); err != nil {
 			t.Fatal(err)

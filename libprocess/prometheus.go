@@ -254,7 +254,8 @@ func (e *exposition) add(samples []sample, pats []familyPattern) {
 		}
 		// No family, or its family holds another type or this label set
 		// already: the path made a name, so the sample is still shown.
-		undeclared := Family{Name: promName(s.path), Help: "Metric " + s.path + " of /metrics/snapshot."}
+		// Colons are for recording rules, so they go too.
+		undeclared := Family{Name: strings.ReplaceAll(promName(s.path), ":", "_"), Help: "Metric " + s.path + " of /metrics/snapshot."}
 		e.place(undeclared, nil, nil, nil, s)
 	}
 }

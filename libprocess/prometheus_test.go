@@ -76,6 +76,7 @@ func TestPrometheusExposition(t *testing.T) {
 	m.Counter("svc/add/exit_status/signal").Inc()
 	m.Gauge("svc/held", func() float64 { return 4096 })
 	m.Counter("svc/undeclared-thing").Add(5)
+	m.Gauge("svc/colon:name", func() float64 { return 6 })
 	tm := m.Timer("svc/list.json/duration")
 	tm.Record(10 * time.Millisecond)
 	tm.Record(30 * time.Millisecond)
@@ -100,6 +101,9 @@ func TestPrometheusExposition(t *testing.T) {
 	}
 	if v := series(t, fams, "svc_undeclared_thing_total", nil).GetCounter().GetValue(); v != 5 {
 		t.Errorf("undeclared counter = %v, want 5", v)
+	}
+	if v := series(t, fams, "svc_colon_name", nil).GetGauge().GetValue(); v != 6 {
+		t.Errorf("undeclared gauge with a colon = %v, want 6", v)
 	}
 	sum := series(t, fams, "svc_route_duration_seconds", map[string]string{"route": "list.json"}).GetSummary()
 	if sum.GetSampleCount() != 2 || math.Abs(sum.GetSampleSum()-0.04) > 1e-12 {

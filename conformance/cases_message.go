@@ -397,11 +397,19 @@ func messageCases() []Case {
 				t.expectPipelined(bytes.Join(reqs, nil), []int{202, 200, 404, 400, 202})
 			}},
 		Case{ID: "msg.pipeline.half-close", Section: "§2.4, §3.2", Group: GroupLibprocess,
-			Title: "messages pipelined before the peer shuts down its write side are all answered in order (with ping: all delivered)", Run: func(t *T) {
+			Title: "messages pipelined before the peer shuts down its write side are all answered in order (with ping: all delivered)",
+			Beyond: "closes the connection at EOF and drops the answers not yet written: its receive loop breaks on a zero-length read " +
+				"(3rdparty/libprocess/src/process.cpp:814-815) and closes the socket (process.cpp:852), and SocketManager::close " +
+				"deletes the socket's queued encoders and terminates its HttpProxy (process.cpp:2175-2205, 2251)",
+			Run: func(t *T) {
 				closeAfterBurst(t, false)
 			}},
 		Case{ID: "msg.pipeline.close-after-last", Section: "§3.2", Group: GroupLibprocess,
-			Title: "messages pipelined by a peer that closes right after its last one are all delivered", Run: func(t *T) {
+			Title: "messages pipelined by a peer that closes right after its last one are all delivered",
+			Beyond: "drops a whole decoded batch when the peer has reset the connection: after decoding it asks the socket for the peer's " +
+				"address and fails the receive loop when that fails (3rdparty/libprocess/src/process.cpp:827-830), " +
+				"before any request of the batch reaches ProcessManager::handle (process.cpp:835)",
+			Run: func(t *T) {
 				closeAfterBurst(t, true)
 			}},
 	)

@@ -24,6 +24,11 @@ type fakeFlaws struct {
 	// docs/libprocess-wire.md §3.2); "leak" over a fresh connection per message that is never
 	// closed (a flaw).
 	sendMode string
+	// closeOnEOF reads requests until the peer's EOF and then closes the
+	// connection, having answered and delivered none of them: C++
+	// libprocess' behaviour at EOF (closing and dropping queued answers)
+	// in its most visible form.
+	closeOnEOF bool
 }
 
 // fakeTarget is a minimal libprocess endpoint over raw TCP, good enough for
@@ -92,6 +97,13 @@ func (f *fakeTarget) serve(c net.Conn) {
 	defer f.wg.Done()
 	defer c.Close()
 	br := bufio.NewReader(c)
+	if f.flaws.closeOnEOF {
+		for {
+			if _, err := readRequest(br); err != nil {
+				return
+			}
+		}
+	}
 	for {
 		req, err := readRequest(br)
 		code, ctype, body := 0, "", ""

@@ -45,6 +45,9 @@ func TestProcpanda(t *testing.T) {
 		Pong:    "conformance.Pong",
 		MesosGo: true,
 		Timeout: 10 * time.Second,
+		// procpanda makes the promises beyond libprocess: they must pass.
+		RequireBeyond: true,
+		MesosGoHelper: []string{testExecutable()},
 	})
 	if err != nil {
 		t.Fatal(err)

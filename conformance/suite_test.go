@@ -17,6 +17,10 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(helperEnv) != "" && len(os.Args) > 1 && os.Args[1] == panickingHelperArg {
+		os.Exit(panickingHelper())
+	}
+	RunHelper()
 	flag.Parse()
 	// mesos-go logs through glog; keep it off the temporary directory.
 	_ = flag.Set("logtostderr", "true")
@@ -32,7 +36,18 @@ func fakeOptions(f *fakeTarget) Options {
 		Pong:    "conformance.Pong",
 		MesosGo: true,
 		Timeout: 5 * time.Second,
+		// The test binary is its own mesos-go helper (TestMain).
+		MesosGoHelper: []string{testExecutable()},
 	}
+}
+
+// testExecutable is the running test binary.
+func testExecutable() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return os.Args[0]
+	}
+	return exe
 }
 
 // expectedFakeSkips are the cases the fake target cannot pass and why.
@@ -91,11 +106,11 @@ func TestFlawsAreReported(t *testing.T) {
 	}
 	text := b.String()
 	lines := strings.Split(strings.TrimSuffix(text, "\n"), "\n")
-	if got, want := lines[len(lines)-1], rep.Summary(); got != want || !regexp.MustCompile(`^\d+ passed, 3 failed$`).MatchString(got) {
+	if got, want := lines[len(lines)-1], rep.Summary(); got != want || !regexp.MustCompile(`^required: \d+ passed, 3 failed, 0 skipped; beyond libprocess: 0 passed, 0 unmet, 0 skipped$`).MatchString(got) {
 		t.Errorf("closing line %q, want %q with 3 failed", got, want)
 	}
 	for _, l := range lines[:len(lines)-1] {
-		if !regexp.MustCompile(`^(PASS|FAIL|SKIP) [a-z0-9.-]+ \(§[^)]*\): `).MatchString(l) {
+		if !regexp.MustCompile(`^(PASS|FAIL|UNMET|SKIP) [a-z0-9.-]+ \(§[^)]*\): `).MatchString(l) {
 			t.Errorf("malformed report line %q", l)
 		}
 	}
@@ -169,6 +184,9 @@ func TestCaseIDsUniqueAndCited(t *testing.T) {
 		}
 		if c.After != "" && !seen[c.After] {
 			t.Errorf("%s runs after %s, which does not come earlier", c.ID, c.After)
+		}
+		if c.Beyond != "" && !regexp.MustCompile(`3rdparty/libprocess/src/[a-z_]+\.cpp:\d+`).MatchString(c.Beyond) {
+			t.Errorf("%s goes beyond libprocess without citing the C++ source (file:line): %q", c.ID, c.Beyond)
 		}
 	}
 }

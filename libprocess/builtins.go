@@ -111,7 +111,7 @@ func (rt *Runtime) builtins() []*Process {
 	metrics.Route("prometheus", Help{
 		TLDR:        "Every metric of this instance in the Prometheus text format.",
 		Usage:       "/metrics/prometheus",
-		Description: "The metrics of /metrics/snapshot in the Prometheus text exposition format 0.0.4: names with every character outside [a-zA-Z0-9_:] replaced by `_`, counters typed counter, the rest gauge.",
+		Description: "The metrics of /metrics/snapshot in the Prometheus text exposition format 0.0.4, named as Prometheus expects: `# HELP` and `# TYPE` on every family, counters ending in `_total`, values in base units (`_seconds`, `_bytes`), what varies in a path (route, exit status, process) as labels, e.g. `pkgpanda_route_exits_total{route=\"active\",status=\"0\"}`, and timers as summaries in seconds (quantiles 0.5 to 0.9999 over the last 1000 values, `_sum` and `_count` over all). /metrics/snapshot keeps the Mesos names.",
 	}, rt.servePrometheus())
 
 	procs := NewProcess("__processes__")

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -258,80 +257,6 @@ func TestTimerStatisticsAndWindow(t *testing.T) {
 	m.snapshotInto(out)
 	if out["svc/op/duration_ms/count"] != timerWindow || out["svc/op/duration_ms/min"] != 1501 || out["svc/op/duration_ms/max"] != 2500 {
 		t.Fatalf("after the window turned: count %v min %v max %v", out["svc/op/duration_ms/count"], out["svc/op/duration_ms/min"], out["svc/op/duration_ms/max"])
-	}
-}
-
-var (
-	promTypeRE   = regexp.MustCompile(`^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge)$`)
-	promSampleRE = regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*) (\S+)$`)
-)
-
-// parseProm parses the text exposition format strictly: every sample
-// follows its own TYPE line, names are valid and unique, values parse.
-func parseProm(t *testing.T, body string) (values map[string]float64, kinds map[string]string) {
-	t.Helper()
-	values, kinds = map[string]float64{}, map[string]string{}
-	var typed string
-	for i, l := range strings.Split(strings.TrimSuffix(body, "\n"), "\n") {
-		if m := promTypeRE.FindStringSubmatch(l); m != nil {
-			if _, dup := kinds[m[1]]; dup {
-				t.Fatalf("line %d: second TYPE for %s", i, m[1])
-			}
-			kinds[m[1]], typed = m[2], m[1]
-			continue
-		}
-		m := promSampleRE.FindStringSubmatch(l)
-		if m == nil {
-			t.Fatalf("line %d is neither TYPE nor sample: %q", i, l)
-		}
-		if m[1] != typed {
-			t.Fatalf("line %d: sample %s without its TYPE line", i, m[1])
-		}
-		v, err := strconv.ParseFloat(m[2], 64)
-		if err != nil {
-			t.Fatalf("line %d: value %q: %v", i, m[2], err)
-		}
-		values[m[1]] = v
-		typed = ""
-	}
-	return values, kinds
-}
-
-func TestPrometheusExposition(t *testing.T) {
-	rt := startRuntime(t)
-	rt.Metrics().Counter("svc/runs/list.json").Add(3)
-	rt.Metrics().Gauge("svc/queue-depth", func() float64 { return 2 })
-	tm := rt.Metrics().Timer("svc/list.json/duration")
-	tm.Record(10 * time.Millisecond)
-	tm.Record(30 * time.Millisecond)
-	c := dialRaw(t, rt)
-	c.write("GET /metrics/prometheus HTTP/1.1\r\nHost: x\r\n\r\n")
-	r := c.read()
-	if r.Status != 200 || r.Header.Get("Content-Type") != prometheusContentType {
-		t.Fatalf("GET /metrics/prometheus: %d %q", r.Status, r.Header.Get("Content-Type"))
-	}
-	values, kinds := parseProm(t, string(r.Body))
-	for name, want := range map[string]struct {
-		kind  string
-		value float64
-	}{
-		"svc_runs_list_json":                    {"counter", 3},
-		"svc_queue_depth":                       {"gauge", 2},
-		"svc_list_json_duration_ms":             {"gauge", 30},
-		"svc_list_json_duration_ms_count":       {"gauge", 2},
-		"svc_list_json_duration_ms_p50":         {"gauge", 20},
-		"libprocess_connections_inbound":        {"gauge", 1},
-		"libprocess_messages_refused_http_only": {"counter", 0},
-	} {
-		if kinds[name] != want.kind || values[name] != want.value {
-			t.Errorf("%s: %s %v, want %s %v", name, kinds[name], values[name], want.kind, want.value)
-		}
-	}
-	// Every metric of the snapshot is there under its sanitised name.
-	for k := range rt.Snapshot() {
-		if _, ok := kinds[promName(k)]; !ok && !strings.HasPrefix(k, "libprocess/mailbox_depth/") {
-			t.Errorf("snapshot metric %s missing as %s", k, promName(k))
-		}
 	}
 }
 

@@ -31,6 +31,7 @@ type Runtime struct {
 	closing   bool
 
 	metrics *runtimeMetrics
+	sys     *Metrics // the runtime's own metrics (libprocess/…)
 	user    *Metrics
 	help    *helpRegistry
 	auth    *authRegistry
@@ -68,6 +69,7 @@ func New(cfg Config) (*Runtime, error) {
 		rt.log.Warn().Int("max_outbound_peers", cfg.MaxOutboundPeers).Uint64("rlimit_nofile", nofile.Cur).
 			Msg("MaxOutboundPeers is more than half of RLIMIT_NOFILE: outbound peers could starve accept and subprocesses of descriptors")
 	}
+	rt.sys = rt.newSystemMetrics()
 	rt.fw = newFirewall(cfg.DisabledEndpoints, &rt.metrics.firewallDenied)
 	rt.outbound = newOutbound(rt)
 	return rt, nil
@@ -211,6 +213,10 @@ func (rt *Runtime) Spawn(p *Process) (UPID, error) {
 	p.mbox = newMailbox(rt.cfg.MailboxCapacity)
 	rt.processes[p.id] = p
 	rt.order = append(rt.order, p)
+	// Under rt.mu, so that unregistering an earlier process of this id
+	// cannot remove the gauge after it was registered again.
+	mbox := p.mbox
+	rt.sys.Gauge("libprocess/mailbox_depth/"+p.id, func() float64 { return float64(mbox.depth()) })
 	rt.mu.Unlock()
 
 	for _, r := range p.routes {
@@ -246,6 +252,7 @@ func (rt *Runtime) unregister(p *Process) {
 	rt.mu.Lock()
 	if rt.processes[p.id] == p {
 		delete(rt.processes, p.id)
+		rt.sys.RemoveGauge("libprocess/mailbox_depth/" + p.id)
 	}
 	for i, q := range rt.order {
 		if q == p {

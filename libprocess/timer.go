@@ -11,6 +11,24 @@ import (
 // statistics, as the capacity of libprocess' TimeSeries.
 const timerWindow = 1000
 
+// numQuantiles is how many percentiles a Timer publishes.
+const numQuantiles = 6
+
+// timerQuantile is one of the percentiles libprocess publishes for a time
+// series: its /metrics/snapshot suffix and its quantile.
+type timerQuantile struct {
+	suffix string
+	q      float64
+}
+
+// timerQuantiles returns the percentiles libprocess publishes for a time
+// series.
+func timerQuantiles() [numQuantiles]timerQuantile {
+	return [numQuantiles]timerQuantile{
+		{"/p50", 0.5}, {"/p90", 0.9}, {"/p95", 0.95}, {"/p99", 0.99}, {"/p999", 0.999}, {"/p9999", 0.9999},
+	}
+}
+
 // Timer is a duration metric in the form of libprocess' Timer<Milliseconds>:
 // registered as "<name>", it shows in /metrics/snapshot as "<name>_ms",
 // the last value recorded in milliseconds, and, once it holds at least two
@@ -18,7 +36,9 @@ const timerWindow = 1000
 // "/p50", "/p90", "/p95", "/p99", "/p999" and "/p9999" over its window:
 // the last 1000 values (count is how many values the window holds).
 // Percentiles interpolate linearly between neighbouring values, as
-// libprocess' Statistics does. Memory is fixed: one window per timer.
+// libprocess' Statistics does. In /metrics/prometheus it is a summary in
+// seconds: the same quantiles over the window, and the count and sum of
+// every value ever recorded. Memory is fixed: one window per timer.
 // Record is safe for concurrent use.
 type Timer struct {
 	mu     sync.Mutex
@@ -27,6 +47,8 @@ type Timer struct {
 	next   int                  // ring position of the next value
 	last   float64
 	any    bool
+	total  uint64  // values ever recorded
+	sumMs  float64 // their sum, milliseconds
 }
 
 // Record adds one duration.
@@ -39,38 +61,56 @@ func (t *Timer) Record(d time.Duration) {
 		t.n++
 	}
 	t.last, t.any = ms, true
+	t.total++
+	t.sumMs += ms
 	t.mu.Unlock()
 }
 
-// snapshotInto adds the timer's metrics under base ("<name>_ms") to out,
-// sorting its window in scratch, which it returns for reuse.
-func (t *Timer) snapshotInto(base string, out map[string]float64, scratch []float64) []float64 {
+// timerStats is what a timer shows at one moment, in milliseconds.
+type timerStats struct {
+	any       bool    // a value was recorded
+	last      float64 // the last value
+	n         int     // values in the window
+	min, max  float64 // over the window
+	quantiles [numQuantiles]float64
+	total     uint64  // values ever recorded
+	sum       float64 // their sum
+}
+
+// stats reads the timer, sorting its window in scratch, which it returns
+// for reuse.
+func (t *Timer) stats(scratch []float64) (timerStats, []float64) {
 	t.mu.Lock()
-	if !t.any {
-		t.mu.Unlock()
-		return scratch
-	}
-	out[base] = t.last
+	st := timerStats{any: t.any, last: t.last, n: t.n, total: t.total, sum: t.sumMs}
 	scratch = append(scratch[:0], t.window[:t.n]...)
 	t.mu.Unlock()
-	if len(scratch) < 2 {
-		return scratch
+	if len(scratch) == 0 {
+		return st, scratch
 	}
 	slices.Sort(scratch)
-	out[base+"/count"] = float64(len(scratch))
-	out[base+"/min"] = scratch[0]
-	out[base+"/max"] = scratch[len(scratch)-1]
-	// The statistics libprocess publishes for a time series.
-	percentiles := [...]struct {
-		suffix string
-		p      float64
-	}{
-		{"/p50", 0.5}, {"/p90", 0.9}, {"/p95", 0.95}, {"/p99", 0.99}, {"/p999", 0.999}, {"/p9999", 0.9999},
+	st.min, st.max = scratch[0], scratch[len(scratch)-1]
+	for i, pc := range timerQuantiles() {
+		st.quantiles[i] = percentile(scratch, pc.q)
 	}
-	for _, pc := range percentiles {
-		out[base+pc.suffix] = percentile(scratch, pc.p)
+	return st, scratch
+}
+
+// snapshotInto adds the timer's metrics under base ("<name>_ms") to out:
+// nothing before the first value, the statistics from two values on.
+func (st *timerStats) snapshotInto(base string, out map[string]float64) {
+	if !st.any {
+		return
 	}
-	return scratch
+	out[base] = st.last
+	if st.n < 2 {
+		return
+	}
+	out[base+"/count"] = float64(st.n)
+	out[base+"/min"] = st.min
+	out[base+"/max"] = st.max
+	for i, pc := range timerQuantiles() {
+		out[base+pc.suffix] = st.quantiles[i]
+	}
 }
 
 // percentile of sorted values, interpolating linearly between the two

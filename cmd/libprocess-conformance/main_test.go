@@ -9,9 +9,16 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/procpanda/procpanda/conformance"
 	"github.com/procpanda/procpanda/internal/runtimetest"
 	"github.com/procpanda/procpanda/libprocess"
 )
+
+func TestMain(m *testing.M) {
+	// run names this test binary as the mesos-go helper (--mesos-go).
+	conformance.RunHelper()
+	os.Exit(m.Run())
+}
 
 func TestUsageErrors(t *testing.T) {
 	for _, args := range [][]string{
@@ -33,6 +40,9 @@ func TestList(t *testing.T) {
 	if code := run([]string{"--list"}, &out, &errOut); code != 0 {
 		t.Fatalf("--list exited %d: %s", code, errOut.String())
 	}
+	if !regexp.MustCompile(`(?m)^msg\.pipeline\.half-close\t.*\[beyond libprocess\]$`).MatchString(out.String()) {
+		t.Errorf("--list does not mark msg.pipeline.half-close as beyond libprocess")
+	}
 	for _, id := range []string{"msg.classify.libprocess-from", "route.dotdot", "help.json", "peer.outbound.headers", "mesosgo.reply", "pkgpanda.repository.fetch"} {
 		if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(id) + "\t[^\t]*§").MatchString(out.String()) {
 			t.Errorf("--list lacks %s", id)
@@ -44,7 +54,7 @@ func TestFailureExitsOne(t *testing.T) {
 	var out, errOut bytes.Buffer
 	code := run([]string{"--target", "127.0.0.1:1", "--process", "p", "--run", `^route\.root$`, "--timeout", "1s"}, &out, &errOut)
 	if code != 1 || !strings.HasPrefix(out.String(), "FAIL route.root (§4.2): expected 404; seen ") ||
-		!strings.Contains(out.String(), "\n0 passed, 1 failed") {
+		!strings.Contains(out.String(), "\nrequired: 0 passed, 1 failed, 0 skipped; beyond libprocess: 0 passed, 0 unmet, 0 skipped (") {
 		t.Errorf("exit %d, output:\n%s", code, out.String())
 	}
 }
@@ -60,6 +70,22 @@ func startEcho(t *testing.T) *libprocess.Runtime {
 		t.Fatal(err)
 	}
 	return rt
+}
+
+// --mesos-go runs the messenger in a child process of the command (this
+// test binary, see TestMain), and the cases pass through it.
+func TestMesosGoInHelper(t *testing.T) {
+	rt := runtimetest.Start(t)
+	p := libprocess.NewProcess("echo")
+	p.Install("mesos.internal.SmallMessage", func(m *libprocess.Message) { _ = p.Send(m.From, "mesos.internal.SmallMessage", m.Body) })
+	if _, err := rt.Spawn(p); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	code := run([]string{"--target", rt.Addr().HostPort(), "--process", "echo", "--mesos-go", "--run", `^mesosgo\.`}, &out, &errOut)
+	if code != 0 || !strings.Contains(out.String(), "\nrequired: 4 passed, 0 failed, 0 skipped;") {
+		t.Errorf("exit %d, output:\n%s\nstderr:\n%s", code, out.String(), errOut.String())
+	}
 }
 
 func TestPassExitsZero(t *testing.T) {
@@ -91,8 +117,8 @@ func readReport(t *testing.T, path string) []reportRecord {
 		if err := json.Unmarshal([]byte(line), &m); err != nil {
 			t.Fatalf("report line %d %q: %v", i+1, line, err)
 		}
-		if len(m) != 5 || m["id"] == "" || !strings.Contains(m["section"], "§") || m["title"] == "" || m["detail"] == "" {
-			t.Fatalf("report line %d lacks id, section, title, outcome or detail: %q", i+1, line)
+		if len(m) != 6 || m["id"] == "" || !strings.Contains(m["section"], "§") || m["title"] == "" || m["detail"] == "" || m["category"] != "required" {
+			t.Fatalf("report line %d lacks id, section, title, category (required), outcome or detail: %q", i+1, line)
 		}
 		recs = append(recs, reportRecord{m["id"], m["section"], m["title"], m["outcome"], m["detail"]})
 	}

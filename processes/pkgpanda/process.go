@@ -144,7 +144,8 @@ func (m *metrics) all() []namedCounter {
 // pkgpanda/cache/misses, pkgpanda/cache/shared_runs, pkgpanda/cache/stale,
 // pkgpanda/cache/untrusted, pkgpanda/cache/invalidations; the gauges
 // pkgpanda/uploads/active, pkgpanda/uploads/bytes and
-// pkgpanda/interrupted_activation/leftovers.
+// pkgpanda/interrupted_activation/leftovers. metricFamilies declares how
+// they appear in /metrics/prometheus.
 func (p *Process) Start(rt *libprocess.Runtime) (libprocess.UPID, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -162,6 +163,10 @@ func (p *Process) Start(rt *libprocess.Runtime) (libprocess.UPID, error) {
 		p.log.Error().Strs("leftovers", left).Msg("an activation was interrupted; activations and reads of the active set are refused until an operator recovers the install")
 	}
 	m := rt.Metrics()
+	if err := m.Describe(metricFamilies()...); err != nil {
+		up.close()
+		return libprocess.UPID{}, fmt.Errorf("starting pkgpanda: %w", err)
+	}
 	for _, c := range p.m.all() {
 		*c.ptr = m.Counter(c.name)
 	}

@@ -52,6 +52,28 @@ type Config struct {
 	// while its connection is being (re)established or written; beyond it
 	// sends are dropped and counted (libprocess is at-most-once).
 	OutboundQueueCapacity int
+	// OutboundQueueBytes bounds the bytes queued to one remote peer:
+	// messages waiting for its connection or being written to it. A
+	// message counts its body, name and target id plus 64 bytes for its
+	// place in the queue, from Send until its write ends (a peer that
+	// accepts a connection but never reads keeps its bytes counted). A
+	// send that does not fit fails with ErrQueueBytes; the message is
+	// dropped and counted. The default, 17 MiB, holds one message of the
+	// default MaxMessageSize (16 MiB) and a MiB of ordinary messages
+	// behind it. A bound smaller than MaxMessageSize plus 64 KiB (the
+	// largest request head) is raised to that, so one message of the
+	// largest size a peer accepts always fits.
+	OutboundQueueBytes int64
+	// OutboundQueueBudget bounds the bytes queued to all remote peers
+	// together, counted as for OutboundQueueBytes; a send that does not
+	// fit fails with ErrQueueBytes. The default, 64 MiB, lets four peers
+	// hold a maximal message each while keeping the worst case small:
+	// with every queue full and each writer holding its encoded segment
+	// (at most about 320 KiB a peer, MaxOutboundPeers of them) outbound
+	// messages take about 150 MiB, which with the rest of a pkgpandad
+	// stays under the 256 MB it is held to under attack. A budget smaller
+	// than the (raised) OutboundQueueBytes is raised to it.
+	OutboundQueueBudget int64
 
 	// ReadTimeout bounds reading one inbound request, head and body, from
 	// its first byte: it is armed once per request, not per read, so a
@@ -169,8 +191,8 @@ type Config struct {
 // connections closed after 60 s idle, message connections kept, 32 KiB
 // heads, 256 MiB for bodies being read, 10 s TLS handshakes, 60 s route
 // deadlines, at most 256 outbound peers closed after 60 s idle (unless
-// linked) and 16 dials at once, no disabled endpoints, and a logger that
-// writes nothing.
+// linked) and 16 dials at once, outbound queues of 17 MiB a peer and
+// 64 MiB in all, no disabled endpoints, and a logger that writes nothing.
 func DefaultConfig() Config {
 	return Config{
 		MaxMessageSize:        16 << 20,
@@ -178,6 +200,8 @@ func DefaultConfig() Config {
 		BufferedBodyLimit:     1 << 20,
 		MailboxCapacity:       8192,
 		OutboundQueueCapacity: 65536,
+		OutboundQueueBytes:    17 << 20,
+		OutboundQueueBudget:   64 << 20,
 		MaxOutboundPeers:      256,
 		OutboundIdleTimeout:   60 * time.Second,
 		MaxConcurrentDials:    16,
@@ -402,6 +426,18 @@ func parseDuration(s string) (time.Duration, error) {
 	return d, nil
 }
 
+// effectiveQueueBytes is OutboundQueueBytes raised, if need be, so that
+// one message of the largest size a peer accepts always fits.
+func effectiveQueueBytes(c *Config) int64 {
+	return max(c.OutboundQueueBytes, int64(c.MaxMessageSize)+wire.MaxHeadSize)
+}
+
+// effectiveQueueBudget is OutboundQueueBudget raised, if need be, to
+// effectiveQueueBytes.
+func effectiveQueueBudget(c *Config) int64 {
+	return max(c.OutboundQueueBudget, effectiveQueueBytes(c))
+}
+
 // validateOutboundAndFirewall checks the outbound limits and the firewall.
 func (c *Config) validateOutboundAndFirewall() error {
 	if c.MaxOutboundPeers <= 0 {
@@ -412,6 +448,9 @@ func (c *Config) validateOutboundAndFirewall() error {
 	}
 	if c.MaxConcurrentDials <= 0 {
 		return errors.New("MaxConcurrentDials must be positive")
+	}
+	if c.OutboundQueueBytes <= 0 || c.OutboundQueueBudget <= 0 {
+		return errors.New("OutboundQueueBytes and OutboundQueueBudget must be positive")
 	}
 	for _, p := range c.DisabledEndpoints {
 		if err := validEndpointPath(p); err != nil {

@@ -27,6 +27,10 @@ type runtimeMetrics struct {
 	peerLimitRejections atomic.Int64 // sends and links refused: MaxOutboundPeers busy peers
 	outIdleClosed       atomic.Int64 // outbound connections closed after OutboundIdleTimeout
 	dialWaits           atomic.Int64 // dials that waited for a MaxConcurrentDials slot
+	outQueuedBytes      atomic.Int64 // bytes of OutboundQueueBudget held (gauge)
+	outPeerBytesFull    atomic.Int64 // sends refused: OutboundQueueBytes of their peer exhausted
+	outBudgetFull       atomic.Int64 // sends refused: OutboundQueueBudget exhausted
+	requeued            atomic.Int64 // messages written to no peer before a write failed, queued again once
 	firewallDenied      atomic.Int64 // requests and messages refused 403 by DisabledEndpoints
 	messagesHTTPOnly    atomic.Int64 // messages refused 403 on an HTTP-only listener (ServeHTTPOn)
 
@@ -196,6 +200,12 @@ func (rt *Runtime) outboundSnapshot(out map[string]float64) {
 	out["libprocess/outbound_dials_in_progress"] = float64(len(rt.outbound.dialSlots))
 	out["libprocess/outbound_dials_waiting"] = float64(rt.outbound.dialWaiting.Load())
 	out["libprocess/outbound_dial_waits"] = float64(m.dialWaits.Load())
+	out["libprocess/outbound_queued_bytes"] = float64(m.outQueuedBytes.Load())
+	out["libprocess/outbound_queue_bytes_limit"] = float64(effectiveQueueBytes(&rt.cfg))
+	out["libprocess/outbound_queue_budget"] = float64(effectiveQueueBudget(&rt.cfg))
+	out["libprocess/outbound_queue_bytes_rejected"] = float64(m.outPeerBytesFull.Load())
+	out["libprocess/outbound_queue_budget_rejected"] = float64(m.outBudgetFull.Load())
+	out["libprocess/outbound_requeued"] = float64(m.requeued.Load())
 	out["libprocess/firewall_denied"] = float64(m.firewallDenied.Load())
 	out["libprocess/messages_refused_http_only"] = float64(m.messagesHTTPOnly.Load())
 }

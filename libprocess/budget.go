@@ -110,13 +110,6 @@ func (b *byteBudget) tryAcquire(n int64) (bool, int64) {
 	return true, used + n
 }
 
-// held returns the bytes held now.
-func (b *byteBudget) held() int64 {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.used
-}
-
 func (b *byteBudget) addGauge(n int64) {
 	if b.gauge != nil {
 		b.gauge.Add(n)

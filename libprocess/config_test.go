@@ -209,7 +209,7 @@ func TestOutboundByteBoundsRaised(t *testing.T) {
 		t.Errorf("limit %v, budget %v; want both %v", snap["libprocess/outbound_queue_bytes_limit"], snap["libprocess/outbound_queue_budget"], want)
 	}
 	def := startRuntime(t).Snapshot()
-	if def["libprocess/outbound_queue_bytes_limit"] != 17<<20 || def["libprocess/outbound_queue_budget"] != 64<<20 {
+	if def["libprocess/outbound_queue_bytes_limit"] != 17<<20 || def["libprocess/outbound_queue_budget"] != 32<<20 {
 		t.Errorf("defaults: limit %v, budget %v", def["libprocess/outbound_queue_bytes_limit"], def["libprocess/outbound_queue_budget"])
 	}
 }

@@ -85,8 +85,8 @@ func TestOutboundQueueBytesBounded(t *testing.T) {
 		t.Skipf("a socket may buffer %d bytes: a %d-byte message could be written whole", m, big)
 	}
 	rt := startRuntime(t, func(c *Config) {
-		c.WriteTimeout = time.Hour // only the reset ends the blocked write
-		c.OutboundQueueBudget = 24 << 20
+		c.WriteTimeout = time.Hour       // only the reset ends the blocked write
+		c.OutboundQueueBudget = 24 << 20 // a's 17 MiB and no second big message
 	})
 	sender := NewProcess("sender")
 	if _, err := rt.Spawn(sender); err != nil {

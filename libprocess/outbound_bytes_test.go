@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/procpanda/procpanda/libprocess/internal/wire"
 )
 
 // newSinkPeer is a fakePeer whose accepted connections have a tiny
@@ -190,5 +192,62 @@ func TestOutboundQueueBytesBounded(t *testing.T) {
 	}
 	if path, _ := readMessage(t, again.r); path != "/a/small" {
 		t.Fatalf("message after the bytes came back: %s", path)
+	}
+}
+
+// cutConn accepts the first n bytes written to it, then fails every
+// write, as a socket whose peer reset it part-way through.
+type cutConn struct {
+	net.Conn
+	n int
+}
+
+func (c *cutConn) Write(b []byte) (int, error) {
+	if len(b) <= c.n {
+		c.n -= len(b)
+		return len(b), nil
+	}
+	k := c.n
+	c.n = 0
+	return k, syscall.ECONNRESET
+}
+
+func (c *cutConn) SetWriteDeadline(time.Time) error { return nil }
+
+// TestBatchWriterCountsWholeMessages: when a write fails, exactly the
+// messages whose last byte was handed to the kernel count as written (they
+// may have arrived, so they are never sent again); a message cut anywhere,
+// in a buffered segment or in a large body written on its own, is not.
+func TestBatchWriterCountsWholeMessages(t *testing.T) {
+	p := &peer{o: &outbound{rt: &Runtime{cfg: DefaultConfig()}}, fromText: "s@127.0.0.1:1", addr: "127.0.0.1:2"}
+	batch := []outMsg{
+		{toID: "r", name: "a", body: bytes.Repeat([]byte{'a'}, 100)},
+		{toID: "r", name: "b"},
+		{toID: "r", name: "big", body: bytes.Repeat([]byte{'B'}, directBody+1)},
+		{toID: "r", name: "c", body: []byte("c")},
+	}
+	var ends []int
+	total := 0
+	for _, m := range batch {
+		total += len(wire.AppendMessage(nil, p.fromText, m.toID, p.addr, m.name, m.body))
+		ends = append(ends, total)
+	}
+	cuts := []int{0, 1, ends[0] - 1, ends[0], ends[1] - 1, ends[1], ends[1] + 10, ends[2] - 8, ends[2] - 1, ends[2], ends[3] - 1}
+	for _, cut := range cuts {
+		want := 0
+		for _, e := range ends {
+			if e <= cut {
+				want++
+			}
+		}
+		var w batchWriter
+		done, err := w.write(p, &cutConn{n: cut}, batch)
+		if err == nil || done != want {
+			t.Errorf("cut after %d of %d bytes: %d written whole (%v), want %d and an error", cut, total, done, err, want)
+		}
+	}
+	var w batchWriter
+	if done, err := w.write(p, &cutConn{n: total}, batch); err != nil || done != len(batch) {
+		t.Errorf("uncut: %d written whole (%v), want %d", done, err, len(batch))
 	}
 }

@@ -315,13 +315,15 @@ func TestPrometheusExposition(t *testing.T) {
 		kind  string
 		value float64
 	}{
-		"svc_runs_list_json":                    {"counter", 3},
-		"svc_queue_depth":                       {"gauge", 2},
-		"svc_list_json_duration_ms":             {"gauge", 30},
-		"svc_list_json_duration_ms_count":       {"gauge", 2},
-		"svc_list_json_duration_ms_p50":         {"gauge", 20},
-		"libprocess_connections_inbound":        {"gauge", 1},
-		"libprocess_messages_refused_http_only": {"counter", 0},
+		"svc_runs_list_json":                        {"counter", 3},
+		"svc_queue_depth":                           {"gauge", 2},
+		"svc_list_json_duration_ms":                 {"gauge", 30},
+		"svc_list_json_duration_ms_count":           {"gauge", 2},
+		"svc_list_json_duration_ms_p50":             {"gauge", 20},
+		"libprocess_connections_inbound":            {"gauge", 1},
+		"libprocess_messages_refused_http_only":     {"counter", 0},
+		"libprocess_outbound_queue_budget_rejected": {"counter", 0},
+		"libprocess_outbound_queued_bytes":          {"gauge", 0},
 	} {
 		if kinds[name] != want.kind || values[name] != want.value {
 			t.Errorf("%s: %s %v, want %s %v", name, kinds[name], values[name], want.kind, want.value)

@@ -21,7 +21,8 @@ func isRuntimeCounter(name string) bool {
 		"tls_handshake_failures", "inbound_body_budget_waits", "inbound_body_budget_rejected",
 		"route_timeouts", "handler_panics", "sends_invalid", "outbound_peers_evicted",
 		"outbound_peer_limit_rejections", "outbound_idle_closed", "outbound_dial_waits",
-		"firewall_denied", "messages_refused_http_only":
+		"firewall_denied", "messages_refused_http_only", "outbound_queue_bytes_rejected",
+		"outbound_queue_budget_rejected", "outbound_requeued":
 		return true
 	}
 	return false

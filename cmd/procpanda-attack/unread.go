@@ -15,8 +15,9 @@ import (
 )
 
 // unreadReplies makes the daemon answer n callers that never read their
-// answers. Each caller is a listener on 127.0.0.x (x from 2 to 251) that
-// accepts connections and holds them unread; its receive buffer and
+// answers. Each caller is a listener on 127.0.0.x (x from 2 to 251, or
+// 127.0.0.1 where only that is configured) that accepts connections and
+// holds them unread; its receive buffer and
 // segment size are set small, so the kernel takes only some tens of KiB
 // of what the daemon writes and the rest stays in the daemon's outbound
 // queue. Each caller sends one authenticated GET_PACKAGE call without a
@@ -37,6 +38,10 @@ func unreadReplies(ctx context.Context, a *arena, n, idBytes int) {
 	lc := net.ListenConfig{Control: smallReceiver}
 	for i := 0; i < n && ctx.Err() == nil; i++ {
 		l, err := lc.Listen(ctx, "tcp", fmt.Sprintf("127.0.0.%d:0", 2+i%250))
+		if err != nil {
+			// Where only 127.0.0.1 is configured (macOS), all share it.
+			l, err = lc.Listen(ctx, "tcp", "127.0.0.1:0")
+		}
 		if err != nil {
 			listenFailed.Add(1)
 			continue

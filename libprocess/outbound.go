@@ -516,11 +516,10 @@ func (p *peer) writeLoop() {
 				batch[i] = outMsg{}
 			}
 			p.mu.Lock()
-			if len(again) > 0 && !p.stopped {
+			if len(again) > 0 {
+				// Ahead of what was sent since, keeping the order; if p
+				// stopped meanwhile, the stopped branch drops them.
 				p.queue = append(again, p.queue...)
-			} else if len(again) > 0 {
-				// Stopped meanwhile: the stopped branch above drops them.
-				p.queue = append(p.queue, again...)
 			}
 			p.addPendingLocked(-(len(batch) - len(again)))
 			disconnected := p.conn == nil

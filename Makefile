@@ -63,15 +63,16 @@ bench-cache:
 
 # attack starts pkgpandad on loopback and runs the resource attacks of
 # cmd/procpanda-attack against it one after the other (idle, slow-drip and
-# 16 MiB-announcing connections, distinct senders, large api/v1 bodies),
-# printing peak RSS, open fds and /help latency for each. Bounded: a few
-# minutes. Not part of `make test`.
+# 16 MiB-announcing connections, distinct senders, large api/v1 bodies,
+# callers that never read their replies), printing peak RSS, open fds and
+# /help latency for each. Bounded: a few minutes. Not part of `make test`.
 attack: build
 	$(BIN)/procpanda-attack -pkgpandad $(BIN)/pkgpandad -standin $(BIN)/pkgpanda-standin $(ATTACKFLAGS)
 
 # soak streams 1,000,000 numbered messages between two runtimes over
 # loopback while restarting the receiver 10 times, and reports delivered,
-# lost, duplicated and reordered messages.
+# duplicated and reordered messages and the losses of each restart. A few
+# seconds.
 soak: build
 	$(BIN)/procpanda-soak $(SOAKFLAGS)
 

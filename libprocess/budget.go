@@ -7,14 +7,19 @@ import (
 	"time"
 )
 
-// bodyBudget is Config.InboundBodyBudget: the bytes every inbound
-// connection together may hold for request bodies still being read. A
-// reader that needs more than is left waits, without reading its socket,
-// until others give bytes back or its deadline passes.
-type bodyBudget struct {
+// byteBudget counts bytes held against a maximum; it is the one
+// accounting mechanism behind the runtime's byte bounds. Inbound,
+// Config.InboundBodyBudget is one budget for the bodies every connection
+// is reading: a reader that needs more than is left waits (acquire),
+// without reading its socket, until others give bytes back or its
+// deadline passes. Outbound, each peer's queue has a budget of
+// Config.OutboundQueueBytes and all queues together one of
+// Config.OutboundQueueBudget: a send that does not fit fails at once
+// (tryAcquire), as libprocess never blocks a sender.
+type byteBudget struct {
 	max   int64
-	gauge *atomic.Int64 // bytes held, shown in /metrics/snapshot
-	waits *atomic.Int64 // acquires that had to wait, counted as they start waiting
+	gauge *atomic.Int64 // bytes held, shown in /metrics/snapshot; nil: not shown
+	waits *atomic.Int64 // acquires that had to wait, counted as they start waiting; nil for budgets only tried
 
 	mu      sync.Mutex
 	used    int64
@@ -22,8 +27,8 @@ type bodyBudget struct {
 	freed   chan struct{} // closed and replaced when bytes come back while someone waits
 }
 
-func newBodyBudget(max int64, gauge, waits *atomic.Int64) *bodyBudget {
-	return &bodyBudget{max: max, gauge: gauge, waits: waits, freed: make(chan struct{})}
+func newByteBudget(max int64, gauge, waits *atomic.Int64) *byteBudget {
+	return &byteBudget{max: max, gauge: gauge, waits: waits, freed: make(chan struct{})}
 }
 
 // budgetResult says how an acquire went.
@@ -37,7 +42,7 @@ const (
 
 // acquire takes n bytes, waiting until deadline (zero: no deadline) or
 // until stop is closed.
-func (b *bodyBudget) acquire(n int64, deadline time.Time, stop <-chan struct{}) budgetResult {
+func (b *byteBudget) acquire(n int64, deadline time.Time, stop <-chan struct{}) budgetResult {
 	if n <= 0 {
 		return budgetGranted
 	}
@@ -56,13 +61,15 @@ func (b *bodyBudget) acquire(n int64, deadline time.Time, stop <-chan struct{}) 
 				b.waiters--
 			}
 			b.mu.Unlock()
-			b.gauge.Add(n)
+			b.addGauge(n)
 			return budgetGranted
 		}
 		if !waited {
 			b.waiters++
 			waited = true
-			b.waits.Add(1)
+			if b.waits != nil {
+				b.waits.Add(1)
+			}
 		}
 		freed := b.freed
 		b.mu.Unlock()
@@ -85,14 +92,38 @@ func (b *bodyBudget) acquire(n int64, deadline time.Time, stop <-chan struct{}) 
 	}
 }
 
-func (b *bodyBudget) giveUp() {
+// tryAcquire takes n bytes if they are left, without waiting, and
+// reports whether it did; with false it also returns the bytes held.
+func (b *byteBudget) tryAcquire(n int64) (bool, int64) {
+	if n <= 0 {
+		return true, 0
+	}
+	b.mu.Lock()
+	used := b.used
+	if used+n > b.max {
+		b.mu.Unlock()
+		return false, used
+	}
+	b.used += n
+	b.mu.Unlock()
+	b.addGauge(n)
+	return true, used + n
+}
+
+func (b *byteBudget) addGauge(n int64) {
+	if b.gauge != nil {
+		b.gauge.Add(n)
+	}
+}
+
+func (b *byteBudget) giveUp() {
 	b.mu.Lock()
 	b.waiters--
 	b.mu.Unlock()
 }
 
 // release gives back n bytes taken by acquire.
-func (b *bodyBudget) release(n int64) {
+func (b *byteBudget) release(n int64) {
 	if n <= 0 {
 		return
 	}
@@ -103,7 +134,7 @@ func (b *bodyBudget) release(n int64) {
 		b.freed = make(chan struct{})
 	}
 	b.mu.Unlock()
-	b.gauge.Add(-n)
+	b.addGauge(-n)
 }
 
 // errBudget is the text of the 503 a request gets when the body budget

@@ -52,6 +52,30 @@ type Config struct {
 	// while its connection is being (re)established or written; beyond it
 	// sends are dropped and counted (libprocess is at-most-once).
 	OutboundQueueCapacity int
+	// OutboundQueueBytes bounds the bytes queued to one remote peer:
+	// messages waiting for its connection or being written to it. A
+	// message counts its body, name and target id plus 64 bytes for its
+	// place in the queue, from Send until its write ends (a peer that
+	// accepts a connection but never reads keeps its bytes counted). A
+	// send that does not fit fails with ErrQueueBytes; the message is
+	// dropped and counted. The default, 17 MiB, holds one message of the
+	// default MaxMessageSize (16 MiB) and a MiB of ordinary messages
+	// behind it. A bound smaller than MaxMessageSize plus 64 KiB (the
+	// largest request head) is raised to that, so one message of the
+	// largest size a peer accepts always fits.
+	OutboundQueueBytes int64
+	// OutboundQueueBudget bounds the bytes queued to all remote peers
+	// together, counted as for OutboundQueueBytes; a send that does not
+	// fit fails with ErrQueueBytes. The default, 32 MiB, holds a maximal
+	// message and 15 MiB for every other peer. With InboundBodyBudget
+	// (32 MiB) it bounds what peers can make the runtime hold to 64 MiB;
+	// Go's collector lets the heap grow to about twice what is live, so
+	// a pkgpandad whose queues and mailboxes are full stays near 200 MB,
+	// under the 256 MB it is held to under attack. Besides the budget, a
+	// writer holds the encoded copy of the small messages it is writing,
+	// at most about 320 KiB a peer. A budget smaller than the (raised)
+	// OutboundQueueBytes is raised to it.
+	OutboundQueueBudget int64
 
 	// ReadTimeout bounds reading one inbound request, head and body, from
 	// its first byte: it is armed once per request, not per read, so a
@@ -127,10 +151,14 @@ type Config struct {
 	// the subprocesses a process spawns.
 	MaxInboundConnections int
 	// InboundBodyBudget bounds the bytes held, across all inbound
-	// connections, for request bodies still being read: message bodies and
-	// the HTTP bodies the runtime buffers for routes (Request.Body). Bodies
+	// connections, for request bodies still being read, message bodies
+	// waiting in mailboxes, and the HTTP bodies the runtime buffers for
+	// routes (Request.Body). A message body holds its share until its
+	// handler returns (or the message is dropped), so a process that does
+	// not keep up slows its senders down instead of filling memory. Bodies
 	// are grown as their bytes arrive, never reserved from a declared
-	// length. A request that needs more than is left stops being read
+	// length. The default, 32 MiB, is two maximal messages; see
+	// OutboundQueueBudget for how the two budgets bound memory. A request that needs more than is left stops being read
 	// (back-pressure on its connection) until other requests finish; if
 	// none does before its ReadTimeout deadline it is answered 503 and the
 	// connection closed. A budget smaller than MaxMessageSize or
@@ -169,10 +197,11 @@ type Config struct {
 // port, 16 MiB message limit, HTTP bodies over 1 MiB streamed (4 GiB at
 // most), 8192-event mailboxes, 30 s per request read and per write, HTTP
 // connections closed after 60 s idle, message connections kept, 32 KiB
-// heads, 256 MiB for bodies being read, 10 s TLS handshakes, 60 s route
-// deadlines, at most 256 outbound peers closed after 60 s idle (unless
-// linked) and 16 dials at once, no disabled endpoints, and a logger that
-// writes nothing.
+// heads, 32 MiB for bodies being read or waiting in mailboxes, 10 s TLS
+// handshakes, 60 s route deadlines, at most 256 outbound peers closed
+// after 60 s idle (unless linked) and 16 dials at once, outbound queues of
+// 17 MiB a peer and 32 MiB in all, no disabled endpoints, and a logger
+// that writes nothing.
 func DefaultConfig() Config {
 	return Config{
 		MaxMessageSize:        16 << 20,
@@ -180,6 +209,8 @@ func DefaultConfig() Config {
 		BufferedBodyLimit:     1 << 20,
 		MailboxCapacity:       8192,
 		OutboundQueueCapacity: 65536,
+		OutboundQueueBytes:    17 << 20,
+		OutboundQueueBudget:   32 << 20,
 		MaxOutboundPeers:      256,
 		OutboundIdleTimeout:   60 * time.Second,
 		MaxConcurrentDials:    16,
@@ -188,7 +219,7 @@ func DefaultConfig() Config {
 		WriteTimeout:          30 * time.Second,
 		DialTimeout:           10 * time.Second,
 		MaxHeaderBytes:        32 << 10,
-		InboundBodyBudget:     256 << 20,
+		InboundBodyBudget:     32 << 20,
 		TLSHandshakeTimeout:   10 * time.Second,
 		RouteTimeout:          60 * time.Second,
 		Logger:                zerolog.Nop(),
@@ -404,6 +435,18 @@ func parseDuration(s string) (time.Duration, error) {
 	return d, nil
 }
 
+// effectiveQueueBytes is OutboundQueueBytes raised, if need be, so that
+// one message of the largest size a peer accepts always fits.
+func effectiveQueueBytes(c *Config) int64 {
+	return max(c.OutboundQueueBytes, int64(c.MaxMessageSize)+wire.MaxHeadSize)
+}
+
+// effectiveQueueBudget is OutboundQueueBudget raised, if need be, to
+// effectiveQueueBytes.
+func effectiveQueueBudget(c *Config) int64 {
+	return max(c.OutboundQueueBudget, effectiveQueueBytes(c))
+}
+
 // validateOutboundAndFirewall checks the outbound limits and the firewall.
 func (c *Config) validateOutboundAndFirewall() error {
 	if c.MaxOutboundPeers <= 0 {
@@ -414,6 +457,9 @@ func (c *Config) validateOutboundAndFirewall() error {
 	}
 	if c.MaxConcurrentDials <= 0 {
 		return errors.New("MaxConcurrentDials must be positive")
+	}
+	if c.OutboundQueueBytes <= 0 || c.OutboundQueueBudget <= 0 {
+		return errors.New("OutboundQueueBytes and OutboundQueueBudget must be positive")
 	}
 	for _, p := range c.DisabledEndpoints {
 		if err := validEndpointPath(p); err != nil {

@@ -177,6 +177,8 @@ func TestConfigValidate(t *testing.T) {
 		{"MaxMessageSize", func(c *Config) { c.MaxMessageSize = 0 }},
 		{"MailboxCapacity", func(c *Config) { c.MailboxCapacity = -1 }},
 		{"OutboundQueueCapacity", func(c *Config) { c.OutboundQueueCapacity = 0 }},
+		{"OutboundQueueBytes", func(c *Config) { c.OutboundQueueBytes = 0 }},
+		{"OutboundQueueBudget", func(c *Config) { c.OutboundQueueBudget = -1 }},
 		{"ReadTimeout", func(c *Config) { c.ReadTimeout = 0 }},
 		{"WriteTimeout", func(c *Config) { c.WriteTimeout = -time.Second }},
 		{"DialTimeout", func(c *Config) { c.DialTimeout = 0 }},
@@ -189,6 +191,26 @@ func TestConfigValidate(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), b.field) {
 			t.Errorf("bad %s: Validate = %v", b.field, err)
 		}
+	}
+}
+
+// TestOutboundByteBoundsRaised: bounds too small for one maximal message
+// are raised so that one always fits, and the snapshot shows the bounds in
+// force.
+func TestOutboundByteBoundsRaised(t *testing.T) {
+	rt := startRuntime(t, func(c *Config) {
+		c.MaxMessageSize = 1 << 20
+		c.OutboundQueueBytes = 1000
+		c.OutboundQueueBudget = 2000
+	})
+	snap := rt.Snapshot()
+	want := float64(1<<20 + 64<<10)
+	if snap["libprocess/outbound_queue_bytes_limit"] != want || snap["libprocess/outbound_queue_budget"] != want {
+		t.Errorf("limit %v, budget %v; want both %v", snap["libprocess/outbound_queue_bytes_limit"], snap["libprocess/outbound_queue_budget"], want)
+	}
+	def := startRuntime(t).Snapshot()
+	if def["libprocess/outbound_queue_bytes_limit"] != 17<<20 || def["libprocess/outbound_queue_budget"] != 32<<20 {
+		t.Errorf("defaults: limit %v, budget %v", def["libprocess/outbound_queue_bytes_limit"], def["libprocess/outbound_queue_budget"])
 	}
 }
 

@@ -47,7 +47,8 @@
 // Send a message to any UPID, local or remote. Send is asynchronous and
 // delivery at most once, as in libprocess: it queues the message and
 // returns; an error reports only what is known at once (ErrQueueFull,
-// ErrTooManyPeers, ErrInvalidTarget, a local receiver missing or full):
+// ErrQueueBytes, ErrTooManyPeers, ErrInvalidTarget, a local receiver
+// missing or full):
 //
 //	to, _ := libprocess.ParseUPID("slave(1)@10.0.0.3:5051")
 //	err = p.Send(to, "mesos.internal.Ping", body)

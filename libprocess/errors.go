@@ -25,6 +25,11 @@ var ErrTerminated = errors.New("libprocess: process terminated")
 // Config.OutboundQueueCapacity messages; the message is dropped.
 var ErrQueueFull = errors.New("libprocess: outbound queue full")
 
+// ErrQueueBytes is returned by Send when the message does not fit in
+// the bytes left to its peer's queue (Config.OutboundQueueBytes) or to all
+// outbound queues (Config.OutboundQueueBudget); the message is dropped.
+var ErrQueueBytes = errors.New("libprocess: outbound queue bytes exhausted")
+
 // ErrTooManyPeers is returned by Send and Link when a new remote peer is
 // needed while Config.MaxOutboundPeers peers exist and none of them is
 // idle (nothing queued, not linked) so that it could be closed to make

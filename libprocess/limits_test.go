@@ -856,3 +856,47 @@ func TestInboundEndlessEmptyLinesRefused(t *testing.T) {
 		t.Fatalf("endless empty lines: %v %q, want 431", err, r.StatusLine)
 	}
 }
+
+// A message's body keeps its share of the body budget while it waits in
+// its receiver's mailbox, until the handler returns: a process that does
+// not keep up makes its senders' connections wait (TCP pushes back)
+// instead of piling bodies up in memory.
+func TestInboundBodyBudgetHeldUntilHandled(t *testing.T) {
+	const budget = 64 << 10
+	rt := startRuntime(t, func(c *Config) {
+		c.MaxMessageSize = budget
+		c.BufferedBodyLimit = budget
+		c.InboundBodyBudget = budget
+	})
+	gate := make(chan struct{})
+	handled := make(chan int, 4)
+	p := NewProcess("slow")
+	p.Install("m", func(m *Message) {
+		<-gate
+		handled <- len(m.Body)
+	})
+	if _, err := rt.Spawn(p); err != nil {
+		t.Fatal(err)
+	}
+	const size = 40 << 10
+	c := dialRaw(t, rt)
+	c.write(messageHead("/slow/m", size) + strings.Repeat("a", size))
+	if r := c.read(); r.Status != 202 {
+		t.Fatalf("first message: %q", r.StatusLine)
+	}
+	// Delivered and in the handler, which waits: its body still holds its
+	// budget, so the second body cannot be held and its connection waits.
+	waitMetric(t, rt, "libprocess/inbound_body_bytes", equals(size))
+	c.write(messageHead("/slow/m", size) + strings.Repeat("b", size))
+	waitMetric(t, rt, "libprocess/inbound_body_budget_waits", equals(1))
+	close(gate)
+	if r := c.read(); r.Status != 202 {
+		t.Fatalf("second message once the first was handled: %q", r.StatusLine)
+	}
+	for i := 0; i < 2; i++ {
+		if n := <-handled; n != size {
+			t.Fatalf("handled a body of %d bytes, want %d", n, size)
+		}
+	}
+	waitMetric(t, rt, "libprocess/inbound_body_bytes", equals(0))
+}

@@ -20,6 +20,7 @@ const (
 type event struct {
 	kind eventKind
 	msg  Message      // evMessage
+	held int64        // evMessage: InboundBodyBudget bytes its body holds until handled
 	http *httpEvent   // evHTTP
 	fn   func()       // evDispatch
 	upid UPID         // evExited

@@ -29,6 +29,10 @@ type runtimeMetrics struct {
 	dialWaits           atomic.Int64 // dials that waited for a MaxConcurrentDials slot
 	firewallDenied      atomic.Int64 // requests and messages refused 403 by DisabledEndpoints
 	messagesHTTPOnly    atomic.Int64 // messages refused 403 on an HTTP-only listener (ServeHTTPOn)
+	outQueuedBytes      atomic.Int64 // bytes of OutboundQueueBudget held (gauge)
+	outPeerBytesFull    atomic.Int64 // sends refused: OutboundQueueBytes of their peer exhausted
+	outBudgetFull       atomic.Int64 // sends refused: OutboundQueueBudget exhausted
+	requeued            atomic.Int64 // messages written to no peer before a write failed, queued again once
 
 	// Inbound limits.
 	connsRefused      atomic.Int64 // connections closed at accept: MaxInboundConnections reached
@@ -266,6 +270,12 @@ func runtimeTable() []runtimeMetric {
 		count("libprocess/outbound_dial_waits", "Dials that waited for a MaxConcurrentDials slot.", func(m *runtimeMetrics) *atomic.Int64 { return &m.dialWaits }),
 		count("libprocess/firewall_denied", "Requests and messages refused 403 by DisabledEndpoints.", func(m *runtimeMetrics) *atomic.Int64 { return &m.firewallDenied }),
 		count("libprocess/messages_refused_http_only", "Messages refused 403 on an HTTP-only listener.", func(m *runtimeMetrics) *atomic.Int64 { return &m.messagesHTTPOnly }),
+		bytes(atomicGauge("libprocess/outbound_queued_bytes", "Bytes of messages queued to outbound peers, counted against OutboundQueueBytes and OutboundQueueBudget.", func(m *runtimeMetrics) *atomic.Int64 { return &m.outQueuedBytes }), "libprocess_outbound_queued"),
+		bytes(gauge("libprocess/outbound_queue_bytes_limit", "Bytes one outbound peer's queue may hold (OutboundQueueBytes).", func(rt *Runtime) float64 { return float64(effectiveQueueBytes(&rt.cfg)) }), "libprocess_outbound_queue_limit"),
+		bytes(gauge("libprocess/outbound_queue_budget", "Bytes all outbound queues together may hold (OutboundQueueBudget).", func(rt *Runtime) float64 { return float64(effectiveQueueBudget(&rt.cfg)) }), "libprocess_outbound_queue_budget"),
+		count("libprocess/outbound_queue_bytes_rejected", "Sends refused because their peer's queue held OutboundQueueBytes.", func(m *runtimeMetrics) *atomic.Int64 { return &m.outPeerBytesFull }),
+		count("libprocess/outbound_queue_budget_rejected", "Sends refused because all queues together held OutboundQueueBudget.", func(m *runtimeMetrics) *atomic.Int64 { return &m.outBudgetFull }),
+		count("libprocess/outbound_requeued", "Messages sent again on a new connection after a write failed before the peer could have read them.", func(m *runtimeMetrics) *atomic.Int64 { return &m.requeued }),
 
 		gauge("libprocess/processes", "Processes running on this instance.", func(rt *Runtime) float64 {
 			rt.mu.RLock()

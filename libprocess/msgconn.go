@@ -155,12 +155,20 @@ func (mc *msgConn) pump() bool {
 			return false
 		}
 		mc.endRequest()
+		// The body keeps its share of the body budget until its receiver
+		// has handled it (or it is dropped), so messages waiting in
+		// mailboxes are bounded in bytes too; the rest (growth it no
+		// longer uses) comes back now.
+		held := min(mc.held, int64(cap(body)))
+		mc.held -= held
+		mc.releaseBody()
 		var status int
 		var text string
 		if mc.httpOnly {
+			mc.s.budget.release(held)
 			status, text = mc.s.rt.refuseHTTPOnlyMessage(mc.target)
 		} else {
-			status, text = mc.s.rt.acceptMessage(&mc.msgState, mc.target, mc.from, mc.c.RemoteAddr(), mc.peerIP, body)
+			status, text = mc.s.rt.acceptMessage(&mc.msgState, mc.target, mc.from, mc.c.RemoteAddr(), mc.peerIP, body, held)
 		}
 		mc.respond(status, text, !keep)
 		if log.Debug().Enabled() {
@@ -381,8 +389,15 @@ type msgState struct {
 
 // acceptMessage turns a parsed message request into a Message for its
 // receiver and returns the status to answer with and an error text,
-// mirroring ProcessManager::handle in libprocess.
-func (rt *Runtime) acceptMessage(st *msgState, target, fromText []byte, peer net.Addr, peerIP string, body []byte) (int, string) {
+// mirroring ProcessManager::handle in libprocess. held is the body budget
+// the body holds: it goes with the message into the mailbox, or back.
+func (rt *Runtime) acceptMessage(st *msgState, target, fromText []byte, peer net.Addr, peerIP string, body []byte, held int64) (int, string) {
+	queued := false
+	defer func() {
+		if !queued {
+			rt.releaseInbound(held)
+		}
+	}()
 	idRaw, nameRaw, err := wire.SplitMessagePath(target)
 	if err != nil {
 		// libprocess checks this first and answers 400 (docs/libprocess-wire.md §2.4); the
@@ -413,7 +428,8 @@ func (rt *Runtime) acceptMessage(st *msgState, target, fromText []byte, peer net
 		rt.log.Debug().Bytes("to", id).Str("from", from.String()).Msg("message for unknown process")
 		return 404, ""
 	}
-	if rt.deliverTo(p, Message{From: from, To: p.self, Name: st.intern(nameRaw), Body: body}) {
+	queued = true // deliverTo gives held back if the message is not queued
+	if rt.deliverTo(p, Message{From: from, To: p.self, Name: st.intern(nameRaw), Body: body}, held) {
 		return 202, ""
 	}
 	return 404, ""
@@ -456,9 +472,15 @@ func (st *msgState) intern(name []byte) string {
 // readBody reads the body of the message whose head was just parsed. The
 // returned slice is owned by the message. The body grows as its bytes
 // arrive, taking InboundBodyBudget as it grows, never from the declared
-// length alone. On failure it has answered and the connection must close.
-func (mc *msgConn) readBody() ([]byte, bool) {
-	defer mc.releaseBody()
+// length alone; on success the connection still holds what it took
+// (mc.held). On failure it has answered, given the budget back, and the
+// connection must close.
+func (mc *msgConn) readBody() (_ []byte, ok bool) {
+	defer func() {
+		if !ok {
+			mc.releaseBody()
+		}
+	}()
 	limit := int64(mc.s.rt.cfg.MaxMessageSize)
 	switch {
 	case mc.head.Chunked:

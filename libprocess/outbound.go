@@ -15,12 +15,26 @@ import (
 	"github.com/procpanda/procpanda/libprocess/internal/wire"
 )
 
-// writeSegment is how many encoded bytes one write carries at most
-// (a single larger message is written whole).
+// writeSegment is how many encoded bytes one write carries at most, plus
+// the message that crosses it.
 const writeSegment = 256 << 10
 
-// maxKeptWriteBuf bounds the encode buffer a peer keeps between batches.
-const maxKeptWriteBuf = 1 << 20
+// directBody is the largest body copied into the encode buffer; a larger
+// one is written from where it lies, after its head, so a writer never
+// holds a second copy of a large message.
+const directBody = 64 << 10
+
+// maxKeptWriteBuf bounds the encode buffer a peer keeps between batches
+// while more is queued; idleKeptWriteBuf bounds the one it keeps when its
+// queue is empty, so idle peers hold little.
+const (
+	maxKeptWriteBuf  = 512 << 10
+	idleKeptWriteBuf = 16 << 10
+)
+
+// outMsgOverhead is what a queued message costs beyond its body, name and
+// target id (its slot in the queue, rounded up), in the byte bounds.
+const outMsgOverhead = 64
 
 // outbound owns connections to remote peers. There is one connection per
 // local sending process and remote address (docs/libprocess-wire.md §3.2; one per sender keeps
@@ -40,6 +54,20 @@ const maxKeptWriteBuf = 1 << 20
 // connections only to linked peers; a linked peer's connection stays, as
 // its close means "exited"). At most Config.MaxConcurrentDials dials
 // (with TLS handshakes) run at once; the rest wait for a slot.
+//
+// Queued messages are bounded in count per peer
+// (Config.OutboundQueueCapacity) and in bytes per peer
+// (Config.OutboundQueueBytes) and for all peers together
+// (Config.OutboundQueueBudget); a message's bytes are held from Send
+// until its write ends.
+//
+// A write that fails ends the connection. Messages of the batch handed
+// whole to the kernel before the failure may have arrived and are not
+// sent again (at most once); the rest cannot have been delivered (the
+// peer never saw their last byte), so they are queued again, once, for
+// the next connection. This is what lets messages sent after a peer
+// restarted arrive although their writer still held the old, reset
+// connection.
 type outbound struct {
 	rt     *Runtime
 	ctx    context.Context
@@ -53,6 +81,7 @@ type outbound struct {
 
 	dialSlots   chan struct{} // one token per dial in progress
 	dialWaiting atomic.Int64  // dials waiting for a slot
+	budget      *byteBudget   // Config.OutboundQueueBudget, all peers
 }
 
 type outKey struct {
@@ -63,9 +92,24 @@ type outKey struct {
 
 // outMsg is a queued message.
 type outMsg struct {
-	toID string
-	name string
-	body []byte
+	toID    string
+	name    string
+	body    []byte
+	retried bool // queued again after a failed write; dropped if it fails again
+}
+
+// cost is what m counts against the byte bounds.
+func (m *outMsg) cost() int64 {
+	return int64(len(m.body)+len(m.name)+len(m.toID)) + outMsgOverhead
+}
+
+// costOf sums the cost of msgs.
+func costOf(msgs []outMsg) int64 {
+	var n int64
+	for i := range msgs {
+		n += msgs[i].cost()
+	}
+	return n
 }
 
 func newOutbound(rt *Runtime) *outbound {
@@ -73,6 +117,7 @@ func newOutbound(rt *Runtime) *outbound {
 	return &outbound{
 		rt: rt, ctx: ctx, cancel: cancel, peers: make(map[outKey]*peer),
 		dialSlots: make(chan struct{}, rt.cfg.MaxConcurrentDials),
+		budget:    newByteBudget(effectiveQueueBudget(&rt.cfg), &rt.metrics.outQueuedBytes, nil),
 	}
 }
 
@@ -87,6 +132,7 @@ type peer struct {
 	mu      sync.Mutex
 	queue   []outMsg
 	pending int           // queued plus being written
+	bytes   *byteBudget   // Config.OutboundQueueBytes: queued plus being written
 	idle    chan struct{} // closed while pending == 0
 	connect bool          // a link asked for a connection
 	conn    net.Conn      // nil while disconnected
@@ -125,6 +171,7 @@ func (o *outbound) peerFor(from *Process, to UPID) (*peer, error) {
 	p := &peer{
 		o: o, key: key, from: from, fromText: from.self.String(), addr: to.HostPort(),
 		idle: idle, links: make(map[UPID]struct{}), wake: make(chan struct{}, 1),
+		bytes: newByteBudget(effectiveQueueBytes(&o.rt.cfg), nil, nil),
 	}
 	o.peers[key] = p
 	p.elem = o.lru.PushFront(p)
@@ -221,11 +268,41 @@ func (o *outbound) send(from *Process, to UPID, name string, body []byte) error 
 		o.rt.log.Warn().Str("from", p.fromText).Str("to", to.String()).Str("message", name).Msg("dropped message: outbound queue full")
 		return fmt.Errorf("send %s to %s: %w", name, to, ErrQueueFull)
 	}
-	p.queue = append(p.queue, outMsg{toID: to.ID, name: name, body: body})
+	m := outMsg{toID: to.ID, name: name, body: body}
+	if err := p.takeBytesLocked(m.cost()); err != nil {
+		p.mu.Unlock()
+		o.rt.metrics.messagesDropped.Add(1)
+		return fmt.Errorf("send %s to %s: %w", name, to, err)
+	}
+	p.queue = append(p.queue, m)
 	p.addPendingLocked(1)
 	p.mu.Unlock()
 	p.signal()
 	return nil
+}
+
+// takeBytesLocked takes n bytes of p's queue bound and of the runtime's
+// budget, or neither; it counts and logs a refusal.
+func (p *peer) takeBytesLocked(n int64) error {
+	rt := p.o.rt
+	if ok, held := p.bytes.tryAcquire(n); !ok {
+		rt.metrics.outPeerBytesFull.Add(1)
+		rt.log.Warn().Str("from", p.fromText).Str("peer", p.addr).Int64("queued_bytes", held).Int64("message_bytes", n).Msg("dropped message: outbound queue bytes to the peer exhausted")
+		return fmt.Errorf("%w: %d bytes queued to %s, the message needs %d more of Config.OutboundQueueBytes %d", ErrQueueBytes, held, p.addr, n, p.bytes.max)
+	}
+	if ok, held := p.o.budget.tryAcquire(n); !ok {
+		p.bytes.release(n)
+		rt.metrics.outBudgetFull.Add(1)
+		rt.log.Warn().Str("from", p.fromText).Str("peer", p.addr).Int64("queued_bytes", held).Int64("message_bytes", n).Msg("dropped message: outbound queue budget of all peers exhausted")
+		return fmt.Errorf("%w: %d bytes queued to all peers, the message needs %d more of Config.OutboundQueueBudget %d", ErrQueueBytes, held, n, p.o.budget.max)
+	}
+	return nil
+}
+
+// releaseBytes gives back n bytes taken by takeBytesLocked.
+func (p *peer) releaseBytes(n int64) {
+	p.bytes.release(n)
+	p.o.budget.release(n)
 }
 
 func (o *outbound) link(from *Process, to UPID) error {
@@ -387,7 +464,7 @@ func (p *peer) stop() {
 // and writes it.
 func (p *peer) writeLoop() {
 	rt := p.o.rt
-	var buf []byte
+	var w batchWriter
 	var spare []outMsg
 	idle := time.NewTimer(rt.cfg.OutboundIdleTimeout)
 	defer idle.Stop()
@@ -402,13 +479,14 @@ func (p *peer) writeLoop() {
 		}
 		p.mu.Lock()
 		if p.stopped {
-			dropped := len(p.queue)
+			dropped := p.queue
 			p.queue = nil
 			if p.pending > 0 {
 				p.addPendingLocked(-p.pending)
 			}
 			p.mu.Unlock()
-			rt.metrics.messagesDropped.Add(int64(dropped))
+			p.releaseBytes(costOf(dropped))
+			rt.metrics.messagesDropped.Add(int64(len(dropped)))
 			return
 		}
 		batch := p.queue
@@ -422,30 +500,35 @@ func (p *peer) writeLoop() {
 			conn, gen = p.dial()
 		}
 		if len(batch) > 0 {
+			var again []outMsg
 			if conn == nil {
 				rt.metrics.messagesDropped.Add(int64(len(batch)))
 			} else {
-				var err error
-				buf, err = p.writeBatch(conn, buf, batch)
+				done, err := w.write(p, conn, batch)
+				rt.metrics.messagesSent.Add(int64(done))
 				if err != nil {
-					rt.metrics.messagesDropped.Add(int64(len(batch)))
-					rt.log.Warn().Str("from", p.fromText).Str("peer", p.addr).Int("dropped", len(batch)).Err(err).Msg("write to peer failed; messages dropped")
+					again = p.writeFailed(batch, done, err)
 					p.broken(gen, conn)
-				} else {
-					rt.metrics.messagesSent.Add(int64(len(batch)))
-				}
-				if cap(buf) > maxKeptWriteBuf {
-					buf = nil
 				}
 			}
+			p.releaseBytes(costOf(batch) - costOf(again))
 			for i := range batch {
 				batch[i] = outMsg{}
 			}
 			p.mu.Lock()
-			p.addPendingLocked(-len(batch))
+			if len(again) > 0 {
+				// Ahead of what was sent since, keeping the order; if p
+				// stopped meanwhile, the stopped branch drops them.
+				p.queue = append(again, p.queue...)
+			}
+			p.addPendingLocked(-(len(batch) - len(again)))
 			disconnected := p.conn == nil
+			more := len(p.queue) > 0
 			p.mu.Unlock()
-			if disconnected {
+			w.trim(more)
+			if len(again) > 0 {
+				p.signal()
+			} else if disconnected {
 				p.retireIfIdle()
 			}
 		}
@@ -456,24 +539,99 @@ func (p *peer) writeLoop() {
 	}
 }
 
-// writeBatch encodes the batch into buf and writes it in segments of
-// about writeSegment bytes, so one syscall carries many messages while
-// the buffer stays small enough to reuse.
-func (p *peer) writeBatch(conn net.Conn, buf []byte, batch []outMsg) ([]byte, error) {
+// writeFailed accounts for a batch whose write failed after its first
+// done messages were handed whole to the kernel: those may have arrived
+// and count as sent; of the rest, none of which can have been delivered,
+// it returns the ones not yet retried, to be queued again, and drops
+// and counts the others.
+func (p *peer) writeFailed(batch []outMsg, done int, err error) []outMsg {
 	rt := p.o.rt
-	buf = buf[:0]
-	for i := range batch {
-		m := &batch[i]
-		buf = wire.AppendMessage(buf, p.fromText, m.toID, p.addr, m.name, m.body)
-		if len(buf) >= writeSegment || i == len(batch)-1 {
-			_ = conn.SetWriteDeadline(time.Now().Add(rt.cfg.WriteTimeout))
-			if _, err := conn.Write(buf); err != nil {
-				return buf, err
-			}
-			buf = buf[:0]
+	var again []outMsg
+	for _, m := range batch[done:] {
+		if !m.retried {
+			m.retried = true
+			again = append(again, m)
 		}
 	}
-	return buf, nil
+	dropped := len(batch) - done - len(again)
+	rt.metrics.messagesDropped.Add(int64(dropped))
+	rt.metrics.requeued.Add(int64(len(again)))
+	rt.log.Warn().Str("from", p.fromText).Str("peer", p.addr).Int("written", done).Int("queued_again", len(again)).Int("dropped", dropped).Err(err).Msg("write to peer failed")
+	return again
+}
+
+// batchWriter encodes batches and writes them. It keeps its encode buffer
+// between batches, and the end offsets of the messages in it.
+type batchWriter struct {
+	buf  []byte
+	ends []int // end offset in buf of each message encoded in it
+}
+
+// write encodes the batch and writes it in segments of about
+// writeSegment bytes, so one syscall carries many messages while the
+// buffer stays small enough to reuse; a body larger than directBody is
+// written from the message itself after its head. It returns how many
+// messages, from the first, were handed whole to the kernel, and the
+// write's error.
+func (w *batchWriter) write(p *peer, conn net.Conn, batch []outMsg) (int, error) {
+	timeout := p.o.rt.cfg.WriteTimeout
+	done := 0 // messages handed whole to the kernel
+	w.buf, w.ends = w.buf[:0], w.ends[:0]
+	flush := func() error {
+		if len(w.buf) == 0 {
+			return nil
+		}
+		_ = conn.SetWriteDeadline(time.Now().Add(timeout))
+		n, err := conn.Write(w.buf)
+		for _, end := range w.ends {
+			if end > n {
+				break
+			}
+			done++
+		}
+		w.buf, w.ends = w.buf[:0], w.ends[:0]
+		return err
+	}
+	for i := range batch {
+		m := &batch[i]
+		if len(m.body) > directBody {
+			if err := flush(); err != nil {
+				return done, err
+			}
+			w.buf = wire.AppendMessageHead(w.buf, p.fromText, m.toID, p.addr, m.name, len(m.body))
+			bufs := net.Buffers{w.buf, m.body, []byte(wire.MessageTail)}
+			total := int64(len(w.buf) + len(m.body) + len(wire.MessageTail))
+			_ = conn.SetWriteDeadline(time.Now().Add(timeout))
+			n, err := bufs.WriteTo(conn)
+			w.buf = w.buf[:0]
+			if n == total {
+				done++
+			}
+			if err != nil {
+				return done, err
+			}
+			continue
+		}
+		w.buf = wire.AppendMessage(w.buf, p.fromText, m.toID, p.addr, m.name, m.body)
+		w.ends = append(w.ends, len(w.buf))
+		if len(w.buf) >= writeSegment || i == len(batch)-1 {
+			if err := flush(); err != nil {
+				return done, err
+			}
+		}
+	}
+	return done, nil
+}
+
+// trim drops the encode buffer if it grew large, or, when nothing more
+// is queued (more false), if it is more than an idle peer should hold.
+func (w *batchWriter) trim(more bool) {
+	if c := cap(w.buf); c > maxKeptWriteBuf || (!more && c > idleKeptWriteBuf) {
+		w.buf = nil
+	}
+	if cap(w.ends) > 4096 || (!more && cap(w.ends) > 256) {
+		w.ends = nil
+	}
 }
 
 // dial connects to the peer and starts its reader. On failure it notifies

@@ -27,6 +27,11 @@ func newFakePeer(t testing.TB, id string) *fakePeer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return servePeer(t, ln, id)
+}
+
+// servePeer is a fakePeer on ln.
+func servePeer(t testing.TB, ln net.Listener, id string) *fakePeer {
 	f := &fakePeer{ln: ln, conns: make(chan net.Conn, 16),
 		to: UPID{ID: id, Host: "127.0.0.1", Port: uint16(ln.Addr().(*net.TCPAddr).Port)}}
 	go func() {

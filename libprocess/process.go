@@ -263,6 +263,9 @@ func (p *Process) serve(e *event) {
 	switch e.kind {
 	case evMessage:
 		p.rt.metrics.messagesHandled.Add(1)
+		// The body's budget comes back when the handler returns: what
+		// it keeps of the body is its own to bound.
+		defer p.rt.releaseInbound(e.held)
 		if h := p.handlers[e.msg.Name]; h != nil {
 			p.guard("message", e.msg.Name, nil, func() { h(&e.msg) })
 		} else {
@@ -342,6 +345,7 @@ func (p *Process) drop(e *event) {
 		e.http.respond(TextResponse(503, "process "+p.id+" terminated"))
 	case evMessage:
 		p.rt.metrics.messagesDropped.Add(1)
+		p.rt.releaseInbound(e.held)
 	case evDispatch:
 		if e.done != nil {
 			e.done <- fmt.Errorf("process %q: %w", p.id, ErrTerminated)

@@ -337,8 +337,13 @@ func (rt *Runtime) link(from *Process, to UPID) error {
 // whether p still exists (202) or not (404). When p's mailbox is full the
 // calling connection waits for room up to ReadTimeout (pushing back on the
 // peer through TCP) before the message is dropped and counted.
-func (rt *Runtime) deliverTo(p *Process, m Message) bool {
-	if err := p.mbox.putWait(event{kind: evMessage, msg: m}, rt.cfg.ReadTimeout); err != nil {
+//
+// held is the InboundBodyBudget the message's body holds; the process
+// gives it back when it has handled or dropped the message, and deliverTo
+// at once when the message is not queued.
+func (rt *Runtime) deliverTo(p *Process, m Message, held int64) bool {
+	if err := p.mbox.putWait(event{kind: evMessage, msg: m, held: held}, rt.cfg.ReadTimeout); err != nil {
+		rt.releaseInbound(held)
 		rt.metrics.messagesDropped.Add(1)
 		rt.log.Warn().Str("to", p.self.String()).Str("from", m.From.String()).Str("message", m.Name).Err(err).Msg("dropped inbound message")
 		// The process exists: libprocess still answers 202 (at most once).
@@ -346,6 +351,14 @@ func (rt *Runtime) deliverTo(p *Process, m Message) bool {
 	}
 	rt.metrics.messagesReceived.Add(1)
 	return true
+}
+
+// releaseInbound gives back n bytes of InboundBodyBudget held by a
+// message body.
+func (rt *Runtime) releaseInbound(n int64) {
+	if n > 0 && rt.server != nil {
+		rt.server.budget.release(n)
+	}
 }
 
 // Shutdown stops the runtime: it stops accepting connections, lets

@@ -34,7 +34,7 @@ type server struct {
 	tlsServer *tls.Config // nil without TLS
 
 	maxConns int         // MaxInboundConnections in effect
-	budget   *bodyBudget // InboundBodyBudget
+	budget   *byteBudget // InboundBodyBudget
 
 	// baseCtx parents every HTTP request's context; it is cancelled, and
 	// hardStop closed, when the shutdown deadline passes.
@@ -92,7 +92,7 @@ func newServer(rt *Runtime, ln net.Listener) *server {
 		closed:    make(chan struct{}),
 		hardStop:  make(chan struct{}),
 		maxConns:  rt.cfg.MaxInboundConnections,
-		budget:    newBodyBudget(effectiveBodyBudget(&rt.cfg), &rt.metrics.bodyBytes, &rt.metrics.bodyBudgetWaits),
+		budget:    newByteBudget(effectiveBodyBudget(&rt.cfg), &rt.metrics.bodyBytes, &rt.metrics.bodyBudgetWaits),
 	}
 	if s.maxConns == 0 {
 		s.maxConns = defaultMaxConns()

@@ -14,10 +14,19 @@
 //   - senders: 4,000 PkgpandaCall messages, each from a distinct sender
 //     address on which a sink listens (the daemon's replies would make it
 //     dial each one);
-//   - upload: 4 concurrent 256 MiB `POST /pkgpanda/api/v1` protobuf bodies.
+//   - upload: 4 concurrent 256 MiB `POST /pkgpanda/api/v1` protobuf bodies;
+//   - unread: 4,000 callers on 127.0.0.x whose reply endpoints accept
+//     connections but never read, each sending a PkgpandaCall with a
+//     256 KiB request id that the daemon answers at once (400, the id
+//     echoed): its replies pile up in its outbound queues, which are bounded
+//     in bytes.
 //
-// Every connection goes to 127.0.0.1; every loop is bounded in count and
-// in time, and the daemon is killed at the end.
+// The daemon is started with --http-credentials (a principal of the
+// attack's own); the uploads and calls authenticate, so they are served as
+// an operator's would be. /help and /metrics/snapshot need no credentials.
+//
+// Every connection goes to a loopback address; every loop is bounded in
+// count and in time, and the daemon is killed at the end.
 //
 // Usage:
 //
@@ -28,6 +37,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -59,8 +69,21 @@ type options struct {
 	drip            time.Duration
 	dripHold        time.Duration
 	nofile          int
+	settle          time.Duration
 	only            map[string]bool
 	keep            bool
+}
+
+// The principal the daemon is started with; uploads and calls
+// authenticate as it.
+const (
+	principal = "ops"
+	secret    = "s3cret"
+)
+
+// basicAuth is the Authorization value of the attack's principal.
+func basicAuth() string {
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(principal+":"+secret))
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
@@ -74,7 +97,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&o.drip, "drip-interval", 5*time.Second, "the gap between two bytes of a slow-drip connection")
 	fs.DurationVar(&o.dripHold, "drip-hold", 45*time.Second, "how long the slow-drip attack is held (longer than the daemon's per-request read deadline, so its effect shows)")
 	fs.IntVar(&o.nofile, "nofile", 8192, "the daemon's RLIMIT_NOFILE (its connection caps derive from it)")
-	only := fs.String("only", "", "comma-separated attacks to run (idle, drip, bighead, senders, upload); default all")
+	fs.DurationVar(&o.settle, "settle", 30*time.Second, "after an attack, how long to wait at most for the daemon's descriptors to come back to the baseline")
+	only := fs.String("only", "", "comma-separated attacks to run (idle, drip, bighead, senders, upload, unread); default all")
 	fs.BoolVar(&o.keep, "keep", false, "keep the daemon's work directory and log")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -103,6 +127,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		{"bighead", fmt.Sprintf("rounds of %d message heads announcing 16 MiB", o.n(200)), func(ctx context.Context, a *arena) { bigHeads(ctx, a, o.n(200)) }, 0},
 		{"senders", fmt.Sprintf("%d PkgpandaCalls from distinct senders", o.n(4000)), func(ctx context.Context, a *arena) { distinctSenders(ctx, a, o.n(4000)) }, 0},
 		{"upload", fmt.Sprintf("4 concurrent %d MiB api/v1 bodies", o.n(256)), func(ctx context.Context, a *arena) { uploads(ctx, a, 4, int64(o.n(256))<<20) }, 0},
+		{"unread", fmt.Sprintf("%d callers whose reply endpoints never read, 256 KiB replies", o.n(4000)), func(ctx context.Context, a *arena) { unreadReplies(ctx, a, o.n(4000), 256<<10) }, 0},
 	}
 	base := d.sample()
 	fmt.Fprintf(stdout, "baseline: RSS %.1f MB, %d fds\n\n", mb(base.rss), base.fds)
@@ -128,7 +153,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 			failed = true
 			break
 		}
-		d.settle(base, 30*time.Second)
+		d.settle(base, o.settle)
 	}
 	if failed {
 		return errors.New("the daemon died during an attack")
@@ -179,12 +204,16 @@ func startDaemon(o options) (*daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	creds := filepath.Join(dir, "credentials.json")
+	if err := os.WriteFile(creds, []byte(`{"credentials":[{"principal":"`+principal+`","secret":"`+secret+`"}]}`), 0o600); err != nil {
+		return nil, fmt.Errorf("writing the daemon's credentials: %w", err)
+	}
 	// The daemon's limits derive from its descriptor limit: set it the way
 	// an operator's unit file would, then exec.
 	script := fmt.Sprintf("ulimit -n %d && exec \"$0\" \"$@\"", o.nofile)
 	cmd := exec.Command("/bin/sh", "-c", script, daemonPath,
 		"--pkgpanda", standin, "--demo", filepath.Join(dir, "demo"),
-		"--tmp-dir", dir, "--log-level", "warn")
+		"--tmp-dir", dir, "--log-level", "warn", "--http-credentials", creds)
 	cmd.Env = append(os.Environ(), "LIBPROCESS_IP=127.0.0.1", "LIBPROCESS_PORT=0")
 	cmd.Stderr = logf
 	out, err := cmd.StdoutPipe()
@@ -656,9 +685,9 @@ func distinctSenders(ctx context.Context, a *arena, n int) {
 	defer func() {
 		sinkConns.Range(func(k, _ any) bool { _ = k.(net.Conn).Close(); return true })
 	}()
-	// An ACTIVE call with an invalid package id: the daemon answers each
-	// sender with a PkgpandaResponse.
-	body := []byte{0x08, 0x02, 0x12, 0x01, 'x'}
+	// An ACTIVE call (request id "x"), authenticated: the daemon answers
+	// each sender with a PkgpandaResponse.
+	body := appendCall(nil, 2, "x")
 	var buf bytes.Buffer
 	c, err := a.dial()
 	if err != nil {
@@ -706,7 +735,7 @@ func uploads(ctx context.Context, a *arena, k int, size int64) {
 			pre.WriteByte(0x2a)                        // tarball
 			pre.Write(appendVarint(nil, uint64(size))) //
 			total := int64(pre.Len()) + size
-			head := fmt.Sprintf("POST /pkgpanda/api/v1 HTTP/1.1\r\nHost: %s\r\nContent-Type: application/x-protobuf\r\nContent-Length: %d\r\n\r\n", a.addr, total)
+			head := fmt.Sprintf("POST /pkgpanda/api/v1 HTTP/1.1\r\nHost: %s\r\nAuthorization: %s\r\nContent-Type: application/x-protobuf\r\nContent-Length: %d\r\n\r\n", a.addr, basicAuth(), total)
 			_ = c.SetWriteDeadline(time.Now().Add(10 * time.Minute))
 			go func() {
 				<-ctx.Done()
@@ -735,6 +764,20 @@ func uploads(ctx context.Context, a *arena, k int, size int64) {
 	sort.Strings(parts)
 	a.note("upload answers: %s", strings.Join(parts, ", "))
 	<-ctx.Done()
+}
+
+// appendCall appends a PkgpandaCall of type typ (field 1) with requestID
+// (field 2) and the attack's credentials (field 7, authorization).
+func appendCall(b []byte, typ uint64, requestID string) []byte {
+	b = append(b, 0x08)
+	b = appendVarint(b, typ)
+	b = append(b, 0x12)
+	b = appendVarint(b, uint64(len(requestID)))
+	b = append(b, requestID...)
+	auth := basicAuth()
+	b = append(b, 0x3a)
+	b = appendVarint(b, uint64(len(auth)))
+	return append(b, auth...)
 }
 
 func appendVarint(b []byte, v uint64) []byte {

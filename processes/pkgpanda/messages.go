@@ -102,6 +102,19 @@ func (p *Process) reply(to libprocess.UPID, r *PkgpandaResponse) {
 	}
 	if err := protobuf.Send(p.lp, to, r); err != nil {
 		p.m.repliesDropped.Inc()
-		p.log.Warn().Err(err).Str("to", to.String()).Str("request_id", r.RequestId).Msg("sending a PkgpandaResponse failed")
+		p.log.Warn().Err(err).Str("to", to.String()).Str("request_id", logPrefix(r.RequestId)).Int("request_id_bytes", len(r.RequestId)).Msg("sending a PkgpandaResponse failed")
 	}
+}
+
+// maxLoggedID is how much of a caller-chosen request id a log line
+// carries: the caller picks its length (up to the message size limit),
+// and a flood of failed replies must not become as many bytes of log.
+const maxLoggedID = 128
+
+// logPrefix returns at most the first maxLoggedID bytes of id.
+func logPrefix(id string) string {
+	if len(id) <= maxLoggedID {
+		return id
+	}
+	return id[:maxLoggedID]
 }

@@ -153,6 +153,24 @@ func PercentEncodeID(dst []byte, id string) []byte {
 // "Transfer-Encoding: chunked" with the body as one chunk and the
 // last-chunk. An empty body gets no body headers.
 func AppendMessage(dst []byte, from, toID, toHostPort, name string, body []byte) []byte {
+	dst = AppendMessageHead(dst, from, toID, toHostPort, name, len(body))
+	if len(body) == 0 {
+		return dst
+	}
+	dst = append(dst, body...)
+	return append(dst, MessageTail...)
+}
+
+// MessageTail is what follows a non-empty body in AppendMessage's
+// encoding: the end of its chunk and the last-chunk.
+const MessageTail = "\r\n0\r\n\r\n"
+
+// AppendMessageHead appends AppendMessage's encoding of a message with a
+// body of bodyLen bytes up to the body: for an empty body the whole
+// message, otherwise the head and the chunk-size line, to be followed by
+// the body and MessageTail. A writer uses it to send a large body from
+// where it lies instead of copying it.
+func AppendMessageHead(dst []byte, from, toID, toHostPort, name string, bodyLen int) []byte {
 	dst = append(dst, "POST /"...)
 	if toID != "" {
 		dst = PercentEncodeID(dst, toID)
@@ -165,14 +183,12 @@ func AppendMessage(dst []byte, from, toID, toHostPort, name string, body []byte)
 	dst = append(dst, from...)
 	dst = append(dst, "\r\nConnection: Keep-Alive\r\nHost: "...)
 	dst = append(dst, toHostPort...)
-	if len(body) == 0 {
+	if bodyLen == 0 {
 		return append(dst, "\r\n\r\n"...)
 	}
 	dst = append(dst, "\r\nTransfer-Encoding: chunked\r\n\r\n"...)
-	dst = strconv.AppendUint(dst, uint64(len(body)), 16)
-	dst = append(dst, "\r\n"...)
-	dst = append(dst, body...)
-	return append(dst, "\r\n0\r\n\r\n"...)
+	dst = strconv.AppendUint(dst, uint64(bodyLen), 16)
+	return append(dst, "\r\n"...)
 }
 
 // AppendResponse appends a complete response with a text body: status line,

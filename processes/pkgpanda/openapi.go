@@ -54,23 +54,37 @@ func (p *Process) installOpenAPI() {
 // obj is a JSON object of the document.
 type obj = map[string]any
 
-// Statuses every route can answer whatever its operation: a handler
-// panic (500), the route's deadline or the tool's timeout (504), and an
-// endpoint disabled by the firewall rules (403).
-var errorDescriptions = map[int]string{
-	http.StatusBadRequest:            "The request is malformed (its arguments or body; see the text).",
-	http.StatusUnauthorized:          "No credentials, or credentials that do not authenticate (WWW-Authenticate names the scheme and realm).",
-	http.StatusForbidden:             "The principal may not run this operation (ACL, JSON error), or the endpoint is disabled by the firewall rules (text/plain `Endpoint '<path>' is disabled`).",
-	http.StatusNotFound:              "A package is not found, not active, or its id is invalid (see the text).",
-	http.StatusMethodNotAllowed:      "The method is not served at this path (Allow lists those that are).",
-	http.StatusConflict:              "The tool's Validation Error, a package that is active, packages missing from the repository (`missing_packages`), or an interrupted activation left on disk.",
-	http.StatusRequestEntityTooLarge: "The body exceeds its bound.",
-	http.StatusNotAcceptable:         "Accept allows neither application/json nor application/x-protobuf.",
-	http.StatusUnsupportedMediaType:  "Content-Type is neither application/json nor application/x-protobuf.",
-	http.StatusInternalServerError:   "The tool failed (`ERROR:`, or a Package Error where the operation maps it so), a package cannot be loaded, or an unexpected error.",
-	http.StatusBadGateway:            "The tool broke its interface: unexpected output, a usage error, a crash, or it could not be started.",
-	http.StatusServiceUnavailable:    "The route's queue is full, too many uploads are under way, the repository lock is held by another process, the client went away, or the process is shutting down (Retry-After).",
-	http.StatusGatewayTimeout:        "The tool timed out (JSON error), or the route's deadline passed (text/plain).",
+// errorDescription says when an operation answers status.
+func errorDescription(status int) string {
+	switch status {
+	case http.StatusBadRequest:
+		return "The request is malformed (its arguments or body; see the text)."
+	case http.StatusUnauthorized:
+		return "No credentials, or credentials that do not authenticate (WWW-Authenticate names the scheme and realm)."
+	case http.StatusForbidden:
+		return "The principal may not run this operation (ACL, JSON error), or the endpoint is disabled by the firewall rules (text/plain `Endpoint '<path>' is disabled`)."
+	case http.StatusNotFound:
+		return "A package is not found, not active, or its id is invalid (see the text)."
+	case http.StatusMethodNotAllowed:
+		return "The method is not served at this path (Allow lists those that are)."
+	case http.StatusConflict:
+		return "The tool's Validation Error, a package that is active, packages missing from the repository (`missing_packages`), or an interrupted activation left on disk."
+	case http.StatusRequestEntityTooLarge:
+		return "The body exceeds its bound."
+	case http.StatusNotAcceptable:
+		return "Accept allows neither application/json nor application/x-protobuf."
+	case http.StatusUnsupportedMediaType:
+		return "Content-Type is neither application/json nor application/x-protobuf."
+	case http.StatusInternalServerError:
+		return "The tool failed (`ERROR:`, or a Package Error where the operation maps it so), a package cannot be loaded, or an unexpected error."
+	case http.StatusBadGateway:
+		return "The tool broke its interface: unexpected output, a usage error, a crash, or it could not be started."
+	case http.StatusServiceUnavailable:
+		return "The route's queue is full, too many uploads are under way, the repository lock is held by another process, the client went away, or the process is shutting down (Retry-After)."
+	case http.StatusGatewayTimeout:
+		return "The tool timed out (JSON error), or the route's deadline passed (text/plain)."
+	}
+	return http.StatusText(status)
 }
 
 // openAPIDocument returns the OpenAPI 3.1 document, as JSON.
@@ -126,7 +140,7 @@ func (p *Process) openAPIDocument() ([]byte, error) {
 			}
 		}
 		for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodOptions, http.MethodPatch} {
-			r := maps(redirect)
+			r := shallow(redirect)
 			r["operationId"] = "redirect_" + route + "_" + strings.ToLower(m)
 			add("/"+route, m, r)
 		}
@@ -171,7 +185,8 @@ func (p *Process) openAPIDocument() ([]byte, error) {
 			"description": "The pkgpanda process: the DC/OS Pkgpanda API (/repository/..., /active/...), routes for each pkgpanda CLI command, " +
 				"and POST /api/v1 (PkgpandaCall/PkgpandaResponse as JSON or protobuf). Every error body is JSON `{\"error\": \"...\"}` " +
 				"(PUT /active/ adds `missing_packages`), except where the responses say text/plain. " +
-				"A method a path does not list answers 405 with Allow; a path below a route that no path here matches (an id containing '/') answers 404.",
+				"A method a path does not list answers 405 with Allow; a path that no path here matches (an id containing '/') answers 404: " +
+				"a JSON error below a route, else libprocess' text/plain `404 Not Found.`.",
 		},
 		"servers":    servers,
 		"paths":      paths,
@@ -183,8 +198,8 @@ func (p *Process) openAPIDocument() ([]byte, error) {
 	return json.Marshal(doc)
 }
 
-// maps returns a shallow copy of o.
-func maps(o obj) obj {
+// shallow returns a shallow copy of o.
+func shallow(o obj) obj {
 	c := make(obj, len(o))
 	for k, v := range o {
 		c[k] = v
@@ -195,12 +210,12 @@ func maps(o obj) obj {
 // headOf is the HEAD form of a GET operation: the same statuses and
 // headers, no body.
 func headOf(get obj) obj {
-	h := maps(get)
+	h := shallow(get)
 	h["operationId"] = "head_" + get["operationId"].(string)
 	h["summary"] = "HEAD of: " + get["summary"].(string)
 	responses := obj{}
 	for code, r := range get["responses"].(obj) {
-		rr := maps(r.(obj))
+		rr := shallow(r.(obj))
 		delete(rr, "content")
 		responses[code] = rr
 	}
@@ -293,7 +308,7 @@ func errorContent() obj {
 // errorResponse describes status answered with a JSON error, and the
 // headers and other media types it carries.
 func errorResponse(status int) obj {
-	r := obj{"description": errorDescriptions[status], "content": errorContent()}
+	r := obj{"description": errorDescription(status), "content": errorContent()}
 	switch status {
 	case http.StatusServiceUnavailable:
 		r["headers"] = obj{"Retry-After": obj{"schema": obj{"type": "string"}, "description": "seconds"}}
@@ -556,7 +571,7 @@ func (p *Process) cliOperation(route string) (string, obj, error) {
 	s := &p.ops[op]
 	method := http.MethodPost
 	var params []any
-	extra := []int{http.StatusMethodNotAllowed}
+	var extra []int
 	idsParam := func(desc string) obj {
 		return obj{"name": "id", "in": "query", "required": true, "description": desc, "style": "form", "explode": true,
 			"schema": obj{"type": "array", "items": obj{"type": "string"}}}
@@ -604,8 +619,8 @@ func (p *Process) cliOperation(route string) (string, obj, error) {
 			if prev, ok := resp[code].(obj); ok && code[0] == '2' {
 				// Two successes on one status (check: streamed text
 				// or, with list=true, JSON): both media types.
-				merged := maps(prev)
-				content := maps(prev["content"].(obj))
+				merged := shallow(prev)
+				content := shallow(prev["content"].(obj))
 				for mt, c := range v.(obj)["content"].(obj) {
 					content[mt] = c
 				}
@@ -665,7 +680,7 @@ func (p *Process) apiV1Operation() (obj, error) {
 		// decoding, authentication, bounds): a JSON error, which is a
 		// PkgpandaResponse in its JSON form too.
 		r := errorResponse(c)
-		rc := maps(content)
+		rc := shallow(content)
 		if tc, ok := r["content"].(obj)["text/plain"]; ok {
 			rc["text/plain"] = tc
 		}

@@ -647,14 +647,12 @@ func (p *Process) cliOperation(route string) (string, obj, error) {
 func (p *Process) apiV1Operation() (obj, error) {
 	statuses := map[int]bool{http.StatusOK: true, http.StatusBadRequest: true, http.StatusNotAcceptable: true,
 		http.StatusUnsupportedMediaType: true, http.StatusRequestEntityTooLarge: true}
-	var calls []opID
 	var names []string
 	for op := range p.ops {
 		s := &p.ops[op]
 		if !s.hasCall {
 			continue
 		}
-		calls = append(calls, opID(op))
 		names = append(names, s.name)
 		fails, err := p.failureStatuses(opID(op))
 		if err != nil {
@@ -702,8 +700,9 @@ func (p *Process) apiV1Operation() (obj, error) {
 			"description": "application/json (default) or application/x-protobuf"}},
 		"responses": resp,
 	}
-	if sec := p.opSecurity(calls...); sec != nil {
-		o["security"] = sec
+	if p.cfg.Authenticator != nil && p.cfg.OpenReads {
+		// Read-only calls need no credentials; the others get 401.
+		o["security"] = p.optionalSecurity()
 	}
 	return o, nil
 }

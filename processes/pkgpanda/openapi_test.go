@@ -133,7 +133,8 @@ func TestOpenAPIDocumentIsValid(t *testing.T) {
 			}
 			readSec := doc.Paths["/repository/"]["get"]["security"]
 			mutSec := doc.Paths["/repository/{id}"]["delete"]["security"]
-			if c.openReads != (readSec != nil) || mutSec != nil {
+			callSec := doc.Paths["/api/v1"]["post"]["security"]
+			if c.openReads != (readSec != nil) || mutSec != nil || c.openReads != (callSec != nil) {
 				t.Errorf("open reads %v: read security %v, mutation security %v", c.openReads, readSec, mutSec)
 			}
 			if urls := len(doc.Servers); (c.delegated && (urls != 2 || doc.Servers[1].URL != "/")) || (!c.delegated && urls != 1) || doc.Servers[0].URL != "/pkgpanda" {

@@ -325,7 +325,8 @@ var longOptions = []longOption{
 // errHelp asks for the usage text on stdout and exit 0 (-h, --help).
 var errHelp = errors.New("help")
 
-// splitArgv reads argv as docopt's parse_argv does (options_first off):
+// splitArgv reads argv as docopt's parse_argv does (options_first off),
+// as the real tool calls it (pkgpanda/cli.py:133):
 // options anywhere; `--name=value` or `--name value` for an option that
 // takes a value (the next word, unless there is none or it is `--`); a
 // long option by its exact name or else by a unique prefix of one; `--`
@@ -334,7 +335,8 @@ var errHelp = errors.New("help")
 // given twice, an unknown or ambiguous one, a value for a flag or none
 // for an option are usage errors, as docopt's match leaves them
 // unmatched; -h or --help anywhere asks for help, as docopt's extras do,
-// unless an error came first.
+// unless the line cannot be read at all (an ambiguous prefix, a value
+// missing or unwanted: docopt fails on those before its extras run).
 func splitArgv(argv []string) (pos []string, opts map[string]string, err error) {
 	opts = map[string]string{}
 	var problem error

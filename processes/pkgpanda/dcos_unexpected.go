@@ -15,12 +15,13 @@ import (
 )
 
 // Where DC/OS's Pkgpanda API answers with its generic error handler
-// (pkgpanda/http/__init__.py, unexpected_exception_handler: any exception
+// (pkgpanda/http/__init__.py:79, unexpected_exception_handler: any exception
 // other than PackageError and ValidationError is 500 "An unexpected error
 // has occurred."), pkgpandad answers the same text and logs the reason.
 
 // errPkginfoUndecodable marks a pkginfo.json Python's json module cannot
-// decode: Repository.load (pkgpanda/__init__.py) lets that ValueError
+// decode: Repository.load (pkgpanda/__init__.py:431, through
+// pkgpanda/util.py:257 load_json) lets that ValueError
 // through to the generic handler.
 var errPkginfoUndecodable = errors.New("pkginfo.json cannot be decoded")
 
@@ -99,7 +100,7 @@ func pythonJSONObject(b []byte) (object bool, err error) {
 }
 
 // The tool's text when <root>/active is missing and no activation left
-// anything behind (pkgpanda/__init__.py, Install.get_active).
+// anything behind (pkgpanda/__init__.py:741, Install.get_active).
 const (
 	noActivePrefix = "Install directory "
 	noActiveSuffix = " has no active folder. Has it been bootstrapped?"

@@ -173,6 +173,10 @@ func (rt *Runtime) Addr() UPID {
 // appear in /metrics/snapshot.
 func (rt *Runtime) Metrics() *Metrics { return rt.user }
 
+// Delegate returns the id of the process that answers HTTP requests
+// whose path names no process (Config.Delegate), "" for none.
+func (rt *Runtime) Delegate() string { return rt.cfg.Delegate }
+
 // Logger returns the logger of the runtime p was spawned on, so that code
 // running in p's handlers (such as package protobuf's decoders) logs where
 // the runtime does; before Spawn it is a disabled logger. Call it from p's

@@ -18,7 +18,10 @@
 //	pkgpanda-standin setup|uninstall [options]   (refused: exit 1)
 //	pkgpanda-standin demo-init DIR
 //
-// Global options (after the subcommand and its arguments): --root=DIR
+// Global options (anywhere on the line, as the real tool's docopt reads
+// them: `--opt=value` or `--opt value`, a long option by any unique
+// prefix, `--` ending the options; -h or --help prints the usage on
+// stdout): --root=DIR
 // (default /opt/mesosphere), --repository=DIR (default
 // /opt/mesosphere/packages), --config-dir=DIR (default /etc/mesosphere),
 // --state-dir-root=DIR (default /var/lib/dcos), --rooted-systemd,
@@ -224,6 +227,10 @@ func run(argv []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	c, err := parseArgs(argv)
+	if errors.Is(err, errHelp) {
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
 	if err != nil {
 		if msg := err.Error(); msg != errUsage.Error() {
 			fmt.Fprintln(stderr, msg)
@@ -300,64 +307,146 @@ func trace(sub string) func() {
 	return func() { write("end") }
 }
 
+// longOption is a long option the real tool's usage text declares, in its
+// Options section or in a usage pattern (--repository-url, --list).
+type longOption struct {
+	name     string
+	hasValue bool
+}
+
+// longOptions are the real tool's long options (pkgpanda/cli.py's usage
+// text); nothing else is an option.
+var longOptions = []longOption{
+	{"--config-dir", true}, {"--no-systemd", false}, {"--no-block-systemd", false}, {"--root", true},
+	{"--state-dir-root", true}, {"--repository", true}, {"--rooted-systemd", false}, {"--silent", false},
+	{"--repository-url", true}, {"--list", false},
+}
+
+// errHelp asks for the usage text on stdout and exit 0 (-h, --help).
+var errHelp = errors.New("help")
+
+// splitArgv reads argv as docopt's parse_argv does (options_first off),
+// as the real tool calls it (pkgpanda/cli.py:133):
+// options anywhere; `--name=value` or `--name value` for an option that
+// takes a value (the next word, unless there is none or it is `--`); a
+// long option by its exact name or else by a unique prefix of one; `--`
+// and every word after it, itself included, positional; `-` positional.
+// It returns the positional words and the options by name. An option
+// given twice, an unknown or ambiguous one, a value for a flag or none
+// for an option are usage errors, as docopt's match leaves them
+// unmatched; -h or --help anywhere asks for help, as docopt's extras do,
+// unless the line cannot be read at all (an ambiguous prefix, a value
+// missing or unwanted: docopt fails on those before its extras run).
+func splitArgv(argv []string) (pos []string, opts map[string]string, err error) {
+	opts = map[string]string{}
+	var problem error
+	help := false
+	for i := 0; i < len(argv); i++ {
+		a := argv[i]
+		switch {
+		case a == "--":
+			pos = append(pos, argv[i:]...)
+			i = len(argv)
+		case strings.HasPrefix(a, "--"):
+			name, val, hasVal := strings.Cut(a, "=")
+			var match []longOption
+			for _, o := range longOptions {
+				if o.name == name {
+					match = []longOption{o}
+					break
+				}
+				if strings.HasPrefix(o.name, name) {
+					match = append(match, o)
+				}
+			}
+			switch {
+			case len(match) > 1:
+				return nil, nil, fmt.Errorf("%s is not a unique prefix", name)
+			case len(match) == 0:
+				if name == "--help" {
+					help = true
+				} else if problem == nil {
+					problem = fmt.Errorf("unknown option %s", name)
+				}
+				continue
+			}
+			o := match[0]
+			switch {
+			case !o.hasValue && hasVal:
+				return nil, nil, fmt.Errorf("%s must not have an argument", o.name)
+			case o.hasValue && !hasVal:
+				if i+1 >= len(argv) || argv[i+1] == "--" {
+					return nil, nil, fmt.Errorf("%s requires argument", o.name)
+				}
+				i++
+				val = argv[i]
+			}
+			if _, dup := opts[o.name]; dup && problem == nil {
+				problem = fmt.Errorf("%s given more than once", o.name)
+			}
+			opts[o.name] = val
+		case strings.HasPrefix(a, "-") && a != "-":
+			// No short option is declared: each letter is an unknown
+			// one, -h asking for help.
+			if strings.Contains(a[1:], "h") {
+				help = true
+			} else if problem == nil {
+				problem = fmt.Errorf("unknown option %s", a)
+			}
+		default:
+			pos = append(pos, a)
+		}
+	}
+	if help {
+		return nil, nil, errHelp
+	}
+	return pos, opts, problem
+}
+
 func parseArgs(argv []string) (*config, error) {
-	if len(argv) == 0 {
+	pos, opts, err := splitArgv(argv)
+	if err != nil {
+		return nil, err
+	}
+	if len(pos) == 0 {
 		return nil, errUsage
 	}
 	c := &config{
-		sub:        argv[0],
+		sub:        pos[0],
+		args:       pos[1:],
 		root:       cli.DefaultRoot,
 		repository: cli.DefaultRepository,
 		configDir:  cli.DefaultConfigDir,
 		stateDir:   cli.DefaultStateDirRoot,
 	}
-	for _, a := range argv[1:] {
-		if !strings.HasPrefix(a, "-") {
-			c.args = append(c.args, a)
-			continue
-		}
-		name, val, hasVal := strings.Cut(a, "=")
+	for name, val := range opts {
 		switch name {
-		case "--root", "--repository", "--config-dir", "--state-dir-root", "--repository-url":
-			if !hasVal || val == "" {
-				return nil, fmt.Errorf("%s requires a value", name)
+		case "--root":
+			c.root = val
+		case "--repository":
+			c.repository = val
+		case "--config-dir":
+			c.configDir = val
+		case "--state-dir-root":
+			c.stateDir = val
+		case "--repository-url":
+			if c.sub != "fetch" {
+				return nil, fmt.Errorf("unexpected option %s", name)
 			}
-			switch name {
-			case "--root":
-				c.root = val
-			case "--repository":
-				c.repository = val
-			case "--config-dir":
-				c.configDir = val
-			case "--state-dir-root":
-				c.stateDir = val
-			case "--repository-url":
-				if c.sub != "fetch" {
-					return nil, fmt.Errorf("unexpected option %s", name)
-				}
-				c.repoURL, c.hasRepoURL = val, true
+			c.repoURL, c.hasRepoURL = val, true
+		case "--list":
+			if c.sub != "check" {
+				return nil, fmt.Errorf("unexpected option %s", name)
 			}
-		case "--rooted-systemd", "--no-systemd", "--no-block-systemd", "--silent", "--list":
-			if hasVal {
-				return nil, fmt.Errorf("%s takes no value", name)
-			}
-			switch name {
-			case "--list":
-				if c.sub != "check" {
-					return nil, fmt.Errorf("unexpected option %s", name)
-				}
-				c.list = true
-			case "--rooted-systemd":
-				c.rootedSystemd = true
-			case "--no-systemd":
-				c.noSystemd = true
-			case "--no-block-systemd":
-				c.noBlock = true
-			case "--silent":
-				c.silent = true
-			}
-		default:
-			return nil, fmt.Errorf("unknown option %s", a)
+			c.list = true
+		case "--rooted-systemd":
+			c.rootedSystemd = true
+		case "--no-systemd":
+			c.noSystemd = true
+		case "--no-block-systemd":
+			c.noBlock = true
+		case "--silent":
+			c.silent = true
 		}
 	}
 	n := len(c.args)

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -471,7 +472,9 @@ func TestUsage(t *testing.T) {
 		{"fetch", "--repository-url=file:///x"}, {"list", "extra"}, {"list", "--frobnicate"}, {"active", "--list"},
 		{"list", "--root"}, {"add"}, {"demo-init"},
 	} {
-		r := runStandin(t, nil, append(args, f.opts...)...)
+		// The fixture's options first: a trailing option that wants a
+		// value (`--root`) must find none.
+		r := runStandin(t, nil, append(slices.Clone(f.opts), args...)...)
 		if len(args) == 0 {
 			r = runStandin(t, nil)
 		}

@@ -202,11 +202,12 @@ func TestDCOSActiveRows(t *testing.T) {
 	if err := os.Rename(filepath.Join(e.dir, "gone"), filepath.Join(e.dir, "packages", gone)); err != nil {
 		t.Fatal(err)
 	}
-	// An active package that cannot be loaded: 500, as GET /repository/<id>.
+	// An active package that cannot be loaded: 500, as GET /repository/<id>
+	// (a pkginfo.json that is not JSON reaches DC/OS's generic handler).
 	if err := os.WriteFile(filepath.Join(e.dir, "packages", gone, "pkginfo.json"), []byte("not json"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	expectDCOS(t, "GET /active/<active, unloadable>", e.do("GET", "/active/"+gone, nil), 500, "Unable to load package "+gone+".")
+	expectDCOS(t, "GET /active/<active, unloadable>", e.do("GET", "/active/"+gone, nil), 500, "An unexpected error has occurred.")
 }
 
 func TestDCOSHTTPEdges(t *testing.T) {

@@ -171,6 +171,9 @@ func newEnv(t testing.TB, o envOpt) *env {
 	e.rt, e.p = rt, p
 	e.base = "http://" + rt.Addr().HostPort() + "/" + ProcessID
 	e.client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	if tally := openAPICheck.Load(); tally != nil { // TestOpenAPIDescribesEveryResponse
+		e.client.Transport = &checkingTransport{t: t, p: p, next: e.client.Transport, tally: tally}
+	}
 	t.Cleanup(func() {
 		e.client.CloseIdleConnections()
 		http.DefaultClient.CloseIdleConnections()

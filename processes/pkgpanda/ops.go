@@ -3,13 +3,10 @@ package pkgpanda
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 
 	"github.com/procpanda/procpanda/processes/pkgpanda/cli"
@@ -330,8 +327,11 @@ func checkInRepository(ctx context.Context, p *Process, a *actor, in *opArgs) *P
 // loaded (the reason is logged, not sent, as DC/OS does).
 func checkLoadable(_ context.Context, p *Process, _ *actor, in *opArgs) *PkgpandaResponse {
 	for _, id := range in.ids {
-		if err := p.loadPackage(id); err != nil {
+		if err := p.loadPkginfo(id); err != nil {
 			p.log.Warn().Err(err).Str("package", id.String()).Msg("loading a package of the repository failed")
+			if errors.Is(err, errPkginfoUndecodable) {
+				return failed(http.StatusInternalServerError, "%s", msgUnexpected)
+			}
 			return failed(http.StatusInternalServerError, "Unable to load package %s.", id)
 		}
 	}
@@ -400,21 +400,6 @@ func checkAllPresent(ctx context.Context, p *Process, a *actor, in *opArgs) *Pkg
 		return failed(http.StatusBadGateway, "pkgpanda list listed an invalid id: %v", err)
 	}
 	in.ids = ids
-	return nil
-}
-
-// loadPackage reads <repository>/<id>/pkginfo.json and checks that it is
-// a JSON object, as the Pkgpanda API's repository.load does. id is valid,
-// so the path stays inside the repository.
-func (p *Process) loadPackage(id cli.ID) error {
-	b, err := os.ReadFile(filepath.Join(p.cfg.repository(), id.String(), "pkginfo.json"))
-	if err != nil {
-		return fmt.Errorf("reading pkginfo.json: %w", err)
-	}
-	var obj map[string]any
-	if err := json.Unmarshal(b, &obj); err != nil {
-		return fmt.Errorf("pkginfo.json is not a JSON object: %w", err)
-	}
 	return nil
 }
 

@@ -45,6 +45,9 @@ type Process struct {
 	// stdin is /dev/null, every run's standard input (set by Start,
 	// closed once Drain is done).
 	stdin *os.File
+	// delegated is set by Start when the runtime's delegate is this
+	// process: its routes are served without the prefix too.
+	delegated bool
 }
 
 // metrics are the process' counters beyond the per-route ones; see Start
@@ -97,6 +100,7 @@ func New(cfg Config) (*Process, error) {
 		}
 	}
 	p.installRoutes()
+	p.installOpenAPI()
 	if err := p.installMessages(); err != nil {
 		return nil, err
 	}
@@ -162,6 +166,7 @@ func (p *Process) Start(rt *libprocess.Runtime) (libprocess.UPID, error) {
 	if left := interruptedActivation(p.cfg.root()); len(left) > 0 {
 		p.log.Error().Strs("leftovers", left).Msg("an activation was interrupted; activations and reads of the active set are refused until an operator recovers the install")
 	}
+	p.delegated = rt.Delegate() == ProcessID
 	m := rt.Metrics()
 	if err := m.Describe(metricFamilies()...); err != nil {
 		up.close()

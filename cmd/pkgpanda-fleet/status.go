@@ -202,7 +202,7 @@ func printStatus(w io.Writer, r *StatusReport) {
 	if len(r.Differing) > 0 {
 		fmt.Fprintf(w, "\nDIFFERING FROM THE %s\n", strings.ToUpper(refName(r)))
 		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "AGENT\tADDRESS\tDIFFERENCE")
+		fmt.Fprintf(tw, "AGENT\tADDRESS\tDIFFERENCE (agent's → %s)\n", refName(r))
 		for _, d := range r.Differing {
 			fmt.Fprintf(tw, "%s\t%s\t%s\n", agentName(d.Agent), d.Address, strings.Join(d.Differences, ", "))
 		}

@@ -135,7 +135,14 @@ func newState(prev *State, p *Plan, o rolloutOptions, pool *agentPool) *State {
 				st.Agents[pl.agent.ID] = ap
 			}
 			ap.Hostname, ap.Address, ap.Batch = pl.agent.Hostname, pool.addr(pl.agent), bi
-			ap.From, ap.To, ap.Fetch = pl.from, pl.to, pl.fetch
+			if ap.Status == progRunning && len(ap.From) > 0 {
+				// A killed run's agent keeps the set it started from: the
+				// activation may have happened without being recorded.
+				ap.Error = "an earlier run stopped while changing this agent"
+			} else {
+				ap.From = pl.from
+			}
+			ap.To, ap.Fetch = pl.to, pl.fetch
 			if ap.Status != progRunning && ap.Status != progFailed {
 				ap.Status = progPending
 			}
@@ -157,7 +164,7 @@ func newState(prev *State, p *Plan, o rolloutOptions, pool *agentPool) *State {
 		mark(a, progAtTarget, "")
 	}
 	for _, u := range p.Unreachable {
-		mark(u.Agent, progNotTouchd, "unreachable: "+u.Reason)
+		mark(u.Agent, progNotTouchd, u.Reason)
 	}
 	for _, a := range p.NotTouched {
 		mark(a, progNotTouchd, string(a.State)+" in the master")
@@ -247,14 +254,21 @@ func (r *rollout) run(ctx context.Context, stop <-chan struct{}, p *Plan) int {
 		wg.Wait()
 		r.out.line("batch %d/%d finished in %s: %s", bi+1, len(p.Batches), time.Since(start).Round(time.Millisecond), r.batchSummary(batch))
 		if len(failed) > 0 {
-			return r.finish(exitIncomplete, "stopped after batch %d: the health gate failed on %s; later batches were not started", bi+1, strings.Join(failed, ", "))
+			return r.finish(exitIncomplete, "stopped after batch %d: %s failed (see the report); later batches were not started", bi+1, strings.Join(failed, ", "))
 		}
 		if stopped() {
 			return r.finish(exitInterrupted, "interrupted in batch %d: agents in flight finished; run again to continue", bi+1)
 		}
 	}
-	if len(p.Unreachable) > 0 || len(p.Gone) > 0 {
-		return r.finish(exitIncomplete, "finished the plan, but %d agents were unreachable and %d gone: they are not at the target", len(p.Unreachable), len(p.Gone))
+	var left []string
+	if n := len(p.Unreachable); n > 0 {
+		left = append(left, fmt.Sprintf("%d unreachable", n))
+	}
+	if n := len(p.Gone); n > 0 {
+		left = append(left, fmt.Sprintf("%d gone from the master", n))
+	}
+	if len(left) > 0 {
+		return r.finish(exitIncomplete, "finished the plan, but agents were left out (%s): they are not at the target", strings.Join(left, ", "))
 	}
 	return r.finish(exitOK, "complete: every planned agent is at the target")
 }
@@ -335,7 +349,7 @@ func (r *rollout) doAgent(ctx context.Context, pl planned) error {
 	active = sortedCopy(active)
 	want := r.o.target.desired(active)
 	changed := false
-	var fetchMS, activateMS int64
+	var steps []string
 	if !slices.Equal(active, want) {
 		rctx, cancel = context.WithTimeout(ctx, r.pool.cfg.timeout)
 		repo, err := c.List(rctx)
@@ -356,7 +370,7 @@ func (r *rollout) doAgent(ctx context.Context, pl planned) error {
 			t := time.Now()
 			_, err := c.Fetch(ctx, r.o.repositoryURL, missing...)
 			entry("fetch", missing, nil, err, t)
-			fetchMS = time.Since(t).Milliseconds()
+			steps = append(steps, fmt.Sprintf("fetch %d ms", time.Since(t).Milliseconds()))
 			if err != nil {
 				return fail("fetching "+strings.Join(missing, ","), describe(ctx, err))
 			}
@@ -364,7 +378,7 @@ func (r *rollout) doAgent(ctx context.Context, pl planned) error {
 		t := time.Now()
 		err = c.Activate(ctx, want...)
 		entry("activate", want, active, err, t)
-		activateMS = time.Since(t).Milliseconds()
+		steps = append(steps, fmt.Sprintf("activate %d ms", time.Since(t).Milliseconds()))
 		if err != nil {
 			return fail("activating", describe(ctx, err))
 		}
@@ -378,15 +392,16 @@ func (r *rollout) doAgent(ctx context.Context, pl planned) error {
 		return fail("health gate", err)
 	}
 	entry("gate", want, nil, nil, t)
+	steps = append(steps, fmt.Sprintf("gate %d ms", time.Since(t).Milliseconds()))
 	r.setProgress(a.ID, func(ap *AgentProgress) {
 		t := time.Now().UTC()
-		ap.Status, ap.Finished = progDone, &t
+		ap.Status, ap.Error, ap.Finished = progDone, "", &t
 	})
-	what := "already at the target, gate passed"
+	what := "found at the target"
 	if changed {
 		what = strings.Join(diff(active, want), ", ")
 	}
-	r.progressed(fmt.Sprintf("%s %s: done %s (fetch %d ms, activate %d ms, %s total)", agentName(a), r.pool.addr(a), what, fetchMS, activateMS, time.Since(start).Round(time.Millisecond)))
+	r.progressed(fmt.Sprintf("%s %s: done %s (%s; %s)", agentName(a), r.pool.addr(a), what, strings.Join(steps, ", "), time.Since(start).Round(time.Millisecond)))
 	return nil
 }
 
@@ -451,9 +466,12 @@ func (r *rollout) report(w io.Writer, p *Plan) {
 		change := ""
 		if ap.Status != progAtTarget && ap.Status != progNotTouchd && ap.Status != progGone {
 			change = strings.Join(diff(ap.From, ap.To), ", ")
-			if ap.Changed {
+			switch {
+			case ap.Changed:
 				change += " (activated)"
-			} else if ap.Status != progDone {
+			case ap.Status == progDone && !slices.Equal(ap.From, ap.To):
+				change += " (found at the target)"
+			case ap.Status != progDone:
 				change += " (not activated)"
 			}
 		}

@@ -1,15 +1,14 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -268,43 +267,45 @@ func holdLock(t *testing.T, i int) func() {
 	return release
 }
 
+// syncBuffer is an output buffer safe to read while a process writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
 // tool is the built binary running a rollout.
 type tool struct {
 	cmd  *exec.Cmd
-	out  *strings.Builder
+	out  *syncBuffer
 	done chan struct{}
 	code int
 }
 
 func startTool(t *testing.T, args ...string) *tool {
 	t.Helper()
-	tl := &tool{cmd: exec.Command(filepath.Join(binDir, "pkgpanda-fleet"), args...), out: &strings.Builder{}, done: make(chan struct{})}
-	tl.cmd.Stderr = tl.out
-	pr, err := tl.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	tl := &tool{cmd: exec.Command(filepath.Join(binDir, "pkgpanda-fleet"), args...), out: &syncBuffer{}, done: make(chan struct{})}
+	tl.cmd.Stdout, tl.cmd.Stderr = tl.out, tl.out
 	if err := tl.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	lines := make(chan string, 1024)
 	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
-	go func() {
-		for l := range lines {
-			tl.out.WriteString(l + "\n")
-		}
-		err := tl.cmd.Wait()
+		tl.cmd.Wait()
 		tl.code = tl.cmd.ProcessState.ExitCode()
 		if ws, ok := tl.cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 			tl.code = -int(ws.Signal())
 		}
-		_ = err
 		close(tl.done)
 	}()
 	t.Cleanup(func() {
@@ -433,5 +434,4 @@ func TestRolloutInterruptKillResume(t *testing.T) {
 			t.Errorf("%s activated %d times over the runs", id, n)
 		}
 	}
-	_ = io.Discard
 }

@@ -254,7 +254,7 @@ type fakeMaster struct {
 	onCall   func(n int64) // called (unlocked) before each GET_AGENTS is answered
 }
 
-func newFakeMaster(t *testing.T) *fakeMaster {
+func newFakeMaster(t testing.TB) *fakeMaster {
 	t.Helper()
 	fm := &fakeMaster{}
 	fm.srv = httptest.NewServer(http.HandlerFunc(fm.serve))
@@ -417,7 +417,7 @@ func newGuard(t *testing.T, ip string) *guard {
 }
 
 // blackhole is an agent address that accepts and never answers.
-func blackhole(t *testing.T, ip string) {
+func blackhole(t testing.TB, ip string) {
 	t.Helper()
 	l, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(tcPort)))
 	if err != nil {
@@ -447,7 +447,7 @@ func blackhole(t *testing.T, ip string) {
 }
 
 // secrets writes the credential files and returns the flags using them.
-func credFlags(t *testing.T, fm *fakeMaster) []string {
+func credFlags(t testing.TB, fm *fakeMaster) []string {
 	t.Helper()
 	dir := t.TempDir()
 	ms, as := filepath.Join(dir, "master-secret"), filepath.Join(dir, "agent-secret")

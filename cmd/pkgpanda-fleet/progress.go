@@ -6,8 +6,6 @@ import (
 	"os"
 	"strings"
 	"sync"
-
-	"golang.org/x/sys/unix"
 )
 
 // progressWriter prints a rollout's progress: on a terminal a progress
@@ -27,8 +25,7 @@ func newProgressWriter(w io.Writer, mode string) *progressWriter {
 		p.bar = true
 	case "auto", "":
 		if f, ok := w.(*os.File); ok {
-			_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-			p.bar = err == nil
+			p.bar = isTerminal(f)
 		}
 	}
 	return p

@@ -435,3 +435,40 @@ func TestRolloutInterruptKillResume(t *testing.T) {
 		}
 	}
 }
+
+// TestRolloutGateFailure: an agent whose checks fail after its
+// activation fails the health gate; the rollout stops with the agents of
+// its batch not yet started left alone, and the report says the change
+// was made there.
+func TestRolloutGateFailure(t *testing.T) {
+	resetCluster(t)
+	check := filepath.Join(daemons[1].demo, "packages", "mesos--1.12.0", "check")
+	if err := os.MkdirAll(check, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(check) })
+	if err := os.WriteFile(filepath.Join(check, "health"), []byte("#!/bin/sh\necho unhealthy >&2\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fm := newFakeMaster(t)
+	fm.setAgents(clusterAgents())
+	state := filepath.Join(t.TempDir(), "state.json")
+	code, out, errs := runTool(t, append([]string{"rollout", "--state", state, "--target", "mesos--1.12.0", "--batch", "3", "--progress", "plain"}, credFlags(t, fm)...)...)
+	t.Logf("rollout:\n%s%s", out, errs)
+	if code != exitIncomplete {
+		t.Fatalf("exit %d", code)
+	}
+	if !hasLine(out, "agent-02 (S2)", "failed", "mesos 1.11.0→1.12.0 (activated)", "health gate: pkgpanda check") ||
+		!hasLine(out, "agent-03 (S3)", "pending") || !strings.Contains(out, "stopped after batch 2: agent-02 (S2) failed") {
+		t.Error("the report does not say where the gate failed and what changed")
+	}
+	expectActive(t, func(i int) []string {
+		if i < 2 {
+			return targetSet("mesos--1.12.0")
+		}
+		return baseline
+	})
+	if n := auditCount(t, state+".audit", "S2", "gate", "failed"); n != 1 {
+		t.Errorf("%d failed gate audit lines for S2", n)
+	}
+}

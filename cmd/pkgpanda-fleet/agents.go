@@ -133,17 +133,16 @@ func (p *agentPool) readActive(ctx context.Context, a Agent) ([]string, error) {
 // describe turns a call's failure into the short reason an operator reads.
 func describe(ctx context.Context, err error) error {
 	var ce *client.Error
+	var ne *net.OpError
 	switch {
 	case errors.As(err, &ce) && (ce.Status == http.StatusUnauthorized || ce.Status == http.StatusForbidden):
 		return fmt.Errorf("refused: %d %s (check the agent credentials)", ce.Status, ce.Message)
 	case errors.As(err, &ce):
 		return fmt.Errorf("pkgpanda %s failed: %d %s", ce.Op, ce.Status, ce.Message)
-	case errors.Is(err, context.DeadlineExceeded) || (ctx.Err() == context.DeadlineExceeded):
+	case errors.Is(err, context.DeadlineExceeded) || ctx.Err() == context.DeadlineExceeded:
 		return fmt.Errorf("timed out: %w", err)
-	}
-	var ne *net.OpError
-	if errors.As(err, &ne) {
-		return fmt.Errorf("unreachable: %w", err)
+	case errors.As(err, &ne):
+		return fmt.Errorf("unreachable: %w", ne)
 	}
 	return err
 }

@@ -31,20 +31,26 @@ func TestCapture(t *testing.T) {
 	flags := credFlags(t, follower)
 	state := filepath.Join(dir, "mesos-1.13.state")
 	var b strings.Builder
+	short := func(s string) string {
+		for _, r := range [][2]string{{dir, "."}, {workDir, "/srv"}, {filepath.Dir(flags[5]), "/etc/fleet"}} {
+			s = strings.ReplaceAll(s, r[0], r[1])
+		}
+		return s
+	}
+	common := strings.Join(flags, " ")
+	fmt.Fprintf(&b, "$ FLEET=\"%s\"\n\n", short(common))
 	show := func(args ...string) {
 		tl := startTool(t, args...)
 		code := tl.wait(t)
-		cmd := "pkgpanda-fleet " + strings.Join(args, " ")
-		for _, r := range [][2]string{{dir, "."}, {workDir, "/srv"}, {filepath.Dir(flags[5]), "/etc/fleet"}} {
-			cmd = strings.ReplaceAll(cmd, r[0], r[1])
-		}
+		cmd := short(strings.ReplaceAll("pkgpanda-fleet "+strings.Join(args, " "), common, "$FLEET"))
 		out := tl.out.String()
 		out = strings.ReplaceAll(out, dir, ".")
 		fmt.Fprintf(&b, "$ %s\n%s[exit %d]\n\n", cmd, out, code)
 	}
 	show(append([]string{"status"}, flags...)...)
-	rollout := append([]string{"rollout", "--target", "mesos--1.13.0", "--repository-url", remote, "--state", state, "--batch", "3", "--progress", "plain"}, flags...)
-	show(append(append([]string{}, rollout...), "--dry-run")...)
+	rollout := []string{"rollout", "--target", "mesos--1.13.0", "--repository-url", remote, "--state", state, "--batch", "3", "--progress", "plain"}
+	show(append(append([]string{"rollout", "--dry-run"}, rollout[1:]...), flags...)...)
+	rollout = append(rollout, flags...)
 	show(rollout...)
 	show(append([]string{"status", "--target", "mesos--1.13.0"}, flags...)...)
 	if _, err := agentClient(t, 4).Remove(t.Context(), "mesos--1.13.0"); err != nil {

@@ -49,8 +49,8 @@ func openAudit(path, state string) (*auditLog, error) {
 	return a, nil
 }
 
-// write appends e; a failure to audit is reported to the caller, which
-// stops the rollout rather than change agents unrecorded.
+// write appends e; a failure to audit is returned to the caller, which
+// fails the agent and so stops the rollout rather than go on unrecorded.
 func (a *auditLog) write(e AuditEntry) error {
 	e.Time = time.Now().UTC()
 	e.Operator, e.Host, e.State = a.operator, a.host, a.state

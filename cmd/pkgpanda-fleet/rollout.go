@@ -197,6 +197,7 @@ func (r *rollout) run(ctx context.Context, stop <-chan struct{}, p *Plan) int {
 			return ctx.Err() != nil
 		}
 	}
+	leftOut := 0 // agents the master stopped offering since the plan
 	for bi, batch := range p.Batches {
 		if stopped() {
 			return r.finish(exitInterrupted, "interrupted before batch %d; run again to continue", bi+1)
@@ -237,6 +238,7 @@ func (r *rollout) run(ctx context.Context, stop <-chan struct{}, p *Plan) int {
 					return r.finish(exitIncomplete, "stopped: %v", err)
 				}
 				r.out.line("%s: not touched, %s", agentName(pl.agent), why)
+				leftOut++
 				<-sem
 				continue
 			}
@@ -266,6 +268,9 @@ func (r *rollout) run(ctx context.Context, stop <-chan struct{}, p *Plan) int {
 	}
 	if n := len(p.Gone); n > 0 {
 		left = append(left, fmt.Sprintf("%d gone from the master", n))
+	}
+	if leftOut > 0 {
+		left = append(left, fmt.Sprintf("%d no longer active in the master", leftOut))
 	}
 	if len(left) > 0 {
 		return r.finish(exitIncomplete, "finished the plan, but agents were left out (%s): they are not at the target", strings.Join(left, ", "))
@@ -310,14 +315,14 @@ func (r *rollout) batchSummary(batch []planned) string {
 func (r *rollout) doAgent(ctx context.Context, pl planned) error {
 	a := pl.agent
 	start := time.Now()
-	entry := func(op string, ids, from []string, err error, since time.Time) {
+	// entry writes an audit line; a change that cannot be audited fails
+	// the agent, which stops the rollout.
+	entry := func(op string, ids, from []string, err error, since time.Time) error {
 		e := AuditEntry{Agent: a.ID, Hostname: a.Hostname, Address: r.pool.addr(a), Operation: op, IDs: ids, From: from, Outcome: "ok", DurationMS: time.Since(since).Milliseconds()}
 		if err != nil {
 			e.Outcome, e.Error = "failed", err.Error()
 		}
-		if aerr := r.audit.write(e); aerr != nil {
-			r.out.line("%v", aerr)
-		}
+		return r.audit.write(e)
 	}
 	if err := r.setProgress(a.ID, func(ap *AgentProgress) {
 		t := time.Now().UTC()
@@ -328,10 +333,12 @@ func (r *rollout) doAgent(ctx context.Context, pl planned) error {
 	}
 	fail := func(step string, err error) error {
 		err = fmt.Errorf("%s: %w", step, err)
-		r.setProgress(a.ID, func(ap *AgentProgress) {
+		if serr := r.setProgress(a.ID, func(ap *AgentProgress) {
 			t := time.Now().UTC()
 			ap.Status, ap.Error, ap.Finished = progFailed, err.Error(), &t
-		})
+		}); serr != nil {
+			err = fmt.Errorf("%w; %v", err, serr)
+		}
 		r.progressed(fmt.Sprintf("%s %s: FAILED %v", agentName(a), r.pool.addr(a), err))
 		return err
 	}
@@ -369,34 +376,46 @@ func (r *rollout) doAgent(ctx context.Context, pl planned) error {
 			}
 			t := time.Now()
 			_, err := c.Fetch(ctx, r.o.repositoryURL, missing...)
-			entry("fetch", missing, nil, err, t)
+			aerr := entry("fetch", missing, nil, err, t)
 			steps = append(steps, fmt.Sprintf("fetch %d ms", time.Since(t).Milliseconds()))
 			if err != nil {
 				return fail("fetching "+strings.Join(missing, ","), describe(ctx, err))
 			}
+			if aerr != nil {
+				return fail("fetched, but", aerr)
+			}
 		}
 		t := time.Now()
 		err = c.Activate(ctx, want...)
-		entry("activate", want, active, err, t)
+		aerr := entry("activate", want, active, err, t)
 		steps = append(steps, fmt.Sprintf("activate %d ms", time.Since(t).Milliseconds()))
 		if err != nil {
 			return fail("activating", describe(ctx, err))
 		}
 		changed = true
-		r.setProgress(a.ID, func(ap *AgentProgress) { ap.Changed = true })
+		serr := r.setProgress(a.ID, func(ap *AgentProgress) { ap.Changed = true })
+		if err := errors.Join(aerr, serr); err != nil {
+			return fail("activated, but", err)
+		}
 	}
 	// The health gate.
 	t := time.Now()
 	if err := r.gate(ctx, c, a, want); err != nil {
-		entry("gate", want, nil, err, t)
+		if aerr := entry("gate", want, nil, err, t); aerr != nil {
+			err = fmt.Errorf("%w; %v", err, aerr)
+		}
 		return fail("health gate", err)
 	}
-	entry("gate", want, nil, nil, t)
+	if err := entry("gate", want, nil, nil, t); err != nil {
+		return fail("gate passed, but", err)
+	}
 	steps = append(steps, fmt.Sprintf("gate %d ms", time.Since(t).Milliseconds()))
-	r.setProgress(a.ID, func(ap *AgentProgress) {
+	if err := r.setProgress(a.ID, func(ap *AgentProgress) {
 		t := time.Now().UTC()
 		ap.Status, ap.Error, ap.Finished = progDone, "", &t
-	})
+	}); err != nil {
+		return fail("gate passed, but", err)
+	}
 	what := "found at the target"
 	if changed {
 		what = strings.Join(diff(active, want), ", ")

@@ -472,3 +472,32 @@ func TestRolloutGateFailure(t *testing.T) {
 		t.Errorf("%d failed gate audit lines for S2", n)
 	}
 }
+
+// TestRolloutAgentDrainedMidway: an agent the master starts draining
+// after the plan is left alone when its batch comes, and the rollout
+// says it is incomplete.
+func TestRolloutAgentDrainedMidway(t *testing.T) {
+	resetCluster(t)
+	fm := newFakeMaster(t)
+	fm.setAgents(clusterAgents())
+	fm.onCall = func(n int64) {
+		if n == 3 { // the plan, batch 1, the canary's gate: then S8 drains
+			fm.mu.Lock()
+			fm.agents[7] = drainingAgent("S8", "agent-08", agentIPFor(7))
+			fm.mu.Unlock()
+		}
+	}
+	state := filepath.Join(t.TempDir(), "state.json")
+	code, out, errs := runTool(t, append([]string{"rollout", "--state", state, "--target", "mesos--1.12.0", "--batch", "7", "--progress", "plain"}, credFlags(t, fm)...)...)
+	t.Logf("rollout:\n%s%s", out, errs)
+	if code != exitIncomplete || !strings.Contains(out, "agent-08 (S8): not touched, draining in the master") ||
+		!strings.Contains(out, "agents were left out (1 no longer active in the master)") {
+		t.Errorf("exit %d", code)
+	}
+	expectActive(t, func(i int) []string {
+		if i < 7 {
+			return targetSet("mesos--1.12.0")
+		}
+		return baseline
+	})
+}

@@ -117,6 +117,11 @@ func TestStatusBadInput(t *testing.T) {
 	if code != exitError || !strings.Contains(errs, "GET_AGENTS") || !strings.Contains(errs, "connection refused") {
 		t.Errorf("dead master: exit %d, %q", code, errs)
 	}
+	// Several masters: a dead one is passed over.
+	code, out, errs := runTool(t, with(dead+","+fm.url())...)
+	if code != exitOK || !strings.Contains(out, "1 agents, 1 answered") {
+		t.Errorf("dead then live master: exit %d\n%s%s", code, out, errs)
+	}
 	// Garbage.
 	fm.setGarbage(true)
 	code, _, errs = runTool(t, with(fm.url())...)
@@ -140,7 +145,7 @@ func TestStatusBadInput(t *testing.T) {
 	go g.Serve(gl)
 	t.Cleanup(func() { g.Close() })
 	fm.setAgents(append(clusterAgents()[:1], mesosAgent("SG", "agent-garbage", "127.0.0.40")))
-	code, out, errs := runTool(t, with(fm.url())...)
+	code, out, errs = runTool(t, with(fm.url())...)
 	if code != exitIncomplete || !strings.Contains(out, "agent-garbage (SG)") || !strings.Contains(out, "decoding the answer") {
 		t.Errorf("garbage agent: exit %d\n%s%s", code, out, errs)
 	}

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/mesos/mesos-go/api/v1/lib/maintenance"
 	"github.com/mesos/mesos-go/api/v1/lib/master"
 	"github.com/procpanda/procpanda/internal/testfixture"
 	"github.com/procpanda/procpanda/processes/pkgpanda/client"
@@ -248,10 +249,12 @@ type fakeMaster struct {
 	mu       sync.Mutex
 	agents   []master.Response_GetAgents_Agent
 	recover  []mesos.AgentInfo
-	redirect string // when set: answer 307 to this host:port (not the leader)
-	garbage  bool   // answer 200 with a body that is no Response
-	calls    atomic.Int64
+	redirect string        // when set: answer 307 to this host:port (not the leader)
+	garbage  bool          // answer 200 with a body that is no Response
+	calls    atomic.Int64  // GET_AGENTS calls
 	onCall   func(n int64) // called (unlocked) before each GET_AGENTS is answered
+	schedule maintenance.Schedule
+	updates  []maintenance.Schedule // every UPDATE_MAINTENANCE_SCHEDULE, in order
 }
 
 func newFakeMaster(t testing.TB) *fakeMaster {
@@ -287,18 +290,12 @@ func (fm *fakeMaster) serve(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "unsupported content type", http.StatusUnsupportedMediaType)
 		return
 	}
-	if err != nil || call.Type != master.Call_GET_AGENTS {
+	if err != nil {
 		http.Error(w, fmt.Sprintf("Failed to parse body into Call: %v", err), http.StatusBadRequest)
 		return
 	}
-	n := fm.calls.Add(1)
-	if fm.onCall != nil {
-		fm.onCall(n)
-	}
 	fm.mu.Lock()
-	redirect, garbage := fm.redirect, fm.garbage
-	resp := master.Response{Type: master.Response_GET_AGENTS, GetAgents: &master.Response_GetAgents{
-		Agents: slices.Clone(fm.agents), RecoveredAgents: slices.Clone(fm.recover)}}
+	redirect := fm.redirect
 	fm.mu.Unlock()
 	if redirect != "" {
 		// As Master::Http::redirect: a protocol-relative URL to the leader.
@@ -306,6 +303,48 @@ func (fm *fakeMaster) serve(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusTemporaryRedirect)
 		return
 	}
+	var resp master.Response
+	switch call.Type {
+	case master.Call_GET_AGENTS:
+		n := fm.calls.Add(1)
+		if fm.onCall != nil {
+			fm.onCall(n)
+		}
+		fm.mu.Lock()
+		resp = master.Response{Type: master.Response_GET_AGENTS, GetAgents: &master.Response_GetAgents{
+			Agents: slices.Clone(fm.agents), RecoveredAgents: slices.Clone(fm.recover)}}
+		fm.mu.Unlock()
+	case master.Call_GET_MAINTENANCE_SCHEDULE:
+		fm.mu.Lock()
+		resp = master.Response{Type: master.Response_GET_MAINTENANCE_SCHEDULE, GetMaintenanceSchedule: &master.Response_GetMaintenanceSchedule{Schedule: fm.schedule}}
+		fm.mu.Unlock()
+	case master.Call_UPDATE_MAINTENANCE_SCHEDULE:
+		s := call.UpdateMaintenanceSchedule.Schedule
+		seen := map[string]bool{}
+		for _, win := range s.Windows {
+			for _, m := range win.MachineIDs {
+				k := m.GetHostname() + "/" + m.GetIP()
+				if seen[k] {
+					// As the master's maintenance validation does.
+					http.Error(w, "Machine '"+k+"' appears more than once in the schedule", http.StatusBadRequest)
+					return
+				}
+				seen[k] = true
+			}
+		}
+		fm.mu.Lock()
+		fm.schedule = s
+		fm.updates = append(fm.updates, s)
+		fm.mu.Unlock()
+		w.WriteHeader(http.StatusOK) // no body, as Mesos answers OK()
+		return
+	default:
+		http.Error(w, "unexpected call "+call.Type.String(), http.StatusNotImplemented)
+		return
+	}
+	fm.mu.Lock()
+	garbage := fm.garbage
+	fm.mu.Unlock()
 	accept := r.Header.Get("Accept")
 	if garbage {
 		w.Header().Set("Content-Type", accept)

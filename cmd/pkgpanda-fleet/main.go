@@ -7,7 +7,8 @@
 //	pkgpanda-fleet status  --master URL [--target IDS | --target-file FILE] [--json] [options]
 //	pkgpanda-fleet rollout --master URL (--target IDS | --target-file FILE) --state FILE
 //	                       [--repository-url URL] [--canary N] [--batch N] [--max-unavailable N]
-//	                       [--exact] [--dry-run] [--audit-log FILE] [--progress auto|bar|plain] [options]
+//	                       [--exact] [--dry-run] [--audit-log FILE] [--progress auto|bar|plain]
+//	                       [--maintenance-window DURATION] [options]
 //
 // The master is asked for its agents with the v1 operator API
 // (GET_AGENTS); a non-leading master's redirect to the leader is followed.
@@ -33,7 +34,10 @@
 // before the next batch. Progress is kept in the --state file (flock'ed
 // while a rollout runs), so running the same command again continues
 // where it stopped; every fetch, activation and gate is appended to the
-// audit log. The first SIGINT lets the agents in flight finish and stops;
+// audit log. With --maintenance-window, each batch's machines are put in
+// a Mesos maintenance window (DRAINING: frameworks get inverse offers)
+// while the batch runs, and taken out after. The first SIGINT lets the
+// agents in flight finish and stops;
 // a second abandons them. Exit status: 0 complete, 1 refused before any
 // change, 2 usage, 3 stopped by a failed gate or incomplete, 130
 // interrupted.
@@ -205,6 +209,7 @@ func run(args []string, stdout, stderr io.Writer, sigs <-chan os.Signal) int {
 		fs.StringVar(&ro.auditPath, "audit-log", "", "the audit log `FILE` (JSON lines; default: the state file + .audit)")
 		fs.BoolVar(&ro.dryRun, "dry-run", false, "print the plan and change nothing")
 		fs.StringVar(&ro.progress, "progress", "auto", "progress display: auto (a bar on a terminal), bar, plain")
+		fs.DurationVar(&ro.maintenance, "maintenance-window", 0, "schedule a Mesos maintenance window of this `DURATION` for each batch's machines while it runs, and remove it after (0: none); machines already in a window are refused")
 	default:
 		fmt.Fprintf(stderr, "pkgpanda-fleet: unknown command %q\n%s\n", cmd, usage)
 		return exitUsage

@@ -67,8 +67,8 @@ type masterConfig struct {
 // httpcli and httpmaster) for its agents, following a non-leading
 // master's redirect to the leader.
 type masterClient struct {
-	cfg masterConfig
-	do  httpcli.DoFunc
+	cfg  masterConfig
+	doer httpcli.DoFunc
 
 	mu     sync.Mutex
 	leader string // the endpoint that last answered, tried first
@@ -113,7 +113,7 @@ func newMasterClient(cfg masterConfig) (*masterClient, error) {
 			})
 		}))
 	}
-	return &masterClient{cfg: cfg, do: httpcli.With(opts...), leader: cfg.urls[0]}, nil
+	return &masterClient{cfg: cfg, doer: httpcli.With(opts...), leader: cfg.urls[0]}, nil
 }
 
 type roundTripper func(*http.Request) (*http.Response, error)
@@ -139,7 +139,7 @@ func (e *redirectError) Error() string { return "redirected to the leading maste
 
 // call sends one operator call to endpoint.
 func (m *masterClient) call(ctx context.Context, endpoint string, c *master.Call) (*master.Response, error) {
-	cli := httpcli.New(httpcli.Endpoint(endpoint), httpcli.Do(m.do))
+	cli := httpcli.New(httpcli.Endpoint(endpoint), httpcli.Do(m.doer))
 	// A non-leading master answers 307 with Location: //leader:port/api/v1
 	// (Mesos src/master/http.cpp, Master::Http::redirect); httpcli leaves
 	// redirects to its caller, so catch it here.
@@ -163,7 +163,7 @@ func (m *masterClient) call(ctx context.Context, endpoint string, c *master.Call
 		return nil, err
 	}
 	if resp == nil {
-		return nil, errors.New("the master answered with no body")
+		return nil, nil // a call answered 200 or 202 with no body
 	}
 	var r master.Response
 	if err := resp.Decode(&r); err != nil {
@@ -194,10 +194,11 @@ func (m *masterClient) Leader() string {
 	return m.leader
 }
 
-// GetAgents asks the leading master for its agents, sorted by hostname
-// then id. Each configured master is tried in turn (the last leader
-// first); a 307 is followed to the leader it names.
-func (m *masterClient) GetAgents(ctx context.Context) ([]Agent, error) {
+// do sends c to the leading master: each configured master is tried in
+// turn (the last leader first) and a 307 is followed to the leader it
+// names. want is the response type expected; UNKNOWN for a call answered
+// without a body.
+func (m *masterClient) do(ctx context.Context, c *master.Call, want master.Response_Type) (*master.Response, error) {
 	m.mu.Lock()
 	order := []string{m.leader}
 	m.mu.Unlock()
@@ -210,7 +211,7 @@ func (m *masterClient) GetAgents(ctx context.Context) ([]Agent, error) {
 	for _, start := range order {
 		ep := start
 		for hop := 0; ; hop++ {
-			r, err := m.call(ctx, ep, calls.GetAgents())
+			r, err := m.call(ctx, ep, c)
 			var re *redirectError
 			if errors.As(err, &re) && hop < maxRedirects {
 				next, ferr := follow(re.location, ep)
@@ -221,10 +222,12 @@ func (m *masterClient) GetAgents(ctx context.Context) ([]Agent, error) {
 					continue
 				}
 			}
-			if err == nil {
-				if r.Type != master.Response_GET_AGENTS || r.GetAgents == nil {
-					err = fmt.Errorf("the master answered %s, not GET_AGENTS", r.Type)
+			if err == nil && want != master.Response_UNKNOWN && (r == nil || r.Type != want) {
+				got := "no body"
+				if r != nil {
+					got = r.Type.String()
 				}
+				err = fmt.Errorf("the master answered %s, not %s", got, want)
 			}
 			if err != nil {
 				errs = append(errs, fmt.Sprintf("%s: %v", ep, err))
@@ -233,13 +236,26 @@ func (m *masterClient) GetAgents(ctx context.Context) ([]Agent, error) {
 			m.mu.Lock()
 			m.leader = ep
 			m.mu.Unlock()
-			return agentsFrom(r.GetAgents), nil
+			return r, nil
 		}
 		if ctx.Err() != nil {
 			break
 		}
 	}
-	return nil, fmt.Errorf("asking the Mesos master for its agents (GET_AGENTS): %s", strings.Join(errs, "; "))
+	return nil, fmt.Errorf("calling the Mesos master (%s): %s", c.Type, strings.Join(errs, "; "))
+}
+
+// GetAgents asks the leading master for its agents, sorted by hostname
+// then id.
+func (m *masterClient) GetAgents(ctx context.Context) ([]Agent, error) {
+	r, err := m.do(ctx, calls.GetAgents(), master.Response_GET_AGENTS)
+	if err != nil {
+		return nil, err
+	}
+	if r.GetAgents == nil {
+		return nil, errors.New("calling the Mesos master (GET_AGENTS): the answer holds no agents field")
+	}
+	return agentsFrom(r.GetAgents), nil
 }
 
 // agentsFrom classifies the agents of a GET_AGENTS answer.

@@ -29,7 +29,8 @@ type rolloutOptions struct {
 	statePath      string
 	auditPath      string
 	dryRun         bool
-	progress       string // auto, bar, plain
+	progress       string        // auto, bar, plain
+	maintenance    time.Duration // a Mesos maintenance window per batch; 0: none
 }
 
 // rollout runs a plan.
@@ -92,6 +93,9 @@ func runRollout(ctx context.Context, stop <-chan struct{}, m *masterClient, pool
 		return fail(targetMismatch(o.statePath, prev.Target, o.target))
 	}
 	p, err := makePlan(ctx, m, pool, o.planOptions, prev)
+	if err == nil && o.maintenance > 0 {
+		err = m.checkWindows(ctx, p)
+	}
 	if err != nil {
 		return fail(err)
 	}
@@ -213,11 +217,33 @@ func (r *rollout) run(ctx context.Context, stop <-chan struct{}, p *Plan) int {
 		for _, a := range agents {
 			now[a.ID] = a
 		}
+		// Agents the master no longer offers are left alone.
+		var todo []planned
+		for _, pl := range batch {
+			cur, ok := now[pl.agent.ID]
+			if ok && cur.eligible() {
+				todo = append(todo, pl)
+				continue
+			}
+			why, status := "no longer known to the master", progGone
+			if ok {
+				why, status = string(cur.State)+" in the master", progNotTouchd
+			}
+			if err := r.setProgress(pl.agent.ID, func(ap *AgentProgress) { ap.Status, ap.Error = status, why }); err != nil {
+				return r.finish(exitIncomplete, "stopped: %v", err)
+			}
+			r.out.line("%s: not touched, %s", agentName(pl.agent), why)
+			leftOut++
+		}
+		removeWindow, err := r.maintenanceWindow(ctx, bi, todo)
+		if err != nil {
+			return r.finish(exitIncomplete, "stopped before batch %d: %v", bi+1, err)
+		}
 		var failed []string
 		var fmu sync.Mutex
 		sem := make(chan struct{}, r.o.maxUnavailable)
 		var wg sync.WaitGroup
-		for _, pl := range batch {
+		for _, pl := range todo {
 			sem <- struct{}{}
 			fmu.Lock()
 			halt := len(failed) > 0
@@ -225,22 +251,6 @@ func (r *rollout) run(ctx context.Context, stop <-chan struct{}, p *Plan) int {
 			if halt || stopped() {
 				<-sem
 				break
-			}
-			cur, ok := now[pl.agent.ID]
-			if !ok || !cur.eligible() {
-				why := "no longer known to the master"
-				status := progGone
-				if ok {
-					why, status = string(cur.State)+" in the master", progNotTouchd
-				}
-				if err := r.setProgress(pl.agent.ID, func(ap *AgentProgress) { ap.Status, ap.Error = status, why }); err != nil {
-					<-sem
-					return r.finish(exitIncomplete, "stopped: %v", err)
-				}
-				r.out.line("%s: not touched, %s", agentName(pl.agent), why)
-				leftOut++
-				<-sem
-				continue
 			}
 			wg.Add(1)
 			go func() {
@@ -254,6 +264,10 @@ func (r *rollout) run(ctx context.Context, stop <-chan struct{}, p *Plan) int {
 			}()
 		}
 		wg.Wait()
+		if err := removeWindow(); err != nil {
+			r.out.line("%v: remove it from the master's maintenance schedule by hand", err)
+			failed = append(failed, "the maintenance window")
+		}
 		r.out.line("batch %d/%d finished in %s: %s", bi+1, len(p.Batches), time.Since(start).Round(time.Millisecond), r.batchSummary(batch))
 		if len(failed) > 0 {
 			return r.finish(exitIncomplete, "stopped after batch %d: %s failed (see the report); later batches were not started", bi+1, strings.Join(failed, ", "))
@@ -276,6 +290,60 @@ func (r *rollout) run(ctx context.Context, stop <-chan struct{}, p *Plan) int {
 		return r.finish(exitIncomplete, "finished the plan, but agents were left out (%s): they are not at the target", strings.Join(left, ", "))
 	}
 	return r.finish(exitOK, "complete: every planned agent is at the target")
+}
+
+// maintenanceWindow schedules a Mesos maintenance window for the
+// machines of a batch (when --maintenance-window is set) and returns the
+// function that removes it again.
+func (r *rollout) maintenanceWindow(ctx context.Context, bi int, todo []planned) (func() error, error) {
+	if r.o.maintenance <= 0 || len(todo) == 0 {
+		return func() error { return nil }, nil
+	}
+	machines := machineIDs(todo)
+	names := strings.Split(machineNames(machines), ", ")
+	start := time.Now()
+	w, err := r.m.scheduleWindow(ctx, machines, r.o.maintenance)
+	aerr := r.audit.write(AuditEntry{Operation: "maintenance-window", IDs: names, Outcome: outcome(err), Error: errText(err), DurationMS: time.Since(start).Milliseconds()})
+	if err != nil {
+		return nil, err
+	}
+	if aerr != nil {
+		err = aerr
+	}
+	r.out.line("batch %d: maintenance window of %s scheduled for %s", bi+1, r.o.maintenance, strings.Join(names, ", "))
+	remove := func() error {
+		// Removed even after a second SIGINT: a window left behind keeps
+		// the machines draining.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.m.cfg.timeout*2)
+		defer cancel()
+		start := time.Now()
+		err := r.m.removeWindow(rctx, w)
+		if aerr := r.audit.write(AuditEntry{Operation: "maintenance-window-removed", IDs: names, Outcome: outcome(err), Error: errText(err), DurationMS: time.Since(start).Milliseconds()}); err == nil {
+			err = aerr
+		}
+		if err == nil {
+			r.out.line("batch %d: maintenance window removed", bi+1)
+		}
+		return err
+	}
+	if err != nil { // the window is up but could not be audited
+		return nil, errors.Join(err, remove())
+	}
+	return remove, nil
+}
+
+func outcome(err error) string {
+	if err != nil {
+		return "failed"
+	}
+	return "ok"
+}
+
+func errText(err error) string {
+	if err != nil {
+		return err.Error()
+	}
+	return ""
 }
 
 // finish records how the run ended.

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/mesos/mesos-go/api/v1/lib/maintenance"
 	"golang.org/x/sys/unix"
 )
 
@@ -500,4 +502,69 @@ func TestRolloutAgentDrainedMidway(t *testing.T) {
 		}
 		return baseline
 	})
+}
+
+// TestRolloutMaintenanceWindows: with --maintenance-window, each batch's
+// machines are scheduled in a window (keeping the operator's own window)
+// while it runs, and taken out after; a machine already in a window is
+// refused before anything changes.
+func TestRolloutMaintenanceWindows(t *testing.T) {
+	resetCluster(t)
+	fm := newFakeMaster(t)
+	fm.setAgents(clusterAgents())
+	other, otherIP := "other-host", "10.9.9.9"
+	fm.schedule = maintenance.Schedule{Windows: []maintenance.Window{{
+		MachineIDs:     []mesos.MachineID{{Hostname: &other, IP: &otherIP}},
+		Unavailability: mesos.Unavailability{Start: mesos.TimeInfo{Nanoseconds: 1}}}}}
+	flags := credFlags(t, fm)
+	state := filepath.Join(t.TempDir(), "state.json")
+	code, out, errs := runTool(t, append([]string{"rollout", "--state", state, "--target", "mesos--1.12.0", "--batch", "4",
+		"--maintenance-window", "15m", "--progress", "plain"}, flags...)...)
+	t.Logf("rollout:\n%s%s", out, errs)
+	if code != exitOK {
+		t.Fatalf("exit %d", code)
+	}
+	fm.mu.Lock()
+	updates, final := slices.Clone(fm.updates), fm.schedule
+	fm.mu.Unlock()
+	// Batches: [agent-01], [agent-02..05], [agent-06..08]; each adds its
+	// window, then removes it.
+	wantBatches := [][]string{{"agent-01"}, {"agent-02", "agent-03", "agent-04", "agent-05"}, {"agent-06", "agent-07", "agent-08"}}
+	if len(updates) != 2*len(wantBatches) {
+		t.Fatalf("%d schedule updates, want %d", len(updates), 2*len(wantBatches))
+	}
+	for i, want := range wantBatches {
+		add, remove := updates[2*i], updates[2*i+1]
+		if len(add.Windows) != 2 || len(remove.Windows) != 1 || remove.Windows[0].MachineIDs[0].GetHostname() != other {
+			t.Fatalf("batch %d: schedule %+v then %+v", i+1, add, remove)
+		}
+		w := add.Windows[1]
+		var got []string
+		for _, m := range w.MachineIDs {
+			got = append(got, m.GetHostname())
+		}
+		if !slices.Equal(got, want) || w.Unavailability.Duration == nil || w.Unavailability.Duration.Nanoseconds != int64(15*time.Minute) {
+			t.Errorf("batch %d: window %v %+v, want machines %v for 15m", i+1, got, w.Unavailability, want)
+		}
+	}
+	if len(final.Windows) != 1 || final.Windows[0].MachineIDs[0].GetHostname() != other {
+		t.Errorf("final schedule %+v, want only the operator's window", final)
+	}
+	if auditCount(t, state+".audit", "", "maintenance-window", "ok") != 3 || auditCount(t, state+".audit", "", "maintenance-window-removed", "ok") != 3 {
+		t.Error("maintenance windows not audited")
+	}
+
+	// agent-01 already in a window: refused before any change.
+	resetCluster(t)
+	h, ip := "agent-01", agentIPFor(0)
+	fm.mu.Lock()
+	fm.schedule.Windows = append(fm.schedule.Windows, maintenance.Window{MachineIDs: []mesos.MachineID{{Hostname: &h, IP: &ip}},
+		Unavailability: mesos.Unavailability{Start: mesos.TimeInfo{Nanoseconds: 2}}})
+	fm.mu.Unlock()
+	code, out, errs = runTool(t, append([]string{"rollout", "--state", filepath.Join(t.TempDir(), "s2.json"), "--target", "mesos--1.12.0",
+		"--maintenance-window", "15m", "--progress", "plain"}, flags...)...)
+	if code != exitError || !strings.Contains(errs, "machine agent-01 (127.0.0.2) is already in a maintenance window") {
+		t.Errorf("agent in a window: exit %d\n%s%s", code, out, errs)
+	}
+	expectActive(t, func(int) []string { return baseline })
 }

@@ -4,6 +4,7 @@
 //
 // Usage:
 //
+//	pkgpanda-fleet version
 //	pkgpanda-fleet status  --master URL [--target IDS | --target-file FILE] [--json] [options]
 //	pkgpanda-fleet rollout --master URL (--target IDS | --target-file FILE) --state FILE
 //	                       [--repository-url URL] [--canary N] [--batch N] [--max-unavailable N]
@@ -64,6 +65,7 @@ func main() {
 }
 
 const usage = `usage:
+  pkgpanda-fleet version
   pkgpanda-fleet status  --master URL [--target IDS | --target-file FILE] [--json] [options]
   pkgpanda-fleet rollout --master URL (--target IDS | --target-file FILE) --state FILE [options]
 run "pkgpanda-fleet status -h" or "pkgpanda-fleet rollout -h" for the options`
@@ -191,6 +193,10 @@ func run(args []string, stdout, stderr io.Writer, sigs <-chan os.Signal) int {
 		return exitOK
 	}
 	cmd := args[0]
+	if cmd == "version" || cmd == "--version" {
+		fmt.Fprintln(stdout, versionString())
+		return exitOK
+	}
 	fs := flag.NewFlagSet("pkgpanda-fleet "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var c commonFlags

@@ -152,3 +152,15 @@ func TestProgressBar(t *testing.T) {
 		t.Errorf("plain output %q", plain.String())
 	}
 }
+
+func TestUsageAndVersion(t *testing.T) {
+	if code, out, _ := runTool(t, "version"); code != exitOK || strings.TrimSpace(out) == "" {
+		t.Errorf("version: %d %q", code, out)
+	}
+	for _, args := range [][]string{{}, {"frobnicate"}, {"status"}, {"status", "--nosuch"}, {"rollout", "--master", "http://m:5050"},
+		{"rollout", "--master", "http://m:5050", "--state", "s", "--batch", "0", "--target", "a--1"}, {"status", "--master", "ftp://m"}} {
+		if code, _, errs := runTool(t, args...); code != exitUsage || errs == "" {
+			t.Errorf("%q: exit %d, %q; want usage (2) and a message", args, code, errs)
+		}
+	}
+}

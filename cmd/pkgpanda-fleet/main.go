@@ -208,6 +208,7 @@ func run(args []string, stdout, stderr io.Writer, sigs <-chan os.Signal) int {
 		fs.BoolVar(&jsonOut, "json", false, "print the report as JSON")
 	case "rollout":
 		fs.StringVar(&ro.repositoryURL, "repository-url", "", "the repository (`URL`, file:// or http(s)://) agents fetch missing target packages from")
+		fs.BoolVar(&ro.noRepoCheck, "no-repository-check", false, "do not check from here that --repository-url holds the packages to fetch (when only the agents reach it); the canary's fetch is then the check")
 		fs.IntVar(&ro.canary, "canary", 1, "agents in the first (canary) batch")
 		fs.IntVar(&ro.batch, "batch", 10, "agents per batch after the canary")
 		fs.IntVar(&ro.maxUnavailable, "max-unavailable", 1, "agents of a batch changed at once")

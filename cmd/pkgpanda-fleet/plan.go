@@ -19,8 +19,9 @@ import (
 type planOptions struct {
 	target        Target
 	repositoryURL string
-	canary        int // agents in the canary batch
-	batch         int // agents per later batch
+	canary        int  // agents in the canary batch
+	batch         int  // agents per later batch
+	noRepoCheck   bool // leave the check of --repository-url to the agents' fetches
 }
 
 // planned is one agent to change.
@@ -139,7 +140,7 @@ func makePlan(ctx context.Context, m *masterClient, pool *agentPool, o planOptio
 		}
 		sort.Strings(p.Gone)
 	}
-	if err := checkAvailable(ctx, byID, o.repositoryURL); err != nil {
+	if err := checkAvailable(ctx, byID, o.repositoryURL, o.noRepoCheck); err != nil {
 		return nil, err
 	}
 	// Batches: an earlier run's order first (its canary has run if any
@@ -201,8 +202,10 @@ func chunk(ids []string, n int) [][]string {
 
 // checkAvailable makes sure every id some agent must fetch is in the
 // repository at repositoryURL (`<url>/packages/<name>/<id>.tar.xz`, the
-// layout pkgpanda fetch reads) before anything changes.
-func checkAvailable(ctx context.Context, planned map[string]planned, repositoryURL string) error {
+// layout pkgpanda fetch reads) before anything changes. The check runs
+// where the tool runs (a file:// path is looked up on this machine); skip
+// leaves it to the agents' own fetches, the canary's first.
+func checkAvailable(ctx context.Context, planned map[string]planned, repositoryURL string, skip bool) error {
 	need := map[string][]string{}
 	for _, p := range planned {
 		for _, id := range p.fetch {
@@ -220,6 +223,9 @@ func checkAvailable(ctx context.Context, planned map[string]planned, repositoryU
 	if repositoryURL == "" {
 		return fmt.Errorf("refusing: %s not in the repository of %d agent(s) (e.g. %s) and no --repository-url to fetch from",
 			strings.Join(ids, ", "), len(need[ids[0]]), need[ids[0]][0])
+	}
+	if skip {
+		return nil // the canary's fetch is the check
 	}
 	u, err := url.Parse(repositoryURL)
 	if err != nil || (u.Scheme != "file" && u.Scheme != "http" && u.Scheme != "https") {

@@ -113,6 +113,13 @@ func TestRolloutDryRunAndRefusals(t *testing.T) {
 		{[]string{"--target", "mesos--9.9.9", "--repository-url", remote}, "the target names packages no repository has: mesos--9.9.9"},
 		{[]string{"--target", "not-an-id"}, "invalid package id"},
 	}
+	// Without the check here, the canary's fetch fails and nothing changes.
+	code, out, errs = runTool(t, append([]string{"rollout", "--state", state, "--target", "mesos--9.9.9", "--repository-url", remote, "--no-repository-check", "--progress", "plain"}, flags...)...)
+	if code != exitIncomplete || !hasLine(out, "agent-01 (S1)", "failed", "fetching mesos--9.9.9") || !hasLine(out, "agent-03 (S3)", "pending") {
+		t.Errorf("--no-repository-check with a missing package: exit %d\n%s%s", code, out, errs)
+	}
+	os.Remove(state)
+	os.Remove(state + ".audit")
 	for _, r := range refusals {
 		code, _, errs := runTool(t, append(append([]string{"rollout", "--state", state}, r.args...), flags...)...)
 		if (code != exitError && code != exitUsage) || !strings.Contains(errs, r.want) {

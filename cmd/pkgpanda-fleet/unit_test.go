@@ -11,7 +11,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mesos/mesos-go/api/v1/lib/encoding/codecs"
+	"github.com/mesos/mesos-go/api/v1/lib/httpcli"
+	"github.com/mesos/mesos-go/api/v1/lib/httpcli/httpmaster"
 	"github.com/mesos/mesos-go/api/v1/lib/master"
+	"github.com/mesos/mesos-go/api/v1/lib/master/calls"
 )
 
 func TestParseTarget(t *testing.T) {
@@ -162,5 +166,32 @@ func TestUsageAndVersion(t *testing.T) {
 		if code, _, errs := runTool(t, args...); code != exitUsage || errs == "" {
 			t.Errorf("%q: exit %d, %q; want usage (2) and a message", args, code, errs)
 		}
+	}
+}
+
+// TestFakeMasterJSON: the fake master answers mesos-go's JSON codec too,
+// as a master does for Content-Type application/json.
+func TestFakeMasterJSON(t *testing.T) {
+	fm := newFakeMaster(t)
+	fm.setAgents([]master.Response_GetAgents_Agent{drainingAgent("S1", "agent-01", "10.0.0.1")})
+	cli := httpcli.New(httpcli.Endpoint(fm.url()+"/api/v1"), httpcli.Codec(codecs.ByMediaType[codecs.MediaTypeJSON]),
+		httpcli.Do(httpcli.With(httpcli.WrapRoundTripper(func(rt http.RoundTripper) http.RoundTripper {
+			return roundTripper(func(r *http.Request) (*http.Response, error) {
+				r = r.Clone(r.Context())
+				r.SetBasicAuth(masterUser, masterPass)
+				return rt.RoundTrip(r)
+			})
+		}))))
+	resp, err := httpmaster.NewSender(cli.Send).Send(t.Context(), calls.NonStreaming(calls.GetAgents()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Close()
+	var r master.Response
+	if err := resp.Decode(&r); err != nil {
+		t.Fatal(err)
+	}
+	if got := agentsFrom(r.GetAgents); len(got) != 1 || got[0].State != StateDraining || got[0].IP != "10.0.0.1" {
+		t.Errorf("agents %+v", got)
 	}
 }

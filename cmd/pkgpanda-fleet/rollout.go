@@ -269,6 +269,9 @@ func (r *rollout) run(ctx context.Context, stop <-chan struct{}, p *Plan) int {
 			failed = append(failed, "the maintenance window")
 		}
 		r.out.line("batch %d/%d finished in %s: %s", bi+1, len(p.Batches), time.Since(start).Round(time.Millisecond), r.batchSummary(batch))
+		if ctx.Err() != nil {
+			return r.finish(exitInterrupted, "interrupted twice in batch %d: agents in flight were abandoned (the next run reads them again)", bi+1)
+		}
 		if len(failed) > 0 {
 			return r.finish(exitIncomplete, "stopped after batch %d: %s failed (see the report); later batches were not started", bi+1, strings.Join(failed, ", "))
 		}

@@ -363,6 +363,23 @@ func waitRunning(t *testing.T, state, id string, tl *tool) {
 	}
 }
 
+// waitOutput waits until the tool has printed want.
+func waitOutput(t *testing.T, tl *tool, want string) {
+	t.Helper()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(time.Minute)
+	for !strings.Contains(tl.out.String(), want) {
+		select {
+		case <-tick.C:
+		case <-tl.done:
+			t.Fatalf("the tool exited (%d) without printing %q:\n%s", tl.code, want, tl.out.String())
+		case <-deadline:
+			t.Fatalf("the tool never printed %q", want)
+		}
+	}
+}
+
 // TestRolloutInterruptKillResume: a second rollout from the same state
 // file is refused while the first runs; SIGINT finishes the agent in
 // flight and stops; SIGKILL mid-batch leaves the agent marked running;
@@ -574,4 +591,39 @@ func TestRolloutMaintenanceWindows(t *testing.T) {
 		t.Errorf("agent in a window: exit %d\n%s%s", code, out, errs)
 	}
 	expectActive(t, func(int) []string { return baseline })
+}
+
+// TestRolloutSecondInterruptAbandons: a second SIGINT abandons the agent
+// in flight; the run says so, and the next run reads the agent again.
+func TestRolloutSecondInterruptAbandons(t *testing.T) {
+	resetCluster(t)
+	fm := newFakeMaster(t)
+	fm.setAgents(clusterAgents()[:2])
+	state := filepath.Join(t.TempDir(), "state.json")
+	args := append([]string{"rollout", "--state", state, "--target", "mesos--1.12.0", "--progress", "plain"}, credFlags(t, fm)...)
+	release := holdLock(t, 0)
+	tl := startTool(t, args...)
+	waitRunning(t, state, "S1", tl)
+	// Signals of one kind do not queue: send the second once the first
+	// has been taken.
+	tl.cmd.Process.Signal(os.Interrupt)
+	waitOutput(t, tl, "interrupted: finishing the agents in flight")
+	tl.cmd.Process.Signal(os.Interrupt)
+	code := tl.wait(t)
+	release()
+	if code != exitInterrupted || !strings.Contains(tl.out.String(), "interrupted twice in batch 1: agents in flight were abandoned") {
+		t.Errorf("exit %d\n%s", code, tl.out.String())
+	}
+	if st := readStateFile(t, state); st.Agents["S2"].Status != progPending {
+		t.Errorf("S2 %+v after the abandoned run", st.Agents["S2"])
+	}
+	last := startTool(t, args...)
+	if code := last.wait(t); code != exitOK {
+		t.Errorf("resumed run: exit %d\n%s", code, last.out.String())
+	}
+	for i := range 2 {
+		if got := activeOf(t, i); !slices.Equal(got, targetSet("mesos--1.12.0")) {
+			t.Errorf("agent-%02d: %v", i+1, got)
+		}
+	}
 }

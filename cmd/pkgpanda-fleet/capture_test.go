@@ -60,7 +60,7 @@ func TestCapture(t *testing.T) {
 	show(rollout...)
 	audit, _ := os.ReadFile(state + ".audit")
 	lines := strings.Split(strings.TrimSpace(string(audit)), "\n")
-	fmt.Fprintf(&b, "$ tail -n 3 mesos-1.13.state.audit\n%s\n", strings.Join(lines[len(lines)-3:], "\n"))
+	fmt.Fprintf(&b, "$ tail -n 3 mesos-1.13.state.audit\n%s\n", short(strings.Join(lines[len(lines)-3:], "\n")))
 	t.Logf("capture:\n%s", b.String())
 	if p := os.Getenv("PKGPANDA_FLEET_CAPTURE_OUT"); p != "" {
 		os.WriteFile(p, []byte(b.String()), 0o644)

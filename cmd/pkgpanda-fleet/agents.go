@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -136,13 +137,25 @@ func describe(ctx context.Context, err error) error {
 	var ne *net.OpError
 	switch {
 	case errors.As(err, &ce) && (ce.Status == http.StatusUnauthorized || ce.Status == http.StatusForbidden):
-		return fmt.Errorf("refused: %d %s (check the agent credentials)", ce.Status, ce.Message)
+		return fmt.Errorf("refused: %d %s (check the agent credentials)", ce.Status, oneLine(ce.Message))
 	case errors.As(err, &ce):
-		return fmt.Errorf("pkgpanda %s failed: %d %s", ce.Op, ce.Status, ce.Message)
+		return fmt.Errorf("pkgpanda %s failed: %d %s", ce.Op, ce.Status, oneLine(ce.Message))
 	case errors.Is(err, context.DeadlineExceeded) || ctx.Err() == context.DeadlineExceeded:
 		return fmt.Errorf("timed out: %w", err)
 	case errors.As(err, &ne):
 		return fmt.Errorf("unreachable: %w", ne)
 	}
 	return err
+}
+
+// oneLine folds a multi-line message (a tool's stderr) into one line for
+// tables and the state file.
+func oneLine(s string) string {
+	var parts []string
+	for _, l := range strings.Split(strings.TrimSpace(s), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			parts = append(parts, l)
+		}
+	}
+	return strings.Join(parts, " | ")
 }

@@ -212,6 +212,7 @@ func run(args []string, stdout, stderr io.Writer, sigs <-chan os.Signal) int {
 		fs.IntVar(&ro.canary, "canary", 1, "agents in the first (canary) batch")
 		fs.IntVar(&ro.batch, "batch", 10, "agents per batch after the canary")
 		fs.IntVar(&ro.maxUnavailable, "max-unavailable", 1, "agents of a batch changed at once")
+		fs.DurationVar(&ro.gateWait, "gate-wait", time.Minute, "how long the health gate retries failing checks, an unreachable agent or one the master shows inactive after an activation (0: one try)")
 		fs.StringVar(&ro.statePath, "state", "", "the state `FILE`: the rollout's progress, to continue where it stopped (required)")
 		fs.StringVar(&ro.auditPath, "audit-log", "", "the audit log `FILE` (JSON lines; default: the state file + .audit)")
 		fs.BoolVar(&ro.dryRun, "dry-run", false, "print the plan and change nothing")

@@ -31,6 +31,7 @@ type rolloutOptions struct {
 	dryRun         bool
 	progress       string        // auto, bar, plain
 	maintenance    time.Duration // a Mesos maintenance window per batch; 0: none
+	gateWait       time.Duration // how long the gate retries what may mend
 }
 
 // rollout runs a plan.
@@ -498,34 +499,68 @@ func (r *rollout) doAgent(ctx context.Context, pl planned) error {
 // gate is the health gate after an agent's change: its checks pass, the
 // master still has it registered and active, and its active set reads
 // back as the target.
-func (r *rollout) gate(ctx context.Context, c interface {
+func (r *rollout) gate(ctx context.Context, c gateClient, a Agent, want []string) error {
+	// An activation may restart services, pkgpandad or the agent itself:
+	// checks can fail, the agent can be unreachable or inactive for a
+	// while. Those are retried for --gate-wait; an active set that reads
+	// back as another, or an agent the master no longer knows, fail at
+	// once.
+	deadline := time.Now().Add(r.o.gateWait)
+	delay := 250 * time.Millisecond
+	for tries := 1; ; tries++ {
+		err, final := r.gateOnce(ctx, c, a, want)
+		if err == nil || final || ctx.Err() != nil {
+			return err
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			if tries > 1 {
+				err = fmt.Errorf("%w (still failing after %d tries in %s)", err, tries, r.o.gateWait)
+			}
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(min(delay, left)): // a back-off, not a synchronisation
+		}
+		delay = min(2*delay, 5*time.Second)
+	}
+}
+
+// gateClient is what the gate asks of an agent's pkgpanda.
+type gateClient interface {
 	Check(context.Context) (string, error)
 	Active(context.Context) ([]string, error)
-}, a Agent, want []string) error {
+}
+
+// gateOnce runs the gate once; final reports a failure that waiting
+// cannot mend.
+func (r *rollout) gateOnce(ctx context.Context, c gateClient, a Agent, want []string) (err error, final bool) {
 	if _, err := c.Check(ctx); err != nil {
-		return fmt.Errorf("pkgpanda check: %w", describe(ctx, err))
+		return fmt.Errorf("pkgpanda check: %w", describe(ctx, err)), false
 	}
 	agents, err := r.m.GetAgents(ctx)
 	if err != nil {
-		return err
+		return err, false
 	}
 	i := slices.IndexFunc(agents, func(x Agent) bool { return x.ID == a.ID })
 	if i < 0 {
-		return errors.New("the master no longer knows the agent")
+		return errors.New("the master no longer knows the agent"), true
 	}
 	if agents[i].State != StateActive {
-		return fmt.Errorf("the master reports the agent %s", agents[i].State)
+		return fmt.Errorf("the master reports the agent %s", agents[i].State), false
 	}
 	rctx, cancel := context.WithTimeout(ctx, r.pool.cfg.timeout)
 	defer cancel()
 	got, err := c.Active(rctx)
 	if err != nil {
-		return fmt.Errorf("reading the active set back: %w", describe(rctx, err))
+		return fmt.Errorf("reading the active set back: %w", describe(rctx, err)), false
 	}
 	if got = sortedCopy(got); !slices.Equal(got, want) {
-		return fmt.Errorf("the active set reads back as %s, not %s (changed by another client?)", strings.Join(got, ","), strings.Join(want, ","))
+		return fmt.Errorf("the active set reads back as %s, not %s (changed by another client?)", strings.Join(got, ","), strings.Join(want, ",")), true
 	}
-	return nil
+	return nil, false
 }
 
 // progressed counts a finished agent and prints its line.

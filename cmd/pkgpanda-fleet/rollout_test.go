@@ -479,12 +479,16 @@ func TestRolloutGateFailure(t *testing.T) {
 	fm := newFakeMaster(t)
 	fm.setAgents(clusterAgents())
 	state := filepath.Join(t.TempDir(), "state.json")
-	code, out, errs := runTool(t, append([]string{"rollout", "--state", state, "--target", "mesos--1.12.0", "--batch", "3", "--progress", "plain"}, credFlags(t, fm)...)...)
+	start := time.Now()
+	code, out, errs := runTool(t, append([]string{"rollout", "--state", state, "--target", "mesos--1.12.0", "--batch", "3", "--progress", "plain", "--gate-wait", "1s"}, credFlags(t, fm)...)...)
 	t.Logf("rollout:\n%s%s", out, errs)
 	if code != exitIncomplete {
 		t.Fatalf("exit %d", code)
 	}
-	if !hasLine(out, "agent-02 (S2)", "failed", "mesos 1.11.0→1.12.0 (activated)", "health gate: pkgpanda check") ||
+	if d := time.Since(start); d < time.Second {
+		t.Errorf("the gate gave up after %s, before --gate-wait 1s", d)
+	}
+	if !hasLine(out, "agent-02 (S2)", "failed", "mesos 1.11.0→1.12.0 (activated)", "health gate: pkgpanda check", "still failing after") ||
 		!hasLine(out, "agent-03 (S3)", "pending") || !strings.Contains(out, "stopped after batch 2: agent-02 (S2) failed") {
 		t.Error("the report does not say where the gate failed and what changed")
 	}
@@ -625,5 +629,32 @@ func TestRolloutSecondInterruptAbandons(t *testing.T) {
 		if got := activeOf(t, i); !slices.Equal(got, targetSet("mesos--1.12.0")) {
 			t.Errorf("agent-%02d: %v", i+1, got)
 		}
+	}
+}
+
+// TestRolloutGateWaitsForAgent: an agent the master shows inactive right
+// after its activation (as while it restarts) passes the gate once it is
+// active again within --gate-wait.
+func TestRolloutGateWaitsForAgent(t *testing.T) {
+	resetCluster(t)
+	fm := newFakeMaster(t)
+	fm.setAgents(clusterAgents()[:2])
+	fm.onCall = func(n int64) {
+		fm.mu.Lock()
+		defer fm.mu.Unlock()
+		switch n {
+		case 3: // the plan, batch 1, then the canary's first gate
+			fm.agents[0].Active = false
+		case 4:
+			fm.agents[0].Active = true
+		}
+	}
+	state := filepath.Join(t.TempDir(), "state.json")
+	code, out, errs := runTool(t, append([]string{"rollout", "--state", state, "--target", "mesos--1.12.0", "--progress", "plain", "--gate-wait", "30s"}, credFlags(t, fm)...)...)
+	if code != exitOK || fm.calls.Load() < 5 {
+		t.Errorf("exit %d after %d master calls\n%s%s", code, fm.calls.Load(), out, errs)
+	}
+	if n := auditCount(t, state+".audit", "S1", "gate", "ok"); n != 1 {
+		t.Errorf("%d passed gates for S1", n)
 	}
 }

@@ -658,3 +658,29 @@ func TestRolloutGateWaitsForAgent(t *testing.T) {
 		t.Errorf("%d passed gates for S1", n)
 	}
 }
+
+// TestRolloutAnotherClientChangesAgent: another rollout (from another
+// machine) activates its own set on the agent between this rollout's
+// activation and its read-back; pkgpandad serialises the two, and this
+// rollout's gate reports the agent changed by another client and stops.
+func TestRolloutAnotherClientChangesAgent(t *testing.T) {
+	resetCluster(t)
+	other := agentClient(t, 0)
+	fm := newFakeMaster(t)
+	fm.setAgents(clusterAgents()[:2])
+	fm.onCall = func(n int64) {
+		if n == 3 { // the plan, batch 1, then the canary's gate: the other rollout lands
+			if err := other.Activate(context.Background(), baseline...); err != nil {
+				t.Errorf("the other client's activation: %v", err)
+			}
+		}
+	}
+	state := filepath.Join(t.TempDir(), "state.json")
+	code, out, errs := runTool(t, append([]string{"rollout", "--state", state, "--target", "mesos--1.12.0", "--progress", "plain"}, credFlags(t, fm)...)...)
+	t.Logf("rollout:\n%s%s", out, errs)
+	if code != exitIncomplete || !hasLine(out, "agent-01 (S1)", "failed", "(activated)", "the active set reads back as marathon--1.10.0,mesos--1.11.0,mesos-config--demo", "changed by another client?") ||
+		!hasLine(out, "agent-02 (S2)", "pending") {
+		t.Errorf("exit %d; the report does not name the other client's change", code)
+	}
+	expectActive(t, func(int) []string { return baseline })
+}

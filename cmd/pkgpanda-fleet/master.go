@@ -120,15 +120,20 @@ type roundTripper func(*http.Request) (*http.Response, error)
 
 func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
-// apiEndpoint turns a master URL (http://host:5050, with or without a
-// path) into its operator API endpoint, http://host:5050/api/v1.
+// apiEndpoint turns a master URL into its operator API endpoint:
+// http://host:5050 → http://host:5050/api/v1, and a master behind a
+// proxy keeps its prefix, https://dcos.example/mesos →
+// https://dcos.example/mesos/api/v1 (a URL ending in /api/v1 is kept).
 func apiEndpoint(raw string) (string, error) {
 	u, err := url.Parse(strings.TrimSpace(raw))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", fmt.Errorf("master URL %q is not http(s)://host:port", raw)
+		return "", fmt.Errorf("master URL %q is not http(s)://host[:port][/prefix]", raw)
 	}
-	u.Path = "/api/v1"
-	u.RawQuery, u.Fragment = "", ""
+	p := strings.TrimRight(u.Path, "/")
+	if !strings.HasSuffix(p, "/api/v1") {
+		p += "/api/v1"
+	}
+	u.Path, u.RawPath, u.RawQuery, u.Fragment = p, "", "", ""
 	return u.String(), nil
 }
 
@@ -140,9 +145,10 @@ func (e *redirectError) Error() string { return "redirected to the leading maste
 // call sends one operator call to endpoint.
 func (m *masterClient) call(ctx context.Context, endpoint string, c *master.Call) (*master.Response, error) {
 	cli := httpcli.New(httpcli.Endpoint(endpoint), httpcli.Do(m.doer))
-	// A non-leading master answers 307 with Location: //leader:port/api/v1
-	// (Mesos src/master/http.cpp, Master::Http::redirect); httpcli leaves
-	// redirects to its caller, so catch it here.
+	// A non-leading master answers 307 with a protocol-relative
+	// Location: //leader:port/api/v1 (Mesos src/master/http.cpp:1777-1796,
+	// Master::Http::redirect); httpcli leaves redirects to its caller
+	// (its client never follows them), so catch it here.
 	cli.With(httpcli.HandleResponse(func(res *http.Response, rc mesosclient.ResponseClass, err error) (mesos.Response, error) {
 		resp, err := cli.HandleResponse(res, rc, err)
 		if err != nil && apierrors.CodeNotLeader.Matches(err) && res != nil {
@@ -258,7 +264,11 @@ func (m *masterClient) GetAgents(ctx context.Context) ([]Agent, error) {
 	return agentsFrom(r.GetAgents), nil
 }
 
-// agentsFrom classifies the agents of a GET_AGENTS answer.
+// agentsFrom classifies the agents of a GET_AGENTS answer. The master
+// lists registered agents with drain_info and deactivated filled in, and
+// agents recovered from the registry but not re-registered apart; agents
+// marked gone are not listed at all (Mesos
+// src/master/readonly_handler.cpp:1262-1300, jsonifyGetAgents).
 func agentsFrom(g *master.Response_GetAgents) []Agent {
 	out := make([]Agent, 0, len(g.Agents)+len(g.RecoveredAgents))
 	for _, a := range g.Agents {

@@ -65,6 +65,17 @@ func TestAgentIPAndRedirect(t *testing.T) {
 			t.Errorf("agentIP(%q) = %q, want %q", pid, got, want)
 		}
 	}
+	for in, want := range map[string]string{
+		"http://m:5050":                     "http://m:5050/api/v1",
+		"http://m:5050/":                    "http://m:5050/api/v1",
+		"https://dcos.example/mesos/":       "https://dcos.example/mesos/api/v1",
+		"https://m:5050/api/v1?x=1":         "https://m:5050/api/v1",
+		"https://dcos.example/mesos/api/v1": "https://dcos.example/mesos/api/v1",
+	} {
+		if got, err := apiEndpoint(in); err != nil || got != want {
+			t.Errorf("apiEndpoint(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
 	got, err := follow("//10.0.0.2:5050/api/v1", "https://10.0.0.1:5050/api/v1")
 	if err != nil || got != "https://10.0.0.2:5050/api/v1" {
 		t.Errorf("follow: %q %v", got, err)

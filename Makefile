@@ -10,7 +10,7 @@ BENCHTIME ?= 2s
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 LDFLAGS   := -X main.version=$(VERSION)
 
-.PHONY: build run test bench bench-cache attack soak fuzz vet lint clean
+.PHONY: build run test bench bench-cache bench-fleet attack soak fuzz vet lint clean
 
 build:
 	@mkdir -p $(BIN)
@@ -60,6 +60,13 @@ bench:
 bench-cache:
 	$(GO) test -run '^$$' -bench '^BenchmarkCacheReads$$' -benchtime 1x ./processes/pkgpanda/
 	$(GO) test -run '^$$' -bench '^BenchmarkEngineVsExec$$' -benchtime 1000x ./processes/pkgpanda/subprocess/
+
+# bench-fleet runs `pkgpanda-fleet status` over 1,000 simulated agents on
+# loopback (all answering; then 10 with nothing listening and 5 that never
+# answer) and reports wall time, the tool's peak RSS and open descriptors,
+# and the most calls in flight at once.
+bench-fleet:
+	$(GO) test -run '^$$' -bench '^BenchmarkStatus1000$$' -benchtime 3x ./cmd/pkgpanda-fleet/
 
 # attack starts pkgpandad on loopback and runs the resource attacks of
 # cmd/procpanda-attack against it one after the other (idle, slow-drip and

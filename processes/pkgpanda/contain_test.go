@@ -106,10 +106,10 @@ func TestPanicIsContainedOnEveryPath(t *testing.T) {
 	if got := panics(); got != 5 {
 		t.Errorf("pkgpanda/panics = %v, want 5", got)
 	}
-	if n := bytes.Count(logs.Bytes(), []byte(`"message":"pkgpanda recovered a panic`)); n != 5 {
+	if n := bytes.Count([]byte(logs.String()), []byte(`"message":"pkgpanda recovered a panic`)); n != 5 {
 		t.Errorf("%d panic log lines, want 5", n)
 	}
-	if !bytes.Contains(logs.Bytes(), []byte(`"stack":`)) || !bytes.Contains(logs.Bytes(), []byte("injected panic")) {
+	if !bytes.Contains([]byte(logs.String()), []byte(`"stack":`)) || !bytes.Contains([]byte(logs.String()), []byte("injected panic")) {
 		t.Error("the panic log lines lack the panic or its stack")
 	}
 }
@@ -135,22 +135,4 @@ func TestPanicOnTrackedGoroutine(t *testing.T) {
 	if got := e.metric("pkgpanda/panics"); got != 3 {
 		t.Fatalf("pkgpanda/panics = %v, want 3", got)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the process' concurrent logs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) Bytes() []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return bytes.Clone(s.b.Bytes())
 }

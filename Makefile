@@ -34,21 +34,42 @@ lint: vet
 	GOOS=darwin $(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 
+# test runs the Go tests with a temporary directory of their own and fails
+# if anything is left in it afterwards.
 test: lint module-test
-	$(GO) test -race -count=1 -timeout 15m ./...
+	@tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/procpanda-test.XXXXXX"); \
+	  echo "TMPDIR=$$tmp $(GO) test -race -count=1 -timeout 15m ./..."; \
+	  TMPDIR=$$tmp $(GO) test -race -count=1 -timeout 15m ./...; rc=$$?; \
+	  if [ -n "$$(ls -A $$tmp)" ]; then \
+	    echo "make test: the tests left files in their temporary directory:"; ls -la $$tmp; rc=1; \
+	  fi; \
+	  rm -rf $$tmp; exit $$rc
 
 # run builds the daemon and starts it on 127.0.0.1:$(PORT). When no real
 # pkgpanda is on PATH it creates a demo repository under $(RUNDIR) and uses
 # the stand-in CLI, so `curl http://127.0.0.1:$(PORT)/pkgpanda/repository/`
-# answers at once.
+# answers at once: reads are open on loopback, while mutations need the
+# credential generated for this run ($(RUNDIR)/credentials.json, owner
+# only), printed with a curl line to paste.
 run: build
-	@if command -v pkgpanda >/dev/null 2>&1; then \
-	  echo "using pkgpanda from PATH"; \
-	  LIBPROCESS_IP=127.0.0.1 LIBPROCESS_PORT=$(PORT) exec $(BIN)/pkgpandad --pkgpanda "$$(command -v pkgpanda)"; \
-	else \
-	  echo "no pkgpanda on PATH: using the stand-in CLI over a demo repository in $(RUNDIR)"; \
-	  LIBPROCESS_IP=127.0.0.1 LIBPROCESS_PORT=$(PORT) exec $(BIN)/pkgpandad --pkgpanda $(BIN)/pkgpanda-standin --demo $(RUNDIR); \
-	fi
+	@mkdir -p $(RUNDIR) && chmod 700 $(RUNDIR)
+	@umask 077; secret=$$(od -An -N18 -tx1 /dev/urandom | tr -d ' \n'); \
+	  printf '{"credentials":[{"principal":"ops","secret":"%s"}]}\n' "$$secret" > $(RUNDIR)/credentials.json; \
+	  base=http://127.0.0.1:$(PORT)/pkgpanda; \
+	  echo "reads are open:     curl $$base/repository/"; \
+	  if command -v pkgpanda >/dev/null 2>&1; then \
+	    echo "using pkgpanda from PATH"; \
+	    echo "mutations need the credential made for this run ($(RUNDIR)/credentials.json):"; \
+	    echo "  curl -u ops:$$secret -X PUT -H 'Content-Type: application/json' -d '[\"<id>\", ...]' $$base/active/"; \
+	    set -- --pkgpanda "$$(command -v pkgpanda)"; \
+	  else \
+	    echo "no pkgpanda on PATH: using the stand-in CLI over a demo repository in $(RUNDIR)"; \
+	    echo "mutations need the credential made for this run ($(RUNDIR)/credentials.json), e.g."; \
+	    echo "  curl -u ops:$$secret -X POST '$$base/swap?id=mesos--1.12.0'"; \
+	    set -- --pkgpanda $(BIN)/pkgpanda-standin --demo $(RUNDIR); \
+	  fi; \
+	  LIBPROCESS_IP=127.0.0.1 LIBPROCESS_PORT=$(PORT) exec $(BIN)/pkgpandad "$$@" \
+	    --http-credentials $(RUNDIR)/credentials.json --authenticate-reads=false
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./libprocess/... ./processes/...

@@ -202,7 +202,7 @@ func mesosGoCases() []Case {
 				const n = 5
 				// The sends share one connection, but the replies need not:
 				// C++ libprocess sends to a peer it is not linked to over a
-				// connection per burst (§3.2), and mesos-go serves each
+				// connection per burst (docs/libprocess-wire.md §3.2), and mesos-go serves each
 				// connection on its own goroutine, so replies are matched as
 				// a set; order is checked where one connection promises it
 				// (peer.outbound.order).

@@ -103,6 +103,7 @@ func (rt *Runtime) builtins() []*Process {
 	help.routes[""].answers = rt.help.has
 
 	metrics := NewProcess("metrics")
+	metrics.SetRealm(rt.cfg.ReadonlyRealm)
 	metrics.Route("snapshot", Help{
 		TLDR:        "Snapshot of every metric of this instance.",
 		Usage:       "/metrics/snapshot[?timeout=<duration>][&jsonp=<callback>]",

@@ -184,6 +184,26 @@ type Config struct {
 	// ended.
 	RouteTimeout time.Duration
 
+	// NoListener makes Start open no TCP port: the runtime then serves
+	// HTTP only on the listeners given to ServeHTTPOn (which are HTTP
+	// only), so no libprocess message can reach its processes. Its
+	// address (Addr, the UPIDs of its processes) is AdvertiseIP and
+	// AdvertisePort, 127.0.0.1:0 when unset; messages its processes send
+	// carry it as their sender, so no reply can come back.
+	NoListener bool
+
+	// ReadonlyRealm, if set, is the authentication realm of the runtime's
+	// read-only endpoints that C++ libprocess authenticates with its
+	// read-only realm: /metrics/snapshot and /metrics/prometheus
+	// (process::initialize's readonlyAuthenticationRealm, given to the
+	// metrics process: 3rdparty/libprocess/src/process.cpp:1206-1208,
+	// src/metrics/metrics.cpp:97-100). /help and /__processes__ are never
+	// authenticated, as in C++ (src/help.cpp:124 and :153,
+	// src/process.cpp:1245). Requests to the realm's routes are
+	// authenticated only once an Authenticator is installed for it
+	// (SetAuthenticator).
+	ReadonlyRealm string
+
 	// AccessLog writes one info-level line per HTTP request to Logger:
 	// method, path (without its query), status, bytes (the body as sent, -1
 	// when streamed), duration_ms, principal (empty for none). Off by default.

@@ -103,6 +103,21 @@ func (rt *Runtime) Start() error {
 }
 
 func (rt *Runtime) start() error {
+	if rt.cfg.NoListener {
+		host, port := rt.cfg.AdvertiseIP, uint16(rt.cfg.AdvertisePort)
+		if host == "" {
+			host = "127.0.0.1"
+		}
+		rt.mu.Lock()
+		rt.address = UPID{Host: host, Port: port}
+		rt.mu.Unlock()
+		rt.server = newServer(rt, nil)
+		if err := rt.spawnBuiltins(); err != nil {
+			return err
+		}
+		rt.log.Info().Str("address", rt.address.HostPort()).Msg("libprocess runtime started without a TCP listener: no messages can arrive")
+		return nil
+	}
 	bindIP := rt.cfg.IP
 	if bindIP == "" {
 		bindIP = "0.0.0.0"
@@ -129,13 +144,21 @@ func (rt *Runtime) start() error {
 
 	rt.server = newServer(rt, ln)
 	rt.server.start()
+	if err := rt.spawnBuiltins(); err != nil {
+		_ = ln.Close()
+		return err
+	}
+	rt.log.Info().Str("address", rt.address.HostPort()).Str("listen", ln.Addr().String()).Msg("libprocess runtime listening")
+	return nil
+}
+
+// spawnBuiltins spawns the processes every instance serves.
+func (rt *Runtime) spawnBuiltins() error {
 	for _, p := range rt.builtins() {
 		if _, err := rt.Spawn(p); err != nil {
-			_ = ln.Close()
 			return fmt.Errorf("libprocess: spawning built-in process %q: %w", p.id, err)
 		}
 	}
-	rt.log.Info().Str("address", rt.address.HostPort()).Str("listen", ln.Addr().String()).Msg("libprocess runtime listening")
 	return nil
 }
 

@@ -120,6 +120,9 @@ func newServer(rt *Runtime, ln net.Listener) *server {
 }
 
 func (s *server) start() {
+	if s.ln == nil { // Config.NoListener: only ServeHTTPOn's listeners
+		return
+	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -264,7 +267,10 @@ func (s *server) shutdown(ctx context.Context) error {
 	}
 	extra := s.extra
 	s.mu.Unlock()
-	err := s.ln.Close()
+	var err error
+	if s.ln != nil {
+		err = s.ln.Close()
+	}
 	for _, ln := range extra {
 		if cerr := ln.Close(); cerr != nil && !errors.Is(cerr, net.ErrClosed) && err == nil {
 			err = cerr

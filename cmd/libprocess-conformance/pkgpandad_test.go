@@ -41,7 +41,9 @@ func TestAgainstPkgpandad(t *testing.T) {
 		"--pkgpanda-arg=--repository="+filepath.Join(state, "packages"),
 		"--pkgpanda-arg=--config-dir="+filepath.Join(state, "etc"),
 		"--pkgpanda-arg=--state-dir-root="+filepath.Join(state, "state"),
-		"--pkgpanda-arg=--rooted-systemd", "--pkgpanda-arg=--no-systemd")
+		"--pkgpanda-arg=--rooted-systemd", "--pkgpanda-arg=--no-systemd",
+		// The suite checks the protocol, as an unauthenticated peer does.
+		"--insecure-allow-unauthenticated-mutations")
 	daemon.Env = []string{"PATH=/usr/bin:/bin", "LIBPROCESS_IP=127.0.0.1", "LIBPROCESS_PORT=0"}
 	var logs bytes.Buffer
 	daemon.Stderr = &logs

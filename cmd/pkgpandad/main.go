@@ -140,6 +140,10 @@ type options struct {
 	delegate    string
 	accessLog   bool
 	version     bool
+	// Listeners and authentication policy.
+	tcp          bool
+	insecureOpen bool
+	envFile      string
 }
 
 // defaultEnvPass returns the variables handed to the tool when --env-pass
@@ -183,6 +187,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.delegate, "delegate", "", "the process that answers paths naming no process (libprocess' delegate), e.g. pkgpanda so that /repository/ is /pkgpanda/repository/")
 	fs.BoolVar(&o.accessLog, "access-log", true, "log one info line per HTTP request (method, path, status, bytes, duration_ms, principal)")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
+	fs.BoolVar(&o.tcp, "tcp", true, "serve the libprocess port (LIBPROCESS_IP:LIBPROCESS_PORT): HTTP and PkgpandaCall messages; false serves only --unix-socket, and no message can reach the process")
+	fs.BoolVar(&o.insecureOpen, "insecure-allow-unauthenticated-mutations", false, "DANGEROUS: serve the TCP port without --http-credentials or --jwt-secret-key, so that anyone who reaches it may add, activate and remove packages (run as this daemon's user)")
+	fs.StringVar(&o.envFile, "env-file", "", "also give the tool every variable of this environment `FILE` (systemd EnvironmentFile syntax), e.g. /opt/mesosphere/environment, where pkgpanda writes PATH and LD_LIBRARY_PATH")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -216,6 +223,13 @@ func buildConfig(o *options, lookup func(string) (string, bool), log zerolog.Log
 		if v, ok := lookup(name); ok {
 			env = append(env, name+"="+v)
 		}
+	}
+	if o.envFile != "" {
+		fileEnv, err := readEnvFile(o.envFile)
+		if err != nil {
+			return cfg, err
+		}
+		env = append(env, fileEnv...)
 	}
 	for _, kv := range o.env {
 		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
@@ -293,6 +307,10 @@ func buildConfig(o *options, lookup func(string) (string, bool), log zerolog.Log
 	if cfg.Authenticator, err = authenticator(o); err != nil {
 		return cfg, err
 	}
+	if err := checkExposure(o, cfg.Authenticator != nil); err != nil {
+		return cfg, err
+	}
+	cfg.Unauthenticated = cfg.Authenticator == nil && o.insecureOpen
 	if o.acls != "" {
 		if cfg.Authenticator == nil {
 			return cfg, errors.New("--acls needs --http-credentials or --jwt-secret-key")
@@ -386,10 +404,26 @@ func run(args []string, lookup func(string) (string, bool), stdout, stderr io.Wr
 	rcfg.Logger = base.With().Str("component", "libprocess").Logger()
 	rcfg.Delegate = o.delegate
 	rcfg.AccessLog = o.accessLog
+	rcfg.NoListener = !o.tcp
+	if cfg.Authenticator != nil && !cfg.OpenReads {
+		// The runtime's read-only endpoints authenticate as Mesos'
+		// do under --authenticate_http_readonly (see
+		// libprocess.Config.ReadonlyRealm), with the same credentials.
+		rcfg.ReadonlyRealm = o.realm
+	}
 	rt, err := libprocess.New(rcfg)
 	if err != nil {
 		log.Error().Err(err).Msg("configuring the runtime")
 		return 2
+	}
+	if rcfg.ReadonlyRealm != "" {
+		rt.SetAuthenticator(rcfg.ReadonlyRealm, cfg.Authenticator)
+		if acl := cfg.ACL; acl != nil {
+			rt.SetAuthorizer(rcfg.ReadonlyRealm, func(principal string, _ *libprocess.Request) bool { return acl.Allows(principal, false) })
+		}
+	}
+	if cfg.Unauthenticated {
+		log.Warn().Msg("authentication is OFF on the TCP port (--insecure-allow-unauthenticated-mutations): anyone who can reach it may add, activate and remove packages")
 	}
 	if authn := cfg.Authenticator; authn != nil {
 		log.Info().Str("realm", o.realm).Str("scheme", authn.Scheme()).Bool("acls", cfg.ACL != nil).
@@ -449,6 +483,25 @@ func run(args []string, lookup func(string) (string, bool), stdout, stderr io.Wr
 	}
 	log.Info().Int("exit", code).Msg("stopped")
 	return code
+}
+
+// checkExposure refuses a configuration that would serve mutations on
+// the TCP port to callers without credentials, unless the operator asked
+// for exactly that by name, and one that would serve nothing.
+func checkExposure(o *options, authenticated bool) error {
+	switch {
+	case !o.tcp && o.unixSocket == "":
+		return errors.New("--tcp=false needs --unix-socket PATH: nothing would be served")
+	case o.tcp && !authenticated && !o.insecureOpen:
+		return errors.New("refusing to serve the TCP port (LIBPROCESS_IP:LIBPROCESS_PORT) without authentication: " +
+			"anyone who reaches it could add, activate and remove packages. Give --http-credentials FILE " +
+			`(Mesos credentials JSON: {"credentials":[{"principal":"ops","secret":"..."}]}) or --jwt-secret-key FILE; ` +
+			"or serve only a unix socket (--tcp=false --unix-socket PATH); " +
+			"or, to run open anyway, --insecure-allow-unauthenticated-mutations")
+	case o.insecureOpen && authenticated:
+		return errors.New("--insecure-allow-unauthenticated-mutations contradicts --http-credentials/--jwt-secret-key: give one or the other")
+	}
+	return nil
 }
 
 // authenticator builds the HTTP authenticator the flags ask for, or nil.

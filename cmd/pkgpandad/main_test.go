@@ -8,8 +8,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -112,7 +114,14 @@ func startDaemon(t *testing.T, extra ...string) *daemon {
 	t.Helper()
 	bin, standin := build(t)
 	d := &daemon{demo: filepath.Join(t.TempDir(), "demo"), stderr: &strings.Builder{}, done: make(chan struct{})}
-	d.cmd = exec.Command(bin, append([]string{"--pkgpanda", standin, "--demo", d.demo}, extra...)...)
+	args := []string{"--pkgpanda", standin, "--demo", d.demo}
+	if !slices.ContainsFunc(extra, func(a string) bool {
+		return strings.HasPrefix(a, "--http-credentials") || strings.HasPrefix(a, "--jwt-secret-key") || a == "--tcp=false"
+	}) {
+		// These tests are about other things than authentication.
+		args = append(args, "--insecure-allow-unauthenticated-mutations")
+	}
+	d.cmd = exec.Command(bin, append(args, extra...)...)
 	d.cmd.Env = []string{"PATH=/usr/bin:/bin", "LIBPROCESS_IP=127.0.0.1", "LIBPROCESS_PORT=0"}
 	d.cmd.Stderr = d.stderr
 	stdout, err := d.cmd.StdoutPipe()
@@ -170,10 +179,24 @@ func TestHTTPCredentialsGuardRoutes(t *testing.T) {
 	if resp := get("ops", "s3cret"); resp.StatusCode != 200 {
 		t.Fatalf("valid credentials: %d", resp.StatusCode)
 	}
-	// Built-in endpoints stay open, as in libprocess.
-	resp, err := http.Get(base + "/metrics/snapshot")
+	// The runtime's endpoints follow Mesos' rule: with reads
+	// authenticated, the metrics need credentials (the read-only realm),
+	// while /help and /__processes__ stay open.
+	for path, want := range map[string]int{"/metrics/snapshot": 401, "/metrics/prometheus": 401, "/help": 200, "/help/pkgpanda": 200, "/__processes__": 200} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("%s without credentials: %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+	req, _ := http.NewRequest("GET", base+"/metrics/snapshot", nil)
+	req.SetBasicAuth("ops", "s3cret")
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("/metrics/snapshot: %v %v", err, resp)
+		t.Fatalf("/metrics/snapshot with credentials: %v %v", err, resp)
 	}
 	resp.Body.Close()
 }
@@ -276,7 +299,7 @@ func TestCacheFlag(t *testing.T) {
 		{[]string{"--cache=true"}, false},
 		{[]string{"--cache=false"}, true},
 	} {
-		o, err := parseFlags(append([]string{"--pkgpanda", "/bin/true"}, c.args...), io.Discard)
+		o, err := parseFlags(append([]string{"--pkgpanda", "/bin/true", "--insecure-allow-unauthenticated-mutations"}, c.args...), io.Discard)
 		if err != nil {
 			t.Fatalf("%q: %v", c.args, err)
 		}
@@ -288,4 +311,98 @@ func TestCacheFlag(t *testing.T) {
 			t.Errorf("%q: DisableCache = %v, want %v", c.args, cfg.DisableCache, c.disable)
 		}
 	}
+}
+
+// TestExposurePolicy: pkgpandad refuses, at start and with exit 2, to
+// serve its TCP port without authentication unless asked to by name, to
+// serve nothing, and a credentials or environment file that is missing
+// or broken, naming it. Nothing is started.
+func TestExposurePolicy(t *testing.T) {
+	dir := t.TempDir()
+	badCreds := filepath.Join(dir, "creds.json")
+	if err := os.WriteFile(badCreds, []byte(`{"credentials":[{"secret":"x"}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	badEnv := filepath.Join(dir, "environment")
+	if err := os.WriteFile(badEnv, []byte("PATH=/bin\nnot a line\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "--http-credentials FILE"},
+		{[]string{"--tcp=false"}, "--tcp=false needs --unix-socket"},
+		{[]string{"--insecure-allow-unauthenticated-mutations", "--http-credentials", badCreds}, badCreds},
+		{[]string{"--http-credentials", filepath.Join(dir, "absent")}, "reading --http-credentials"},
+		{[]string{"--http-credentials", badCreds}, "has no principal"},
+		{[]string{"--insecure-allow-unauthenticated-mutations", "--env-file", badEnv}, badEnv + ": line 2"},
+	} {
+		var stderr strings.Builder
+		code := run(append([]string{"--pkgpanda", "/bin/true"}, c.args...), func(string) (string, bool) { return "", false },
+			io.Discard, &stderr, make(chan os.Signal))
+		if code != 2 || !strings.Contains(stderr.String(), c.want) {
+			t.Errorf("%q: exit %d, stderr %s; want exit 2 mentioning %q", c.args, code, stderr.String(), c.want)
+		}
+	}
+}
+
+// TestInsecureOpenWarns: a daemon run open on purpose says so at start
+// and in every route's /help.
+func TestInsecureOpenWarns(t *testing.T) {
+	_, standin := build(t)
+	var stderr syncWriter
+	pr, pw := io.Pipe()
+	sigs := make(chan os.Signal, 1)
+	exited := make(chan int, 1)
+	env := map[string]string{"PATH": "/usr/bin:/bin", "LIBPROCESS_IP": "127.0.0.1", "LIBPROCESS_PORT": "0"}
+	go func() {
+		exited <- run([]string{"--pkgpanda", standin, "--demo", filepath.Join(t.TempDir(), "demo"), "--insecure-allow-unauthenticated-mutations"},
+			func(k string) (string, bool) { v, ok := env[k]; return v, ok }, pw, &stderr, sigs)
+		pw.Close()
+	}()
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	if err != nil {
+		t.Fatalf("no UPID line: %v\n%s", err, stderr.String())
+	}
+	go io.Copy(io.Discard, pr)
+	upid, err := libprocess.ParseUPID(strings.TrimSpace(line))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The start-up lines were written before the UPID line.
+	if !strings.Contains(stderr.String(), "authentication is OFF on the TCP port") {
+		t.Errorf("no warning at start:\n%s", stderr.String())
+	}
+	resp, err := http.Get("http://" + upid.HostPort() + "/help/pkgpanda/active")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(b), "WARNING: none.") {
+		t.Errorf("/help/pkgpanda/active does not warn:\n%s", b)
+	}
+	sigs <- syscall.SIGTERM
+	if code := <-exited; code != 0 {
+		t.Fatalf("exit %d after SIGTERM", code)
+	}
+}
+
+// syncWriter is a log sink safe for concurrent writers.
+type syncWriter struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *syncWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
 }

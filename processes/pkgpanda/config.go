@@ -113,6 +113,11 @@ type Config struct {
 	// credentials that are presented are still checked. By default reads
 	// need authentication too.
 	OpenReads bool
+	// Unauthenticated, with no Authenticator, says the process serves
+	// every operation to anyone on purpose (pkgpandad's
+	// --insecure-allow-unauthenticated-mutations): every route's /help
+	// then carries a warning. It changes nothing else.
+	Unauthenticated bool
 	// Realm is the realm named in 401 challenges; empty means DefaultRealm.
 	Realm string
 	// LockFile is the file locked (flock) around every mutation, so that

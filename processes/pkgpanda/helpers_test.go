@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"github.com/procpanda/procpanda/internal/testlog"
 	"io"
 	"net/http"
 	"os"
@@ -30,6 +31,7 @@ import (
 var standin string
 
 func TestMain(m *testing.M) {
+	testlog.QuietGlog() // mesos-go's glog, linked by the message tests
 	dir, err := os.MkdirTemp("", "pkgpanda-test-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

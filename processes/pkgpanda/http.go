@@ -229,6 +229,12 @@ func (s *streamer) finish(r *PkgpandaResponse, success func(*PkgpandaResponse) l
 	_ = pw.Close()
 }
 
+// unauthenticatedWarning is the /help of every route of a process run
+// without authentication on purpose (Config.Unauthenticated).
+const unauthenticatedWarning = "WARNING: none. This process was started without authentication on purpose " +
+	"(--insecure-allow-unauthenticated-mutations): anyone who can reach it may add, activate and remove packages, " +
+	"which run as the daemon's user."
+
 // route installs a route guarded by guard, its help saying how it is
 // authenticated and, for the operations ops, authorized.
 func (p *Process) route(name string, h libprocess.Help, ops []opID, handler callerHandler) {
@@ -241,6 +247,8 @@ func (p *Process) route(name string, h libprocess.Help, ops []opID, handler call
 		if p.cfg.ACL != nil {
 			h.Authorization = p.aclHelp(ops)
 		}
+	} else if p.cfg.Unauthenticated {
+		h.Authentication = unauthenticatedWarning
 	}
 	p.lp.Route(name, h, p.guard(handler))
 	if err := p.lp.SetRouteTimeout(name, p.cfg.routeDeadline(name)); err != nil {

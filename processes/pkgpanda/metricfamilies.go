@@ -26,6 +26,7 @@ func metricFamilies() []libprocess.Family {
 		{Path: "pkgpanda/uploads/bytes", Name: "pkgpanda_uploads", Unit: libprocess.UnitBytes, Help: "Bytes held by uploads being received or waiting in a queued add."},
 		{Path: "pkgpanda/repository_lock/busy", Name: "pkgpanda_repository_lock_busy", Help: "Mutations that found the repository lock held by another process."},
 		{Path: "pkgpanda/repository_lock/timeouts", Name: "pkgpanda_repository_lock_timeouts", Help: "Mutations refused because the repository lock stayed busy."},
+		{Path: "pkgpanda/panics", Name: "pkgpanda_panics", Help: "Panics recovered on pkgpanda's goroutines; each answered its request 500."},
 		{Path: "pkgpanda/interrupted_activation/refused", Name: "pkgpanda_interrupted_activation_refused", Help: "Requests refused because an interrupted activation left the install inconsistent."},
 		{Path: "pkgpanda/interrupted_activation/leftovers", Name: "pkgpanda_interrupted_activation_leftovers", Help: "Leftovers of an interrupted activation in the install root (non-zero: activations are refused)."},
 		{Path: "pkgpanda/cache/hits", Name: "pkgpanda_cache_hits", Help: "Reads answered from a kept result."},

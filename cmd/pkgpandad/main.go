@@ -25,6 +25,15 @@
 //	          [--lock-file PATH] [--lock-timeout DURATION]
 //	          [--unix-socket PATH [--unix-socket-mode 0660] [--unix-socket-group GROUP]]
 //	          [--delegate pkgpanda] [--access-log=false] [--version]
+//	          [--tcp=false] [--insecure-allow-unauthenticated-mutations]
+//	          [--env-file FILE]
+//
+// pkgpandad refuses to start (exit 2) when it would serve its TCP port
+// without --http-credentials or --jwt-secret-key, unless
+// --insecure-allow-unauthenticated-mutations asks for exactly that (it
+// then warns at start and in every route's /help). --tcp=false serves only
+// --unix-socket, as the drop-in unit does by default; no message can reach
+// the process then.
 //
 // As a drop-in for DC/OS' dcos-pkgpanda-api (see dcos-pkgpanda-api.service
 // beside this file), --unix-socket serves HTTP, and only HTTP, on a unix
@@ -60,7 +69,8 @@
 // lets callers without credentials run read-only operations.
 //
 // Uploads (add bodies, api/v1 bodies, ADD message tarballs) go to disk in
-// <tmp-dir>/pkgpanda-uploads, which the daemon locks and empties at start;
+// a private <tmp-dir>/pkgpanda-uploads-<random>, removed at exit (a killed
+// daemon's is removed at the next start);
 // at most --max-uploads are received at once and all upload files together
 // hold at most --max-upload-bytes (more: 503 with Retry-After). Every
 // mutation holds an flock on --lock-file (default: .pkgpanda.lock beside

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync/atomic"
 
 	"github.com/gogo/protobuf/jsonpb"
 	"github.com/gogo/protobuf/proto"
@@ -175,19 +174,13 @@ func (p *Process) prepare(call *PkgpandaCall, tb *upload) (*opArgs, *PkgpandaRes
 // until the call's package id names it.
 const tarballFile = "tarball"
 
-// dispatchCall validates call and hands it to dispatch; finish receives
-// the response (with the call's type and request id) exactly once, on some
-// goroutine. c is the authenticated caller; tb the call's tarball on disk
-// (nil for none), removed once the call is done. clientCtx, if non-nil,
-// cancels a read-only call when its client goes. own, if set, offers the
-// caller's goroutine (see invocation.own): only an HTTP handler
-// dispatching on its own goroutine passes it.
-func (p *Process) dispatchCall(call *PkgpandaCall, c caller, tb *upload, clientCtx context.Context, own func() bool, finish func(*PkgpandaResponse)) {
-	var answered atomic.Bool // a panic's 500 may follow an answer
+// dispatchCall validates call and submits it; finish receives the
+// response (with the call's type and request id) exactly once, on some
+// goroutine. who is the authenticated caller; tb the call's tarball on
+// disk (nil for none), removed once the call is done. ctx, if non-nil, is
+// the client's: it cancels a read-only call when its client goes.
+func (p *Process) dispatchCall(ctx context.Context, call *PkgpandaCall, who caller, tb *upload, finish func(*PkgpandaResponse)) {
 	done := func(r *PkgpandaResponse) {
-		if answered.Swap(true) {
-			return
-		}
 		r.Type = call.Type
 		r.RequestId = call.RequestId
 		finish(r)
@@ -200,18 +193,17 @@ func (p *Process) dispatchCall(call *PkgpandaCall, c caller, tb *upload, clientC
 		done(fail)
 		return
 	}
-	p.start(args, c, clientCtx, own, func(status int, msg string) { done(failed(status, "%s", msg)) }, done)
+	p.newCall(ctx, args, who, done).submit()
 }
 
 // callWithTarball takes a decoded call whose tarball (if any) is in
 // memory, writes the tarball to an upload file at once (so that a queued
 // ADD holds a file name, not the bytes) and dispatches the call. A caller
-// that would be refused ADD is refused before anything is written. own is
-// as for dispatchCall; an ADD, dispatched from its upload's goroutine,
-// never uses it.
-func (p *Process) callWithTarball(call *PkgpandaCall, c caller, clientCtx context.Context, own func() bool, finish func(*PkgpandaResponse)) {
+// that would be refused ADD is refused before anything is written. ctx
+// is as for dispatchCall.
+func (p *Process) callWithTarball(ctx context.Context, call *PkgpandaCall, who caller, finish func(*PkgpandaResponse)) {
 	if len(call.Tarball) == 0 {
-		p.dispatchCall(call, c, nil, clientCtx, own, finish)
+		p.dispatchCall(ctx, call, who, nil, finish)
 		return
 	}
 	reply := func(r *PkgpandaResponse) {
@@ -220,10 +212,10 @@ func (p *Process) callWithTarball(call *PkgpandaCall, c caller, clientCtx contex
 	}
 	if call.Type != PkgpandaCall_ADD {
 		call.Tarball = nil // only ADD takes one; nothing to keep
-		p.dispatchCall(call, c, nil, clientCtx, own, finish)
+		p.dispatchCall(ctx, call, who, nil, finish)
 		return
 	}
-	if r := p.admit(opAdd, c); r != nil {
+	if r := p.admit(opAdd, who); r != nil {
 		reply(failed(r.status, "%s", r.msg))
 		return
 	}
@@ -251,7 +243,7 @@ func (p *Process) callWithTarball(call *PkgpandaCall, c caller, clientCtx contex
 			reply(uploadFailure(err, limit))
 			return
 		}
-		p.dispatchCall(call, c, up, clientCtx, nil, finish)
+		p.dispatchCall(ctx, call, who, up, finish)
 	})
 }
 
@@ -259,7 +251,7 @@ func (p *Process) callWithTarball(call *PkgpandaCall, c caller, clientCtx contex
 // and of a JSON api/v1 body as a whole.
 const maxCallFields = 1 << 20
 
-func (p *Process) serveAPIv1(req *libprocess.Request, respond libprocess.Responder, c caller) {
+func (p *Process) serveAPIv1(req *libprocess.Request, respond libprocess.Responder, who caller) {
 	if !allowed(req, http.MethodPost) {
 		respond(methodNotAllowed(http.MethodPost))
 		return
@@ -277,7 +269,7 @@ func (p *Process) serveAPIv1(req *libprocess.Request, respond libprocess.Respond
 		respond(libprocess.ErrorResponse(status, err.Error()))
 		return
 	}
-	mayMutate, _ := p.mayStart(c) // guard has answered those it refuses
+	mayMutate, _ := p.mayStart(who) // authenticated has answered those it refuses
 	answer := func(r *PkgpandaResponse) {
 		body, err := EncodeResponse(respType, r)
 		if err != nil {
@@ -305,19 +297,19 @@ func (p *Process) serveAPIv1(req *libprocess.Request, respond libprocess.Respond
 		return true
 	}
 	if reqType == MediaJSON {
-		p.withBody(req, respond, maxCallFields, "a JSON api/v1 body is capped at 1 MiB: send large tarballs as "+MediaProtobuf+" or to /pkgpanda/add", func(body []byte, own func() bool) {
+		p.withBody(req, respond, maxCallFields, "a JSON api/v1 body is capped at 1 MiB: send large tarballs as "+MediaProtobuf+" or to /pkgpanda/add", func(body []byte) {
 			call, err := DecodeCall(MediaJSON, body)
 			if err != nil {
 				respond(libprocess.ErrorResponse(http.StatusBadRequest, err.Error()))
 				return
 			}
 			if checkCall(call) {
-				p.callWithTarball(call, c, req.Context(), own, answer)
+				p.callWithTarball(req.Context(), call, who, answer)
 			}
 		})
 		return
 	}
-	p.serveProtobufCall(req, respond, c, mayMutate, checkCall, answer)
+	p.serveProtobufCall(req, respond, who, mayMutate, checkCall, answer)
 }
 
 // serveProtobufCall reads a protobuf api/v1 body with scanCall: the
@@ -325,7 +317,7 @@ func (p *Process) serveAPIv1(req *libprocess.Request, respond libprocess.Respond
 // upload limits and MaxAddSize), the other fields (at most maxCallFields
 // bytes) to memory. A caller that may not mutate cannot send a tarball.
 // The body is read on a goroutine Drain waits for.
-func (p *Process) serveProtobufCall(req *libprocess.Request, respond libprocess.Responder, c caller, mayMutate bool,
+func (p *Process) serveProtobufCall(req *libprocess.Request, respond libprocess.Responder, who caller, mayMutate bool,
 	checkCall func(*PkgpandaCall) bool, answer func(*PkgpandaResponse)) {
 	var body io.Reader = bytes.NewReader(req.Body)
 	if req.BodyStream != nil {
@@ -364,7 +356,7 @@ func (p *Process) serveProtobufCall(req *libprocess.Request, respond libprocess.
 		var call PkgpandaCall
 		switch {
 		case errors.Is(err, errMayNotMutate):
-			if r := p.admit(opAdd, c); r != nil {
+			if r := p.admit(opAdd, who); r != nil {
 				fail = failed(r.status, "%s", r.msg)
 			} else {
 				fail = failed(http.StatusForbidden, "%v", err)
@@ -397,7 +389,7 @@ func (p *Process) serveProtobufCall(req *libprocess.Request, respond libprocess.
 			}
 			return
 		}
-		p.dispatchCall(&call, c, up, req.Context(), nil, answer) // on the reading goroutine: see withBody
+		p.dispatchCall(req.Context(), &call, who, up, answer)
 	})
 	if !ok {
 		p.rejectHTTP(respond)(http.StatusServiceUnavailable, "pkgpanda is shutting down")

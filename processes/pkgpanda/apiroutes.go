@@ -2,7 +2,6 @@ package pkgpanda
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"mime"
 	"net/http"
@@ -285,7 +284,7 @@ const apiEdgesHelp = "As DC/OS's app: without the trailing slash, 301 to `<route
 // method, an id never contains '/' (404), a method the path lacks is 405
 // with Allow (HEAD where GET is, and OPTIONS), OPTIONS is 200 with the
 // same Allow, and jsonp is ignored.
-func (p *Process) serveAPI(req *libprocess.Request, respond libprocess.Responder, c caller) {
+func (p *Process) serveAPI(req *libprocess.Request, respond libprocess.Responder, who caller) {
 	sub := subPath(req)
 	if sub == "" {
 		loc := req.Route + "/" // relative: right behind any prefix
@@ -334,17 +333,17 @@ func (p *Process) serveAPI(req *libprocess.Request, respond libprocess.Responder
 	ct := req.Header().Get("Content-Type")
 	switch op {
 	case opRepoFetch:
-		p.withBody(req, respond, maxJSONBody, "the request body is too large", func(body []byte, own func() bool) {
+		p.withBody(req, respond, maxJSONBody, "the request body is too large", func(body []byte) {
 			url, badURL, ok := parseFetchBody(ct, body)
 			if !ok {
 				respond(render(failed(http.StatusBadRequest, "%s", msgFetchBody), nil))
 				return
 			}
 			in.url, in.badURL = url, badURL
-			p.serveTableOp(op, in, req, respond, c, own)
+			p.serveTableOp(req, respond, who, op, in)
 		})
 	case opActivePut:
-		p.withBody(req, respond, maxJSONBody, "the request body is too large", func(body []byte, own func() bool) {
+		p.withBody(req, respond, maxJSONBody, "the request body is too large", func(body []byte) {
 			ids, others, fail := parseActiveBody(ct, body)
 			switch {
 			case fail != nil:
@@ -352,48 +351,42 @@ func (p *Process) serveAPI(req *libprocess.Request, respond libprocess.Responder
 			case others != nil:
 				// Elements no repository holds (numbers, booleans,
 				// null): all missing. Answered by the operation's
-				// actor all the same, after authorization.
-				p.serveOp(opActivePut, req, respond, c, own, func(context.Context, *actor, func()) {
-					respond(libprocess.JSONResponse(http.StatusConflict, map[string]any{"error": msgNotAllPresent, "missing_packages": others}))
+				// actor all the same, after authorization, with the
+				// elements as sent.
+				reply := p.httpReply(respond, nil)
+				c := p.newCall(req.Context(), &opArgs{op: opActivePut}, who, func(r *PkgpandaResponse) {
+					if r.Status == http.StatusConflict && r.Error == msgNotAllPresent {
+						respond(libprocess.JSONResponse(http.StatusConflict, map[string]any{"error": msgNotAllPresent, "missing_packages": others}))
+						return
+					}
+					reply(r)
 				})
+				c.run = func() *PkgpandaResponse { return failed(http.StatusConflict, "%s", msgNotAllPresent) }
+				c.submit()
 			default:
 				in.ids = ids
-				p.serveTableOp(op, in, req, respond, c, own)
+				p.serveTableOp(req, respond, who, op, in)
 			}
 		})
 	default:
-		p.serveTableOp(op, in, req, respond, c, req.ReleaseProcess)
+		p.serveTableOp(req, respond, who, op, in)
 	}
 }
 
 // serveTableOp runs op for an HTTP request exactly as api/v1 runs the
-// same call: the table's prepare, then start (every route comes here,
+// same call: the table's prepare, then a call (every route comes here,
 // the CLI-surface ones once they have read their query parameters or
 // body). The answer is rendered with the table's body and has the
 // PkgpandaResponse's status. A streamed operation's output goes to the
 // response from its first byte on; a failure after that ends the
-// stream with a failure line. c is the caller guard authenticated; own
-// is req.ReleaseProcess on the handler's goroutine, nil on any other (see
-// invocation.own).
-func (p *Process) serveTableOp(op opID, in opInput, req *libprocess.Request, respond libprocess.Responder, c caller, own func() bool) {
+// stream with a failure line. who is the caller guard authenticated.
+func (p *Process) serveTableOp(req *libprocess.Request, respond libprocess.Responder, who caller, op opID, in opInput) {
 	s := &p.ops[op]
-	reject := p.rejectHTTP(respond)
-	answer := func(r *PkgpandaResponse) { respond(render(r, s.body)) }
+	reply := p.httpReply(respond, s.body)
 	if s.stream != streamNone {
-		// Mutations are never cancelled, and the request context of a
-		// read lives until the stream is closed, so the client going
-		// away keeps cancelling a read after output began: detaching is
-		// moot.
-		st := &streamer{respond: respond, detach: func() {}}
+		st := &streamer{p: p, respond: respond}
 		in.out = st
-		answer = func(r *PkgpandaResponse) { st.finish(r, s.body) }
-		reject = func(status int, msg string) {
-			if st.started() {
-				st.finish(failed(status, "%s", msg), s.body)
-				return
-			}
-			p.rejectHTTP(respond)(status, msg)
-		}
+		reply = func(r *PkgpandaResponse) { st.finish(r, s.body) }
 	}
 	args, fail := p.prepareOp(op, in)
 	if fail != nil {
@@ -403,5 +396,16 @@ func (p *Process) serveTableOp(op opID, in opInput, req *libprocess.Request, res
 		respond(render(fail, nil))
 		return
 	}
-	p.start(args, c, req.Context(), own, reject, answer)
+	p.newCall(req.Context(), args, who, reply).submit()
+}
+
+// httpReply answers an HTTP request with an operation's answer: its
+// table body (success), or a JSON error with the headers its status
+// needs (Retry-After on 503, the challenge on 401).
+func (p *Process) httpReply(respond libprocess.Responder, success func(*PkgpandaResponse) libprocess.Response) func(*PkgpandaResponse) {
+	return func(r *PkgpandaResponse) {
+		resp := render(r, success)
+		p.decorate(&resp)
+		respond(resp)
+	}
 }

@@ -1,7 +1,6 @@
 package pkgpanda
 
 import (
-	"net/http"
 	"strconv"
 	"sync"
 	"time"
@@ -27,10 +26,9 @@ import (
 // says how), "refused" (401/403: authentication or authorization) or
 // "rejected" (503: queue full, draining, repository lock busy);
 // exit_codes lists the tool's exit status per run (-1: killed by a
-// signal); duration_ms runs from the request reaching dispatch to the
-// outcome.
+// signal); duration_ms runs from the call being made to its outcome.
 
-// auditRecord follows one mutation from dispatch to its outcome.
+// auditRecord follows one mutation from its call to its outcome.
 type auditRecord struct {
 	p     *Process
 	op    string
@@ -38,44 +36,10 @@ type auditRecord struct {
 	start time.Time
 
 	// Filled by the actor's goroutine while the mutation runs.
-	ids      []string
-	exits    []int
-	fail     bool
-	depth    int  // mutation operations entered and not yet returned
-	answered bool // a mutation operation answered: status, errMsg
-	status   int
-	errMsg   string
+	ids   []string
+	exits []int
 
 	once sync.Once
-}
-
-// auditStart begins the record of a mutation; nil for read-only
-// operations.
-func (p *Process) auditStart(spec opSpec, c caller) *auditRecord {
-	if !spec.mutates {
-		return nil
-	}
-	return &auditRecord{p: p, op: spec.name, who: c, start: time.Now()}
-}
-
-// auditReject wraps a front-end's reject so that a mutation rejected
-// anywhere (refused, queue full, draining, lock busy, failed download)
-// is audited once.
-func (p *Process) auditReject(r *auditRecord, reject func(status int, msg string)) func(status int, msg string) {
-	if r == nil {
-		return reject
-	}
-	return func(status int, msg string) {
-		outcome := "failed"
-		switch status {
-		case http.StatusUnauthorized, http.StatusForbidden:
-			outcome = "refused"
-		case http.StatusServiceUnavailable:
-			outcome = "rejected"
-		}
-		p.auditEnd(r, outcome, status, msg)
-		reject(status, msg)
-	}
 }
 
 // addRun notes one tool run of the mutation being executed.
@@ -90,21 +54,6 @@ func (r *auditRecord) addRun(argv []string, res *subprocess.Result, err error) {
 		code = res.ExitCode
 	}
 	r.exits = append(r.exits, code)
-	if err != nil {
-		r.fail = true
-	}
-}
-
-// auditRan ends the record of a mutation that was executed.
-func (p *Process) auditRan(r *auditRecord) {
-	if r == nil {
-		return
-	}
-	outcome := "ok"
-	if r.answered && r.status >= 400 || !r.answered && r.fail {
-		outcome = "failed"
-	}
-	p.auditEnd(r, outcome, r.status, r.errMsg)
 }
 
 // auditEnd writes the record's line, once.
@@ -146,31 +95,4 @@ func (a *actor) countExit(res *subprocess.Result) {
 		key = strconv.Itoa(res.ExitCode)
 	}
 	a.metrics.Counter("pkgpanda/" + a.route + "/exit_status/" + key).Inc()
-}
-
-// enterOp marks the start of a mutation operation on the actor (nested
-// operations count once); it returns nothing of use and is evaluated by
-// the operation's deferred noteOutcome.
-func (a *actor) enterOp() struct{} {
-	if a.audit != nil {
-		a.audit.depth++
-	}
-	return struct{}{}
-}
-
-// noteOutcome records the answer of the mutation being run (deferred by
-// the mutation operations) and, when the outermost operation returns,
-// writes the audit line: before the answer reaches the client.
-func (a *actor) noteOutcome(_ struct{}, r **PkgpandaResponse) {
-	if a.audit == nil {
-		return
-	}
-	a.audit.depth--
-	if a.audit.depth > 0 || *r == nil {
-		return
-	}
-	a.audit.answered = true
-	a.audit.status = int((*r).Status)
-	a.audit.errMsg = (*r).Error
-	a.audit.p.auditRan(a.audit)
 }

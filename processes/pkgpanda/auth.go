@@ -169,7 +169,7 @@ type refusal struct {
 // operations when Config.OpenReads is set and c presented no credentials,
 // and the ACL, if any, must allow the principal (403). A refusal is
 // logged and counted. admit is the single authorization decision of the
-// process: dispatch calls it for every operation, and front-ends that
+// process: call.submit calls it for every operation, and front-ends that
 // receive a body (uploads) call it first as well, so that nothing is
 // written for a caller that would be refused.
 func (p *Process) admit(op opID, c caller) *refusal {

@@ -13,9 +13,9 @@ import (
 // message with a PkgpandaResponse 500), what the request held is released
 // by the deferred releases on the way out (locks, the actor's turn,
 // uploads), and the goroutine's owner goes on (an actor with its next
-// job). The goroutines are: the route actors and a read run on its
-// request's goroutine (execute), the upload, body-reading and staging
-// goroutines (goTracked), and the caller that leads a shared run of
+// call). The goroutines are: the route actors (call.execute), the upload,
+// body-reading and staging goroutines (goTracked), the libprocess handler
+// of PkgpandaCall messages, and the caller that leads a shared run of
 // `list`/`active` (resultCache.get hands its waiters a 500 before the
 // panic goes on to the leader's own recovery).
 

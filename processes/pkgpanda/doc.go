@@ -16,15 +16,46 @@
 //
 // The pkgpanda libprocess process itself only validates requests and hands
 // them to actors; it never waits for a subprocess, so its mailbox keeps
-// flowing. Responses are sent later through the route's Responder, or as a
-// PkgpandaResponse message to the sender of a PkgpandaCall. A read that
-// streams nothing and finds its actor idle, with nothing queued, takes the
-// actor's turn and runs on its HTTP request's own goroutine, once the
-// request has released the libprocess process
-// (libprocess.Request.ReleaseProcess): still one run at a time per route
-// and in arrival order, but without the hand-offs to the actor's goroutine
-// and back, which on an idle machine cost more than the rest of the
-// request.
+// flowing. Answers are sent later through the route's Responder, or as a
+// PkgpandaResponse message to the sender of a PkgpandaCall.
+//
+// # The path of an operation
+//
+// Reading these functions in order follows GET /pkgpanda/list.json from
+// the runtime to the answer (the runtime's own path, from accept to the
+// route handler, is drawn in package libprocess' documentation):
+//
+//  1. authenticated (http.go): the route handler libprocess calls; it
+//     authenticates the Authorization header once and answers 401 at
+//     once for a caller no operation would admit.
+//  2. serveListJSON → serveIDList (http.go): the route's own checks
+//     (method, path), then serveTableOp (apiroutes.go), where every HTTP
+//     route ends: prepareOp runs the table row's prepare (operations.go),
+//     httpReply (or a streamer) becomes the call's reply, and newCall
+//     makes the call (call.go).
+//  3. call.submit (call.go): admit (auth.go: authentication result and
+//     ACL), then the row's stage if it has one (a fetch's downloads, on a
+//     goroutine of their own), then enqueue (actor.go) on the route's
+//     actor; a refusal, a failed stage, a full queue or a draining
+//     process answers through call.refuse.
+//  4. loop (actor.go): the actor's goroutine takes the call and runs
+//     call.execute, which contains a panic (contain.go) and answers.
+//  5. call.underLocks (call.go): the locks (write lock and repository
+//     lock for a mutation, read lock for a read), the drain, the
+//     interrupted-activation and client-gone checks, then call.perform.
+//  6. Process.perform (operations.go): the row's pre-checks, then its
+//     command: runCommand (ops.go) reuses a cached `pkgpanda list` while
+//     its inputs are unchanged on disk (cache.go), else runs it on the
+//     actor's subprocess.Runner (Process.run) and parses its stdout.
+//  7. call.finish (call.go): once — removes the call's uploads, writes a
+//     mutation's audit line (audit.go), then reply: httpReply renders
+//     the PkgpandaResponse with the row's body (http.go: idsBody) and
+//     calls the Responder, and libprocess writes it to the socket.
+//
+// api/v1 (serveAPIv1 → callWithTarball → dispatchCall, api.go) and
+// PkgpandaCall messages (installMessages, messages.go) take the same
+// steps from prepare on; only their reply differs (an encoded
+// PkgpandaResponse as the HTTP body, or sent back as a message).
 //
 // # Operations, authentication and authorization
 //
@@ -33,13 +64,13 @@
 // operation of a single table (operations.go: name, actor, mutates, its
 // Pkgpanda API path and method, its api/v1 call, its prepare, stage and
 // pre-checks, the argv and output parser of its pkgpanda command, its
-// status mapping, its HTTP body and its help) and hands it to one
-// dispatch function, the only way into the actors, where one function
+// status mapping, its HTTP body and its help) and submits it as a call
+// (call.submit), the only way into the actors, where one function
 // (perform) runs every operation from its table row. An HTTP route, the
 // api/v1 call and the message for the same operation run the same steps,
 // so a PkgpandaResponse carries the status and error text the HTTP route
 // answers (DC/OS's texts on the Pkgpanda API routes), and /help shows
-// what the table says. Dispatch asks the
+// what the table says. A call asks the
 // configured Authenticator and ACL (Config.Authenticator, Config.ACL)
 // before anything is queued, so no front-end, present or future, can skip
 // them. Credentials are what an HTTP Authorization header holds

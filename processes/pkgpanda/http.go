@@ -2,7 +2,6 @@ package pkgpanda
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -127,26 +126,17 @@ func subPath(req *libprocess.Request) string {
 	return path
 }
 
-// serveOp dispatches op for an HTTP request from c (authenticated by
-// guard); refusals, a full queue or a draining process are
-// answered as JSON errors (503 with Retry-After, 401 with a challenge).
-// own is req.ReleaseProcess on the handler's goroutine, nil on any other
-// (see invocation.own).
-func (p *Process) serveOp(op opID, req *libprocess.Request, respond libprocess.Responder, c caller, own func() bool, run func(ctx context.Context, a *actor, detach func())) {
-	p.dispatch(invocation{op: op, caller: c, ctx: req.Context(), own: own, run: run, reject: p.rejectHTTP(respond)})
-}
-
 // callerHandler is a pkgpanda route's handler: a libprocess route
 // handler that also gets its request's caller, authenticated once by
-// guard.
-type callerHandler func(req *libprocess.Request, respond libprocess.Responder, c caller)
+// authenticated.
+type callerHandler func(req *libprocess.Request, respond libprocess.Responder, who caller)
 
-// guard authenticates the request's Authorization header, once per
+// authenticated authenticates the request's Authorization header, once per
 // request, and answers 401 at once, before a route parses anything, when
 // the request could be admitted to no operation at all (no or bad
-// credentials while reads are not open). dispatch still decides for the
+// credentials while reads are not open). call.submit still decides for the
 // operation itself, with the caller h passes on.
-func (p *Process) guard(h callerHandler) libprocess.RouteHandler {
+func (p *Process) authenticated(h callerHandler) libprocess.RouteHandler {
 	return func(req *libprocess.Request, respond libprocess.Responder) {
 		c := p.httpCaller(req)
 		if _, r := p.mayStart(c); r != nil {
@@ -180,10 +170,13 @@ func postIDs(req *libprocess.Request, respond libprocess.Responder, min, max int
 
 // streamer answers a streamed run: the response (200, chunked text/plain)
 // starts with the first stdout byte, so a run that fails before printing
-// anything still gets its proper error status.
+// anything still gets its proper error status. Mutations are never
+// cancelled, and the request context of a read lives until the stream is
+// closed, so the client going away still cancels a read after output
+// began.
 type streamer struct {
+	p       *Process
 	respond libprocess.Responder
-	detach  func()
 	mu      sync.Mutex
 	pw      *io.PipeWriter
 }
@@ -193,7 +186,6 @@ func (s *streamer) Write(b []byte) (int, error) {
 	if s.pw == nil {
 		pr, pw := io.Pipe()
 		s.pw = pw
-		s.detach()
 		s.respond(libprocess.Response{
 			Status: http.StatusOK,
 			Header: http.Header{"Content-Type": {"text/plain; charset=utf-8"}, "X-Content-Type-Options": {"nosniff"}},
@@ -205,13 +197,6 @@ func (s *streamer) Write(b []byte) (int, error) {
 	return pw.Write(b)
 }
 
-// started reports whether the streamed response has begun.
-func (s *streamer) started() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.pw != nil
-}
-
 // finish ends the run: before any output it answers r as JSON; after
 // output began it appends a failure line (the status is already sent)
 // and closes the stream.
@@ -220,7 +205,7 @@ func (s *streamer) finish(r *PkgpandaResponse, success func(*PkgpandaResponse) l
 	pw := s.pw
 	s.mu.Unlock()
 	if pw == nil {
-		s.respond(render(r, success))
+		s.p.httpReply(s.respond, success)(r)
 		return
 	}
 	if r.Status >= 400 {
@@ -235,7 +220,7 @@ const unauthenticatedWarning = "WARNING: none. This process was started without 
 	"(--insecure-allow-unauthenticated-mutations): anyone who can reach it may add, activate and remove packages, " +
 	"which run as the daemon's user."
 
-// route installs a route guarded by guard, its help saying how it is
+// route installs a route whose requests are authenticated (authenticated), its help saying how it is
 // authenticated and, for the operations ops, authorized.
 func (p *Process) route(name string, h libprocess.Help, ops []opID, handler callerHandler) {
 	if a := p.cfg.Authenticator; a != nil {
@@ -250,7 +235,7 @@ func (p *Process) route(name string, h libprocess.Help, ops []opID, handler call
 	} else if p.cfg.Unauthenticated {
 		h.Authentication = unauthenticatedWarning
 	}
-	p.lp.Route(name, h, p.guard(handler))
+	p.lp.Route(name, h, p.authenticated(handler))
 	if err := p.lp.SetRouteTimeout(name, p.cfg.routeDeadline(name)); err != nil {
 		panic("pkgpanda: " + err.Error()) // the route was just installed
 	}
@@ -370,17 +355,17 @@ func (p *Process) installRoutes() {
 	}, calls, p.serveAPIv1)
 }
 
-func (p *Process) serveListJSON(req *libprocess.Request, respond libprocess.Responder, c caller) {
-	p.serveIDList(req, respond, c, opListJSON)
+func (p *Process) serveListJSON(req *libprocess.Request, respond libprocess.Responder, who caller) {
+	p.serveIDList(req, respond, who, opListJSON)
 }
 
-func (p *Process) serveActiveJSON(req *libprocess.Request, respond libprocess.Responder, c caller) {
-	p.serveIDList(req, respond, c, opActiveJSON)
+func (p *Process) serveActiveJSON(req *libprocess.Request, respond libprocess.Responder, who caller) {
+	p.serveIDList(req, respond, who, opActiveJSON)
 }
 
 // serveIDList answers GET on a route that lists ids (list.json,
 // active.json).
-func (p *Process) serveIDList(req *libprocess.Request, respond libprocess.Responder, c caller, op opID) {
+func (p *Process) serveIDList(req *libprocess.Request, respond libprocess.Responder, who caller, op opID) {
 	if !allowed(req, http.MethodGet) {
 		respond(methodNotAllowed(http.MethodGet))
 		return
@@ -389,13 +374,13 @@ func (p *Process) serveIDList(req *libprocess.Request, respond libprocess.Respon
 		respond(libprocess.ErrorResponse(http.StatusNotFound, "no such route"))
 		return
 	}
-	p.serveTableOp(op, opInput{}, req, respond, c, req.ReleaseProcess)
+	p.serveTableOp(req, respond, who, op, opInput{})
 }
 
 // serveAdd reads the package id (query or header), checks it before
 // reading anything (with the table's prepare's own check), streams the
 // body to an upload file and runs the add as an ADD call would.
-func (p *Process) serveAdd(req *libprocess.Request, respond libprocess.Responder, c caller) {
+func (p *Process) serveAdd(req *libprocess.Request, respond libprocess.Responder, who caller) {
 	if !allowed(req, http.MethodPost) {
 		respond(methodNotAllowed(http.MethodPost))
 		return
@@ -425,7 +410,7 @@ func (p *Process) serveAdd(req *libprocess.Request, respond libprocess.Responder
 	}
 	// Nothing is written for a caller that would be refused.
 	reject := p.rejectHTTP(respond)
-	if r := p.admit(opAdd, c); r != nil {
+	if r := p.admit(opAdd, who); r != nil {
 		reject(r.status, r.msg)
 		return
 	}
@@ -455,7 +440,7 @@ func (p *Process) serveAdd(req *libprocess.Request, respond libprocess.Responder
 			reject(int(fail.Status), fail.Error)
 			return
 		}
-		p.serveTableOp(opAdd, opInput{ids: []string{raw}, tarball: up}, req, respond, c, nil)
+		p.serveTableOp(req, respond, who, opAdd, opInput{ids: []string{raw}, tarball: up})
 	})
 }
 
@@ -466,16 +451,13 @@ const maxJSONBody = 1 << 20
 // withBody hands the request body (at most limit bytes) to then: at once
 // when the runtime buffered it, else after reading the stream on a
 // goroutine Drain waits for. A larger body answers 413 with tooLarge.
-// then's own is req.ReleaseProcess when then runs on the handler's
-// goroutine and nil on the reading one, where the process must not be
-// released (see libprocess.Request.ReleaseProcess).
-func (p *Process) withBody(req *libprocess.Request, respond libprocess.Responder, limit int64, tooLarge string, then func(body []byte, own func() bool)) {
+func (p *Process) withBody(req *libprocess.Request, respond libprocess.Responder, limit int64, tooLarge string, then func(body []byte)) {
 	if req.BodyStream == nil {
 		if int64(len(req.Body)) > limit {
 			respond(libprocess.ErrorResponse(http.StatusRequestEntityTooLarge, tooLarge))
 			return
 		}
-		then(req.Body, req.ReleaseProcess)
+		then(req.Body)
 		return
 	}
 	ok := p.goUpload("reading a request body", func() {
@@ -489,7 +471,7 @@ func (p *Process) withBody(req *libprocess.Request, respond libprocess.Responder
 		case err != nil:
 			respond(libprocess.ErrorResponse(http.StatusBadRequest, "reading the request body: "+err.Error()))
 		default:
-			then(b, nil)
+			then(b)
 		}
 	})
 	if !ok {
@@ -497,31 +479,31 @@ func (p *Process) withBody(req *libprocess.Request, respond libprocess.Responder
 	}
 }
 
-func (p *Process) serveRemove(req *libprocess.Request, respond libprocess.Responder, c caller) {
+func (p *Process) serveRemove(req *libprocess.Request, respond libprocess.Responder, who caller) {
 	if ids, ok := postIDs(req, respond, 1, 0); ok {
-		p.serveTableOp(opRemove, opInput{ids: ids}, req, respond, c, req.ReleaseProcess)
+		p.serveTableOp(req, respond, who, opRemove, opInput{ids: ids})
 	}
 }
 
-func (p *Process) serveActivate(req *libprocess.Request, respond libprocess.Responder, c caller) {
+func (p *Process) serveActivate(req *libprocess.Request, respond libprocess.Responder, who caller) {
 	if ids, ok := postIDs(req, respond, 1, 0); ok {
-		p.serveTableOp(opActivate, opInput{ids: ids}, req, respond, c, req.ReleaseProcess)
+		p.serveTableOp(req, respond, who, opActivate, opInput{ids: ids})
 	}
 }
 
-func (p *Process) serveSwap(req *libprocess.Request, respond libprocess.Responder, c caller) {
+func (p *Process) serveSwap(req *libprocess.Request, respond libprocess.Responder, who caller) {
 	if ids, ok := postIDs(req, respond, 1, 1); ok {
-		p.serveTableOp(opSwap, opInput{ids: ids}, req, respond, c, req.ReleaseProcess)
+		p.serveTableOp(req, respond, who, opSwap, opInput{ids: ids})
 	}
 }
 
-func (p *Process) serveFetch(req *libprocess.Request, respond libprocess.Responder, c caller) {
+func (p *Process) serveFetch(req *libprocess.Request, respond libprocess.Responder, who caller) {
 	if ids, ok := postIDs(req, respond, 1, 0); ok {
-		p.serveTableOp(opFetch, opInput{ids: ids, url: req.URL.Query().Get("repository_url")}, req, respond, c, req.ReleaseProcess)
+		p.serveTableOp(req, respond, who, opFetch, opInput{ids: ids, url: req.URL.Query().Get("repository_url")})
 	}
 }
 
-func (p *Process) serveCheck(req *libprocess.Request, respond libprocess.Responder, c caller) {
+func (p *Process) serveCheck(req *libprocess.Request, respond libprocess.Responder, who caller) {
 	if !allowed(req, http.MethodGet) {
 		respond(methodNotAllowed(http.MethodGet))
 		return
@@ -535,5 +517,5 @@ func (p *Process) serveCheck(req *libprocess.Request, respond libprocess.Respond
 		respond(libprocess.ErrorResponse(http.StatusBadRequest, "`list` must be true or false"))
 		return
 	}
-	p.serveTableOp(op, opInput{}, req, respond, c, req.ReleaseProcess)
+	p.serveTableOp(req, respond, who, op, opInput{})
 }

@@ -1,6 +1,7 @@
 package pkgpanda
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -85,7 +86,7 @@ func (p *Process) installMessages() error {
 			r := failInternal()
 			r.Type, r.RequestId = call.Type, call.RequestId
 			answer(r)
-		}, func() { p.callWithTarball(call, c, nil, nil, answer) })
+		}, func() { p.callWithTarball(context.Background(), call, c, answer) })
 	})
 	return nil
 }

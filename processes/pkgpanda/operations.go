@@ -14,7 +14,7 @@ import (
 // opID names one operation of the pkgpanda process. Every front-end (the
 // CLI-surface routes, the Pkgpanda API routes, POST /pkgpanda/api/v1 and
 // PkgpandaCall messages) maps what it was asked for to one opID and hands
-// it to dispatch, which authenticates, authorizes and queues it.
+// it to a call (call.go), which authenticates, authorizes and queues it.
 type opID int
 
 // The operations. Front-ends that serve the same thing share an opID
@@ -40,7 +40,7 @@ const (
 )
 
 // opSpec describes one operation, for every front-end, as one row of the
-// operation table: dispatch reads the actor and the locks; the Pkgpanda
+// operation table: a call reads the actor and the locks; the Pkgpanda
 // API routes read the path and method (for routing, 405 and Allow);
 // api/v1 and PkgpandaCall messages read the call type and the number of
 // ids; /help reads the help. Every front-end then runs the same steps,
@@ -358,107 +358,6 @@ func (p *Process) apiOps(route string, shape apiPath) []opID {
 	return out
 }
 
-// invocation is one operation asked for by a front-end.
-type invocation struct {
-	op     opID
-	caller caller
-	// ctx is the client's context: it cancels a read-only run when the
-	// client goes away; nil means none (messages).
-	ctx context.Context
-	// run does the work under the locks and answers. detach stops the
-	// client's context from cancelling the run (used once a streamed
-	// response has started).
-	run func(ctx context.Context, a *actor, detach func())
-	// reject answers without running: refused, queue full, draining,
-	// interrupted activation, repository lock busy.
-	reject func(status int, msg string)
-	// release, if set, frees what the invocation holds (an uploaded
-	// tarball) once it has been run or rejected.
-	release func()
-	// stage, if set, prepares the operation without any lock, on a
-	// goroutine Drain waits for, after admission and before queueing (a
-	// fetch's downloads); a non-nil result is the answer instead.
-	stage func() *PkgpandaResponse
-	// audit is the mutation's audit record, set by dispatch.
-	audit *auditRecord
-	// own, if set, offers the caller's goroutine for the run: it reports
-	// whether the caller may block there until the job has run
-	// (libprocess.Request.ReleaseProcess). dispatch uses it for reads
-	// that stream nothing, when the actor is idle. Only a front-end that
-	// dispatches on its HTTP handler's own goroutine may set it: one
-	// that reads a body on a goroutine of its own leaves it nil.
-	own func() bool
-}
-
-// dispatch is the one way into the actors: it authorizes inv's caller for
-// inv's operation (admit) and queues it on the operation's actor. Every
-// front-end calls it; nothing else calls enqueue. inv.reject receives a
-// refusal or a full queue; otherwise inv.run is called later, on the
-// actor's goroutine, or at once on the caller's (a read offered inv.own
-// while the actor is idle).
-func (p *Process) dispatch(inv invocation) {
-	spec := p.ops[inv.op]
-	if inv.audit == nil && spec.mutates {
-		inv.audit = p.auditStart(spec, inv.caller)
-		inv.reject = p.auditReject(inv.audit, inv.reject)
-	}
-	if r := p.admit(inv.op, inv.caller); r != nil {
-		if inv.release != nil {
-			inv.release()
-		}
-		inv.reject(r.status, r.msg)
-		return
-	}
-	a := p.actors[spec.actor]
-	if inv.stage != nil {
-		stage := inv.stage
-		inv.stage = nil
-		inv.own = nil // dispatched again from the staging goroutine
-		ok := p.goUpload("staging "+spec.name, func() {
-			if inv.release != nil {
-				inv.release()
-			}
-			inv.reject(http.StatusInternalServerError, internalError)
-		}, func() {
-			if r := stage(); r != nil {
-				if inv.release != nil {
-					inv.release()
-				}
-				inv.reject(int(r.Status), r.Error)
-				return
-			}
-			p.dispatch(inv)
-		})
-		if !ok {
-			if inv.release != nil {
-				inv.release()
-			}
-			inv.reject(http.StatusServiceUnavailable, "pkgpanda is shutting down")
-		}
-		return
-	}
-	j := &job{
-		op:  inv.op,
-		ctx: inv.ctx,
-		run: func(ctx context.Context, detach func()) {
-			inv.run(ctx, a, detach)
-		},
-		reject:  inv.reject,
-		release: inv.release,
-		audit:   inv.audit,
-	}
-	if inv.own != nil && !spec.mutates && spec.stream == streamNone && p.claim(a) {
-		if inv.own() {
-			p.runClaimed(a, j)
-			return
-		}
-		p.unclaim(a)
-	}
-	if ok, why := p.enqueue(a, j); !ok {
-		j.finish(http.StatusServiceUnavailable, why)
-	}
-}
-
 // rejectHTTP answers an HTTP request that could not be queued or run:
 // a JSON error, with Retry-After on 503 and the realm's challenge on 401.
 func (p *Process) rejectHTTP(respond libprocess.Responder) func(status int, msg string) {
@@ -504,49 +403,11 @@ func (p *Process) prepareOp(op opID, in opInput) (*opArgs, *PkgpandaResponse) {
 	return args, nil
 }
 
-// start hands a prepared call to dispatch, for every front-end: the
-// table's stage (with its failure mapping), then perform on the
-// operation's actor. answer receives the response, reject a refusal or
-// a full queue (see invocation); exactly one of them is called, once.
-// ctx is the client's (nil: none); own, if set, offers the caller's
-// goroutine (see invocation).
-func (p *Process) start(in *opArgs, c caller, ctx context.Context, own func() bool, reject func(status int, msg string), answer func(*PkgpandaResponse)) {
-	s := &p.ops[in.op]
-	inv := invocation{op: in.op, caller: c, ctx: ctx, own: own, reject: reject, release: in.release,
-		run: func(ctx context.Context, a *actor, _ func()) {
-			r := p.perform(ctx, a, in)
-			in.release() // before answering: the answer means the uploads are gone
-			answer(r)
-		}}
-	if s.stage != nil {
-		timeout := p.actors[s.actor].limits.Timeout
-		inv.stage = func() *PkgpandaResponse {
-			r := s.stage(p, in, timeout)
-			if r != nil && s.failure != nil {
-				r = s.failure(p, in, r)
-			}
-			return r
-		}
-	}
-	p.dispatch(inv)
-}
-
 // perform is the one execution path of every operation, on its actor
 // under its locks: the checks, then the command (once, or once per
-// package) with its parse, then the failure mapping. A mutation's
-// answer goes to its audit record.
-func (p *Process) perform(ctx context.Context, a *actor, in *opArgs) (answer *PkgpandaResponse) {
+// package) with its parse. call.perform applies the failure rewrite.
+func (p *Process) perform(ctx context.Context, a *actor, in *opArgs) *PkgpandaResponse {
 	s := &p.ops[in.op]
-	if s.mutates {
-		defer a.noteOutcome(a.enterOp(), &answer) // for the audit log
-	}
-	if s.failure != nil {
-		defer func() {
-			if answer.Status >= 400 {
-				answer = s.failure(p, in, answer)
-			}
-		}()
-	}
 	for _, check := range s.checks {
 		if r := check(ctx, p, a, in); r != nil {
 			return r

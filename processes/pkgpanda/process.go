@@ -93,7 +93,7 @@ func New(cfg Config) (*Process, error) {
 			route:  name,
 			limits: l,
 			runner: &subprocess.Runner{Env: cfg.Env, Dir: cfg.Dir, Timeout: l.Timeout, KillGrace: cfg.KillGrace},
-			queue:  make(chan *job, l.QueueLimit),
+			queue:  make(chan *call, l.QueueLimit),
 			runs:   &libprocess.Counter{},
 			fails:  &libprocess.Counter{},
 			full:   &libprocess.Counter{},
@@ -184,7 +184,7 @@ func (p *Process) Start(rt *libprocess.Runtime) (libprocess.UPID, error) {
 		a.timer = m.Timer("pkgpanda/" + name + "/duration")
 		a.metrics = m
 		a.exit0 = m.Counter("pkgpanda/" + name + "/exit_status/0")
-		m.Gauge("pkgpanda/"+name+"/queue_depth", func() float64 { return float64(a.waiting.Load()) })
+		m.Gauge("pkgpanda/"+name+"/queue_depth", func() float64 { return float64(len(a.queue)) })
 	}
 	m.Gauge("pkgpanda/uploads/active", func() float64 { n, _ := up.counts(); return float64(n) })
 	m.Gauge("pkgpanda/uploads/bytes", func() float64 { _, b := up.counts(); return float64(b) })
@@ -262,5 +262,5 @@ func (p *Process) isDraining() bool {
 
 // queueLen returns the number of requests waiting for a route's actor.
 func (p *Process) queueLen(route string) int {
-	return int(p.actors[route].waiting.Load())
+	return len(p.actors[route].queue)
 }

@@ -216,36 +216,13 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 // here when --demo is given.
 func buildConfig(o *options, lookup func(string) (string, bool), log zerolog.Logger) (pkgpanda.Config, error) {
 	var cfg pkgpanda.Config
-	tool := o.tool
-	if !strings.Contains(tool, "/") {
-		p, err := exec.LookPath(tool)
-		if err != nil {
-			return cfg, fmt.Errorf("finding the pkgpanda tool %q: %w", tool, err)
-		}
-		tool = p
-	}
-	tool, err := filepath.Abs(tool)
+	tool, err := toolPath(o.tool)
 	if err != nil {
-		return cfg, fmt.Errorf("resolving the pkgpanda tool path: %w", err)
+		return cfg, err
 	}
-	var env []string
-	for _, name := range o.envPass {
-		if v, ok := lookup(name); ok {
-			env = append(env, name+"="+v)
-		}
-	}
-	if o.envFile != "" {
-		fileEnv, err := readEnvFile(o.envFile)
-		if err != nil {
-			return cfg, err
-		}
-		env = append(env, fileEnv...)
-	}
-	for _, kv := range o.env {
-		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
-			return cfg, fmt.Errorf("--env %q: want KEY=VALUE", kv)
-		}
-		env = append(env, kv)
+	env, err := toolEnv(o, lookup)
+	if err != nil {
+		return cfg, err
 	}
 	args := []string(o.toolArgs)
 	if o.demo != "" {
@@ -256,48 +233,16 @@ func buildConfig(o *options, lookup func(string) (string, bool), log zerolog.Log
 		log.Info().Str("dir", o.demo).Strs("options", demoArgs).Msg("demo repository ready")
 		args = append(demoArgs, args...)
 	}
-	opts, err := pkgpanda.ParseGlobalArgs(args)
+	opts, err := parseGlobalArgs(args)
 	if err != nil {
 		return cfg, err
 	}
-	limits := map[string]pkgpanda.RouteLimits{}
-	for _, name := range pkgpanda.RouteNames() {
-		limits[name] = pkgpanda.RouteLimits{Timeout: o.defTimeout, QueueLimit: o.defQueue}
+	limits, err := routeLimits(o)
+	if err != nil {
+		return cfg, err
 	}
-	if o.defTimeout < 0 || o.defQueue < 0 {
-		return cfg, errors.New("--default-timeout and --default-queue must not be negative")
-	}
-	for _, s := range o.timeouts {
-		route, v, err := pkgpanda.ParseRouteSetting(s)
-		if err != nil {
-			return cfg, fmt.Errorf("--timeout: %w", err)
-		}
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			return cfg, fmt.Errorf("--timeout %q: want a positive duration such as 90s", s)
-		}
-		l := limits[route]
-		l.Timeout = d
-		limits[route] = l
-	}
-	for _, s := range o.queues {
-		route, v, err := pkgpanda.ParseRouteSetting(s)
-		if err != nil {
-			return cfg, fmt.Errorf("--queue: %w", err)
-		}
-		n, err := pkgpanda.ParseQueueLimit(v)
-		if err != nil {
-			return cfg, fmt.Errorf("--queue: %w", err)
-		}
-		l := limits[route]
-		l.QueueLimit = n
-		limits[route] = l
-	}
-	if o.maxAdd < 0 {
-		return cfg, errors.New("--max-add-size must not be negative")
-	}
-	if o.maxUploads < 0 || o.maxUploadSize < 0 || o.lockTimeout < 0 {
-		return cfg, errors.New("--max-uploads, --max-upload-bytes and --lock-timeout must not be negative")
+	if o.maxAdd < 0 || o.maxUploads < 0 || o.maxUploadSize < 0 || o.lockTimeout < 0 {
+		return cfg, errors.New("--max-add-size, --max-uploads, --max-upload-bytes and --lock-timeout must not be negative")
 	}
 	cfg = pkgpanda.Config{
 		Tool:           cli.Tool{Path: tool, Options: opts},
@@ -314,26 +259,115 @@ func buildConfig(o *options, lookup func(string) (string, bool), log zerolog.Log
 		LockTimeout:    o.lockTimeout,
 		DisableCache:   !o.cache,
 	}
+	return cfg, authConfig(o, &cfg)
+}
+
+// toolPath resolves the CLI to an absolute path (a bare name through
+// PATH).
+func toolPath(tool string) (string, error) {
+	if !strings.Contains(tool, "/") {
+		p, err := exec.LookPath(tool)
+		if err != nil {
+			return "", fmt.Errorf("finding the pkgpanda tool %q: %w", tool, err)
+		}
+		tool = p
+	}
+	abs, err := filepath.Abs(tool)
+	if err != nil {
+		return "", fmt.Errorf("resolving the pkgpanda tool path: %w", err)
+	}
+	return abs, nil
+}
+
+// toolEnv builds the CLI's environment: the --env-pass variables of ours,
+// then --env-file's, then --env's.
+func toolEnv(o *options, lookup func(string) (string, bool)) ([]string, error) {
+	var env []string
+	for _, name := range o.envPass {
+		if v, ok := lookup(name); ok {
+			env = append(env, name+"="+v)
+		}
+	}
+	if o.envFile != "" {
+		fileEnv, err := readEnvFile(o.envFile)
+		if err != nil {
+			return nil, err
+		}
+		env = append(env, fileEnv...)
+	}
+	for _, kv := range o.env {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			return nil, fmt.Errorf("--env %q: want KEY=VALUE", kv)
+		}
+		env = append(env, kv)
+	}
+	return env, nil
+}
+
+// routeLimits builds every route's timeout and queue bound from the
+// defaults and the --timeout/--queue settings.
+func routeLimits(o *options) (map[string]pkgpanda.RouteLimits, error) {
+	if o.defTimeout < 0 || o.defQueue < 0 {
+		return nil, errors.New("--default-timeout and --default-queue must not be negative")
+	}
+	limits := map[string]pkgpanda.RouteLimits{}
+	for _, name := range pkgpanda.RouteNames() {
+		limits[name] = pkgpanda.RouteLimits{Timeout: o.defTimeout, QueueLimit: o.defQueue}
+	}
+	for _, s := range o.timeouts {
+		route, v, err := parseRouteSetting(s)
+		if err != nil {
+			return nil, fmt.Errorf("--timeout: %w", err)
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("--timeout %q: want a positive duration such as 90s", s)
+		}
+		l := limits[route]
+		l.Timeout = d
+		limits[route] = l
+	}
+	for _, s := range o.queues {
+		route, v, err := parseRouteSetting(s)
+		if err != nil {
+			return nil, fmt.Errorf("--queue: %w", err)
+		}
+		n, err := parseQueueLimit(v)
+		if err != nil {
+			return nil, fmt.Errorf("--queue: %w", err)
+		}
+		l := limits[route]
+		l.QueueLimit = n
+		limits[route] = l
+	}
+	return limits, nil
+}
+
+// authConfig sets cfg's authenticator and ACL from the flags, and
+// refuses an exposure nobody asked for (checkExposure).
+func authConfig(o *options, cfg *pkgpanda.Config) error {
+	var err error
 	if cfg.Authenticator, err = authenticator(o); err != nil {
-		return cfg, err
+		return err
 	}
 	if err := checkExposure(o, cfg.Authenticator != nil); err != nil {
-		return cfg, err
+		return err
 	}
 	cfg.Unauthenticated = cfg.Authenticator == nil && o.insecureOpen
-	if o.acls != "" {
-		if cfg.Authenticator == nil {
-			return cfg, errors.New("--acls needs --http-credentials or --jwt-secret-key")
-		}
-		b, err := os.ReadFile(o.acls)
-		if err != nil {
-			return cfg, fmt.Errorf("reading --acls: %w", err)
-		}
-		if cfg.ACL, err = pkgpanda.ParseACL(b); err != nil {
-			return cfg, fmt.Errorf("--acls %s: %w", o.acls, err)
-		}
+	if o.acls == "" {
+		return nil
 	}
-	return cfg, nil
+	if cfg.Authenticator == nil {
+		return errors.New("--acls needs --http-credentials or --jwt-secret-key")
+	}
+	b, err := os.ReadFile(o.acls)
+	if err != nil {
+		return fmt.Errorf("reading --acls: %w", err)
+	}
+	if cfg.ACL, err = pkgpanda.ParseACL(b); err != nil {
+		return fmt.Errorf("--acls %s: %w", o.acls, err)
+	}
+	return nil
 }
 
 // demoInit runs `<tool> demo-init DIR` (the stand-in CLI's command) and
@@ -392,45 +426,10 @@ func run(args []string, lookup func(string) (string, bool), stdout, stderr io.Wr
 		log.Error().Err(err).Msg("bad configuration")
 		return 2
 	}
-	rcfg := libprocess.DefaultConfig()
-	if err := rcfg.ApplyEnv(lookup); err != nil {
-		log.Error().Err(err).Msg("bad LIBPROCESS_* environment")
-		return 2
-	}
-	if o.maxMessage < 0 {
-		log.Error().Msg("--max-message-size must not be negative")
-		return 2
-	}
-	if o.maxMessage > 0 {
-		rcfg.MaxMessageSize = o.maxMessage
-	}
-	if o.firewall != "" {
-		if rcfg.DisabledEndpoints, err = firewallRules(o.firewall); err != nil {
-			log.Error().Err(err).Msg("bad --firewall-rules")
-			return 2
-		}
-		log.Info().Strs("disabled_endpoints", rcfg.DisabledEndpoints).Msg("firewall enabled")
-	}
-	rcfg.Logger = base.With().Str("component", "libprocess").Logger()
-	rcfg.Delegate = o.delegate
-	rcfg.AccessLog = o.accessLog
-	rcfg.NoListener = !o.tcp
-	if cfg.Authenticator != nil && !cfg.OpenReads {
-		// The runtime's read-only endpoints authenticate as Mesos'
-		// do under --authenticate_http_readonly (see
-		// libprocess.Config.ReadonlyRealm), with the same credentials.
-		rcfg.ReadonlyRealm = o.realm
-	}
-	rt, err := libprocess.New(rcfg)
+	rt, err := newRuntime(o, &cfg, lookup, base)
 	if err != nil {
-		log.Error().Err(err).Msg("configuring the runtime")
+		log.Error().Err(err).Msg("bad runtime configuration")
 		return 2
-	}
-	if rcfg.ReadonlyRealm != "" {
-		rt.SetAuthenticator(rcfg.ReadonlyRealm, cfg.Authenticator)
-		if acl := cfg.ACL; acl != nil {
-			rt.SetAuthorizer(rcfg.ReadonlyRealm, func(principal string, _ *libprocess.Request) bool { return acl.Allows(principal, false) })
-		}
 	}
 	if cfg.Unauthenticated {
 		log.Warn().Msg("authentication is OFF on the TCP port (--insecure-allow-unauthenticated-mutations): anyone who can reach it may add, activate and remove packages")
@@ -444,8 +443,64 @@ func run(args []string, lookup func(string) (string, bool), stdout, stderr io.Wr
 		log.Error().Err(err).Msg("configuring the pkgpanda process")
 		return 2
 	}
-	// The socket is made before the runtime serves anything: its umask
-	// must not reach a CLI child.
+	if code := serve(rt, p, sock, stdout, log.With().Str("tool", cfg.Tool.Path).Logger()); code != 0 {
+		return code
+	}
+	sig := <-sigs
+	log.Info().Str("signal", sig.String()).Msg("draining")
+	return drain(rt, p, o.drainTimeout, log)
+}
+
+// newRuntime configures the libprocess runtime from the LIBPROCESS_*
+// environment and the flags. With reads authenticated, the runtime's
+// read-only endpoints authenticate as Mesos' do under
+// --authenticate_http_readonly (libprocess.Config.ReadonlyRealm), with
+// the process' credentials and the ACL's read permission.
+func newRuntime(o *options, cfg *pkgpanda.Config, lookup func(string) (string, bool), base zerolog.Logger) (*libprocess.Runtime, error) {
+	rcfg := libprocess.DefaultConfig()
+	if err := rcfg.ApplyEnv(lookup); err != nil {
+		return nil, fmt.Errorf("LIBPROCESS_* environment: %w", err)
+	}
+	if o.maxMessage < 0 {
+		return nil, errors.New("--max-message-size must not be negative")
+	}
+	if o.maxMessage > 0 {
+		rcfg.MaxMessageSize = o.maxMessage
+	}
+	if o.firewall != "" {
+		var err error
+		if rcfg.DisabledEndpoints, err = firewallRules(o.firewall); err != nil {
+			return nil, fmt.Errorf("--firewall-rules: %w", err)
+		}
+	}
+	rcfg.Logger = base.With().Str("component", "libprocess").Logger()
+	rcfg.Delegate = o.delegate
+	rcfg.AccessLog = o.accessLog
+	rcfg.NoListener = !o.tcp
+	if cfg.Authenticator != nil && !cfg.OpenReads {
+		rcfg.ReadonlyRealm = o.realm
+	}
+	rt, err := libprocess.New(rcfg)
+	if err != nil {
+		return nil, err
+	}
+	if len(rcfg.DisabledEndpoints) > 0 {
+		rcfg.Logger.Info().Strs("disabled_endpoints", rcfg.DisabledEndpoints).Msg("firewall enabled")
+	}
+	if rcfg.ReadonlyRealm != "" {
+		rt.SetAuthenticator(rcfg.ReadonlyRealm, cfg.Authenticator)
+		if acl := cfg.ACL; acl != nil {
+			rt.SetAuthorizer(rcfg.ReadonlyRealm, func(principal string, _ *libprocess.Request) bool { return acl.Allows(principal, false) })
+		}
+	}
+	return rt, nil
+}
+
+// serve creates the unix socket (before the runtime serves anything: its
+// umask must not reach a CLI child), starts the runtime and the process,
+// serves the socket and prints the UPID line. It returns the exit code
+// of a failure, 0 once serving.
+func serve(rt *libprocess.Runtime, p *pkgpanda.Process, sock *unixSocket, stdout io.Writer, log zerolog.Logger) int {
 	var sockLn net.Listener
 	if sock != nil {
 		ln, err := sock.listen()
@@ -454,32 +509,38 @@ func run(args []string, lookup func(string) (string, bool), stdout, stderr io.Wr
 			return 1
 		}
 		sockLn = ln
-		defer ln.Close() // removes the file if serving never began
 	}
-	if err := rt.Start(); err != nil {
-		log.Error().Err(err).Msg("starting the runtime")
-		return 1
-	}
-	upid, err := p.Start(rt)
-	if err != nil {
-		log.Error().Err(err).Msg("starting the pkgpanda process")
+	fail := func(what string, err error) int {
+		log.Error().Err(err).Msg(what)
+		if sockLn != nil {
+			sockLn.Close() // removes the file
+		}
 		_ = rt.Shutdown(context.Background())
 		return 1
 	}
+	if err := rt.Start(); err != nil {
+		return fail("starting the runtime", err)
+	}
+	upid, err := p.Start(rt)
+	if err != nil {
+		return fail("starting the pkgpanda process", err)
+	}
 	if sockLn != nil {
 		if err := rt.ServeHTTPOn(sockLn); err != nil {
-			log.Error().Err(err).Msg("serving the unix socket")
-			_ = rt.Shutdown(context.Background())
-			return 1
+			return fail("serving the unix socket", err)
 		}
 		log.Info().Str("socket", sock.path).Str("mode", fmt.Sprintf("%#o", sock.mode)).Str("group", sock.group).Msg("serving HTTP on the unix socket")
 	}
 	fmt.Fprintln(stdout, upid.String())
-	log.Info().Str("upid", upid.String()).Str("addr", rt.Addr().HostPort()).Str("tool", cfg.Tool.Path).Str("version", versionString()).Msg("pkgpanda serving")
+	log.Info().Str("upid", upid.String()).Str("addr", rt.Addr().HostPort()).Str("version", versionString()).Msg("pkgpanda serving")
+	return 0
+}
 
-	sig := <-sigs
-	log.Info().Str("signal", sig.String()).Msg("draining")
-	ctx, cancel := context.WithTimeout(context.Background(), o.drainTimeout)
+// drain stops the process (running mutations finish within timeout) and
+// the runtime, and returns the exit code: 0, or 1 when the drain was cut
+// short.
+func drain(rt *libprocess.Runtime, p *pkgpanda.Process, timeout time.Duration, log zerolog.Logger) int {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	code := 0
 	if err := p.Drain(ctx); err != nil {

@@ -374,14 +374,16 @@ func TestInsecureOpenWarns(t *testing.T) {
 	if !strings.Contains(stderr.String(), "authentication is OFF on the TCP port") {
 		t.Errorf("no warning at start:\n%s", stderr.String())
 	}
-	resp, err := http.Get("http://" + upid.HostPort() + "/help/pkgpanda/active")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !strings.Contains(string(b), "WARNING: none.") {
-		t.Errorf("/help/pkgpanda/active does not warn:\n%s", b)
+	for path, want := range map[string]string{"/help/pkgpanda/active": "WARNING: none.", "/help/pkgpanda": "UNAUTHENTICATED: "} {
+		resp, err := http.Get("http://" + upid.HostPort() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(b), want) {
+			t.Errorf("%s does not warn (%q):\n%s", path, want, b)
+		}
 	}
 	sigs <- syscall.SIGTERM
 	if code := <-exited; code != 0 {

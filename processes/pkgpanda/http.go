@@ -234,6 +234,7 @@ func (p *Process) route(name string, h libprocess.Help, ops []opID, handler call
 		}
 	} else if p.cfg.Unauthenticated {
 		h.Authentication = unauthenticatedWarning
+		h.TLDR = "UNAUTHENTICATED: " + h.TLDR // shown in /help/pkgpanda too
 	}
 	p.lp.Route(name, h, p.authenticated(handler))
 	if err := p.lp.SetRouteTimeout(name, p.cfg.routeDeadline(name)); err != nil {

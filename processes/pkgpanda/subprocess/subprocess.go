@@ -16,10 +16,12 @@
 //
 // On Linux the child also gets SIGKILL when the process running it dies
 // (a parent-death signal), so a crashed or SIGKILLed caller leaves no
-// child behind to overlap its successor (see startChild in
-// subprocess_linux.go). Linux is the supported platform; elsewhere the
-// package builds for development, without the parent-death signal and with
-// the group killed only after the child is reaped.
+// child behind to overlap its successor. The kernel ties that signal to
+// the thread that forked the child, so a run keeps its goroutine locked
+// to that thread until the child is reaped. Linux is the supported
+// platform; elsewhere the package builds for development, without the
+// parent-death signal and with the group killed only after the child is
+// reaped.
 package subprocess
 
 import (
@@ -444,54 +446,95 @@ func dedupEnv(env []string) []string {
 	return out[n:]
 }
 
-// The run loop. The child's stdout and stderr are pipes that the run's
-// own goroutine reads, with poll(2), together with a descriptor that
-// becomes readable when the child exits (a pidfd on Linux; elsewhere a
-// pipe closed by a goroutine that waits for the child). Nothing else
-// runs on the way: no copying goroutines, no hand-offs through the Go
-// network poller, and no exec.Cmd (whose Start opens /dev/null and
-// registers every pipe end with the poller). When the child exits, this
-// goroutine's thread is the only one that has to wake up.
-
+// run is one call of Output or Stream, in four phases a reader can take
+// one at a time: resolve checks the command and finds the program; spawn
+// starts the child in a process group of its own, wired to fresh pipes;
+// watch reads those pipes and enforces the timeout, the context and the
+// output caps until the child has exited and is reaped; collect turns what
+// was read and how the child ended into the Result and the run's error.
+// The descriptors of the run are closed, and the OS thread the child's
+// parent-death signal is tied to is released, only when run returns.
 func (r *Runner) run(ctx context.Context, argv []string, w io.Writer, policy WriteErrorPolicy) (*Result, error) {
+	argv, env, path, err := r.resolve(ctx, argv)
+	if err != nil {
+		return nil, &Error{Argv: argv, Err: err}
+	}
+	var fds fdSet
+	defer fds.closeAll()
+	c, err := r.spawn(path, argv, env, &fds)
+	defer c.unlock()
+	if err != nil {
+		return nil, &Error{Argv: argv, Err: err}
+	}
+	out := output{g: c.g, res: &Result{Argv: argv}, w: w, policy: policy}
+	out.stderr.limit = r.stderrLimit()
+	out.stdout.limit = r.stdoutLimit()
+	st := r.watch(ctx, &c, &out)
+	return out.collect(st)
+}
+
+// resolve checks argv and the environment and finds the program to run.
+// It returns the argv the run uses (a copy, so the caller may reuse its
+// slice; the caller's own when it is empty), the environment with only the
+// last entry of each key, and the program's path, looked up in that
+// environment's PATH when argv[0] has no slash. A context already done
+// ends the run here, before anything is started.
+func (r *Runner) resolve(ctx context.Context, argv []string) (args, env []string, path string, err error) {
 	if len(argv) == 0 || argv[0] == "" {
-		return nil, &Error{Argv: argv, Err: errors.New("empty argv")}
+		return argv, nil, "", errors.New("empty argv")
 	}
 	argv = append([]string(nil), argv...)
 	for _, kv := range r.Env {
 		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
-			return nil, &Error{Argv: argv, Err: fmt.Errorf("malformed environment entry %q", kv)}
+			return argv, nil, "", fmt.Errorf("malformed environment entry %q", kv)
 		}
 	}
-	env := dedupEnv(r.Env)
-	path, err := lookPath(argv[0], env)
+	env = dedupEnv(r.Env)
+	path, err = lookPath(argv[0], env)
 	if err != nil {
-		return nil, &Error{Argv: argv, Err: err}
+		return argv, nil, "", err
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, &Error{Argv: argv, Err: err}
+		return argv, nil, "", err
 	}
+	return argv, env, path, nil
+}
 
-	var fds fdSet
-	defer fds.closeAll()
+// child is a started child as the run sees it.
+type child struct {
+	g          *group    // the child's process group
+	start      time.Time // just before the fork
+	outR, errR int       // read ends of the child's stdout and stderr pipes
+	// exitFd becomes readable once the child has exited; watched then
+	// returns its status if watching had to reap it (nil otherwise).
+	exitFd  int
+	watched func() *exitStatus
+	// unlock releases the OS thread the child was forked from; it is
+	// never nil, and is called only once the child is reaped.
+	unlock func()
+}
+
+// spawn starts the child in a process group of its own: stdin from
+// Runner.Stdin or /dev/null, stdout and stderr on fresh pipes, and
+// ExtraFiles from descriptor 3 on. The child's ends of the pipes are
+// closed here once it has them, so the read ends reach end-of-file when
+// every process holding a write end is gone. Every descriptor spawn opens
+// is held by fds. If the child starts but its exit cannot be watched, it
+// is killed and reaped before spawn fails; c.unlock must be called in
+// every case.
+func (r *Runner) spawn(path string, argv, env []string, fds *fdSet) (c child, err error) {
+	c.unlock = func() {}
 	outR, outW, err := fds.pipe()
 	if err != nil {
-		return nil, &Error{Argv: argv, Err: fmt.Errorf("stdout pipe: %w", err)}
+		return c, fmt.Errorf("stdout pipe: %w", err)
 	}
 	errR, errW, err := fds.pipe()
 	if err != nil {
-		return nil, &Error{Argv: argv, Err: fmt.Errorf("stderr pipe: %w", err)}
+		return c, fmt.Errorf("stderr pipe: %w", err)
 	}
-	null := -1
-	stdin := uintptr(0)
-	if r.Stdin != nil {
-		stdin = r.Stdin.Fd()
-	} else {
-		null, err = fds.openRead(os.DevNull)
-		if err != nil {
-			return nil, &Error{Argv: argv, Err: fmt.Errorf("opening %s for stdin: %w", os.DevNull, err)}
-		}
-		stdin = uintptr(null)
+	stdin, null, err := r.stdinFd(fds)
+	if err != nil {
+		return c, err
 	}
 	files := make([]uintptr, 0, 3+len(r.ExtraFiles))
 	files = append(files, stdin, uintptr(outW), uintptr(errW))
@@ -500,10 +543,10 @@ func (r *Runner) run(ctx context.Context, argv []string, w io.Writer, policy Wri
 	}
 	attr := &syscall.ProcAttr{Dir: r.Dir, Env: env, Files: files}
 
-	start := time.Now()
-	// The OS thread stays locked until the child is reaped: see start.
-	c, unlock, err := startChild(path, argv, attr, !r.noPidfd)
-	defer unlock()
+	c.start = time.Now()
+	// The OS thread stays locked until the child is reaped: see startChild.
+	s, unlock, err := startChild(path, argv, attr, !r.noPidfd)
+	c.unlock = unlock
 	runtime.KeepAlive(r.ExtraFiles)
 	runtime.KeepAlive(r.Stdin)
 	if null >= 0 {
@@ -512,126 +555,220 @@ func (r *Runner) run(ctx context.Context, argv []string, w io.Writer, policy Wri
 	fds.close(outW)
 	fds.close(errW)
 	if err != nil {
-		return nil, &Error{Argv: argv, Err: fmt.Errorf("start: %w", &os.PathError{Op: "fork/exec", Path: path, Err: err})}
+		return c, fmt.Errorf("start: %w", &os.PathError{Op: "fork/exec", Path: path, Err: err})
 	}
-	g := &group{pid: c.pid, grace: r.killGrace()}
-	exitFd, watched, err := c.exitFd(g, &fds)
+	c.g = &group{pid: s.pid, grace: r.killGrace()}
+	c.exitFd, c.watched, err = s.exitFd(c.g, fds)
 	if err != nil {
 		// No way to learn of the exit but waiting for it.
-		g.kill(KilledCanceled, fmt.Errorf("watching the child: %w", err))
-		g.reap(nil)
-		return nil, &Error{Argv: argv, Err: fmt.Errorf("watching the child: %w", err)}
+		c.g.kill(KilledCanceled, fmt.Errorf("watching the child: %w", err))
+		c.g.reap(nil)
+		return c, fmt.Errorf("watching the child: %w", err)
 	}
+	c.outR, c.errR = outR, errR
+	return c, nil
+}
 
-	res := &Result{Argv: argv}
-	var stdout, stderr capBuffer
-	stderr.limit = r.stderrLimit()
-	stdout.limit = r.stdoutLimit()
-	sinkOut := func(p []byte) {
-		if !stdout.write(p) {
-			g.kill(KilledStdoutCap, &CapError{Stream: "stdout", Limit: stdout.limit})
-		}
+// stdinFd is the descriptor the child gets as stdin: Runner.Stdin's, or
+// /dev/null opened for this run, which null then is (-1 otherwise) so that
+// it can be closed once the child has it.
+func (r *Runner) stdinFd(fds *fdSet) (fd uintptr, null int, err error) {
+	if r.Stdin != nil {
+		return r.Stdin.Fd(), -1, nil
 	}
-	if w != nil {
-		sinkOut = func(p []byte) {
-			stdout.n += int64(len(p))
-			if res.WriteErr != nil {
-				return
-			}
-			if _, err := w.Write(p); err != nil {
-				res.WriteErr = err
-				if policy == CancelOnWriteError {
-					g.kill(KilledWriteError, &WriteError{Err: err})
-				}
-			}
-		}
+	null, err = fds.openRead(os.DevNull)
+	if err != nil {
+		return 0, -1, fmt.Errorf("opening %s for stdin: %w", os.DevNull, err)
 	}
-	sinkErr := func(p []byte) {
-		if !stderr.write(p) {
-			g.kill(KilledStderrCap, &CapError{Stream: "stderr", Limit: stderr.limit})
-		}
-	}
+	return uintptr(null), null, nil
+}
 
-	// A cancelled context kills the group from a context callback, and
-	// the timeout from the loop below (poll's own timeout, which spares
-	// the run a timer); the loop then sees the exit that follows.
-	var timeoutAt time.Time
-	if r.Timeout > 0 {
-		timeoutAt = start.Add(r.Timeout)
-	}
+// watch runs the child to its end. The run's own goroutine reads both
+// output pipes into out with poll(2), together with the child's exit
+// descriptor; nothing else runs on the way (no copying goroutines, no
+// hand-offs through the Go network poller), so when the child exits this
+// goroutine's thread is the only one that has to wake up.
+//
+// A done context kills the group from a context callback, and the timeout
+// from the loop (poll's own timeout, which spares the run a timer); the
+// loop then sees the exit that follows. Once the child has exited it is
+// reaped (its group gets SIGKILL first), and the pipes get at most
+// WaitDelay more to reach end-of-file: a process that left the group may
+// hold them open, and its output after that is lost. watch returns the
+// reaped child's status and records the run's Duration in out.
+func (r *Runner) watch(ctx context.Context, c *child, out *output) exitStatus {
+	g := c.g
 	stopCtx := context.AfterFunc(ctx, func() { g.kill(KilledCanceled, ctx.Err()) })
 	defer stopCtx()
-
-	// Read both pipes until end-of-file and watch for the exit. Once the
-	// child has exited (and is reaped), the pipes get at most WaitDelay
-	// more to reach end-of-file: a process that left the group may hold
-	// them open, and its output after that is lost.
-	pfd := []pollFd{{fd: outR}, {fd: errR}, {fd: exitFd}}
-	sinks := [2]func([]byte){sinkOut, sinkErr}
+	wt := watcher{g: g, pfd: [3]pollFd{{fd: c.outR}, {fd: c.errR}, {fd: c.exitFd}}}
+	if r.Timeout > 0 {
+		wt.timeoutAt = c.start.Add(r.Timeout)
+	}
+	defer wt.stopTimer()
 	buf := make([]byte, readBufSize)
 	var st exitStatus
-	exited := false
-	var deadline time.Time
-	for pfd[0].fd >= 0 || pfd[1].fd >= 0 || !exited {
-		timeout := -1
-		if exited {
-			left := time.Until(deadline)
-			if left <= 0 {
-				break
-			}
-			timeout = pollTimeout(left)
-		} else if !timeoutAt.IsZero() {
-			left := time.Until(timeoutAt)
-			if left <= 0 {
-				g.kill(KilledTimeout, ErrTimeout)
-				timeoutAt = time.Time{} // killed; wait for the exit
-			} else {
-				timeout = pollTimeout(left)
-			}
-		}
-		n, err := pollFds(pfd, timeout)
-		if err != nil {
-			// Not expected (EINTR is retried); give up on the pipes
-			// rather than spin, and wait for the exit.
-			pfd[0].fd, pfd[1].fd = -1, -1
-			if !exited {
-				if !timeoutAt.IsZero() {
-					// The loop no longer watches the timeout.
-					t := time.AfterFunc(time.Until(timeoutAt), func() { g.kill(KilledTimeout, ErrTimeout) })
-					defer t.Stop()
-				}
-				waitFd(exitFd)
-			}
-			n = 0
-			if !exited {
-				pfd[2].ready = true
-				n = 1
-			}
-		}
-		if n == 0 && exited {
+	for wt.busy() {
+		timeout, over := wt.nextTimeout()
+		if over {
 			break // WaitDelay is over
 		}
-		for i := range 2 {
-			if !pfd[i].ready {
-				continue
-			}
-			if !readOnce(pfd[i].fd, buf, sinks[i]) {
-				pfd[i].fd = -1
-			}
+		n, err := pollFds(wt.pfd[:], timeout)
+		if err != nil {
+			n = wt.pollFailed()
 		}
-		if pfd[2].ready && !exited {
-			exited = true
-			pfd[2].fd = -1
-			st = g.reap(watched())
-			res.Duration = time.Since(start)
-			deadline = time.Now().Add(r.waitDelay())
+		if n == 0 && wt.exited {
+			break // WaitDelay is over
+		}
+		wt.readReady(buf, out)
+		if wt.pfd[2].ready && !wt.exited {
+			wt.exited = true
+			wt.pfd[2].fd = -1
+			st = g.reap(c.watched())
+			out.res.Duration = time.Since(c.start)
+			wt.deadline = time.Now().Add(r.waitDelay())
 		}
 	}
+	return st
+}
 
-	res.Stdout = stdout.buf.Bytes()
-	res.StdoutBytes = stdout.n
-	res.Stderr = stderr.buf.Bytes()
-	res.StderrBytes = stderr.n
+// watcher is the state of watch's loop.
+type watcher struct {
+	g *group
+	// pfd polls stdout, stderr and the exit descriptor, in that order;
+	// each fd is -1 once it is done with.
+	pfd       [3]pollFd
+	timeoutAt time.Time   // when Runner.Timeout expires; zero if none or once it has
+	timer     *time.Timer // enforces timeoutAt once the loop no longer can
+	exited    bool        // the child has exited and is reaped
+	deadline  time.Time   // once exited: the end of WaitDelay
+}
+
+// busy reports whether an output pipe is still open or the child still
+// runs.
+func (wt *watcher) busy() bool {
+	return wt.pfd[0].fd >= 0 || wt.pfd[1].fd >= 0 || !wt.exited
+}
+
+// nextTimeout is the timeout of the next poll in milliseconds (-1: none):
+// the time left until the run's timeout while the child runs, or until the
+// end of WaitDelay once it has exited. It kills the group once the timeout
+// has passed, and reports over once WaitDelay has.
+func (wt *watcher) nextTimeout() (ms int, over bool) {
+	if wt.exited {
+		left := time.Until(wt.deadline)
+		if left <= 0 {
+			return 0, true
+		}
+		return pollTimeout(left), false
+	}
+	if wt.timeoutAt.IsZero() {
+		return -1, false
+	}
+	left := time.Until(wt.timeoutAt)
+	if left <= 0 {
+		wt.g.kill(KilledTimeout, ErrTimeout)
+		wt.timeoutAt = time.Time{} // killed; wait for the exit
+		return -1, false
+	}
+	return pollTimeout(left), false
+}
+
+// pollFailed handles a poll error, which is not expected (EINTR is
+// retried): rather than spin, it gives up on the pipes and blocks until
+// the child has exited, with a timer enforcing the timeout meanwhile. It
+// returns the number of ready descriptors to go on with: the exit
+// descriptor, unless the child had already exited.
+func (wt *watcher) pollFailed() int {
+	wt.pfd[0].fd, wt.pfd[1].fd = -1, -1
+	if wt.exited {
+		return 0
+	}
+	if !wt.timeoutAt.IsZero() {
+		g := wt.g
+		wt.timer = time.AfterFunc(time.Until(wt.timeoutAt), func() { g.kill(KilledTimeout, ErrTimeout) })
+	}
+	waitFd(wt.pfd[2].fd)
+	wt.pfd[2].ready = true
+	return 1
+}
+
+// stopTimer stops the timer pollFailed may have started.
+func (wt *watcher) stopTimer() {
+	if wt.timer != nil {
+		wt.timer.Stop()
+	}
+}
+
+// readReady reads once from each output pipe the last poll found ready
+// and hands the bytes to out; a pipe at end-of-file (or failing) is
+// dropped from the poll.
+func (wt *watcher) readReady(buf []byte, out *output) {
+	for i := range 2 {
+		if !wt.pfd[i].ready {
+			continue
+		}
+		p := readOnce(wt.pfd[i].fd, buf)
+		switch {
+		case len(p) == 0:
+			wt.pfd[i].fd = -1
+		case i == 0:
+			out.fromStdout(p)
+		default:
+			out.fromStderr(p)
+		}
+	}
+}
+
+// output receives the child's output and becomes the run's Result. It
+// keeps stderr, and stdout unless it streams stdout to w, each under its
+// cap; an exceeded cap, or a failed write under CancelOnWriteError, kills
+// the group.
+type output struct {
+	g              *group
+	res            *Result
+	stdout, stderr capBuffer // stdout counts, but keeps nothing, when streaming
+	w              io.Writer // the stream writer; nil for Output
+	policy         WriteErrorPolicy
+}
+
+// fromStdout takes bytes the child wrote to stdout. Once a write to w has
+// failed, the rest of stdout is counted and discarded.
+func (o *output) fromStdout(p []byte) {
+	if o.w == nil {
+		if !o.stdout.write(p) {
+			o.g.kill(KilledStdoutCap, &CapError{Stream: "stdout", Limit: o.stdout.limit})
+		}
+		return
+	}
+	o.stdout.n += int64(len(p))
+	if o.res.WriteErr != nil {
+		return
+	}
+	if _, err := o.w.Write(p); err != nil {
+		o.res.WriteErr = err
+		if o.policy == CancelOnWriteError {
+			o.g.kill(KilledWriteError, &WriteError{Err: err})
+		}
+	}
+}
+
+// fromStderr takes bytes the child wrote to stderr.
+func (o *output) fromStderr(p []byte) {
+	if !o.stderr.write(p) {
+		o.g.kill(KilledStderrCap, &CapError{Stream: "stderr", Limit: o.stderr.limit})
+	}
+}
+
+// collect completes the Result once the child is reaped, with its output
+// and how it ended, and decides the run's error. The engine's kill reason
+// comes first, then a failed wait, then a non-zero exit or a signal the
+// engine did not send.
+func (o *output) collect(st exitStatus) (*Result, error) {
+	res := o.res
+	res.Stdout = o.stdout.buf.Bytes()
+	res.StdoutBytes = o.stdout.n
+	res.Stderr = o.stderr.buf.Bytes()
+	res.StderrBytes = o.stderr.n
 	res.ExitCode = -1
 	if st.err == nil {
 		if st.ws.Exited() {
@@ -640,16 +777,16 @@ func (r *Runner) run(ctx context.Context, argv []string, w io.Writer, policy Wri
 			res.Signal = st.ws.Signal()
 		}
 	}
-	reason, cause := g.get()
+	reason, cause := o.g.get()
 	res.Killed = reason
 	if reason != NotKilled {
-		return res, &Error{Argv: argv, Result: res, Err: cause}
+		return res, &Error{Argv: res.Argv, Result: res, Err: cause}
 	}
 	if st.err != nil {
-		return res, &Error{Argv: argv, Result: res, Err: fmt.Errorf("wait: %w", st.err)}
+		return res, &Error{Argv: res.Argv, Result: res, Err: fmt.Errorf("wait: %w", st.err)}
 	}
 	if res.ExitCode != 0 || res.Signal != 0 {
-		return res, &Error{Argv: argv, Result: res, Err: &ExitError{
+		return res, &Error{Argv: res.Argv, Result: res, Err: &ExitError{
 			ExitCode: res.ExitCode, Signal: res.Signal, Stderr: string(res.Stderr),
 		}}
 	}
@@ -663,19 +800,17 @@ func pollTimeout(d time.Duration) int {
 }
 
 // readOnce reads what fd has (poll said it is readable, so the read does
-// not block) and hands it to sink; it reports false at end-of-file or on
-// an error.
-func readOnce(fd int, buf []byte, sink func([]byte)) bool {
+// not block); it returns nothing at end-of-file or on an error.
+func readOnce(fd int, buf []byte) []byte {
 	for {
 		n, err := syscall.Read(fd, buf)
 		if err == syscall.EINTR {
 			continue
 		}
 		if n > 0 {
-			sink(buf[:n])
-			return true
+			return buf[:n]
 		}
-		return false
+		return nil
 	}
 }
 

@@ -34,119 +34,176 @@ func TestMain(m *testing.M) {
 }
 
 // blockForever parks a helper child until it is killed. (A bare select{}
-// with no other goroutine is reported as a deadlock by the runtime.)
-func blockForever() {
+// with no other goroutine is reported as a deadlock by the runtime.) It
+// never returns; its result lets a helper end with return blockForever().
+func blockForever() int {
 	for {
 		time.Sleep(time.Hour)
 	}
 }
 
-// helperMain implements the helper children. It never returns for the
-// blocking modes.
+// helperMain runs the helper child named by mode with its arguments and
+// returns its exit status. The blocking modes never return.
 func helperMain(mode string, args []string) int {
 	switch mode {
-	case "flood": // flood <stdoutBytes> <stderrBytes>: write both concurrently
-		nOut, _ := strconv.ParseInt(args[0], 10, 64)
-		nErr, _ := strconv.ParseInt(args[1], 10, 64)
-		var wg sync.WaitGroup
-		write := func(f *os.File, n int64, c byte) {
-			defer wg.Done()
-			chunk := bytes.Repeat([]byte{c}, 64<<10)
-			for n > 0 {
-				k := min(n, int64(len(chunk)))
-				if _, err := f.Write(chunk[:k]); err != nil {
-					os.Exit(3)
-				}
-				n -= k
-			}
-		}
-		wg.Add(2)
-		go write(os.Stdout, nOut, 'o')
-		go write(os.Stderr, nErr, 'e')
-		wg.Wait()
-		return 0
-	case "exit": // exit <code> <stderr message>
-		code, _ := strconv.Atoi(args[0])
-		fmt.Fprintln(os.Stderr, args[1])
-		fmt.Println("some stdout")
-		return code
+	case "flood":
+		return helperFlood(args)
+	case "exit":
+		return helperExit(args)
 	case "env":
-		env := os.Environ()
-		sort.Strings(env)
-		for _, kv := range env {
-			fmt.Println(kv)
-		}
-		return 0
-	case "family": // family <pidfile> <ignoreTERM>: start a grandchild, print "ready", block
-		if args[1] == "1" {
-			signal.Ignore(syscall.SIGTERM)
-		}
-		gc := exec.Command(os.Args[0], args...)
-		gc.Env = []string{helperEnv + "=grandchild"}
-		out, err := gc.StdoutPipe()
-		if err != nil {
-			return 4
-		}
-		gc.Stderr = os.Stderr // the grandchild holds the stderr pipe open too
-		if err := gc.Start(); err != nil {
-			return 5
-		}
-		line, err := bufio.NewReader(out).ReadString('\n')
-		if err != nil || line != "pid written\n" {
-			return 6
-		}
-		fmt.Println("ready")
-		blockForever()
-	case "grandchild": // grandchild <pidfile> <ignoreTERM>
-		if args[1] == "1" {
-			signal.Ignore(syscall.SIGTERM)
-		}
-		if err := os.WriteFile(args[0], []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
-			return 7
-		}
-		fmt.Println("pid written")
-		blockForever()
-	case "block": // print ready, block
-		fmt.Println("ready")
-		blockForever()
-	case "runner": // runner <pidfile>: run a "pidblock" child with a Runner, many goroutines busy meanwhile
-		r, argv := helper("pidblock")
-		// Keep other goroutines locking and ending OS threads, which
-		// would kill a child whose forking thread went away.
-		for range 8 {
-			go func() {
-				for {
-					done := make(chan struct{})
-					go func() {
-						runtime.LockOSThread() // exiting while locked ends the thread
-						close(done)
-					}()
-					<-done
-					time.Sleep(time.Millisecond)
-				}
-			}()
-		}
-		_, err := r.Output(context.Background(), argv(args[0]))
-		fmt.Fprintln(os.Stderr, "the child ended:", err)
-		return 9
-	case "pidblock": // pidblock <pidfile>: write the pid, block
-		if err := os.WriteFile(args[0]+".tmp", []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
-			return 7
-		}
-		if err := os.Rename(args[0]+".tmp", args[0]); err != nil {
-			return 7
-		}
-		blockForever()
-	case "forever": // write to stdout until killed
-		chunk := bytes.Repeat([]byte("x"), 64<<10)
-		for {
-			if _, err := os.Stdout.Write(chunk); err != nil {
-				return 8
-			}
-		}
+		return helperEnvDump()
+	case "family":
+		return helperFamily(args)
+	case "grandchild":
+		return helperGrandchild(args)
+	case "block":
+		return helperBlock()
+	case "runner":
+		return helperRunner(args)
+	case "pidblock":
+		return helperPidblock(args)
+	case "forever":
+		return helperForever()
 	}
 	fmt.Fprintln(os.Stderr, "unknown helper mode", mode)
 	return 2
+}
+
+// helperFlood (flood <stdoutBytes> <stderrBytes>) writes both streams
+// concurrently.
+func helperFlood(args []string) int {
+	nOut, _ := strconv.ParseInt(args[0], 10, 64)
+	nErr, _ := strconv.ParseInt(args[1], 10, 64)
+	var wg sync.WaitGroup
+	write := func(f *os.File, n int64, c byte) {
+		defer wg.Done()
+		chunk := bytes.Repeat([]byte{c}, 64<<10)
+		for n > 0 {
+			k := min(n, int64(len(chunk)))
+			if _, err := f.Write(chunk[:k]); err != nil {
+				os.Exit(3)
+			}
+			n -= k
+		}
+	}
+	wg.Add(2)
+	go write(os.Stdout, nOut, 'o')
+	go write(os.Stderr, nErr, 'e')
+	wg.Wait()
+	return 0
+}
+
+// helperExit (exit <code> <stderr message>) writes the message to stderr,
+// a line to stdout, and exits with code.
+func helperExit(args []string) int {
+	code, _ := strconv.Atoi(args[0])
+	fmt.Fprintln(os.Stderr, args[1])
+	fmt.Println("some stdout")
+	return code
+}
+
+// helperEnvDump (env) prints its environment, sorted.
+func helperEnvDump() int {
+	env := os.Environ()
+	sort.Strings(env)
+	for _, kv := range env {
+		fmt.Println(kv)
+	}
+	return 0
+}
+
+// helperFamily (family <pidfile> <ignoreTERM>) starts a grandchild that
+// shares its stderr, prints "ready" once the grandchild has written its
+// pid, and blocks.
+func helperFamily(args []string) int {
+	if args[1] == "1" {
+		signal.Ignore(syscall.SIGTERM)
+	}
+	gc := exec.Command(os.Args[0], args...)
+	gc.Env = []string{helperEnv + "=grandchild"}
+	out, err := gc.StdoutPipe()
+	if err != nil {
+		return 4
+	}
+	gc.Stderr = os.Stderr // the grandchild holds the stderr pipe open too
+	if err := gc.Start(); err != nil {
+		return 5
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || line != "pid written\n" {
+		return 6
+	}
+	fmt.Println("ready")
+	return blockForever()
+}
+
+// helperGrandchild (grandchild <pidfile> <ignoreTERM>) writes its pid,
+// says so on stdout, and blocks.
+func helperGrandchild(args []string) int {
+	if args[1] == "1" {
+		signal.Ignore(syscall.SIGTERM)
+	}
+	if err := os.WriteFile(args[0], []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		return 7
+	}
+	fmt.Println("pid written")
+	return blockForever()
+}
+
+// helperBlock (block) prints "ready" and blocks.
+func helperBlock() int {
+	fmt.Println("ready")
+	return blockForever()
+}
+
+// helperRunner (runner <pidfile>) runs a "pidblock" child with a Runner
+// while other goroutines keep locking and ending OS threads, which would
+// kill a child whose forking thread went away. It returns only if the
+// child ends.
+func helperRunner(args []string) int {
+	r, argv := helper("pidblock")
+	for range 8 {
+		go endLockedThreads()
+	}
+	_, err := r.Output(context.Background(), argv(args[0]))
+	fmt.Fprintln(os.Stderr, "the child ended:", err)
+	return 9
+}
+
+// endLockedThreads keeps starting goroutines that exit while locked to
+// their OS thread, which ends the thread.
+func endLockedThreads() {
+	for {
+		done := make(chan struct{})
+		go func() {
+			runtime.LockOSThread() // exiting while locked ends the thread
+			close(done)
+		}()
+		<-done
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// helperPidblock (pidblock <pidfile>) writes its pid to the file
+// atomically and blocks.
+func helperPidblock(args []string) int {
+	if err := os.WriteFile(args[0]+".tmp", []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		return 7
+	}
+	if err := os.Rename(args[0]+".tmp", args[0]); err != nil {
+		return 7
+	}
+	return blockForever()
+}
+
+// helperForever (forever) writes to stdout until it is killed.
+func helperForever() int {
+	chunk := bytes.Repeat([]byte("x"), 64<<10)
+	for {
+		if _, err := os.Stdout.Write(chunk); err != nil {
+			return 8
+		}
+	}
 }
 
 // helper returns a runner whose child is this test binary in mode.

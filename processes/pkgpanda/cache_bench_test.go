@@ -19,6 +19,7 @@ import (
 
 	"github.com/procpanda/procpanda/internal/testfixture"
 	"github.com/procpanda/procpanda/processes/pkgpanda/cli"
+	pb "github.com/procpanda/procpanda/processes/pkgpanda/pkgpandapb"
 )
 
 // cliCost is what one run of the real (Python) CLI costs here, mostly its
@@ -113,15 +114,15 @@ func BenchmarkCacheReads(b *testing.B) {
 	}
 	routes := []struct {
 		name, path string
-		server     func(ctx context.Context) *PkgpandaResponse
+		server     func(ctx context.Context) *pb.PkgpandaResponse
 	}{
-		{"repository", "/repository/", func(ctx context.Context) *PkgpandaResponse {
+		{"repository", "/repository/", func(ctx context.Context) *pb.PkgpandaResponse {
 			return e.p.perform(ctx, e.p.actors[RouteRepository], &opArgs{op: opRepoList})
 		}},
-		{"active", "/active/", func(ctx context.Context) *PkgpandaResponse {
+		{"active", "/active/", func(ctx context.Context) *pb.PkgpandaResponse {
 			return e.p.perform(ctx, e.p.actors[RouteActive], &opArgs{op: opActiveList})
 		}},
-		{"repository-id", "/repository/" + repo[0], func(ctx context.Context) *PkgpandaResponse {
+		{"repository-id", "/repository/" + repo[0], func(ctx context.Context) *pb.PkgpandaResponse {
 			return e.p.perform(ctx, e.p.actors[RouteRepository], &opArgs{op: opRepoGet, ids: []cli.ID{id}})
 		}},
 	}

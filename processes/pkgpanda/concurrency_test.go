@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	pb "github.com/procpanda/procpanda/processes/pkgpanda/pkgpandapb"
 	"github.com/procpanda/procpanda/processes/pkgpanda/subprocess"
 )
 
@@ -196,7 +197,7 @@ func TestBadIDsNeverReachTheTool(t *testing.T) {
 			{"POST", "/activate?id=" + q, nil, nil, []int{400}},
 			{"POST", "/fetch?repository_url=file:///tmp/&id=" + q, nil, nil, []int{400}},
 			{"POST", "/add?id=" + q, []byte("x"), nil, []int{400}},
-			{"POST", "/api/v1", call, []string{"Content-Type", MediaJSON}, []int{404}},
+			{"POST", "/api/v1", call, []string{"Content-Type", pb.MediaJSON}, []int{404}},
 		} {
 			if id == "" && strings.HasSuffix(c.path, "/") && c.method != "PUT" {
 				continue // the collection itself

@@ -1,6 +1,8 @@
 package pkgpanda
 
 import (
+	pb "github.com/procpanda/procpanda/processes/pkgpanda/pkgpandapb"
+
 	"bytes"
 	"os"
 	"path/filepath"
@@ -94,11 +96,11 @@ func TestPanicIsContainedOnEveryPath(t *testing.T) {
 	// A message gets a PkgpandaResponse 500, with its request id.
 	pr := newPeer(t)
 	inject("list")
-	e.sendCall(pr.upid.String(), &PkgpandaCall{Type: PkgpandaCall_LIST, RequestId: "boom"})
+	e.sendCall(pr.upid.String(), &pb.PkgpandaCall{Type: pb.PkgpandaCall_LIST, RequestId: "boom"})
 	if r := pr.next(t); r.Status != 500 || r.RequestId != "boom" || r.Error != internalError {
 		t.Fatalf("message whose run panics: status %d, request id %q, error %q", r.Status, r.RequestId, r.Error)
 	}
-	e.sendCall(pr.upid.String(), &PkgpandaCall{Type: PkgpandaCall_LIST, RequestId: "next"})
+	e.sendCall(pr.upid.String(), &pb.PkgpandaCall{Type: pb.PkgpandaCall_LIST, RequestId: "next"})
 	if r := pr.next(t); r.Status != 200 || r.RequestId != "next" {
 		t.Fatalf("next message: status %d, request id %q, error %q", r.Status, r.RequestId, r.Error)
 	}

@@ -144,5 +144,3 @@
 // mutation, `pkgpanda add` installs each one. A file:// fetch answers one
 // generic error for every failure, logging the cause.
 package pkgpanda
-
-//go:generate protoc -I. --gogofaster_out=paths=source_relative:. pkgpanda.proto

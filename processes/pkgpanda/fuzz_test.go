@@ -12,6 +12,7 @@ import (
 
 	"github.com/gogo/protobuf/proto"
 	"github.com/procpanda/procpanda/processes/pkgpanda/cli"
+	pb "github.com/procpanda/procpanda/processes/pkgpanda/pkgpandapb"
 )
 
 // FuzzParseGlobalArgs checks that whatever ParseGlobalArgs accepts turns
@@ -59,7 +60,7 @@ func FuzzNegotiate(f *testing.F) {
 			return
 		}
 		for _, mt := range []string{req, resp} {
-			if mt != MediaJSON && mt != MediaProtobuf {
+			if mt != pb.MediaJSON && mt != pb.MediaProtobuf {
 				t.Fatalf("media type %q", mt)
 			}
 		}
@@ -77,9 +78,9 @@ func FuzzDecodeCall(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, body []byte, asJSON bool) {
-		mt := MediaProtobuf
+		mt := pb.MediaProtobuf
 		if asJSON {
-			mt = MediaJSON
+			mt = pb.MediaJSON
 		}
 		call, err := DecodeCall(mt, body)
 		if err != nil {
@@ -90,7 +91,7 @@ func FuzzDecodeCall(f *testing.F) {
 			if err != nil {
 				t.Fatalf("re-encoding: %v", err)
 			}
-			var again PkgpandaCall
+			var again pb.PkgpandaCall
 			if err := proto.Unmarshal(b, &again); err != nil || !proto.Equal(&again, call) {
 				t.Fatalf("round trip: %v vs %v (%v)", call, &again, err)
 			}
@@ -105,7 +106,7 @@ func FuzzDecodeCall(f *testing.F) {
 			}
 			return
 		}
-		if call.GetType() == PkgpandaCall_ACTIVATE {
+		if call.GetType() == pb.PkgpandaCall_ACTIVATE {
 			// DC/OS takes ACTIVATE's ids as sent: one that is not a valid
 			// id is a missing package (409), found by comparing with the
 			// repository's listing, and only listed ids reach the tool
@@ -149,12 +150,12 @@ func FuzzScanCall(f *testing.F) {
 		if len(other) > int(maxOther) || calls > 1 {
 			t.Fatalf("other fields %d bytes (cap %d), tarball callbacks %d", len(other), maxOther, calls)
 		}
-		var got PkgpandaCall
+		var got pb.PkgpandaCall
 		if proto.Unmarshal(other, &got) != nil {
 			return
 		}
 		got.Tarball = tb
-		var want PkgpandaCall
+		var want pb.PkgpandaCall
 		if err := proto.Unmarshal(body, &want); err != nil {
 			t.Fatalf("scanner accepted what proto.Unmarshal refuses (%v): %x", err, body)
 		}

@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/procpanda/procpanda/libprocess"
+	pb "github.com/procpanda/procpanda/processes/pkgpanda/pkgpandapb"
 )
 
 // PackageIDHeader is the request header add accepts the package id in,
@@ -24,12 +25,12 @@ type packageJSON struct {
 	Version string `json:"version"`
 }
 
-func packageBody(pk *PkgpandaPackage) packageJSON {
+func packageBody(pk *pb.PkgpandaPackage) packageJSON {
 	return packageJSON{ID: pk.Id, Name: pk.Name, Version: pk.Version}
 }
 
 // httpFailure renders a failed operation as the API's JSON error.
-func httpFailure(r *PkgpandaResponse) libprocess.Response {
+func httpFailure(r *pb.PkgpandaResponse) libprocess.Response {
 	status := int(r.Status)
 	var resp libprocess.Response
 	if len(r.MissingPackages) > 0 {
@@ -46,7 +47,7 @@ func httpFailure(r *PkgpandaResponse) libprocess.Response {
 // render renders an operation's response with r's status: failures as
 // JSON errors, 204 (or a success without a body renderer) as an empty
 // body, other successes with success.
-func render(r *PkgpandaResponse, success func(*PkgpandaResponse) libprocess.Response) libprocess.Response {
+func render(r *pb.PkgpandaResponse, success func(*pb.PkgpandaResponse) libprocess.Response) libprocess.Response {
 	if r.Status >= 400 {
 		return httpFailure(r)
 	}
@@ -56,7 +57,7 @@ func render(r *PkgpandaResponse, success func(*PkgpandaResponse) libprocess.Resp
 	return success(r)
 }
 
-func idsBody(r *PkgpandaResponse) libprocess.Response {
+func idsBody(r *pb.PkgpandaResponse) libprocess.Response {
 	ids := r.PackageIds
 	if ids == nil {
 		ids = []string{}
@@ -64,18 +65,18 @@ func idsBody(r *PkgpandaResponse) libprocess.Response {
 	return libprocess.JSONResponse(int(r.Status), ids)
 }
 
-func pkgBody(r *PkgpandaResponse) libprocess.Response {
+func pkgBody(r *pb.PkgpandaResponse) libprocess.Response {
 	return libprocess.JSONResponse(int(r.Status), packageBody(r.Package))
 }
 
-func addBody(r *PkgpandaResponse) libprocess.Response {
+func addBody(r *pb.PkgpandaResponse) libprocess.Response {
 	return libprocess.JSONResponse(int(r.Status), struct {
 		packageJSON
 		AlreadyAdded bool `json:"already_added"`
 	}{packageBody(r.Package), r.AlreadyAdded})
 }
 
-func checksBody(r *PkgpandaResponse) libprocess.Response {
+func checksBody(r *pb.PkgpandaResponse) libprocess.Response {
 	type entry struct {
 		ID     string   `json:"id"`
 		Checks []string `json:"checks"`
@@ -88,11 +89,11 @@ func checksBody(r *PkgpandaResponse) libprocess.Response {
 }
 
 // emptyText is the body of a streamed success that printed nothing.
-func emptyText(r *PkgpandaResponse) libprocess.Response {
+func emptyText(r *pb.PkgpandaResponse) libprocess.Response {
 	return libprocess.TextResponse(int(r.Status), "")
 }
 
-func removedBody(r *PkgpandaResponse) libprocess.Response {
+func removedBody(r *pb.PkgpandaResponse) libprocess.Response {
 	return libprocess.JSONResponse(int(r.Status), map[string][]string{"removed": r.PackageIds})
 }
 
@@ -200,7 +201,7 @@ func (s *streamer) Write(b []byte) (int, error) {
 // finish ends the run: before any output it answers r as JSON; after
 // output began it appends a failure line (the status is already sent)
 // and closes the stream.
-func (s *streamer) finish(r *PkgpandaResponse, success func(*PkgpandaResponse) libprocess.Response) {
+func (s *streamer) finish(r *pb.PkgpandaResponse, success func(*pb.PkgpandaResponse) libprocess.Response) {
 	s.mu.Lock()
 	pw := s.pw
 	s.mu.Unlock()

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/procpanda/procpanda/libprocess"
+	pb "github.com/procpanda/procpanda/processes/pkgpanda/pkgpandapb"
 )
 
 // RouteOpenAPI is the route that serves the OpenAPI 3.1 document of every
@@ -284,8 +285,8 @@ func (p *Process) openAPIComponents() obj {
 				},
 				"additionalProperties": false,
 			},
-			"PkgpandaCall":     protoSchema(reflect.TypeOf(PkgpandaCall{}), true),
-			"PkgpandaResponse": protoSchema(reflect.TypeOf(PkgpandaResponse{}), false),
+			"PkgpandaCall":     protoSchema(reflect.TypeOf(pb.PkgpandaCall{}), true),
+			"PkgpandaResponse": protoSchema(reflect.TypeOf(pb.PkgpandaResponse{}), false),
 		},
 	}
 	switch name := p.schemeName(); name {
@@ -328,7 +329,7 @@ func errorResponse(status int) obj {
 // inputs of every shape its front-ends pass (no id, an invalid id, a
 // valid one; no URL, a URL that is no string, one the tool refuses): a
 // prepare runs no subprocess and touches nothing without a tarball.
-func (p *Process) prepareStatuses(prepare func(*Process, opInput) (*opArgs, *PkgpandaResponse)) []int {
+func (p *Process) prepareStatuses(prepare func(*Process, opInput) (*opArgs, *pb.PkgpandaResponse)) []int {
 	var out []int
 	for _, in := range []opInput{
 		{}, {ids: []string{"invalid-package"}}, {ids: []string{"mesos--0.22.0"}},
@@ -419,9 +420,9 @@ func (p *Process) successResponse(op opID) (string, obj) {
 	if s.body == nil || s.okStatus == http.StatusNoContent {
 		return code, obj{"description": s.help.summary + ": done, no body."}
 	}
-	sample := &PkgpandaResponse{Status: int32(s.okStatus), PackageIds: []string{"mesos--0.22.0"},
-		Package:      &PkgpandaPackage{Id: "mesos--0.22.0", Name: "mesos", Version: "0.22.0"},
-		Checks:       []*PkgpandaCheck{{PackageId: "mesos--0.22.0", Checks: []string{"check.sh"}}},
+	sample := &pb.PkgpandaResponse{Status: int32(s.okStatus), PackageIds: []string{"mesos--0.22.0"},
+		Package:      &pb.PkgpandaPackage{Id: "mesos--0.22.0", Name: "mesos", Version: "0.22.0"},
+		Checks:       []*pb.PkgpandaCheck{{PackageId: "mesos--0.22.0", Checks: []string{"check.sh"}}},
 		AlreadyAdded: true, Output: "output"}
 	r := s.body(sample)
 	mt := r.ContentType
@@ -663,8 +664,8 @@ func (p *Process) apiV1Operation() (obj, error) {
 		}
 	}
 	content := obj{
-		MediaJSON:     obj{"schema": obj{"$ref": "#/components/schemas/PkgpandaResponse"}},
-		MediaProtobuf: obj{"schema": obj{"type": "string", "format": "binary", "description": "a mesos.internal.PkgpandaResponse (pkgpanda.proto)"}},
+		pb.MediaJSON:     obj{"schema": obj{"$ref": "#/components/schemas/PkgpandaResponse"}},
+		pb.MediaProtobuf: obj{"schema": obj{"type": "string", "format": "binary", "description": "a mesos.internal.PkgpandaResponse (pkgpanda.proto)"}},
 	}
 	resp := obj{}
 	for c := range statuses {
@@ -692,8 +693,8 @@ func (p *Process) apiV1Operation() (obj, error) {
 		"tags":         []string{"api/v1"},
 		"description":  p.callsHelp(),
 		"requestBody": obj{"required": true, "content": obj{
-			MediaJSON: obj{"schema": obj{"$ref": "#/components/schemas/PkgpandaCall"}},
-			MediaProtobuf: obj{"schema": obj{"type": "string", "format": "binary",
+			pb.MediaJSON: obj{"schema": obj{"$ref": "#/components/schemas/PkgpandaCall"}},
+			pb.MediaProtobuf: obj{"schema": obj{"type": "string", "format": "binary",
 				"description": "a mesos.internal.PkgpandaCall (pkgpanda.proto); its tarball is streamed to disk"}},
 		}},
 		"parameters": []any{obj{"name": "Accept", "in": "header", "schema": obj{"type": "string"},
@@ -741,9 +742,9 @@ func protoSchema(t reflect.Type, in bool) obj {
 
 func fieldSchema(t reflect.Type, enum, in bool) obj {
 	if enum {
-		names := make([]string, 0, len(PkgpandaCall_Type_name))
-		for i := int32(0); int(i) < len(PkgpandaCall_Type_name); i++ {
-			names = append(names, PkgpandaCall_Type_name[i])
+		names := make([]string, 0, len(pb.PkgpandaCall_Type_name))
+		for i := int32(0); int(i) < len(pb.PkgpandaCall_Type_name); i++ {
+			names = append(names, pb.PkgpandaCall_Type_name[i])
 		}
 		if in {
 			return obj{"anyOf": []any{obj{"type": "string", "enum": names}, obj{"type": "integer"}}}

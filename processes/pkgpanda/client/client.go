@@ -24,7 +24,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/procpanda/procpanda/processes/pkgpanda"
+	pb "github.com/procpanda/procpanda/processes/pkgpanda/pkgpandapb"
 )
 
 // Defaults of the options.
@@ -111,7 +111,7 @@ func WithListen(hostport string) Option {
 
 // transport sends one call and waits for its response.
 type transport interface {
-	call(ctx context.Context, c *pkgpanda.PkgpandaCall) (*pkgpanda.PkgpandaResponse, error)
+	call(ctx context.Context, c *pb.PkgpandaCall) (*pb.PkgpandaResponse, error)
 	close() error
 }
 
@@ -134,7 +134,7 @@ func newRequestID(n int) (string, error) {
 
 // do runs one call of the given type and turns a failed response into an
 // *Error.
-func (c *Client) do(ctx context.Context, call *pkgpanda.PkgpandaCall) (*pkgpanda.PkgpandaResponse, error) {
+func (c *Client) do(ctx context.Context, call *pb.PkgpandaCall) (*pb.PkgpandaResponse, error) {
 	if c.opts.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.opts.timeout)
@@ -164,7 +164,7 @@ func (c *Client) Close() error { return c.t.close() }
 
 // List returns the ids of the packages in the repository, sorted.
 func (c *Client) List(ctx context.Context) ([]string, error) {
-	r, err := c.do(ctx, &pkgpanda.PkgpandaCall{Type: pkgpanda.PkgpandaCall_LIST})
+	r, err := c.do(ctx, &pb.PkgpandaCall{Type: pb.PkgpandaCall_LIST})
 	if err != nil {
 		return nil, err
 	}
@@ -173,7 +173,7 @@ func (c *Client) List(ctx context.Context) ([]string, error) {
 
 // Active returns the ids of the active packages, sorted.
 func (c *Client) Active(ctx context.Context) ([]string, error) {
-	r, err := c.do(ctx, &pkgpanda.PkgpandaCall{Type: pkgpanda.PkgpandaCall_ACTIVE})
+	r, err := c.do(ctx, &pb.PkgpandaCall{Type: pb.PkgpandaCall_ACTIVE})
 	if err != nil {
 		return nil, err
 	}
@@ -187,7 +187,7 @@ type Package struct {
 	Version string
 }
 
-func toPackage(p *pkgpanda.PkgpandaPackage) Package {
+func toPackage(p *pb.PkgpandaPackage) Package {
 	if p == nil {
 		return Package{}
 	}
@@ -197,7 +197,7 @@ func toPackage(p *pkgpanda.PkgpandaPackage) Package {
 // Get returns package id from the repository; ErrNotFound when it is not
 // there.
 func (c *Client) Get(ctx context.Context, id string) (Package, error) {
-	r, err := c.do(ctx, &pkgpanda.PkgpandaCall{Type: pkgpanda.PkgpandaCall_GET_PACKAGE, PackageIds: []string{id}})
+	r, err := c.do(ctx, &pb.PkgpandaCall{Type: pb.PkgpandaCall_GET_PACKAGE, PackageIds: []string{id}})
 	if err != nil {
 		return Package{}, err
 	}
@@ -206,7 +206,7 @@ func (c *Client) Get(ctx context.Context, id string) (Package, error) {
 
 // GetActive returns package id if it is active; ErrNotFound otherwise.
 func (c *Client) GetActive(ctx context.Context, id string) (Package, error) {
-	r, err := c.do(ctx, &pkgpanda.PkgpandaCall{Type: pkgpanda.PkgpandaCall_GET_ACTIVE_PACKAGE, PackageIds: []string{id}})
+	r, err := c.do(ctx, &pb.PkgpandaCall{Type: pb.PkgpandaCall_GET_ACTIVE_PACKAGE, PackageIds: []string{id}})
 	if err != nil {
 		return Package{}, err
 	}
@@ -230,7 +230,7 @@ func (c *Client) Add(ctx context.Context, id string, tarball io.Reader) (AddResu
 	if int64(len(b)) > c.opts.maxTarball {
 		return AddResult{}, fmt.Errorf("pkgpanda ADD %s: the tarball exceeds %d bytes", id, c.opts.maxTarball)
 	}
-	r, err := c.do(ctx, &pkgpanda.PkgpandaCall{Type: pkgpanda.PkgpandaCall_ADD, PackageIds: []string{id}, Tarball: b})
+	r, err := c.do(ctx, &pb.PkgpandaCall{Type: pb.PkgpandaCall_ADD, PackageIds: []string{id}, Tarball: b})
 	if err != nil {
 		return AddResult{}, err
 	}
@@ -240,7 +240,7 @@ func (c *Client) Add(ctx context.Context, id string, tarball io.Reader) (AddResu
 // Fetch adds packages ids to the repository from the remote repository
 // at repositoryURL.
 func (c *Client) Fetch(ctx context.Context, repositoryURL string, ids ...string) (AddResult, error) {
-	r, err := c.do(ctx, &pkgpanda.PkgpandaCall{Type: pkgpanda.PkgpandaCall_FETCH, PackageIds: ids, RepositoryUrl: repositoryURL})
+	r, err := c.do(ctx, &pb.PkgpandaCall{Type: pb.PkgpandaCall_FETCH, PackageIds: ids, RepositoryUrl: repositoryURL})
 	if err != nil {
 		return AddResult{}, err
 	}
@@ -250,7 +250,7 @@ func (c *Client) Fetch(ctx context.Context, repositoryURL string, ids ...string)
 // Remove removes packages ids from the repository and returns the ids
 // actually removed.
 func (c *Client) Remove(ctx context.Context, ids ...string) ([]string, error) {
-	r, err := c.do(ctx, &pkgpanda.PkgpandaCall{Type: pkgpanda.PkgpandaCall_REMOVE, PackageIds: ids})
+	r, err := c.do(ctx, &pb.PkgpandaCall{Type: pb.PkgpandaCall_REMOVE, PackageIds: ids})
 	if err != nil {
 		return nil, err
 	}
@@ -260,21 +260,21 @@ func (c *Client) Remove(ctx context.Context, ids ...string) ([]string, error) {
 // Activate makes ids the active set. A refusal because some are not in
 // the repository is an *Error with Status 409 and MissingPackages.
 func (c *Client) Activate(ctx context.Context, ids ...string) error {
-	_, err := c.do(ctx, &pkgpanda.PkgpandaCall{Type: pkgpanda.PkgpandaCall_ACTIVATE, PackageIds: ids})
+	_, err := c.do(ctx, &pb.PkgpandaCall{Type: pb.PkgpandaCall_ACTIVATE, PackageIds: ids})
 	return err
 }
 
 // Swap activates package id in place of the active package of the same
 // name.
 func (c *Client) Swap(ctx context.Context, id string) error {
-	_, err := c.do(ctx, &pkgpanda.PkgpandaCall{Type: pkgpanda.PkgpandaCall_SWAP, PackageIds: []string{id}})
+	_, err := c.do(ctx, &pb.PkgpandaCall{Type: pb.PkgpandaCall_SWAP, PackageIds: []string{id}})
 	return err
 }
 
 // Check runs the checks of the active packages and returns their output.
 // Failing checks are an *Error carrying the status the process chose.
 func (c *Client) Check(ctx context.Context) (string, error) {
-	r, err := c.do(ctx, &pkgpanda.PkgpandaCall{Type: pkgpanda.PkgpandaCall_CHECK})
+	r, err := c.do(ctx, &pb.PkgpandaCall{Type: pb.PkgpandaCall_CHECK})
 	if err != nil {
 		return "", err
 	}
@@ -289,7 +289,7 @@ type Checks struct {
 
 // CheckList lists the checks of the active packages without running them.
 func (c *Client) CheckList(ctx context.Context) ([]Checks, error) {
-	r, err := c.do(ctx, &pkgpanda.PkgpandaCall{Type: pkgpanda.PkgpandaCall_CHECK, ListChecks: true})
+	r, err := c.do(ctx, &pb.PkgpandaCall{Type: pb.PkgpandaCall_CHECK, ListChecks: true})
 	if err != nil {
 		return nil, err
 	}

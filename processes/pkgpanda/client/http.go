@@ -12,8 +12,11 @@ import (
 	"strings"
 
 	"github.com/gogo/protobuf/proto"
-	"github.com/procpanda/procpanda/processes/pkgpanda"
+	pb "github.com/procpanda/procpanda/processes/pkgpanda/pkgpandapb"
 )
+
+// apiV1Route is the pkgpanda process' route that takes calls over HTTP.
+const apiV1Route = "api/v1"
 
 // NewHTTP returns a client that posts calls to base + "/api/v1", where
 // base is the pkgpanda process' URL, e.g. "http://10.0.0.2:5052/pkgpanda".
@@ -34,7 +37,7 @@ func NewHTTP(base string, opts ...Option) (*Client, error) {
 		hc = http.DefaultClient
 	}
 	return &Client{opts: o, t: &httpTransport{
-		url:    strings.TrimSuffix(u.String(), "/") + "/" + pkgpanda.RouteAPIv1,
+		url:    strings.TrimSuffix(u.String(), "/") + "/" + apiV1Route,
 		client: hc,
 		opts:   &o,
 	}}, nil
@@ -47,7 +50,7 @@ type httpTransport struct {
 	opts   *options
 }
 
-func (t *httpTransport) call(ctx context.Context, c *pkgpanda.PkgpandaCall) (*pkgpanda.PkgpandaResponse, error) {
+func (t *httpTransport) call(ctx context.Context, c *pb.PkgpandaCall) (*pb.PkgpandaResponse, error) {
 	body, err := proto.Marshal(c)
 	if err != nil {
 		return nil, fmt.Errorf("encoding the call: %w", err)
@@ -56,8 +59,8 @@ func (t *httpTransport) call(ctx context.Context, c *pkgpanda.PkgpandaCall) (*pk
 	if err != nil {
 		return nil, fmt.Errorf("making the request: %w", err)
 	}
-	req.Header.Set("Content-Type", pkgpanda.MediaProtobuf)
-	req.Header.Set("Accept", pkgpanda.MediaProtobuf)
+	req.Header.Set("Content-Type", pb.MediaProtobuf)
+	req.Header.Set("Accept", pb.MediaProtobuf)
 	if t.opts.authorization != "" {
 		req.Header.Set("Authorization", t.opts.authorization)
 	}
@@ -74,8 +77,8 @@ func (t *httpTransport) call(ctx context.Context, c *pkgpanda.PkgpandaCall) (*pk
 		return nil, fmt.Errorf("the answer exceeds %d bytes", t.opts.maxResponse)
 	}
 	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
-	if mt == pkgpanda.MediaProtobuf {
-		r := &pkgpanda.PkgpandaResponse{}
+	if mt == pb.MediaProtobuf {
+		r := &pb.PkgpandaResponse{}
 		if err := proto.Unmarshal(b, r); err != nil {
 			return nil, fmt.Errorf("decoding the answer (status %d): %w", resp.StatusCode, err)
 		}
@@ -84,7 +87,7 @@ func (t *httpTransport) call(ctx context.Context, c *pkgpanda.PkgpandaCall) (*pk
 	// Refusals before the call is decoded (authentication, negotiation,
 	// limits) are answered {"error": …} or plain text, not a response.
 	if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
-		return nil, fmt.Errorf("answer %d of type %q, want %s", resp.StatusCode, resp.Header.Get("Content-Type"), pkgpanda.MediaProtobuf)
+		return nil, fmt.Errorf("answer %d of type %q, want %s", resp.StatusCode, resp.Header.Get("Content-Type"), pb.MediaProtobuf)
 	}
 	msg := strings.TrimSpace(string(b))
 	var obj struct {
@@ -93,7 +96,7 @@ func (t *httpTransport) call(ctx context.Context, c *pkgpanda.PkgpandaCall) (*pk
 	if json.Unmarshal(b, &obj) == nil && obj.Error != "" {
 		msg = obj.Error
 	}
-	return &pkgpanda.PkgpandaResponse{Type: c.Type, RequestId: c.RequestId, Status: int32(resp.StatusCode), Error: msg}, nil
+	return &pb.PkgpandaResponse{Type: c.Type, RequestId: c.RequestId, Status: int32(resp.StatusCode), Error: msg}, nil
 }
 
 func (t *httpTransport) close() error {

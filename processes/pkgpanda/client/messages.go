@@ -11,7 +11,7 @@ import (
 
 	"github.com/procpanda/procpanda/libprocess"
 	"github.com/procpanda/procpanda/libprocess/protobuf"
-	"github.com/procpanda/procpanda/processes/pkgpanda"
+	pb "github.com/procpanda/procpanda/processes/pkgpanda/pkgpandapb"
 )
 
 // NewMessages returns a client that sends PkgpandaCall messages to target
@@ -90,7 +90,7 @@ type messageTransport struct {
 	ownRuntime bool
 
 	mu      sync.Mutex
-	waiting map[string]chan *pkgpanda.PkgpandaResponse // by request id
+	waiting map[string]chan *pb.PkgpandaResponse // by request id
 	closed  bool
 }
 
@@ -104,9 +104,9 @@ func newMessageTransport(rt *libprocess.Runtime, target libprocess.UPID, o *opti
 		p:       libprocess.NewProcess(o.processIDPrefix + "-" + suffix),
 		target:  target,
 		opts:    o,
-		waiting: map[string]chan *pkgpanda.PkgpandaResponse{},
+		waiting: map[string]chan *pb.PkgpandaResponse{},
 	}
-	if err := protobuf.Install(t.p, func() *pkgpanda.PkgpandaResponse { return &pkgpanda.PkgpandaResponse{} }, t.deliver); err != nil {
+	if err := protobuf.Install(t.p, func() *pb.PkgpandaResponse { return &pb.PkgpandaResponse{} }, t.deliver); err != nil {
 		return nil, fmt.Errorf("pkgpanda client: %w", err)
 	}
 	if _, err := rt.Spawn(t.p); err != nil {
@@ -118,7 +118,7 @@ func newMessageTransport(rt *libprocess.Runtime, target libprocess.UPID, o *opti
 // deliver hands a reply to the call waiting for its request id. Replies
 // from another process id, or for no waiting call (late, duplicated or
 // forged: request ids are random), are dropped.
-func (t *messageTransport) deliver(from libprocess.UPID, r *pkgpanda.PkgpandaResponse) {
+func (t *messageTransport) deliver(from libprocess.UPID, r *pb.PkgpandaResponse) {
 	if from.ID != t.target.ID {
 		return
 	}
@@ -136,9 +136,9 @@ func (t *messageTransport) deliver(from libprocess.UPID, r *pkgpanda.PkgpandaRes
 // errClosed is a call on a closed client.
 var errClosed = errors.New("the client is closed")
 
-func (t *messageTransport) call(ctx context.Context, c *pkgpanda.PkgpandaCall) (*pkgpanda.PkgpandaResponse, error) {
+func (t *messageTransport) call(ctx context.Context, c *pb.PkgpandaCall) (*pb.PkgpandaResponse, error) {
 	c.Authorization = t.opts.authorization
-	ch := make(chan *pkgpanda.PkgpandaResponse, 1)
+	ch := make(chan *pb.PkgpandaResponse, 1)
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()

@@ -18,36 +18,36 @@ import (
 	pb "github.com/procpanda/procpanda/processes/pkgpanda/pkgpandapb"
 )
 
-// NegotiateError is a content negotiation failure of api/v1: Status is
+// negotiateError is a content negotiation failure of api/v1: Status is
 // 400 (no Content-Type), 415 (unsupported Content-Type) or 406
 // (unacceptable Accept).
-type NegotiateError struct {
+type negotiateError struct {
 	Status int
 	Msg    string
 }
 
 // Error returns the message.
-func (e *NegotiateError) Error() string { return e.Msg }
+func (e *negotiateError) Error() string { return e.Msg }
 
-// Negotiate picks the request and response media types of an api/v1
+// negotiate picks the request and response media types of an api/v1
 // request from its Content-Type and Accept headers, as Mesos' operator API
 // does: the request must be application/json or application/x-protobuf
 // (parameters such as charset are allowed); the response is JSON when
 // Accept is empty or accepts JSON (application/json, application/*, */*
 // with a non-zero quality), else protobuf when Accept accepts it, else a
-// *NegotiateError with status 406.
-func Negotiate(contentType, accept string) (request, response string, err error) {
+// *negotiateError with status 406.
+func negotiate(contentType, accept string) (request, response string, err error) {
 	if strings.TrimSpace(contentType) == "" {
-		return "", "", &NegotiateError{http.StatusBadRequest, "Expecting 'Content-Type' to be present"}
+		return "", "", &negotiateError{http.StatusBadRequest, "Expecting 'Content-Type' to be present"}
 	}
 	mt, _, perr := mime.ParseMediaType(contentType)
 	switch {
 	case perr != nil:
-		return "", "", &NegotiateError{http.StatusUnsupportedMediaType, "unparsable Content-Type: " + perr.Error()}
+		return "", "", &negotiateError{http.StatusUnsupportedMediaType, "unparsable Content-Type: " + perr.Error()}
 	case mt == pb.MediaJSON || mt == pb.MediaProtobuf:
 		request = mt
 	default:
-		return "", "", &NegotiateError{http.StatusUnsupportedMediaType,
+		return "", "", &negotiateError{http.StatusUnsupportedMediaType,
 			fmt.Sprintf("Expecting 'Content-Type' of %s or %s", pb.MediaJSON, pb.MediaProtobuf)}
 	}
 	if strings.TrimSpace(accept) == "" {
@@ -59,7 +59,7 @@ func Negotiate(contentType, accept string) (request, response string, err error)
 	if acceptsMedia(accept, pb.MediaProtobuf) {
 		return request, pb.MediaProtobuf, nil
 	}
-	return "", "", &NegotiateError{http.StatusNotAcceptable,
+	return "", "", &negotiateError{http.StatusNotAcceptable,
 		fmt.Sprintf("Expecting 'Accept' to allow %s or %s", pb.MediaJSON, pb.MediaProtobuf)}
 }
 
@@ -102,10 +102,10 @@ func acceptsMedia(accept, mt string) bool {
 	return best >= 0 && bestQ > 0
 }
 
-// DecodeCall decodes a PkgpandaCall body of media type MediaJSON (protobuf
+// decodeCall decodes a PkgpandaCall body of media type MediaJSON (protobuf
 // JSON mapping; field names as in the .proto or lowerCamelCase, enum
 // values by name or number; unknown fields rejected) or MediaProtobuf.
-func DecodeCall(mediaType string, body []byte) (*pb.PkgpandaCall, error) {
+func decodeCall(mediaType string, body []byte) (*pb.PkgpandaCall, error) {
 	call := &pb.PkgpandaCall{}
 	switch mediaType {
 	case pb.MediaJSON:
@@ -123,9 +123,9 @@ func DecodeCall(mediaType string, body []byte) (*pb.PkgpandaCall, error) {
 	return call, nil
 }
 
-// EncodeResponse encodes r as mediaType (MediaJSON: protobuf JSON mapping
+// encodeResponse encodes r as mediaType (MediaJSON: protobuf JSON mapping
 // with the .proto's field names and enum names; MediaProtobuf: binary).
-func EncodeResponse(mediaType string, r *pb.PkgpandaResponse) ([]byte, error) {
+func encodeResponse(mediaType string, r *pb.PkgpandaResponse) ([]byte, error) {
 	switch mediaType {
 	case pb.MediaJSON:
 		var buf bytes.Buffer
@@ -255,10 +255,10 @@ func (p *Process) serveAPIv1(req *libprocess.Request, respond libprocess.Respond
 		respond(libprocess.ErrorResponse(http.StatusNotFound, "no such route"))
 		return
 	}
-	reqType, respType, err := Negotiate(req.Header().Get("Content-Type"), req.Header().Get("Accept"))
+	reqType, respType, err := negotiate(req.Header().Get("Content-Type"), req.Header().Get("Accept"))
 	if err != nil {
 		status := http.StatusBadRequest
-		if ne, ok := err.(*NegotiateError); ok {
+		if ne, ok := err.(*negotiateError); ok {
 			status = ne.Status
 		}
 		respond(libprocess.ErrorResponse(status, err.Error()))
@@ -266,7 +266,7 @@ func (p *Process) serveAPIv1(req *libprocess.Request, respond libprocess.Respond
 	}
 	mayMutate, _ := p.mayStart(who) // authenticated has answered those it refuses
 	answer := func(r *pb.PkgpandaResponse) {
-		body, err := EncodeResponse(respType, r)
+		body, err := encodeResponse(respType, r)
 		if err != nil {
 			respond(libprocess.ErrorResponse(http.StatusInternalServerError, err.Error()))
 			return
@@ -293,7 +293,7 @@ func (p *Process) serveAPIv1(req *libprocess.Request, respond libprocess.Respond
 	}
 	if reqType == pb.MediaJSON {
 		p.withBody(req, respond, maxCallFields, "a JSON api/v1 body is capped at 1 MiB: send large tarballs as "+pb.MediaProtobuf+" or to /pkgpanda/add", func(body []byte) {
-			call, err := DecodeCall(pb.MediaJSON, body)
+			call, err := decodeCall(pb.MediaJSON, body)
 			if err != nil {
 				respond(libprocess.ErrorResponse(http.StatusBadRequest, err.Error()))
 				return

@@ -92,15 +92,15 @@ func TestNegotiate(t *testing.T) {
 		{"", "", "", "", 400},
 		{"application/json; charset=utf-8", "application/x-protobuf", pb.MediaJSON, pb.MediaProtobuf, 0},
 	} {
-		req, resp, err := Negotiate(c.ct, c.accept)
+		req, resp, err := negotiate(c.ct, c.accept)
 		status := 0
-		if ne, ok := err.(*NegotiateError); ok {
+		if ne, ok := err.(*negotiateError); ok {
 			status = ne.Status
 		} else if err != nil {
-			t.Fatalf("Negotiate(%q, %q): unexpected error type %v", c.ct, c.accept, err)
+			t.Fatalf("negotiate(%q, %q): unexpected error type %v", c.ct, c.accept, err)
 		}
 		if req != c.req || resp != c.resp || status != c.status {
-			t.Errorf("Negotiate(%q, %q) = %q, %q, %d; want %q, %q, %d", c.ct, c.accept, req, resp, status, c.req, c.resp, c.status)
+			t.Errorf("negotiate(%q, %q) = %q, %q, %d; want %q, %q, %d", c.ct, c.accept, req, resp, status, c.req, c.resp, c.status)
 		}
 	}
 }
@@ -119,7 +119,7 @@ func TestMesosGoMessengerRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Stop()
-	self := e.p.UPID()
+	self := e.p.lp.Self()
 	to := &upid.UPID{ID: self.ID, Host: self.Host, Port: strconv.Itoa(int(self.Port))}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -163,7 +163,7 @@ func TestConformancePkgpandaSection(t *testing.T) {
 	repo, _ := fixtureIDs(t, e.fixture)
 	rep, err := conformance.Run(context.Background(), conformance.Options{
 		Target:   e.rt.Addr().HostPort(),
-		Process:  ProcessID,
+		Process:  processID,
 		Pkgpanda: true,
 		Fixture:  e.fixture,
 		Listen:   "127.0.0.1:0",

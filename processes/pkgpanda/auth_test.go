@@ -91,7 +91,7 @@ func (e *env) sendRaw(from string, body []byte) {
 	}
 	defer conn.Close()
 	head := fmt.Sprintf("POST /%s/mesos.internal.PkgpandaCall HTTP/1.1\r\nHost: %s\r\nLibprocess-From: %s\r\n"+
-		"Content-Type: application/x-protobuf\r\nContent-Length: %d\r\nConnection: close\r\n\r\n", ProcessID, e.rt.Addr().HostPort(), from, len(body))
+		"Content-Type: application/x-protobuf\r\nContent-Length: %d\r\nConnection: close\r\n\r\n", processID, e.rt.Addr().HostPort(), from, len(body))
 	if _, err := conn.Write(append([]byte(head), body...)); err != nil {
 		e.t.Fatal(err)
 	}

@@ -389,8 +389,8 @@ func TestCacheOff(t *testing.T) {
 // request started a shared run resets its connection, the run goes on for
 // the reader still waiting; once that one goes too, the run is cancelled.
 func TestCacheSharedRunOutlivesTheReaderWhoStartedIt(t *testing.T) {
-	runs := make(chan RunInfo, 8)
-	e := newEnv(t, envOpt{delay: 2 * time.Second, onRun: func(ri RunInfo) { runs <- ri }})
+	runs := make(chan runInfo, 8)
+	e := newEnv(t, envOpt{delay: 2 * time.Second, onRun: func(ri runInfo) { runs <- ri }})
 	e.settle()
 	repo, _ := fixtureIDs(t, e.fixture)
 	reset := func(conn net.Conn) {

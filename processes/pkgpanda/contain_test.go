@@ -13,11 +13,11 @@ import (
 	"testing"
 )
 
-// panicOn returns an OnRun hook that panics once per arm() on the first
+// panicOn returns an onRun hook that panics once per arm() on the first
 // run whose argv holds word, and the arming function.
-func panicOn(word string) (func(RunInfo), func()) {
+func panicOn(word string) (func(runInfo), func()) {
 	var armed atomic.Bool
-	return func(ri RunInfo) {
+	return func(ri runInfo) {
 			if slices.Contains(ri.Argv, word) && armed.CompareAndSwap(true, false) {
 				panic("injected panic on `pkgpanda " + word + "`")
 			}
@@ -29,15 +29,15 @@ func panicOn(word string) (func(RunInfo), func()) {
 // A panic in pkgpanda's own code, on whatever path the operation took,
 // answers that request 500, is counted and logged with its stack, and the
 // same route then serves the next request: the actor, its locks and the
-// process go on. The hook that panics is Config.OnRun, called on the
+// process go on. The hook that panics is Config.onRun, called on the
 // goroutine that ran the subprocess.
 func TestPanicIsContainedOnEveryPath(t *testing.T) {
 	hook := struct {
 		sync.Mutex
-		f func(RunInfo)
+		f func(runInfo)
 	}{}
 	var logs syncBuffer
-	e := newEnv(t, envOpt{noCache: true, log: &logs, onRun: func(ri RunInfo) {
+	e := newEnv(t, envOpt{noCache: true, log: &logs, onRun: func(ri runInfo) {
 		hook.Lock()
 		f := hook.f
 		hook.Unlock()

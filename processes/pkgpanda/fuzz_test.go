@@ -42,13 +42,13 @@ func FuzzParseGlobalArgs(f *testing.F) {
 	})
 }
 
-// FuzzNegotiate checks that Negotiate either picks supported media types
+// FuzzNegotiate checks that negotiate either picks supported media types
 // or fails with one of the statuses the API documents.
 func FuzzNegotiate(f *testing.F) {
 	f.Fuzz(func(t *testing.T, contentType, accept string) {
-		req, resp, err := Negotiate(contentType, accept)
+		req, resp, err := negotiate(contentType, accept)
 		if err != nil {
-			var ne *NegotiateError
+			var ne *negotiateError
 			if !errors.As(err, &ne) {
 				t.Fatalf("error of type %T", err)
 			}
@@ -82,7 +82,7 @@ func FuzzDecodeCall(f *testing.F) {
 		if asJSON {
 			mt = pb.MediaJSON
 		}
-		call, err := DecodeCall(mt, body)
+		call, err := decodeCall(mt, body)
 		if err != nil {
 			return
 		}

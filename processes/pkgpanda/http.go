@@ -14,9 +14,9 @@ import (
 	pb "github.com/procpanda/procpanda/processes/pkgpanda/pkgpandapb"
 )
 
-// PackageIDHeader is the request header add accepts the package id in,
+// packageIDHeader is the request header add accepts the package id in,
 // as an alternative to the `id` query parameter.
-const PackageIDHeader = "Pkgpanda-Package-Id"
+const packageIDHeader = "Pkgpanda-Package-Id"
 
 // packageJSON is the Pkgpanda API's package object.
 type packageJSON struct {
@@ -120,7 +120,7 @@ func allowed(req *libprocess.Request, methods ...string) bool {
 // for /pkgpanda/repository/mesos--0.22.0 ("" or "/" for the route itself).
 func subPath(req *libprocess.Request) string {
 	path := req.URL.Path
-	prefix := "/" + ProcessID + "/" + req.Route
+	prefix := "/" + processID + "/" + req.Route
 	if i := strings.Index(path, prefix); i >= 0 {
 		return path[i+len(prefix):]
 	}
@@ -289,7 +289,7 @@ func (p *Process) routeHelp(route string, ops []opID) libprocess.Help {
 		}
 	}
 	tldr := strings.Join(summaries, "; ") + "."
-	if route == RouteRepository || route == RouteActive {
+	if route == routeRepository || route == routeActive {
 		tldr = "Pkgpanda API: " + tldr
 		answers = append(answers, apiEdgesHelp)
 	} else if r := []rune(tldr); len(r) > 0 {
@@ -321,16 +321,16 @@ func (p *Process) callsHelp() string {
 // help comes from the table.
 func (p *Process) installRoutes() {
 	handlers := map[string]callerHandler{
-		RouteListJSON:   p.serveListJSON,
-		RouteActiveJSON: p.serveActiveJSON,
-		RouteAdd:        p.serveAdd,
-		RouteRemove:     p.serveRemove,
-		RouteActivate:   p.serveActivate,
-		RouteSwap:       p.serveSwap,
-		RouteFetch:      p.serveFetch,
-		RouteCheck:      p.serveCheck,
-		RouteRepository: p.serveAPI,
-		RouteActive:     p.serveAPI,
+		routeListJSON:   p.serveListJSON,
+		routeActiveJSON: p.serveActiveJSON,
+		routeAdd:        p.serveAdd,
+		routeRemove:     p.serveRemove,
+		routeActivate:   p.serveActivate,
+		routeSwap:       p.serveSwap,
+		routeFetch:      p.serveFetch,
+		routeCheck:      p.serveCheck,
+		routeRepository: p.serveAPI,
+		routeActive:     p.serveAPI,
 	}
 	for _, name := range RouteNames() {
 		ops := p.routeOps(name)
@@ -342,7 +342,7 @@ func (p *Process) installRoutes() {
 			calls = append(calls, opID(op))
 		}
 	}
-	p.route(RouteAPIv1, libprocess.Help{
+	p.route(routeAPIv1, libprocess.Help{
 		TLDR:  "PkgpandaCall/PkgpandaResponse API (JSON or protobuf).",
 		Usage: "POST /pkgpanda/api/v1",
 		Description: "The body is a `mesos.internal.PkgpandaCall` (see pkgpanda.proto) as `application/json` or `application/x-protobuf` (Content-Type); " +
@@ -386,16 +386,16 @@ func (p *Process) serveAdd(req *libprocess.Request, respond libprocess.Responder
 		respond(methodNotAllowed(http.MethodPost))
 		return
 	}
-	q, h := req.URL.Query().Get("id"), req.Header().Get(PackageIDHeader)
+	q, h := req.URL.Query().Get("id"), req.Header().Get(packageIDHeader)
 	raw := q
 	switch {
 	case q == "" && h == "":
-		respond(libprocess.ErrorResponse(http.StatusBadRequest, "the package id is needed: `id` query parameter or "+PackageIDHeader+" header"))
+		respond(libprocess.ErrorResponse(http.StatusBadRequest, "the package id is needed: `id` query parameter or "+packageIDHeader+" header"))
 		return
 	case q == "":
 		raw = h
 	case h != "" && h != q:
-		respond(libprocess.ErrorResponse(http.StatusBadRequest, "the `id` query parameter and the "+PackageIDHeader+" header differ"))
+		respond(libprocess.ErrorResponse(http.StatusBadRequest, "the `id` query parameter and the "+packageIDHeader+" header differ"))
 		return
 	}
 	if _, fail := parseToolIDs([]string{raw}); fail != nil {

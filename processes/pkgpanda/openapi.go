@@ -14,9 +14,9 @@ import (
 	pb "github.com/procpanda/procpanda/processes/pkgpanda/pkgpandapb"
 )
 
-// RouteOpenAPI is the route that serves the OpenAPI 3.1 document of every
+// routeOpenAPI is the route that serves the OpenAPI 3.1 document of every
 // HTTP route of the process (GET /pkgpanda/openapi.json).
-const RouteOpenAPI = "openapi.json"
+const routeOpenAPI = "openapi.json"
 
 // The OpenAPI document is built from the operation table at request time,
 // each document operation naming the table's rows it runs in
@@ -32,7 +32,7 @@ const RouteOpenAPI = "openapi.json"
 // credentials, as /help does: it says what the routes are, not what the
 // node holds.
 func (p *Process) installOpenAPI() {
-	p.lp.Route(RouteOpenAPI, libprocess.Help{
+	p.lp.Route(routeOpenAPI, libprocess.Help{
 		TLDR:  "OpenAPI 3.1 document of every pkgpanda route.",
 		Usage: "GET /pkgpanda/openapi.json",
 		Description: "The routes of this process, generated from its operation table: paths, methods, parameters, request and response media types and schemas, " +
@@ -117,7 +117,7 @@ func (p *Process) openAPIDocument() ([]byte, error) {
 			add(path, http.MethodHead, headOf(built))
 		}
 	}
-	for _, route := range []string{RouteRepository, RouteActive} {
+	for _, route := range []string{routeRepository, routeActive} {
 		for _, shape := range []apiPath{pathList, pathItem} {
 			path := "/" + route + "/"
 			if shape == pathItem {
@@ -146,7 +146,7 @@ func (p *Process) openAPIDocument() ([]byte, error) {
 			add("/"+route, m, r)
 		}
 	}
-	for _, route := range []string{RouteListJSON, RouteActiveJSON, RouteAdd, RouteRemove, RouteActivate, RouteSwap, RouteFetch, RouteCheck} {
+	for _, route := range []string{routeListJSON, routeActiveJSON, routeAdd, routeRemove, routeActivate, routeSwap, routeFetch, routeCheck} {
 		method, built, err := p.cliOperation(route)
 		if err != nil {
 			return nil, err
@@ -160,7 +160,7 @@ func (p *Process) openAPIDocument() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	add("/"+RouteAPIv1, http.MethodPost, v1)
+	add("/"+routeAPIv1, http.MethodPost, v1)
 	meta := obj{
 		"summary":     "This document",
 		"operationId": "openapi",
@@ -171,10 +171,10 @@ func (p *Process) openAPIDocument() ([]byte, error) {
 			"500": errorResponse(http.StatusInternalServerError),
 		},
 	}
-	add("/"+RouteOpenAPI, http.MethodGet, meta)
-	add("/"+RouteOpenAPI, http.MethodHead, headOf(meta))
+	add("/"+routeOpenAPI, http.MethodGet, meta)
+	add("/"+routeOpenAPI, http.MethodHead, headOf(meta))
 
-	servers := []any{obj{"url": "/" + ProcessID, "description": "the pkgpanda process on the libprocess port (or unix socket)"}}
+	servers := []any{obj{"url": "/" + processID, "description": "the pkgpanda process on the libprocess port (or unix socket)"}}
 	if p.delegated {
 		servers = append(servers, obj{"url": "/", "description": "the same routes without the prefix: the runtime's delegate is pkgpanda (--delegate pkgpanda), as behind Admin Router"})
 	}
@@ -579,25 +579,25 @@ func (p *Process) cliOperation(route string) (string, obj, error) {
 	}
 	o := obj{"summary": s.help.summary, "operationId": operationID(s.name), "tags": []string{"pkgpanda CLI"}}
 	switch route {
-	case RouteListJSON, RouteActiveJSON:
+	case routeListJSON, routeActiveJSON:
 		method = http.MethodGet
-	case RouteCheck:
+	case routeCheck:
 		method = http.MethodGet
 		extra = append(extra, http.StatusBadRequest)
 		params = append(params, obj{"name": "list", "in": "query", "description": "true or 1: list the checks (JSON) instead of running them (streamed text)",
 			"schema": obj{"type": "string", "enum": []string{"true", "false", "1", "0", ""}}})
-	case RouteAdd:
+	case routeAdd:
 		extra = append(extra, http.StatusBadRequest, http.StatusRequestEntityTooLarge)
-		params = append(params, obj{"name": "id", "in": "query", "description": "the package id (or the " + PackageIDHeader + " header)", "schema": obj{"type": "string"}},
-			obj{"name": PackageIDHeader, "in": "header", "description": "the package id (or the `id` query parameter)", "schema": obj{"type": "string"}})
+		params = append(params, obj{"name": "id", "in": "query", "description": "the package id (or the " + packageIDHeader + " header)", "schema": obj{"type": "string"}},
+			obj{"name": packageIDHeader, "in": "header", "description": "the package id (or the `id` query parameter)", "schema": obj{"type": "string"}})
 		o["requestBody"] = obj{"required": true, "description": "the package tarball (`<id>.tar.xz`)",
 			"content": obj{"application/octet-stream": obj{"schema": obj{"type": "string", "format": "binary"}},
 				"application/x-xz": obj{"schema": obj{"type": "string", "format": "binary"}}}}
-	case RouteFetch:
+	case routeFetch:
 		extra = append(extra, http.StatusBadRequest)
 		params = append(params, idsParam("package ids, repeated"),
 			obj{"name": "repository_url", "in": "query", "required": true, "schema": obj{"type": "string"}})
-	case RouteSwap:
+	case routeSwap:
 		extra = append(extra, http.StatusBadRequest)
 		params = append(params, idsParam("one package id"))
 	default:

@@ -82,8 +82,8 @@ func (p *Process) run(ctx context.Context, a *actor, argv []string, stream io.Wr
 		}
 	}
 	ev.Msg("pkgpanda run")
-	if p.cfg.OnRun != nil {
-		p.cfg.OnRun(RunInfo{Route: a.route, Argv: argv, Result: res, Err: err})
+	if p.cfg.onRun != nil {
+		p.cfg.onRun(runInfo{Route: a.route, Argv: argv, Result: res, Err: err})
 	}
 	return res, err
 }

@@ -131,7 +131,7 @@ func TestAPIv1StatusIsHTTPStatus(t *testing.T) {
 		if got.Status != want.Status || got.Error != want.Error || !slices.Equal(got.Missing, want.Missing) {
 			t.Errorf("%s: HTTP %s %s answered %+v, api/v1 %+v", name, method, path, got, want)
 		}
-		call, err := DecodeCall(pb.MediaJSON, []byte(c.call(m)))
+		call, err := decodeCall(pb.MediaJSON, []byte(c.call(m)))
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}

@@ -51,7 +51,7 @@ func (e *env) stalledAdd(id string, size int, first []byte) net.Conn {
 	}
 	e.t.Cleanup(func() { conn.Close() })
 	head := fmt.Sprintf("POST /%s/add?id=%s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n",
-		ProcessID, id, e.rt.Addr().HostPort(), size)
+		processID, id, e.rt.Addr().HostPort(), size)
 	if _, err := conn.Write(append([]byte(head), first...)); err != nil {
 		e.t.Fatal(err)
 	}

@@ -60,7 +60,11 @@ func ExampleClient_Add() {
 		log.Fatal(err)
 	}
 	defer f.Close()
-	res, err := c.Add(context.Background(), "mesos--0.23.0", f)
+	fi, err := f.Stat()
+	if err != nil {
+		log.Fatal(err)
+	}
+	res, err := c.Add(context.Background(), "mesos--0.23.0", f, fi.Size())
 	if err != nil {
 		log.Fatal(err)
 	}

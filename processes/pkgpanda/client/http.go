@@ -3,6 +3,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -50,15 +51,37 @@ type httpTransport struct {
 	opts   *options
 }
 
-func (t *httpTransport) call(ctx context.Context, c *pb.PkgpandaCall) (*pb.PkgpandaResponse, error) {
-	body, err := proto.Marshal(c)
+// tarballKey is the protobuf key of PkgpandaCall.tarball: field 5,
+// length-delimited (wire type 2).
+const tarballKey = 5<<3 | 2
+
+// callBody returns the protobuf encoding of c followed, when tb is not
+// nil, by its tarball field, streamed from tb.r, and the body's length.
+// Protobuf lets fields come in any order, so the fields of c, encoded at
+// once, then the tarball's key, length and bytes, are one PkgpandaCall.
+func callBody(c *pb.PkgpandaCall, tb *tarballArg) (io.Reader, int64, error) {
+	head, err := proto.Marshal(c)
 	if err != nil {
-		return nil, fmt.Errorf("encoding the call: %w", err)
+		return nil, 0, fmt.Errorf("encoding the call: %w", err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url, bytes.NewReader(body))
+	if tb == nil {
+		return bytes.NewReader(head), int64(len(head)), nil
+	}
+	head = binary.AppendUvarint(head, tarballKey)
+	head = binary.AppendUvarint(head, uint64(tb.size))
+	return io.MultiReader(bytes.NewReader(head), &exactReader{r: tb.r, n: tb.size}), int64(len(head)) + tb.size, nil
+}
+
+func (t *httpTransport) call(ctx context.Context, c *pb.PkgpandaCall, tb *tarballArg) (*pb.PkgpandaResponse, error) {
+	body, size, err := callBody(c, tb)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url, io.NopCloser(body))
 	if err != nil {
 		return nil, fmt.Errorf("making the request: %w", err)
 	}
+	req.ContentLength = size
 	req.Header.Set("Content-Type", pb.MediaProtobuf)
 	req.Header.Set("Accept", pb.MediaProtobuf)
 	if t.opts.authorization != "" {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"sync"
@@ -15,9 +16,10 @@ import (
 )
 
 // NewMessages returns a client that sends PkgpandaCall messages to target
-// (e.g. pkgpanda@10.0.0.2:5052) from a process of its own, on a libprocess
-// runtime the client starts (see WithListen) and stops on Close. The
-// process' PkgpandaResponse replies are matched to calls by request_id.
+// (e.g. pkgpanda@10.0.0.2:5052) from a process of its own, spawned on the
+// caller's runtime (WithRuntime) or on a libprocess runtime the client
+// starts (see WithListen) and stops on Close. The process'
+// PkgpandaResponse replies are matched to calls by request_id.
 func NewMessages(ctx context.Context, target libprocess.UPID, opts ...Option) (*Client, error) {
 	if target.ID == "" || target.Host == "" || target.Port == 0 {
 		return nil, fmt.Errorf("pkgpanda client: target %q is not id@host:port", target)
@@ -25,6 +27,16 @@ func NewMessages(ctx context.Context, target libprocess.UPID, opts ...Option) (*
 	o := defaultOptions()
 	for _, f := range opts {
 		f(&o)
+	}
+	if o.runtime != nil {
+		if o.listen != "" {
+			return nil, errors.New("pkgpanda client: WithListen and WithRuntime exclude each other")
+		}
+		t, err := newMessageTransport(o.runtime, target, &o)
+		if err != nil {
+			return nil, err
+		}
+		return &Client{opts: o, t: t}, nil
 	}
 	listen := o.listen
 	if listen == "" {
@@ -136,7 +148,21 @@ func (t *messageTransport) deliver(from libprocess.UPID, r *pb.PkgpandaResponse)
 // errClosed is a call on a closed client.
 var errClosed = errors.New("the client is closed")
 
-func (t *messageTransport) call(ctx context.Context, c *pb.PkgpandaCall) (*pb.PkgpandaResponse, error) {
+// maxMessageTarball is the largest tarball Add sends in a message: a
+// default runtime's MaxMessageSize, which bounds what the process
+// receives, less room for the call's other fields.
+func maxMessageTarball() int64 { return int64(libprocess.DefaultConfig().MaxMessageSize) - 64<<10 }
+
+func (t *messageTransport) call(ctx context.Context, c *pb.PkgpandaCall, tb *tarballArg) (*pb.PkgpandaResponse, error) {
+	if tb != nil {
+		if limit := maxMessageTarball(); tb.size > limit {
+			return nil, fmt.Errorf("a tarball of %d bytes exceeds the %d a message carries; add it over HTTP: %w", tb.size, limit, ErrTooLarge)
+		}
+		c.Tarball = make([]byte, tb.size)
+		if _, err := io.ReadFull(&exactReader{r: tb.r, n: tb.size}, c.Tarball); err != nil {
+			return nil, err
+		}
+	}
 	c.Authorization = t.opts.authorization
 	ch := make(chan *pb.PkgpandaResponse, 1)
 	t.mu.Lock()

@@ -22,8 +22,8 @@ import (
 	"github.com/gogo/protobuf/proto"
 	"github.com/procpanda/procpanda/conformance"
 	"github.com/procpanda/procpanda/libprocess"
-	"github.com/procpanda/procpanda/processes/pkgpanda"
 	"github.com/procpanda/procpanda/processes/pkgpanda/client"
+	pb "github.com/procpanda/procpanda/processes/pkgpanda/pkgpandapb"
 )
 
 func main() {
@@ -152,20 +152,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 // status 200. The messages are the pkgpanda process' public protocol.
 func pkgpandaListRoundTrip() *conformance.RoundTrip {
 	const requestID = "libprocess-conformance"
-	body, err := proto.Marshal(&pkgpanda.PkgpandaCall{Type: pkgpanda.PkgpandaCall_LIST, RequestId: requestID})
+	body, err := proto.Marshal(&pb.PkgpandaCall{Type: pb.PkgpandaCall_LIST, RequestId: requestID})
 	if err != nil {
 		panic(err) // a fixed, valid message always encodes
 	}
 	return &conformance.RoundTrip{
-		Name:      proto.MessageName(&pkgpanda.PkgpandaCall{}),
+		Name:      proto.MessageName(&pb.PkgpandaCall{}),
 		Body:      body,
-		ReplyName: proto.MessageName(&pkgpanda.PkgpandaResponse{}),
+		ReplyName: proto.MessageName(&pb.PkgpandaResponse{}),
 		Check: func(b []byte) error {
-			var r pkgpanda.PkgpandaResponse
+			var r pb.PkgpandaResponse
 			if err := proto.Unmarshal(b, &r); err != nil {
 				return fmt.Errorf("decoding PkgpandaResponse: %w", err)
 			}
-			if r.RequestId != requestID || r.Status != 200 || r.Type != pkgpanda.PkgpandaCall_LIST {
+			if r.RequestId != requestID || r.Status != 200 || r.Type != pb.PkgpandaCall_LIST {
 				return fmt.Errorf("want LIST response %q with status 200, got type %v request_id %q status %d error %q",
 					requestID, r.Type, r.RequestId, r.Status, r.Error)
 			}

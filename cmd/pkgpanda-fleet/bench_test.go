@@ -18,7 +18,7 @@ import (
 
 	"github.com/gogo/protobuf/proto"
 	"github.com/mesos/mesos-go/api/v1/lib/master"
-	"github.com/procpanda/procpanda/processes/pkgpanda"
+	pb "github.com/procpanda/procpanda/processes/pkgpanda/pkgpandapb"
 )
 
 // simAgents serves the api/v1 ACTIVE call of n simulated pkgpanda
@@ -40,15 +40,15 @@ func (s *simAgents) serve(w http.ResponseWriter, r *http.Request, latency time.D
 	}
 	s.calls.Add(1)
 	b, _ := io.ReadAll(r.Body)
-	var call pkgpanda.PkgpandaCall
+	var call pb.PkgpandaCall
 	if err := proto.Unmarshal(b, &call); err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
 	time.Sleep(latency) // the agent's own work: no synchronisation here
-	resp := &pkgpanda.PkgpandaResponse{Type: call.Type, RequestId: call.RequestId, Status: 200, PackageIds: baseline}
+	resp := &pb.PkgpandaResponse{Type: call.Type, RequestId: call.RequestId, Status: 200, PackageIds: baseline}
 	out, _ := proto.Marshal(resp)
-	w.Header().Set("Content-Type", pkgpanda.MediaProtobuf)
+	w.Header().Set("Content-Type", pb.MediaProtobuf)
 	w.Write(out)
 }
 

@@ -15,57 +15,52 @@ import (
 	"github.com/gogo/protobuf/jsonpb"
 	"github.com/gogo/protobuf/proto"
 	"github.com/procpanda/procpanda/libprocess"
+	pb "github.com/procpanda/procpanda/processes/pkgpanda/pkgpandapb"
 )
 
-// Media types of the api/v1 route, as in Mesos' operator API.
-const (
-	MediaJSON     = "application/json"
-	MediaProtobuf = "application/x-protobuf"
-)
-
-// NegotiateError is a content negotiation failure of api/v1: Status is
+// negotiateError is a content negotiation failure of api/v1: Status is
 // 400 (no Content-Type), 415 (unsupported Content-Type) or 406
 // (unacceptable Accept).
-type NegotiateError struct {
+type negotiateError struct {
 	Status int
 	Msg    string
 }
 
 // Error returns the message.
-func (e *NegotiateError) Error() string { return e.Msg }
+func (e *negotiateError) Error() string { return e.Msg }
 
-// Negotiate picks the request and response media types of an api/v1
+// negotiate picks the request and response media types of an api/v1
 // request from its Content-Type and Accept headers, as Mesos' operator API
 // does: the request must be application/json or application/x-protobuf
 // (parameters such as charset are allowed); the response is JSON when
 // Accept is empty or accepts JSON (application/json, application/*, */*
 // with a non-zero quality), else protobuf when Accept accepts it, else a
-// *NegotiateError with status 406.
-func Negotiate(contentType, accept string) (request, response string, err error) {
+// *negotiateError with status 406.
+func negotiate(contentType, accept string) (request, response string, err error) {
 	if strings.TrimSpace(contentType) == "" {
-		return "", "", &NegotiateError{http.StatusBadRequest, "Expecting 'Content-Type' to be present"}
+		return "", "", &negotiateError{http.StatusBadRequest, "Expecting 'Content-Type' to be present"}
 	}
 	mt, _, perr := mime.ParseMediaType(contentType)
 	switch {
 	case perr != nil:
-		return "", "", &NegotiateError{http.StatusUnsupportedMediaType, "unparsable Content-Type: " + perr.Error()}
-	case mt == MediaJSON || mt == MediaProtobuf:
+		return "", "", &negotiateError{http.StatusUnsupportedMediaType, "unparsable Content-Type: " + perr.Error()}
+	case mt == pb.MediaJSON || mt == pb.MediaProtobuf:
 		request = mt
 	default:
-		return "", "", &NegotiateError{http.StatusUnsupportedMediaType,
-			fmt.Sprintf("Expecting 'Content-Type' of %s or %s", MediaJSON, MediaProtobuf)}
+		return "", "", &negotiateError{http.StatusUnsupportedMediaType,
+			fmt.Sprintf("Expecting 'Content-Type' of %s or %s", pb.MediaJSON, pb.MediaProtobuf)}
 	}
 	if strings.TrimSpace(accept) == "" {
-		return request, MediaJSON, nil
+		return request, pb.MediaJSON, nil
 	}
-	if acceptsMedia(accept, MediaJSON) {
-		return request, MediaJSON, nil
+	if acceptsMedia(accept, pb.MediaJSON) {
+		return request, pb.MediaJSON, nil
 	}
-	if acceptsMedia(accept, MediaProtobuf) {
-		return request, MediaProtobuf, nil
+	if acceptsMedia(accept, pb.MediaProtobuf) {
+		return request, pb.MediaProtobuf, nil
 	}
-	return "", "", &NegotiateError{http.StatusNotAcceptable,
-		fmt.Sprintf("Expecting 'Accept' to allow %s or %s", MediaJSON, MediaProtobuf)}
+	return "", "", &negotiateError{http.StatusNotAcceptable,
+		fmt.Sprintf("Expecting 'Accept' to allow %s or %s", pb.MediaJSON, pb.MediaProtobuf)}
 }
 
 // acceptsMedia reports whether an Accept header accepts media type mt
@@ -107,18 +102,18 @@ func acceptsMedia(accept, mt string) bool {
 	return best >= 0 && bestQ > 0
 }
 
-// DecodeCall decodes a PkgpandaCall body of media type MediaJSON (protobuf
+// decodeCall decodes a PkgpandaCall body of media type MediaJSON (protobuf
 // JSON mapping; field names as in the .proto or lowerCamelCase, enum
 // values by name or number; unknown fields rejected) or MediaProtobuf.
-func DecodeCall(mediaType string, body []byte) (*PkgpandaCall, error) {
-	call := &PkgpandaCall{}
+func decodeCall(mediaType string, body []byte) (*pb.PkgpandaCall, error) {
+	call := &pb.PkgpandaCall{}
 	switch mediaType {
-	case MediaJSON:
+	case pb.MediaJSON:
 		u := jsonpb.Unmarshaler{}
 		if err := u.Unmarshal(bytes.NewReader(body), call); err != nil {
 			return nil, fmt.Errorf("decoding a JSON PkgpandaCall: %w", err)
 		}
-	case MediaProtobuf:
+	case pb.MediaProtobuf:
 		if err := proto.Unmarshal(body, call); err != nil {
 			return nil, fmt.Errorf("decoding a protobuf PkgpandaCall: %w", err)
 		}
@@ -128,18 +123,18 @@ func DecodeCall(mediaType string, body []byte) (*PkgpandaCall, error) {
 	return call, nil
 }
 
-// EncodeResponse encodes r as mediaType (MediaJSON: protobuf JSON mapping
+// encodeResponse encodes r as mediaType (MediaJSON: protobuf JSON mapping
 // with the .proto's field names and enum names; MediaProtobuf: binary).
-func EncodeResponse(mediaType string, r *PkgpandaResponse) ([]byte, error) {
+func encodeResponse(mediaType string, r *pb.PkgpandaResponse) ([]byte, error) {
 	switch mediaType {
-	case MediaJSON:
+	case pb.MediaJSON:
 		var buf bytes.Buffer
 		m := jsonpb.Marshaler{OrigName: true}
 		if err := m.Marshal(&buf, r); err != nil {
 			return nil, fmt.Errorf("encoding a JSON PkgpandaResponse: %w", err)
 		}
 		return buf.Bytes(), nil
-	case MediaProtobuf:
+	case pb.MediaProtobuf:
 		b, err := proto.Marshal(r)
 		if err != nil {
 			return nil, fmt.Errorf("encoding a protobuf PkgpandaResponse: %w", err)
@@ -155,7 +150,7 @@ func EncodeResponse(mediaType string, r *PkgpandaResponse) ([]byte, error) {
 // upload file "tarball" (nil when the call has none); on success the
 // prepared call holds it. It returns either the prepared call or an
 // immediate failure.
-func (p *Process) prepare(call *PkgpandaCall, tb *upload) (*opArgs, *PkgpandaResponse) {
+func (p *Process) prepare(call *pb.PkgpandaCall, tb *upload) (*opArgs, *pb.PkgpandaResponse) {
 	op, known := p.callOp(call)
 	if !known {
 		return nil, failed(http.StatusBadRequest, "unknown call type %s", call.Type)
@@ -179,8 +174,8 @@ const tarballFile = "tarball"
 // goroutine. who is the authenticated caller; tb the call's tarball on
 // disk (nil for none), removed once the call is done. ctx, if non-nil, is
 // the client's: it cancels a read-only call when its client goes.
-func (p *Process) dispatchCall(ctx context.Context, call *PkgpandaCall, who caller, tb *upload, finish func(*PkgpandaResponse)) {
-	done := func(r *PkgpandaResponse) {
+func (p *Process) dispatchCall(ctx context.Context, call *pb.PkgpandaCall, who caller, tb *upload, finish func(*pb.PkgpandaResponse)) {
+	done := func(r *pb.PkgpandaResponse) {
 		r.Type = call.Type
 		r.RequestId = call.RequestId
 		finish(r)
@@ -201,16 +196,16 @@ func (p *Process) dispatchCall(ctx context.Context, call *PkgpandaCall, who call
 // ADD holds a file name, not the bytes) and dispatches the call. A caller
 // that would be refused ADD is refused before anything is written. ctx
 // is as for dispatchCall.
-func (p *Process) callWithTarball(ctx context.Context, call *PkgpandaCall, who caller, finish func(*PkgpandaResponse)) {
+func (p *Process) callWithTarball(ctx context.Context, call *pb.PkgpandaCall, who caller, finish func(*pb.PkgpandaResponse)) {
 	if len(call.Tarball) == 0 {
 		p.dispatchCall(ctx, call, who, nil, finish)
 		return
 	}
-	reply := func(r *PkgpandaResponse) {
+	reply := func(r *pb.PkgpandaResponse) {
 		r.Type, r.RequestId = call.Type, call.RequestId
 		finish(r)
 	}
-	if call.Type != PkgpandaCall_ADD {
+	if call.Type != pb.PkgpandaCall_ADD {
 		call.Tarball = nil // only ADD takes one; nothing to keep
 		p.dispatchCall(ctx, call, who, nil, finish)
 		return
@@ -260,18 +255,18 @@ func (p *Process) serveAPIv1(req *libprocess.Request, respond libprocess.Respond
 		respond(libprocess.ErrorResponse(http.StatusNotFound, "no such route"))
 		return
 	}
-	reqType, respType, err := Negotiate(req.Header().Get("Content-Type"), req.Header().Get("Accept"))
+	reqType, respType, err := negotiate(req.Header().Get("Content-Type"), req.Header().Get("Accept"))
 	if err != nil {
 		status := http.StatusBadRequest
-		if ne, ok := err.(*NegotiateError); ok {
+		if ne, ok := err.(*negotiateError); ok {
 			status = ne.Status
 		}
 		respond(libprocess.ErrorResponse(status, err.Error()))
 		return
 	}
 	mayMutate, _ := p.mayStart(who) // authenticated has answered those it refuses
-	answer := func(r *PkgpandaResponse) {
-		body, err := EncodeResponse(respType, r)
+	answer := func(r *pb.PkgpandaResponse) {
+		body, err := encodeResponse(respType, r)
 		if err != nil {
 			respond(libprocess.ErrorResponse(http.StatusInternalServerError, err.Error()))
 			return
@@ -287,18 +282,18 @@ func (p *Process) serveAPIv1(req *libprocess.Request, respond libprocess.Respond
 	// checkCall applies the api/v1 rule for the authorization field: the
 	// HTTP Authorization header authenticates; the field must be empty or
 	// the very same credential, so a body cannot switch principals.
-	checkCall := func(call *PkgpandaCall) bool {
+	checkCall := func(call *pb.PkgpandaCall) bool {
 		if call.Authorization != "" && call.Authorization != req.Header().Get("Authorization") {
-			answer(&PkgpandaResponse{Type: call.Type, RequestId: call.RequestId, Status: http.StatusBadRequest,
+			answer(&pb.PkgpandaResponse{Type: call.Type, RequestId: call.RequestId, Status: http.StatusBadRequest,
 				Error: "the authorization field differs from the Authorization header; over HTTP, authenticate with the header"})
 			return false
 		}
 		call.Authorization = ""
 		return true
 	}
-	if reqType == MediaJSON {
-		p.withBody(req, respond, maxCallFields, "a JSON api/v1 body is capped at 1 MiB: send large tarballs as "+MediaProtobuf+" or to /pkgpanda/add", func(body []byte) {
-			call, err := DecodeCall(MediaJSON, body)
+	if reqType == pb.MediaJSON {
+		p.withBody(req, respond, maxCallFields, "a JSON api/v1 body is capped at 1 MiB: send large tarballs as "+pb.MediaProtobuf+" or to /pkgpanda/add", func(body []byte) {
+			call, err := decodeCall(pb.MediaJSON, body)
 			if err != nil {
 				respond(libprocess.ErrorResponse(http.StatusBadRequest, err.Error()))
 				return
@@ -318,7 +313,7 @@ func (p *Process) serveAPIv1(req *libprocess.Request, respond libprocess.Respond
 // bytes) to memory. A caller that may not mutate cannot send a tarball.
 // The body is read on a goroutine Drain waits for.
 func (p *Process) serveProtobufCall(req *libprocess.Request, respond libprocess.Responder, who caller, mayMutate bool,
-	checkCall func(*PkgpandaCall) bool, answer func(*PkgpandaResponse)) {
+	checkCall func(*pb.PkgpandaCall) bool, answer func(*pb.PkgpandaResponse)) {
 	var body io.Reader = bytes.NewReader(req.Body)
 	if req.BodyStream != nil {
 		body = req.BodyStream
@@ -352,8 +347,8 @@ func (p *Process) serveProtobufCall(req *libprocess.Request, respond libprocess.
 			up.received()
 			return err
 		})
-		var fail *PkgpandaResponse
-		var call PkgpandaCall
+		var fail *pb.PkgpandaResponse
+		var call pb.PkgpandaCall
 		switch {
 		case errors.Is(err, errMayNotMutate):
 			if r := p.admit(opAdd, who); r != nil {
@@ -374,7 +369,7 @@ func (p *Process) serveProtobufCall(req *libprocess.Request, respond libprocess.
 				fail = failed(http.StatusBadRequest, "decoding a protobuf PkgpandaCall: %v", uerr)
 			}
 		}
-		if up != nil && (fail != nil || call.Type != PkgpandaCall_ADD) {
+		if up != nil && (fail != nil || call.Type != pb.PkgpandaCall_ADD) {
 			up.remove() // failed, or not an ADD: only ADD takes a tarball
 			up = nil
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/mesos/mesos-go/api/v0/messenger"
 	"github.com/mesos/mesos-go/api/v0/upid"
 	"github.com/procpanda/procpanda/conformance"
+	pb "github.com/procpanda/procpanda/processes/pkgpanda/pkgpandapb"
 )
 
 func TestAPIv1JSONAndProtobuf(t *testing.T) {
@@ -21,7 +22,7 @@ func TestAPIv1JSONAndProtobuf(t *testing.T) {
 	repo, active := fixtureIDs(t, e.fixture)
 
 	// JSON in, JSON out (no Accept).
-	r := e.do("POST", "/api/v1", []byte(`{"type":"LIST","request_id":"req-1"}`), "Content-Type", MediaJSON)
+	r := e.do("POST", "/api/v1", []byte(`{"type":"LIST","request_id":"req-1"}`), "Content-Type", pb.MediaJSON)
 	expectJSON(t, "api/v1 JSON LIST", r, 200,
 		`{"type":"LIST","request_id":"req-1","status":200,"package_ids":`+jsonList(repo)+`}`)
 
@@ -32,45 +33,45 @@ func TestAPIv1JSONAndProtobuf(t *testing.T) {
 	expectStatus(t, "api/v1 JSON GET_ACTIVE_PACKAGE inactive", r, 404)
 
 	// Protobuf in, protobuf out.
-	call := &PkgpandaCall{Type: PkgpandaCall_ACTIVE, RequestId: "req-3"}
+	call := &pb.PkgpandaCall{Type: pb.PkgpandaCall_ACTIVE, RequestId: "req-3"}
 	body, err := proto.Marshal(call)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r = e.do("POST", "/api/v1", body, "Content-Type", MediaProtobuf, "Accept", MediaProtobuf)
-	if r.status != 200 || r.header.Get("Content-Type") != MediaProtobuf {
+	r = e.do("POST", "/api/v1", body, "Content-Type", pb.MediaProtobuf, "Accept", pb.MediaProtobuf)
+	if r.status != 200 || r.header.Get("Content-Type") != pb.MediaProtobuf {
 		t.Fatalf("api/v1 protobuf: %d %v", r.status, r.header)
 	}
-	var resp PkgpandaResponse
+	var resp pb.PkgpandaResponse
 	if err := proto.Unmarshal(r.body, &resp); err != nil {
 		t.Fatalf("decoding the protobuf response: %v", err)
 	}
-	if resp.RequestId != "req-3" || resp.Type != PkgpandaCall_ACTIVE || resp.Status != 200 || !slices.Equal(resp.PackageIds, active) {
+	if resp.RequestId != "req-3" || resp.Type != pb.PkgpandaCall_ACTIVE || resp.Status != 200 || !slices.Equal(resp.PackageIds, active) {
 		t.Fatalf("protobuf response %v, want ACTIVE req-3 %v", &resp, active)
 	}
 
 	// Protobuf in, JSON out.
-	r = e.do("POST", "/api/v1", body, "Content-Type", MediaProtobuf, "Accept", "application/json")
+	r = e.do("POST", "/api/v1", body, "Content-Type", pb.MediaProtobuf, "Accept", "application/json")
 	expectJSON(t, "protobuf in, JSON out", r, 200, `{"type":"ACTIVE","request_id":"req-3","status":200,"package_ids":`+jsonList(active)+`}`)
 
 	// Negotiation failures.
 	expectStatus(t, "415", e.do("POST", "/api/v1", []byte(`{}`), "Content-Type", "text/plain"), 415)
 	expectStatus(t, "no Content-Type", e.do("POST", "/api/v1", []byte(`{}`)), 400)
-	expectStatus(t, "406", e.do("POST", "/api/v1", []byte(`{"type":"LIST"}`), "Content-Type", MediaJSON, "Accept", "text/html"), 406)
-	expectStatus(t, "406 q=0", e.do("POST", "/api/v1", []byte(`{"type":"LIST"}`), "Content-Type", MediaJSON,
+	expectStatus(t, "406", e.do("POST", "/api/v1", []byte(`{"type":"LIST"}`), "Content-Type", pb.MediaJSON, "Accept", "text/html"), 406)
+	expectStatus(t, "406 q=0", e.do("POST", "/api/v1", []byte(`{"type":"LIST"}`), "Content-Type", pb.MediaJSON,
 		"Accept", "application/json;q=0, application/x-protobuf;q=0"), 406)
-	expectStatus(t, "bad JSON", e.do("POST", "/api/v1", []byte(`{"type":`), "Content-Type", MediaJSON), 400)
-	expectStatus(t, "unknown field", e.do("POST", "/api/v1", []byte(`{"type":"LIST","nope":1}`), "Content-Type", MediaJSON), 400)
-	expectStatus(t, "bad protobuf", e.do("POST", "/api/v1", []byte{0xff, 0xff}, "Content-Type", MediaProtobuf), 400)
-	r = e.do("POST", "/api/v1", []byte(`{"request_id":"x"}`), "Content-Type", MediaJSON)
+	expectStatus(t, "bad JSON", e.do("POST", "/api/v1", []byte(`{"type":`), "Content-Type", pb.MediaJSON), 400)
+	expectStatus(t, "unknown field", e.do("POST", "/api/v1", []byte(`{"type":"LIST","nope":1}`), "Content-Type", pb.MediaJSON), 400)
+	expectStatus(t, "bad protobuf", e.do("POST", "/api/v1", []byte{0xff, 0xff}, "Content-Type", pb.MediaProtobuf), 400)
+	r = e.do("POST", "/api/v1", []byte(`{"request_id":"x"}`), "Content-Type", pb.MediaJSON)
 	if r.status != 400 {
 		t.Fatalf("UNKNOWN call: %s", r)
 	}
 
 	// A mutation over api/v1: SWAP then ACTIVATE back.
-	r = e.do("POST", "/api/v1", []byte(`{"type":"SWAP","request_id":"s","package_ids":["mesos--0.23.0"]}`), "Content-Type", MediaJSON)
+	r = e.do("POST", "/api/v1", []byte(`{"type":"SWAP","request_id":"s","package_ids":["mesos--0.23.0"]}`), "Content-Type", pb.MediaJSON)
 	expectJSON(t, "SWAP", r, 200, `{"type":"SWAP","request_id":"s","status":204}`)
-	r = e.do("POST", "/api/v1", []byte(`{"type":"ACTIVATE","package_ids":["absent--1"]}`), "Content-Type", MediaJSON)
+	r = e.do("POST", "/api/v1", []byte(`{"type":"ACTIVATE","package_ids":["absent--1"]}`), "Content-Type", pb.MediaJSON)
 	expectJSON(t, "ACTIVATE missing", r, 409, `{"type":"ACTIVATE","status":409,"error":"Not all packages in the request are present on this node.","missing_packages":["absent--1"]}`)
 }
 
@@ -80,26 +81,26 @@ func TestNegotiate(t *testing.T) {
 		req, resp  string
 		status     int
 	}{
-		{MediaJSON, "", MediaJSON, MediaJSON, 0},
-		{MediaProtobuf, "", MediaProtobuf, MediaJSON, 0},
-		{MediaProtobuf, MediaProtobuf, MediaProtobuf, MediaProtobuf, 0},
-		{MediaJSON, "*/*", MediaJSON, MediaJSON, 0},
-		{MediaJSON, "application/*;q=0.5", MediaJSON, MediaJSON, 0},
-		{MediaJSON, "application/json;q=0, */*", MediaJSON, MediaProtobuf, 0},
-		{MediaJSON, "text/html", "", "", 406},
+		{pb.MediaJSON, "", pb.MediaJSON, pb.MediaJSON, 0},
+		{pb.MediaProtobuf, "", pb.MediaProtobuf, pb.MediaJSON, 0},
+		{pb.MediaProtobuf, pb.MediaProtobuf, pb.MediaProtobuf, pb.MediaProtobuf, 0},
+		{pb.MediaJSON, "*/*", pb.MediaJSON, pb.MediaJSON, 0},
+		{pb.MediaJSON, "application/*;q=0.5", pb.MediaJSON, pb.MediaJSON, 0},
+		{pb.MediaJSON, "application/json;q=0, */*", pb.MediaJSON, pb.MediaProtobuf, 0},
+		{pb.MediaJSON, "text/html", "", "", 406},
 		{"text/plain", "", "", "", 415},
 		{"", "", "", "", 400},
-		{"application/json; charset=utf-8", "application/x-protobuf", MediaJSON, MediaProtobuf, 0},
+		{"application/json; charset=utf-8", "application/x-protobuf", pb.MediaJSON, pb.MediaProtobuf, 0},
 	} {
-		req, resp, err := Negotiate(c.ct, c.accept)
+		req, resp, err := negotiate(c.ct, c.accept)
 		status := 0
-		if ne, ok := err.(*NegotiateError); ok {
+		if ne, ok := err.(*negotiateError); ok {
 			status = ne.Status
 		} else if err != nil {
-			t.Fatalf("Negotiate(%q, %q): unexpected error type %v", c.ct, c.accept, err)
+			t.Fatalf("negotiate(%q, %q): unexpected error type %v", c.ct, c.accept, err)
 		}
 		if req != c.req || resp != c.resp || status != c.status {
-			t.Errorf("Negotiate(%q, %q) = %q, %q, %d; want %q, %q, %d", c.ct, c.accept, req, resp, status, c.req, c.resp, c.status)
+			t.Errorf("negotiate(%q, %q) = %q, %q, %d; want %q, %q, %d", c.ct, c.accept, req, resp, status, c.req, c.resp, c.status)
 		}
 	}
 }
@@ -108,27 +109,27 @@ func TestMesosGoMessengerRoundTrip(t *testing.T) {
 	e := newEnv(t, envOpt{})
 	repo, _ := fixtureIDs(t, e.fixture)
 	m := messenger.NewHttpWithBindingAddress(upid.UPID{ID: "pkgpanda-client", Host: "127.0.0.1", Port: "0"}, net.ParseIP("127.0.0.1"))
-	replies := make(chan *PkgpandaResponse, 4)
+	replies := make(chan *pb.PkgpandaResponse, 4)
 	if err := m.Install(func(from *upid.UPID, msg proto.Message) {
-		replies <- msg.(*PkgpandaResponse)
-	}, &PkgpandaResponse{}); err != nil {
+		replies <- msg.(*pb.PkgpandaResponse)
+	}, &pb.PkgpandaResponse{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer m.Stop()
-	self := e.p.UPID()
+	self := e.p.lp.Self()
 	to := &upid.UPID{ID: self.ID, Host: self.Host, Port: strconv.Itoa(int(self.Port))}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	for i, c := range []struct {
-		call   *PkgpandaCall
+		call   *pb.PkgpandaCall
 		status int32
 	}{
-		{&PkgpandaCall{Type: PkgpandaCall_LIST, RequestId: "mg-1"}, 200},
-		{&PkgpandaCall{Type: PkgpandaCall_GET_PACKAGE, RequestId: "mg-2", PackageIds: []string{"--root=/"}}, 404},
-		{&PkgpandaCall{Type: PkgpandaCall_GET_PACKAGE, RequestId: "mg-3", PackageIds: []string{repo[0]}}, 200},
+		{&pb.PkgpandaCall{Type: pb.PkgpandaCall_LIST, RequestId: "mg-1"}, 200},
+		{&pb.PkgpandaCall{Type: pb.PkgpandaCall_GET_PACKAGE, RequestId: "mg-2", PackageIds: []string{"--root=/"}}, 404},
+		{&pb.PkgpandaCall{Type: pb.PkgpandaCall_GET_PACKAGE, RequestId: "mg-3", PackageIds: []string{repo[0]}}, 200},
 	} {
 		if err := m.Send(ctx, to, c.call); err != nil {
 			t.Fatalf("call %d: Send: %v", i, err)
@@ -138,10 +139,10 @@ func TestMesosGoMessengerRoundTrip(t *testing.T) {
 			if r.RequestId != c.call.RequestId || r.Type != c.call.Type || r.Status != c.status {
 				t.Fatalf("call %d: response %v, want %s %s status %d", i, r, c.call.Type, c.call.RequestId, c.status)
 			}
-			if c.call.Type == PkgpandaCall_LIST && !slices.Equal(r.PackageIds, repo) {
+			if c.call.Type == pb.PkgpandaCall_LIST && !slices.Equal(r.PackageIds, repo) {
 				t.Fatalf("LIST: %v, want %v", r.PackageIds, repo)
 			}
-			if c.status == 200 && c.call.Type == PkgpandaCall_GET_PACKAGE && r.Package.GetId() != repo[0] {
+			if c.status == 200 && c.call.Type == pb.PkgpandaCall_GET_PACKAGE && r.Package.GetId() != repo[0] {
 				t.Fatalf("GET_PACKAGE: %v", r.Package)
 			}
 		case <-ctx.Done():
@@ -155,24 +156,24 @@ func TestMesosGoMessengerRoundTrip(t *testing.T) {
 // process.
 func TestConformancePkgpandaSection(t *testing.T) {
 	e := newEnv(t, envOpt{})
-	callBody, err := proto.Marshal(&PkgpandaCall{Type: PkgpandaCall_LIST, RequestId: "conformance"})
+	callBody, err := proto.Marshal(&pb.PkgpandaCall{Type: pb.PkgpandaCall_LIST, RequestId: "conformance"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	repo, _ := fixtureIDs(t, e.fixture)
 	rep, err := conformance.Run(context.Background(), conformance.Options{
 		Target:   e.rt.Addr().HostPort(),
-		Process:  ProcessID,
+		Process:  processID,
 		Pkgpanda: true,
 		Fixture:  e.fixture,
 		Listen:   "127.0.0.1:0",
 		Run:      regexp.MustCompile(`^pkgpanda\.`),
 		PkgpandaRoundTrip: &conformance.RoundTrip{
-			Name:      proto.MessageName(&PkgpandaCall{}),
+			Name:      proto.MessageName(&pb.PkgpandaCall{}),
 			Body:      callBody,
-			ReplyName: proto.MessageName(&PkgpandaResponse{}),
+			ReplyName: proto.MessageName(&pb.PkgpandaResponse{}),
 			Check: func(body []byte) error {
-				var r PkgpandaResponse
+				var r pb.PkgpandaResponse
 				if err := proto.Unmarshal(body, &r); err != nil {
 					return err
 				}

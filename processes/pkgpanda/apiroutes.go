@@ -12,6 +12,7 @@ import (
 
 	"github.com/procpanda/procpanda/libprocess"
 	"github.com/procpanda/procpanda/processes/pkgpanda/cli"
+	pb "github.com/procpanda/procpanda/processes/pkgpanda/pkgpandapb"
 )
 
 // The Pkgpanda API's texts, DC/OS's character for character
@@ -34,7 +35,7 @@ func apiFetchStatuses() statusMap {
 
 // parseAPIIDs validates ids as the Pkgpanda API does: the first invalid
 // one answers status with DC/OS's text, naming it as the client sent it.
-func parseAPIIDs(raw []string, status int) ([]cli.ID, *PkgpandaResponse) {
+func parseAPIIDs(raw []string, status int) ([]cli.ID, *pb.PkgpandaResponse) {
 	ids := make([]cli.ID, 0, len(raw))
 	for _, s := range raw {
 		id, err := cli.ParseID(s)
@@ -48,7 +49,7 @@ func parseAPIIDs(raw []string, status int) ([]cli.ID, *PkgpandaResponse) {
 
 // parseToolIDs validates ids for the CLI-surface operations, answering 400
 // with the reason.
-func parseToolIDs(raw []string) ([]cli.ID, *PkgpandaResponse) {
+func parseToolIDs(raw []string) ([]cli.ID, *pb.PkgpandaResponse) {
 	ids, err := parseIDs(raw)
 	if err != nil {
 		return nil, failed(http.StatusBadRequest, "%v", err)
@@ -60,10 +61,10 @@ func parseToolIDs(raw []string) ([]cli.ID, *PkgpandaResponse) {
 // subprocess, turning what a front-end extracted into opArgs.
 
 // prepareNone prepares the operations that take no arguments.
-func prepareNone(*Process, opInput) (*opArgs, *PkgpandaResponse) { return &opArgs{}, nil }
+func prepareNone(*Process, opInput) (*opArgs, *pb.PkgpandaResponse) { return &opArgs{}, nil }
 
 // prepareToolIDs prepares the CLI-surface operations on package ids.
-func prepareToolIDs(_ *Process, in opInput) (*opArgs, *PkgpandaResponse) {
+func prepareToolIDs(_ *Process, in opInput) (*opArgs, *pb.PkgpandaResponse) {
 	ids, fail := parseToolIDs(in.ids)
 	if fail != nil {
 		return nil, fail
@@ -73,8 +74,8 @@ func prepareToolIDs(_ *Process, in opInput) (*opArgs, *PkgpandaResponse) {
 
 // prepareAPIIDs prepares the Pkgpanda API operations on package ids: an
 // invalid id answers status with DC/OS's text.
-func prepareAPIIDs(status int) func(*Process, opInput) (*opArgs, *PkgpandaResponse) {
-	return func(_ *Process, in opInput) (*opArgs, *PkgpandaResponse) {
+func prepareAPIIDs(status int) func(*Process, opInput) (*opArgs, *pb.PkgpandaResponse) {
+	return func(_ *Process, in opInput) (*opArgs, *pb.PkgpandaResponse) {
 		ids, fail := parseAPIIDs(in.ids, status)
 		if fail != nil {
 			return nil, fail
@@ -86,7 +87,7 @@ func prepareAPIIDs(status int) func(*Process, opInput) (*opArgs, *PkgpandaRespon
 // prepareActivePut keeps the ids as sent: its check compares them with
 // the repository's listing. The tool cannot deactivate everything, so an
 // empty set is refused here.
-func prepareActivePut(_ *Process, in opInput) (*opArgs, *PkgpandaResponse) {
+func prepareActivePut(_ *Process, in opInput) (*opArgs, *pb.PkgpandaResponse) {
 	if len(in.ids) == 0 {
 		return nil, failed(http.StatusConflict, "%s", msgEmptyActivation)
 	}
@@ -96,7 +97,7 @@ func prepareActivePut(_ *Process, in opInput) (*opArgs, *PkgpandaResponse) {
 // prepareRepoFetch checks in DC/OS's order (the body's shape was checked
 // by the front-end): the id, then the URL. The fetch's own failures are
 // DC/OS's 500 with its text (unexpectedFetchFailure).
-func prepareRepoFetch(p *Process, in opInput) (*opArgs, *PkgpandaResponse) {
+func prepareRepoFetch(p *Process, in opInput) (*opArgs, *pb.PkgpandaResponse) {
 	ids, fail := parseAPIIDs(in.ids, http.StatusBadRequest)
 	if fail != nil {
 		return nil, fail
@@ -108,7 +109,7 @@ func prepareRepoFetch(p *Process, in opInput) (*opArgs, *PkgpandaResponse) {
 }
 
 // prepareFetch prepares POST /fetch.
-func prepareFetch(p *Process, in opInput) (*opArgs, *PkgpandaResponse) {
+func prepareFetch(p *Process, in opInput) (*opArgs, *pb.PkgpandaResponse) {
 	ids, fail := parseToolIDs(in.ids)
 	if fail != nil {
 		return nil, fail
@@ -122,7 +123,7 @@ func prepareFetch(p *Process, in opInput) (*opArgs, *PkgpandaResponse) {
 // fetchArgs checks a fetch's URL and ids as `pkgpanda fetch` would take
 // them (a fetch runs `pkgpanda add` on its downloads, but accepts only
 // what the CLI's fetch would).
-func fetchArgs(p *Process, ids []cli.ID, url string) (*opArgs, *PkgpandaResponse) {
+func fetchArgs(p *Process, ids []cli.ID, url string) (*opArgs, *pb.PkgpandaResponse) {
 	if _, err := p.cfg.Tool.Fetch(url, ids...); err != nil {
 		return nil, failed(http.StatusBadRequest, "%v", err)
 	}
@@ -132,7 +133,7 @@ func fetchArgs(p *Process, ids []cli.ID, url string) (*opArgs, *PkgpandaResponse
 // unexpectedFetchFailure replaces a failed fetch's 500 or 502 with
 // DC/OS's text, logging the reason; other statuses (limits, timeouts,
 // shutdown) stay.
-func unexpectedFetchFailure(p *Process, in *opArgs, r *PkgpandaResponse) *PkgpandaResponse {
+func unexpectedFetchFailure(p *Process, in *opArgs, r *pb.PkgpandaResponse) *pb.PkgpandaResponse {
 	if r.Status != http.StatusInternalServerError && r.Status != http.StatusBadGateway {
 		return r
 	}
@@ -143,7 +144,7 @@ func unexpectedFetchFailure(p *Process, in *opArgs, r *PkgpandaResponse) *Pkgpan
 // prepareAdd takes the tarball of an ADD (or POST /add), received in its
 // upload file "tarball", and names it <id>.tar.xz: the CLI takes the id
 // from the file name.
-func prepareAdd(_ *Process, in opInput) (*opArgs, *PkgpandaResponse) {
+func prepareAdd(_ *Process, in opInput) (*opArgs, *pb.PkgpandaResponse) {
 	ids, fail := parseToolIDs(in.ids)
 	if fail != nil {
 		return nil, fail
@@ -196,7 +197,7 @@ func parseFetchBody(contentType string, body []byte) (url string, badURL, ok boo
 // must be hashable (scalars) and comparable (strings with strings,
 // numbers and booleans together, null alone); equal numbers are one
 // element, the first sent kept.
-func parseActiveBody(contentType string, body []byte) (ids []string, others []any, fail *PkgpandaResponse) {
+func parseActiveBody(contentType string, body []byte) (ids []string, others []any, fail *pb.PkgpandaResponse) {
 	if !isJSONMedia(contentType) || !json.Valid(body) {
 		return nil, nil, failed(http.StatusBadRequest, "%s", msgActiveBody)
 	}
@@ -354,14 +355,14 @@ func (p *Process) serveAPI(req *libprocess.Request, respond libprocess.Responder
 				// actor all the same, after authorization, with the
 				// elements as sent.
 				reply := p.httpReply(respond, nil)
-				c := p.newCall(req.Context(), &opArgs{op: opActivePut}, who, func(r *PkgpandaResponse) {
+				c := p.newCall(req.Context(), &opArgs{op: opActivePut}, who, func(r *pb.PkgpandaResponse) {
 					if r.Status == http.StatusConflict && r.Error == msgNotAllPresent {
 						respond(libprocess.JSONResponse(http.StatusConflict, map[string]any{"error": msgNotAllPresent, "missing_packages": others}))
 						return
 					}
 					reply(r)
 				})
-				c.run = func() *PkgpandaResponse { return failed(http.StatusConflict, "%s", msgNotAllPresent) }
+				c.run = func() *pb.PkgpandaResponse { return failed(http.StatusConflict, "%s", msgNotAllPresent) }
 				c.submit()
 			default:
 				in.ids = ids
@@ -386,7 +387,7 @@ func (p *Process) serveTableOp(req *libprocess.Request, respond libprocess.Respo
 	if s.stream != streamNone {
 		st := &streamer{p: p, respond: respond}
 		in.out = st
-		reply = func(r *PkgpandaResponse) { st.finish(r, s.body) }
+		reply = func(r *pb.PkgpandaResponse) { st.finish(r, s.body) }
 	}
 	args, fail := p.prepareOp(op, in)
 	if fail != nil {
@@ -402,8 +403,8 @@ func (p *Process) serveTableOp(req *libprocess.Request, respond libprocess.Respo
 // httpReply answers an HTTP request with an operation's answer: its
 // table body (success), or a JSON error with the headers its status
 // needs (Retry-After on 503, the challenge on 401).
-func (p *Process) httpReply(respond libprocess.Responder, success func(*PkgpandaResponse) libprocess.Response) func(*PkgpandaResponse) {
-	return func(r *PkgpandaResponse) {
+func (p *Process) httpReply(respond libprocess.Responder, success func(*pb.PkgpandaResponse) libprocess.Response) func(*pb.PkgpandaResponse) {
+	return func(r *pb.PkgpandaResponse) {
 		resp := render(r, success)
 		p.decorate(&resp)
 		respond(resp)

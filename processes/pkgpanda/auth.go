@@ -135,7 +135,7 @@ func (p *Process) authenticate(authorization string, peer net.Addr) caller {
 	if p.cfg.Authenticator == nil || authorization == "" {
 		return c
 	}
-	req := libprocess.NewRequest(http.MethodPost, "/"+ProcessID, http.Header{"Authorization": {authorization}})
+	req := libprocess.NewRequest(http.MethodPost, "/"+processID, http.Header{"Authorization": {authorization}})
 	req.RemoteAddr = peer
 	principal, err := p.cfg.Authenticator.Authenticate(req)
 	if err == nil && principal == "" {

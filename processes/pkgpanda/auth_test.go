@@ -18,6 +18,7 @@ import (
 	"github.com/procpanda/procpanda/libprocess"
 	"github.com/procpanda/procpanda/libprocess/httpauth"
 	"github.com/procpanda/procpanda/libprocess/protobuf"
+	pb "github.com/procpanda/procpanda/processes/pkgpanda/pkgpandapb"
 )
 
 // Principals of the authentication tests: ops may read and mutate,
@@ -48,16 +49,16 @@ func testACL(t testing.TB) *ACL {
 // PkgpandaResponse messages.
 type peer struct {
 	upid    libprocess.UPID
-	replies chan *PkgpandaResponse
+	replies chan *pb.PkgpandaResponse
 }
 
 func newPeer(t *testing.T) *peer {
 	t.Helper()
 	rt := runtimetest.Start(t)
-	pr := &peer{replies: make(chan *PkgpandaResponse, 64)}
+	pr := &peer{replies: make(chan *pb.PkgpandaResponse, 64)}
 	lp := libprocess.NewProcess("client")
-	if err := protobuf.Install(lp, func() *PkgpandaResponse { return new(PkgpandaResponse) },
-		func(_ libprocess.UPID, r *PkgpandaResponse) { pr.replies <- r }); err != nil {
+	if err := protobuf.Install(lp, func() *pb.PkgpandaResponse { return new(pb.PkgpandaResponse) },
+		func(_ libprocess.UPID, r *pb.PkgpandaResponse) { pr.replies <- r }); err != nil {
 		t.Fatal(err)
 	}
 	var err error
@@ -68,7 +69,7 @@ func newPeer(t *testing.T) *peer {
 }
 
 // next waits for the next reply.
-func (pr *peer) next(t *testing.T) *PkgpandaResponse {
+func (pr *peer) next(t *testing.T) *pb.PkgpandaResponse {
 	t.Helper()
 	select {
 	case r := <-pr.replies:
@@ -90,7 +91,7 @@ func (e *env) sendRaw(from string, body []byte) {
 	}
 	defer conn.Close()
 	head := fmt.Sprintf("POST /%s/mesos.internal.PkgpandaCall HTTP/1.1\r\nHost: %s\r\nLibprocess-From: %s\r\n"+
-		"Content-Type: application/x-protobuf\r\nContent-Length: %d\r\nConnection: close\r\n\r\n", ProcessID, e.rt.Addr().HostPort(), from, len(body))
+		"Content-Type: application/x-protobuf\r\nContent-Length: %d\r\nConnection: close\r\n\r\n", processID, e.rt.Addr().HostPort(), from, len(body))
 	if _, err := conn.Write(append([]byte(head), body...)); err != nil {
 		e.t.Fatal(err)
 	}
@@ -104,7 +105,7 @@ func (e *env) sendRaw(from string, body []byte) {
 	}
 }
 
-func (e *env) sendCall(from string, call *PkgpandaCall) {
+func (e *env) sendCall(from string, call *pb.PkgpandaCall) {
 	e.t.Helper()
 	b, err := proto.Marshal(call)
 	if err != nil {
@@ -142,9 +143,9 @@ func TestMessagesAreAuthenticated(t *testing.T) {
 	narrowed := active[:1]
 
 	// A sender that does not exist, no credentials: refused, nothing runs.
-	e.sendCall("ghost@127.0.0.1:1", &PkgpandaCall{Type: PkgpandaCall_ACTIVATE, PackageIds: narrowed})
+	e.sendCall("ghost@127.0.0.1:1", &pb.PkgpandaCall{Type: pb.PkgpandaCall_ACTIVATE, PackageIds: narrowed})
 	// The same from a peer that can hear the answer.
-	e.sendCall(pr.upid.String(), &PkgpandaCall{Type: PkgpandaCall_ACTIVATE, RequestId: "anon", PackageIds: narrowed})
+	e.sendCall(pr.upid.String(), &pb.PkgpandaCall{Type: pb.PkgpandaCall_ACTIVATE, RequestId: "anon", PackageIds: narrowed})
 	if r := pr.next(t); r.RequestId != "anon" || r.Status != http.StatusUnauthorized || r.Error == "" {
 		t.Fatalf("unauthenticated ACTIVATE: %v, want 401", r)
 	}
@@ -153,24 +154,24 @@ func TestMessagesAreAuthenticated(t *testing.T) {
 		t.Fatalf("pkgpanda/auth/unauthenticated = %v, want 2", n)
 	}
 	// Bad password.
-	e.sendCall(pr.upid.String(), &PkgpandaCall{Type: PkgpandaCall_REMOVE, RequestId: "bad", PackageIds: narrowed,
+	e.sendCall(pr.upid.String(), &pb.PkgpandaCall{Type: pb.PkgpandaCall_REMOVE, RequestId: "bad", PackageIds: narrowed,
 		Authorization: basic("ops", "wrong")})
 	if r := pr.next(t); r.Status != http.StatusUnauthorized {
 		t.Fatalf("bad password: %v, want 401", r)
 	}
 	// A principal that may only read.
-	e.sendCall(pr.upid.String(), &PkgpandaCall{Type: PkgpandaCall_ACTIVATE, RequestId: "mon", PackageIds: narrowed,
+	e.sendCall(pr.upid.String(), &pb.PkgpandaCall{Type: pb.PkgpandaCall_ACTIVATE, RequestId: "mon", PackageIds: narrowed,
 		Authorization: basic("monitor", monitorSecret)})
 	if r := pr.next(t); r.Status != http.StatusForbidden {
 		t.Fatalf("monitor ACTIVATE: %v, want 403", r)
 	}
-	e.sendCall(pr.upid.String(), &PkgpandaCall{Type: PkgpandaCall_ACTIVE, RequestId: "mon-read",
+	e.sendCall(pr.upid.String(), &pb.PkgpandaCall{Type: pb.PkgpandaCall_ACTIVE, RequestId: "mon-read",
 		Authorization: basic("monitor", monitorSecret)})
 	if r := pr.next(t); r.Status != http.StatusOK || !slices.Equal(r.PackageIds, active) {
 		t.Fatalf("monitor ACTIVE: %v, want 200 %v", r, active)
 	}
 	// An unauthenticated ADD writes nothing.
-	e.sendCall(pr.upid.String(), &PkgpandaCall{Type: PkgpandaCall_ADD, RequestId: "add", PackageIds: []string{"new--1"},
+	e.sendCall(pr.upid.String(), &pb.PkgpandaCall{Type: pb.PkgpandaCall_ADD, RequestId: "add", PackageIds: []string{"new--1"},
 		Tarball: tarball(t)})
 	if r := pr.next(t); r.Status != http.StatusUnauthorized {
 		t.Fatalf("unauthenticated ADD: %v, want 401", r)
@@ -182,7 +183,7 @@ func TestMessagesAreAuthenticated(t *testing.T) {
 		t.Fatalf("active set changed by refused calls: %v, want %v", got, active)
 	}
 	// ops may.
-	call := &PkgpandaCall{Type: PkgpandaCall_ACTIVATE, RequestId: "ops", PackageIds: narrowed, Authorization: basic("ops", opsSecret)}
+	call := &pb.PkgpandaCall{Type: pb.PkgpandaCall_ACTIVATE, RequestId: "ops", PackageIds: narrowed, Authorization: basic("ops", opsSecret)}
 	e.sendCall(pr.upid.String(), call)
 	r := pr.next(t)
 	if r.Status != http.StatusNoContent {
@@ -204,9 +205,9 @@ func TestMessagesAreAuthenticated(t *testing.T) {
 func TestMessagesWithoutSenderDialNothing(t *testing.T) {
 	e := newEnv(t, envOpt{})
 	pr := newPeer(t)
-	e.sendCall("not a upid", &PkgpandaCall{Type: PkgpandaCall_LIST, RequestId: "x"})
+	e.sendCall("not a upid", &pb.PkgpandaCall{Type: pb.PkgpandaCall_LIST, RequestId: "x"})
 	e.sendRaw(pr.upid.String(), []byte{0xff, 0xff, 0xff})
-	e.sendCall(pr.upid.String(), &PkgpandaCall{Type: PkgpandaCall_LIST, RequestId: "after"})
+	e.sendCall(pr.upid.String(), &pb.PkgpandaCall{Type: pb.PkgpandaCall_LIST, RequestId: "after"})
 	if r := pr.next(t); r.RequestId != "after" {
 		t.Fatalf("first reply %v, want the one to \"after\"", r)
 	}
@@ -227,9 +228,9 @@ func TestRefusedRepliesAreBounded(t *testing.T) {
 	}})
 	pr := newPeer(t)
 	for i := range 5 {
-		e.sendCall(pr.upid.String(), &PkgpandaCall{Type: PkgpandaCall_LIST, RequestId: fmt.Sprint("anon-", i)})
+		e.sendCall(pr.upid.String(), &pb.PkgpandaCall{Type: pb.PkgpandaCall_LIST, RequestId: fmt.Sprint("anon-", i)})
 	}
-	e.sendCall(pr.upid.String(), &PkgpandaCall{Type: PkgpandaCall_LIST, RequestId: "ops", Authorization: basic("ops", opsSecret)})
+	e.sendCall(pr.upid.String(), &pb.PkgpandaCall{Type: pb.PkgpandaCall_LIST, RequestId: "ops", Authorization: basic("ops", opsSecret)})
 	refused := 0
 	for {
 		r := pr.next(t)
@@ -254,35 +255,35 @@ func TestAPIv1Authentication(t *testing.T) {
 	_, active := fixtureIDs(t, e.fixture)
 	list := []byte(`{"type":"LIST","request_id":"l"}`)
 
-	r := e.do("POST", "/api/v1", list, "Content-Type", MediaJSON)
+	r := e.do("POST", "/api/v1", list, "Content-Type", pb.MediaJSON)
 	expectStatus(t, "api/v1 without credentials", r, 401)
 	if c := r.header.Get("WWW-Authenticate"); c != `Basic realm="pkgpanda"` {
 		t.Fatalf("challenge %q", c)
 	}
-	r = e.do("POST", "/api/v1", list, "Content-Type", MediaJSON, "Authorization", basic("monitor", monitorSecret))
+	r = e.do("POST", "/api/v1", list, "Content-Type", pb.MediaJSON, "Authorization", basic("monitor", monitorSecret))
 	expectStatus(t, "monitor LIST", r, 200)
 
 	activate := []byte(`{"type":"ACTIVATE","request_id":"a","package_ids":` + jsonList(active[:1]) + `}`)
-	r = e.do("POST", "/api/v1", activate, "Content-Type", MediaJSON, "Authorization", basic("monitor", monitorSecret))
+	r = e.do("POST", "/api/v1", activate, "Content-Type", pb.MediaJSON, "Authorization", basic("monitor", monitorSecret))
 	expectJSON(t, "monitor ACTIVATE", r, 403, `{"type":"ACTIVATE","request_id":"a","status":403,"error":"Forbidden: principal 'monitor' may not run active.put"}`)
 
 	// The body's authorization field cannot switch principals.
 	withField := []byte(`{"type":"ACTIVATE","request_id":"a","authorization":"` + basic("ops", opsSecret) + `","package_ids":` + jsonList(active[:1]) + `}`)
-	r = e.do("POST", "/api/v1", withField, "Content-Type", MediaJSON, "Authorization", basic("monitor", monitorSecret))
+	r = e.do("POST", "/api/v1", withField, "Content-Type", pb.MediaJSON, "Authorization", basic("monitor", monitorSecret))
 	expectStatus(t, "monitor header, ops field", r, 400)
 	// Nor stand in for the header.
-	r = e.do("POST", "/api/v1", withField, "Content-Type", MediaJSON)
+	r = e.do("POST", "/api/v1", withField, "Content-Type", pb.MediaJSON)
 	expectStatus(t, "field without header", r, 401)
 	if n := e.runsStarted("activate"); n != 0 {
 		t.Fatalf("%d activations ran for refused calls", n)
 	}
 	// The same credential in both places is fine.
-	r = e.do("POST", "/api/v1", withField, "Content-Type", MediaJSON, "Authorization", basic("ops", opsSecret))
+	r = e.do("POST", "/api/v1", withField, "Content-Type", pb.MediaJSON, "Authorization", basic("ops", opsSecret))
 	expectJSON(t, "ops ACTIVATE", r, 200, `{"type":"ACTIVATE","request_id":"a","status":204}`)
 
 	// A protobuf ADD from a reader is refused before its tarball is kept.
-	b, _ := proto.Marshal(&PkgpandaCall{Type: PkgpandaCall_ADD, PackageIds: []string{"new--1"}, Tarball: tarballWith(t, 2<<20)})
-	r = e.do("POST", "/api/v1", b, "Content-Type", MediaProtobuf, "Authorization", basic("monitor", monitorSecret))
+	b, _ := proto.Marshal(&pb.PkgpandaCall{Type: pb.PkgpandaCall_ADD, PackageIds: []string{"new--1"}, Tarball: tarballWith(t, 2<<20)})
+	r = e.do("POST", "/api/v1", b, "Content-Type", pb.MediaProtobuf, "Authorization", basic("monitor", monitorSecret))
 	expectStatus(t, "monitor protobuf ADD", r, 403)
 	if n := e.runsStarted("add"); n != 0 {
 		t.Fatal("add ran for a refused call")
@@ -330,14 +331,14 @@ func TestOpenReads(t *testing.T) {
 	e := newEnv(t, envOpt{authn: testAuthn(), openReads: true})
 	_, active := fixtureIDs(t, e.fixture)
 	expectStatus(t, "anonymous GET", e.do("GET", "/repository/", nil), 200)
-	expectStatus(t, "anonymous api/v1 LIST", e.do("POST", "/api/v1", []byte(`{"type":"LIST"}`), "Content-Type", MediaJSON), 200)
+	expectStatus(t, "anonymous api/v1 LIST", e.do("POST", "/api/v1", []byte(`{"type":"LIST"}`), "Content-Type", pb.MediaJSON), 200)
 	expectStatus(t, "bad credentials GET", e.do("GET", "/repository/", nil, "Authorization", basic("ops", "x")), 401)
 	r := e.do("POST", "/activate?id="+active[0], nil)
 	expectStatus(t, "anonymous activate", r, 401)
 	if r.header.Get("WWW-Authenticate") == "" {
 		t.Fatal("401 without a challenge")
 	}
-	r = e.do("POST", "/api/v1", []byte(`{"type":"SWAP","package_ids":["mesos--0.23.0"]}`), "Content-Type", MediaJSON)
+	r = e.do("POST", "/api/v1", []byte(`{"type":"SWAP","package_ids":["mesos--0.23.0"]}`), "Content-Type", pb.MediaJSON)
 	expectStatus(t, "anonymous api/v1 SWAP", r, 401)
 	if n := e.runsStarted("activate") + e.runsStarted("swap"); n != 0 {
 		t.Fatal("a mutation ran for an anonymous caller")
@@ -435,7 +436,7 @@ func TestHTTPRequestsAuthenticateOnce(t *testing.T) {
 	}{
 		{"GET", "/repository/", nil, nil, 200},
 		{"GET", "/list.json", nil, nil, 200},
-		{"POST", "/api/v1", []byte(`{"type":"LIST"}`), []string{"Content-Type", MediaJSON}, 200},
+		{"POST", "/api/v1", []byte(`{"type":"LIST"}`), []string{"Content-Type", pb.MediaJSON}, 200},
 		{"PUT", "/active/", []byte(`[1]`), []string{"Content-Type", "application/json"}, 409},
 		{"POST", "/add?id=newpkg--1", tarball(t), nil, 200},
 	} {

@@ -27,7 +27,7 @@ import (
 // dominates both, so the difference of the two p50s moves by a few tenths
 // of a millisecond between runs. paired-overhead-p50/p99-ms removes it:
 // for each pair it is the route's time minus its child's time (start to
-// reap, from Config.OnRun) minus the same for the plain exec (Start to
+// reap, from Config.onRun) minus the same for the plain exec (Start to
 // Wait).
 //
 // http-idle-rtt-p50/p99-ms is the floor any HTTP endpoint pays here: the
@@ -56,7 +56,7 @@ func benchRouteOverhead(b *testing.B, gap time.Duration, rounds int) {
 		}
 	}
 	var child atomic.Int64 // the last route run's child time
-	e := newEnv(b, envOpt{noTrace: true, noCache: true, onRun: func(ri RunInfo) {
+	e := newEnv(b, envOpt{noTrace: true, noCache: true, onRun: func(ri runInfo) {
 		if ri.Result != nil {
 			child.Store(int64(ri.Result.Duration))
 		}

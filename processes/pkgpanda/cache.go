@@ -89,6 +89,7 @@ import (
 	"time"
 
 	"github.com/procpanda/procpanda/libprocess"
+	pb "github.com/procpanda/procpanda/processes/pkgpanda/pkgpandapb"
 	"github.com/rs/zerolog"
 )
 
@@ -162,7 +163,7 @@ type flight struct {
 	waiters int // guarded by resultCache.mu
 	done    chan struct{}
 	ids     []string
-	fail    *PkgpandaResponse
+	fail    *pb.PkgpandaResponse
 }
 
 // resultCache keeps the results of `list` and `active`; see the comment
@@ -252,7 +253,7 @@ func (c *resultCache) invalidate() {
 // the result of a run in flight, or that of a new run of compute. The
 // slice is the caller's. A failure is a response, as compute's.
 func (c *resultCache) get(ctx context.Context, key cacheKey, m statusMap,
-	compute func(ctx context.Context) ([]string, *PkgpandaResponse)) ([]string, *PkgpandaResponse) {
+	compute func(ctx context.Context) ([]string, *pb.PkgpandaResponse)) ([]string, *pb.PkgpandaResponse) {
 	if !c.enabled {
 		return compute(ctx)
 	}
@@ -325,7 +326,7 @@ func (c *resultCache) get(ctx context.Context, key cacheKey, m statusMap,
 // lead runs compute for a flight. A panic in it is caught so that the
 // flight still ends (its waiters get a 500 instead of waiting for ever),
 // and handed back for get to raise again on the leader's goroutine.
-func (c *resultCache) lead(ctx context.Context, compute func(ctx context.Context) ([]string, *PkgpandaResponse)) (ids []string, fail *PkgpandaResponse, panicked any) {
+func (c *resultCache) lead(ctx context.Context, compute func(ctx context.Context) ([]string, *pb.PkgpandaResponse)) (ids []string, fail *pb.PkgpandaResponse, panicked any) {
 	defer func() {
 		if v := recover(); v != nil {
 			ids, fail, panicked = nil, failInternal(), v
@@ -385,7 +386,7 @@ func (c *resultCache) keepInstallClean(look installLook) {
 
 // wait returns the result of flight f, or a cancellation when ctx ends
 // first.
-func (c *resultCache) wait(ctx context.Context, f *flight, m statusMap) ([]string, *PkgpandaResponse) {
+func (c *resultCache) wait(ctx context.Context, f *flight, m statusMap) ([]string, *pb.PkgpandaResponse) {
 	select {
 	case <-f.done:
 		return slices.Clone(f.ids), f.fail

@@ -19,6 +19,7 @@ import (
 
 	"github.com/procpanda/procpanda/internal/testfixture"
 	"github.com/procpanda/procpanda/processes/pkgpanda/cli"
+	pb "github.com/procpanda/procpanda/processes/pkgpanda/pkgpandapb"
 )
 
 // cliCost is what one run of the real (Python) CLI costs here, mostly its
@@ -70,7 +71,7 @@ const cliCost = 300 * time.Millisecond
 func BenchmarkCacheReads(b *testing.B) {
 	var runSum atomic.Int64
 	var runs atomic.Int64
-	onRun := func(ri RunInfo) {
+	onRun := func(ri runInfo) {
 		if ri.Result != nil {
 			runSum.Add(int64(ri.Result.Duration))
 			runs.Add(1)
@@ -80,7 +81,7 @@ func BenchmarkCacheReads(b *testing.B) {
 	var offChild atomic.Int64 // the last uncached run's child time
 	// off's children trace their start and end (after their start-up,
 	// before their exit): direct runs use the same environment.
-	off := newEnv(b, envOpt{cost: cliCost, noCache: true, onRun: func(ri RunInfo) {
+	off := newEnv(b, envOpt{cost: cliCost, noCache: true, onRun: func(ri runInfo) {
 		if ri.Result != nil {
 			offChild.Store(int64(ri.Result.Duration))
 		}
@@ -113,16 +114,16 @@ func BenchmarkCacheReads(b *testing.B) {
 	}
 	routes := []struct {
 		name, path string
-		server     func(ctx context.Context) *PkgpandaResponse
+		server     func(ctx context.Context) *pb.PkgpandaResponse
 	}{
-		{"repository", "/repository/", func(ctx context.Context) *PkgpandaResponse {
-			return e.p.perform(ctx, e.p.actors[RouteRepository], &opArgs{op: opRepoList})
+		{"repository", "/repository/", func(ctx context.Context) *pb.PkgpandaResponse {
+			return e.p.perform(ctx, e.p.actors[routeRepository], &opArgs{op: opRepoList})
 		}},
-		{"active", "/active/", func(ctx context.Context) *PkgpandaResponse {
-			return e.p.perform(ctx, e.p.actors[RouteActive], &opArgs{op: opActiveList})
+		{"active", "/active/", func(ctx context.Context) *pb.PkgpandaResponse {
+			return e.p.perform(ctx, e.p.actors[routeActive], &opArgs{op: opActiveList})
 		}},
-		{"repository-id", "/repository/" + repo[0], func(ctx context.Context) *PkgpandaResponse {
-			return e.p.perform(ctx, e.p.actors[RouteRepository], &opArgs{op: opRepoGet, ids: []cli.ID{id}})
+		{"repository-id", "/repository/" + repo[0], func(ctx context.Context) *pb.PkgpandaResponse {
+			return e.p.perform(ctx, e.p.actors[routeRepository], &opArgs{op: opRepoGet, ids: []cli.ID{id}})
 		}},
 	}
 	e.settle()

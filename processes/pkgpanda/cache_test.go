@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/procpanda/procpanda/processes/pkgpanda/cli"
+	pb "github.com/procpanda/procpanda/processes/pkgpanda/pkgpandapb"
 	"github.com/procpanda/procpanda/processes/pkgpanda/subprocess"
 	"github.com/rs/zerolog"
 )
@@ -226,7 +227,7 @@ func TestCacheMutationThroughEachFrontEnd(t *testing.T) {
 		e := newEnv(t, envOpt{beforeStart: freeze})
 		_, active := e.truth()
 		sameIDs(t, "before", e.ids("/active/"), active)
-		r := e.do("POST", "/api/v1", []byte(`{"type":"SWAP","package_ids":["mesos--0.23.0"]}`), "Content-Type", MediaJSON)
+		r := e.do("POST", "/api/v1", []byte(`{"type":"SWAP","package_ids":["mesos--0.23.0"]}`), "Content-Type", pb.MediaJSON)
 		expectStatus(t, "SWAP", r, 200)
 		_, active2 := e.truth()
 		if !slices.Contains(active2, "mesos--0.23.0") {
@@ -239,7 +240,7 @@ func TestCacheMutationThroughEachFrontEnd(t *testing.T) {
 		pr := newPeer(t)
 		_, active := e.truth()
 		sameIDs(t, "before", e.ids("/active/"), active)
-		e.sendCall(pr.upid.String(), &PkgpandaCall{Type: PkgpandaCall_SWAP, RequestId: "s", PackageIds: []string{"mesos--0.23.0"}})
+		e.sendCall(pr.upid.String(), &pb.PkgpandaCall{Type: pb.PkgpandaCall_SWAP, RequestId: "s", PackageIds: []string{"mesos--0.23.0"}})
 		if r := pr.next(t); r.Status != 204 {
 			t.Fatalf("SWAP message answered %v", r)
 		}
@@ -388,8 +389,8 @@ func TestCacheOff(t *testing.T) {
 // request started a shared run resets its connection, the run goes on for
 // the reader still waiting; once that one goes too, the run is cancelled.
 func TestCacheSharedRunOutlivesTheReaderWhoStartedIt(t *testing.T) {
-	runs := make(chan RunInfo, 8)
-	e := newEnv(t, envOpt{delay: 2 * time.Second, onRun: func(ri RunInfo) { runs <- ri }})
+	runs := make(chan runInfo, 8)
+	e := newEnv(t, envOpt{delay: 2 * time.Second, onRun: func(ri runInfo) { runs <- ri }})
 	e.settle()
 	repo, _ := fixtureIDs(t, e.fixture)
 	reset := func(conn net.Conn) {
@@ -446,8 +447,8 @@ func TestCacheFillRacingAMutationStoresNothing(t *testing.T) {
 	c := newResultCache(&Config{Tool: cli.Tool{Options: cli.Options{Root: t.TempDir(), Repository: t.TempDir()}}}, zerologNop())
 	c.stat, c.fsType = frozenStat, trustAll
 	calls := 0
-	compute := func(mutate bool) func(context.Context) ([]string, *PkgpandaResponse) {
-		return func(context.Context) ([]string, *PkgpandaResponse) {
+	compute := func(mutate bool) func(context.Context) ([]string, *pb.PkgpandaResponse) {
+		return func(context.Context) ([]string, *pb.PkgpandaResponse) {
 			calls++
 			if mutate {
 				c.invalidate()

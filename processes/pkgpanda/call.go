@@ -1,6 +1,8 @@
 package pkgpanda
 
 import (
+	pb "github.com/procpanda/procpanda/processes/pkgpanda/pkgpandapb"
+
 	"context"
 	"net/http"
 	"os"
@@ -36,11 +38,11 @@ type call struct {
 	// (messages).
 	client context.Context
 	// reply answers the client; only finish calls it.
-	reply func(*PkgpandaResponse)
+	reply func(*pb.PkgpandaResponse)
 	// run, if set, replaces perform: the answer the front-end decided,
 	// given on the actor after admission (PUT /active/ with elements
 	// that cannot name packages).
-	run func() *PkgpandaResponse
+	run func() *pb.PkgpandaResponse
 	// audit is the record of a mutation (nil for reads); ran tells
 	// finish whether the operation began under its locks.
 	audit    *auditRecord
@@ -50,7 +52,7 @@ type call struct {
 
 // newCall makes the call of the prepared operation args for who; reply
 // answers its client.
-func (p *Process) newCall(ctx context.Context, args *opArgs, who caller, reply func(*PkgpandaResponse)) *call {
+func (p *Process) newCall(ctx context.Context, args *opArgs, who caller, reply func(*pb.PkgpandaResponse)) *call {
 	spec := &p.ops[args.op]
 	c := &call{p: p, spec: spec, args: args, who: who, client: ctx, reply: reply}
 	if spec.mutates {
@@ -112,7 +114,7 @@ func (c *call) execute(a *actor) {
 // 503 while draining, the interrupted activation's refusal, 499 for a
 // client already gone, 503 for a busy repository lock, else what the
 // operation answers.
-func (c *call) underLocks(a *actor) *PkgpandaResponse {
+func (c *call) underLocks(a *actor) *pb.PkgpandaResponse {
 	p, spec := c.p, c.spec
 	if p.isDraining() {
 		return failed(http.StatusServiceUnavailable, "pkgpanda is shutting down")
@@ -176,7 +178,7 @@ func (c *call) underLocks(a *actor) *PkgpandaResponse {
 
 // perform runs the operation (or the front-end's run) and maps a failure
 // with the operation's failure rewrite.
-func (c *call) perform(ctx context.Context, a *actor) *PkgpandaResponse {
+func (c *call) perform(ctx context.Context, a *actor) *pb.PkgpandaResponse {
 	if c.run != nil {
 		return c.run()
 	}
@@ -194,7 +196,7 @@ func (c *call) refuse(status int, msg string) { c.finish(failed(status, "%s", ms
 // finish answers the call, once: the uploads it holds are removed first
 // (the answer means they are gone), then a mutation's audit line is
 // written, then reply answers the client. Later calls do nothing.
-func (c *call) finish(r *PkgpandaResponse) {
+func (c *call) finish(r *pb.PkgpandaResponse) {
 	if c.answered.Swap(true) {
 		return
 	}

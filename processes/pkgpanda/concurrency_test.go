@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	pb "github.com/procpanda/procpanda/processes/pkgpanda/pkgpandapb"
 	"github.com/procpanda/procpanda/processes/pkgpanda/subprocess"
 )
 
@@ -136,7 +137,7 @@ func TestMutationsExcludeEverything(t *testing.T) {
 
 func TestFullQueueAnswers503(t *testing.T) {
 	const limit = 2
-	e := newEnv(t, envOpt{delay: time.Hour, limits: map[string]RouteLimits{RouteListJSON: {QueueLimit: limit}}})
+	e := newEnv(t, envOpt{delay: time.Hour, limits: map[string]RouteLimits{routeListJSON: {QueueLimit: limit}}})
 	var wg sync.WaitGroup
 	replies := make([]reply, limit+1)
 	e.async(&wg, &replies[0], "GET", "/list.json", nil)
@@ -144,7 +145,7 @@ func TestFullQueueAnswers503(t *testing.T) {
 	for i := 1; i <= limit; i++ {
 		e.async(&wg, &replies[i], "GET", "/list.json", nil)
 	}
-	waitFor(t, "the queue to fill", func() bool { return e.p.queueLen(RouteListJSON) == limit })
+	waitFor(t, "the queue to fill", func() bool { return e.p.queueLen(routeListJSON) == limit })
 	r := e.do("GET", "/list.json", nil)
 	expectStatus(t, "request beyond the queue", r, 503)
 	if r.header.Get("Retry-After") == "" {
@@ -154,7 +155,7 @@ func TestFullQueueAnswers503(t *testing.T) {
 		t.Errorf("queue_full metric %v, want 1", got)
 	}
 	// Other routes are not affected by this route's queue.
-	if e.p.queueLen(RouteActiveJSON) != 0 {
+	if e.p.queueLen(routeActiveJSON) != 0 {
 		t.Fatal("active.json has a queue")
 	}
 	// Draining answers the queued requests 503 and cancels the running read.
@@ -196,7 +197,7 @@ func TestBadIDsNeverReachTheTool(t *testing.T) {
 			{"POST", "/activate?id=" + q, nil, nil, []int{400}},
 			{"POST", "/fetch?repository_url=file:///tmp/&id=" + q, nil, nil, []int{400}},
 			{"POST", "/add?id=" + q, []byte("x"), nil, []int{400}},
-			{"POST", "/api/v1", call, []string{"Content-Type", MediaJSON}, []int{404}},
+			{"POST", "/api/v1", call, []string{"Content-Type", pb.MediaJSON}, []int{404}},
 		} {
 			if id == "" && strings.HasSuffix(c.path, "/") && c.method != "PUT" {
 				continue // the collection itself
@@ -220,8 +221,8 @@ func TestBadIDsNeverReachTheTool(t *testing.T) {
 }
 
 func TestClientDisconnectCancelsRead(t *testing.T) {
-	runs := make(chan RunInfo, 8)
-	e := newEnv(t, envOpt{delay: time.Hour, onRun: func(ri RunInfo) { runs <- ri }})
+	runs := make(chan runInfo, 8)
+	e := newEnv(t, envOpt{delay: time.Hour, onRun: func(ri runInfo) { runs <- ri }})
 	conn, err := net.Dial("tcp", e.rt.Addr().HostPort())
 	if err != nil {
 		t.Fatal(err)
@@ -246,8 +247,8 @@ func TestClientDisconnectCancelsRead(t *testing.T) {
 }
 
 func TestClientDisconnectDoesNotCancelMutation(t *testing.T) {
-	runs := make(chan RunInfo, 8)
-	e := newEnv(t, envOpt{delay: 500 * time.Millisecond, onRun: func(ri RunInfo) { runs <- ri }})
+	runs := make(chan runInfo, 8)
+	e := newEnv(t, envOpt{delay: 500 * time.Millisecond, onRun: func(ri runInfo) { runs <- ri }})
 	_, active := fixtureIDs(t, e.fixture)
 	conn, err := net.Dial("tcp", e.rt.Addr().HostPort())
 	if err != nil {
@@ -279,7 +280,7 @@ func TestDrainFinishesMutationsAndRejectsQueued(t *testing.T) {
 	e.async(&wg, &running, "POST", "/swap?id=mesos--0.23.0", nil)
 	waitFor(t, "the swap to start", func() bool { return e.runsStarted("swap") == 1 })
 	e.async(&wg, &queued, "POST", "/swap?id=mesos--0.22.0", nil)
-	waitFor(t, "the second swap to queue", func() bool { return e.p.queueLen(RouteSwap) == 1 })
+	waitFor(t, "the second swap to queue", func() bool { return e.p.queueLen(routeSwap) == 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	if err := e.p.Drain(ctx); err != nil {

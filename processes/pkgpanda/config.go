@@ -13,51 +13,56 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// ProcessID is the libprocess id of the pkgpanda process: its routes are
+// processID is the libprocess id of the pkgpanda process: its routes are
 // /pkgpanda/<route> and its UPID is pkgpanda@host:port.
-const ProcessID = "pkgpanda"
+const processID = "pkgpanda"
 
 // Route names: each is one HTTP route under /pkgpanda/ and one actor.
 const (
-	RouteListJSON   = "list.json"   // GET: repository ids (pkgpanda list)
-	RouteActiveJSON = "active.json" // GET: active ids (pkgpanda active)
-	RouteAdd        = "add"         // POST: add the tarball in the body
-	RouteRemove     = "remove"      // POST: pkgpanda remove
-	RouteActivate   = "activate"    // POST: pkgpanda activate
-	RouteSwap       = "swap"        // POST: pkgpanda swap
-	RouteFetch      = "fetch"       // POST: pkgpanda fetch, streamed
-	RouteCheck      = "check"       // GET: pkgpanda check [--list]
-	RouteRepository = "repository"  // Pkgpanda API: /repository/[<id>]
-	RouteActive     = "active"      // Pkgpanda API: /active/[<id>]
-	RouteAPIv1      = "api/v1"      // POST: PkgpandaCall in JSON or protobuf
+	routeListJSON   = "list.json"   // GET: repository ids (pkgpanda list)
+	routeActiveJSON = "active.json" // GET: active ids (pkgpanda active)
+	routeAdd        = "add"         // POST: add the tarball in the body
+	routeRemove     = "remove"      // POST: pkgpanda remove
+	routeActivate   = "activate"    // POST: pkgpanda activate
+	routeSwap       = "swap"        // POST: pkgpanda swap
+	routeFetch      = "fetch"       // POST: pkgpanda fetch, streamed
+	routeCheck      = "check"       // GET: pkgpanda check [--list]
+	routeRepository = "repository"  // Pkgpanda API: /repository/[<id>]
+	routeActive     = "active"      // Pkgpanda API: /active/[<id>]
+	routeAPIv1      = "api/v1"      // POST: PkgpandaCall in JSON or protobuf
 )
 
 // RouteNames returns, sorted, the names of the routes that run the tool,
-// each with its own actor, limits and metrics. RouteAPIv1 is not among
+// each with its own actor, limits and metrics. api/v1 is not among
 // them: an api/v1 call or a PkgpandaCall message runs on the actor of the
 // route serving the same operation (LIST, GET_PACKAGE, FETCH and REMOVE on
 // "repository"; ACTIVE, GET_ACTIVE_PACKAGE and ACTIVATE on "active"; ADD
 // on "add"; SWAP on "swap"; CHECK on "check").
 func RouteNames() []string {
-	names := []string{RouteListJSON, RouteActiveJSON, RouteAdd, RouteRemove, RouteActivate,
-		RouteSwap, RouteFetch, RouteCheck, RouteRepository, RouteActive}
+	names := []string{routeListJSON, routeActiveJSON, routeAdd, routeRemove, routeActivate,
+		routeSwap, routeFetch, routeCheck, routeRepository, routeActive}
 	sort.Strings(names)
 	return names
 }
 
+// Timeouts used when RouteLimits.Timeout is zero, and the child's kill
+// grace when Config.KillGrace is.
+const (
+	// defaultTimeout bounds one subprocess run of a route.
+	defaultTimeout = 5 * time.Minute
+	// defaultLongTimeout bounds one run of fetch, add and check, which
+	// download, unpack or run checks.
+	defaultLongTimeout = 30 * time.Minute
+	// defaultKillGrace is the SIGTERM to SIGKILL delay for a child.
+	defaultKillGrace = subprocess.DefaultKillGrace
+)
+
 // Defaults used when the corresponding Config field is zero.
 const (
-	// DefaultTimeout bounds one subprocess run of a route.
-	DefaultTimeout = 5 * time.Minute
-	// DefaultLongTimeout bounds one run of fetch, add and check, which
-	// download, unpack or run checks.
-	DefaultLongTimeout = 30 * time.Minute
 	// DefaultQueueLimit bounds the requests waiting for one route's actor.
 	DefaultQueueLimit = 64
 	// DefaultMaxAddSize caps the tarball accepted by add.
 	DefaultMaxAddSize = 1 << 30
-	// DefaultKillGrace is the SIGTERM to SIGKILL delay for a child.
-	DefaultKillGrace = subprocess.DefaultKillGrace
 	// DefaultMaxUploads bounds the request and message bodies being
 	// written to disk at once (add, api/v1, ADD messages).
 	DefaultMaxUploads = 4
@@ -74,15 +79,16 @@ const (
 // RouteLimits bounds one route's actor.
 type RouteLimits struct {
 	// Timeout bounds each subprocess run of the route; zero means the
-	// default for the route.
+	// default for the route: 30 minutes for fetch, add and check, which
+	// download, unpack or run checks, 5 minutes for the others.
 	Timeout time.Duration
 	// QueueLimit bounds the requests waiting while one runs; zero means
 	// DefaultQueueLimit. The running request is not counted.
 	QueueLimit int
 }
 
-// RunInfo describes one finished subprocess run, for Config.OnRun.
-type RunInfo struct {
+// runInfo describes one finished subprocess run, for Config.onRun.
+type runInfo struct {
 	// Route is the actor that ran it.
 	Route string
 	// Argv is the command.
@@ -158,7 +164,7 @@ type Config struct {
 	// Limits overrides RouteLimits per route name (see RouteNames).
 	Limits map[string]RouteLimits
 	// KillGrace is the delay between SIGTERM and SIGKILL to a child;
-	// zero means DefaultKillGrace.
+	// zero means subprocess.DefaultKillGrace.
 	KillGrace time.Duration
 	// Logger receives structured logs: one line per run at debug level,
 	// failures at warn.
@@ -167,9 +173,9 @@ type Config struct {
 	// every read runs the CLI. The zero value reuses a result while the
 	// stat(2) stamps of everything it read on disk are unchanged.
 	DisableCache bool
-	// OnRun, if set, is called after every subprocess run, on the
+	// onRun, if set, is called after every subprocess run, on the
 	// running actor's goroutine, before the run's response is sent.
-	OnRun func(RunInfo)
+	onRun func(runInfo)
 }
 
 // limits returns the effective limits of a route.
@@ -177,10 +183,10 @@ func (c *Config) limits(route string) RouteLimits {
 	l := c.Limits[route]
 	if l.Timeout <= 0 {
 		switch route {
-		case RouteFetch, RouteAdd, RouteCheck:
-			l.Timeout = DefaultLongTimeout
+		case routeFetch, routeAdd, routeCheck:
+			l.Timeout = defaultLongTimeout
 		default:
-			l.Timeout = DefaultTimeout
+			l.Timeout = defaultTimeout
 		}
 	}
 	if l.QueueLimit <= 0 {
@@ -199,14 +205,14 @@ func (c *Config) limits(route string) RouteLimits {
 func (c *Config) routeDeadline(route string) time.Duration {
 	run := c.limits(route).Timeout
 	switch route {
-	case RouteRepository, RouteActive, RouteAPIv1:
+	case routeRepository, routeActive, routeAPIv1:
 		for _, r := range RouteNames() {
 			run = max(run, c.limits(r).Timeout)
 		}
 	}
 	grace := c.KillGrace
 	if grace <= 0 {
-		grace = DefaultKillGrace
+		grace = defaultKillGrace
 	}
 	return 2*(run+grace) + c.lockTimeout() + time.Minute
 }

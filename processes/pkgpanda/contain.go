@@ -1,6 +1,8 @@
 package pkgpanda
 
 import (
+	pb "github.com/procpanda/procpanda/processes/pkgpanda/pkgpandapb"
+
 	"fmt"
 	"net/http"
 	"runtime/debug"
@@ -62,6 +64,6 @@ func (p *Process) goTracked(what string, onPanic func(), f func()) {
 
 // failInternal is the PkgpandaResponse of a request whose serving
 // panicked.
-func failInternal() *PkgpandaResponse {
+func failInternal() *pb.PkgpandaResponse {
 	return failed(http.StatusInternalServerError, "%s", internalError)
 }

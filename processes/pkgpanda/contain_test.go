@@ -1,6 +1,8 @@
 package pkgpanda
 
 import (
+	pb "github.com/procpanda/procpanda/processes/pkgpanda/pkgpandapb"
+
 	"bytes"
 	"os"
 	"path/filepath"
@@ -11,11 +13,11 @@ import (
 	"testing"
 )
 
-// panicOn returns an OnRun hook that panics once per arm() on the first
+// panicOn returns an onRun hook that panics once per arm() on the first
 // run whose argv holds word, and the arming function.
-func panicOn(word string) (func(RunInfo), func()) {
+func panicOn(word string) (func(runInfo), func()) {
 	var armed atomic.Bool
-	return func(ri RunInfo) {
+	return func(ri runInfo) {
 			if slices.Contains(ri.Argv, word) && armed.CompareAndSwap(true, false) {
 				panic("injected panic on `pkgpanda " + word + "`")
 			}
@@ -27,15 +29,15 @@ func panicOn(word string) (func(RunInfo), func()) {
 // A panic in pkgpanda's own code, on whatever path the operation took,
 // answers that request 500, is counted and logged with its stack, and the
 // same route then serves the next request: the actor, its locks and the
-// process go on. The hook that panics is Config.OnRun, called on the
+// process go on. The hook that panics is Config.onRun, called on the
 // goroutine that ran the subprocess.
 func TestPanicIsContainedOnEveryPath(t *testing.T) {
 	hook := struct {
 		sync.Mutex
-		f func(RunInfo)
+		f func(runInfo)
 	}{}
 	var logs syncBuffer
-	e := newEnv(t, envOpt{noCache: true, log: &logs, onRun: func(ri RunInfo) {
+	e := newEnv(t, envOpt{noCache: true, log: &logs, onRun: func(ri runInfo) {
 		hook.Lock()
 		f := hook.f
 		hook.Unlock()
@@ -94,11 +96,11 @@ func TestPanicIsContainedOnEveryPath(t *testing.T) {
 	// A message gets a PkgpandaResponse 500, with its request id.
 	pr := newPeer(t)
 	inject("list")
-	e.sendCall(pr.upid.String(), &PkgpandaCall{Type: PkgpandaCall_LIST, RequestId: "boom"})
+	e.sendCall(pr.upid.String(), &pb.PkgpandaCall{Type: pb.PkgpandaCall_LIST, RequestId: "boom"})
 	if r := pr.next(t); r.Status != 500 || r.RequestId != "boom" || r.Error != internalError {
 		t.Fatalf("message whose run panics: status %d, request id %q, error %q", r.Status, r.RequestId, r.Error)
 	}
-	e.sendCall(pr.upid.String(), &PkgpandaCall{Type: PkgpandaCall_LIST, RequestId: "next"})
+	e.sendCall(pr.upid.String(), &pb.PkgpandaCall{Type: pb.PkgpandaCall_LIST, RequestId: "next"})
 	if r := pr.next(t); r.Status != 200 || r.RequestId != "next" {
 		t.Fatalf("next message: status %d, request id %q, error %q", r.Status, r.RequestId, r.Error)
 	}

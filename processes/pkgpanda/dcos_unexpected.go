@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/procpanda/procpanda/processes/pkgpanda/cli"
+	pb "github.com/procpanda/procpanda/processes/pkgpanda/pkgpandapb"
 )
 
 // Where DC/OS's Pkgpanda API answers with its generic error handler
@@ -111,7 +112,7 @@ const (
 // /repository/<id>): on a node never bootstrapped the tool fails with an
 // InstallError, which DC/OS's app answers with its generic handler. The
 // tool's text is logged; the answer is DC/OS's.
-func hideNoActiveFolder(p *Process, in *opArgs, r *PkgpandaResponse) *PkgpandaResponse {
+func hideNoActiveFolder(p *Process, in *opArgs, r *pb.PkgpandaResponse) *pb.PkgpandaResponse {
 	if r.Status != http.StatusInternalServerError || !strings.HasPrefix(r.Error, noActivePrefix) || !strings.HasSuffix(r.Error, noActiveSuffix) {
 		return r
 	}

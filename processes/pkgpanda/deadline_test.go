@@ -31,11 +31,11 @@ func TestRoutesOutliveTheRuntimeDefaultDeadline(t *testing.T) {
 // TestRouteDeadlineCoversRunsAndLock: every route's deadline covers two
 // runs of its slowest actor, their kill grace and the repository lock.
 func TestRouteDeadlineCoversRunsAndLock(t *testing.T) {
-	c := Config{Limits: map[string]RouteLimits{RouteFetch: {Timeout: time.Hour}}, KillGrace: time.Second, LockTimeout: 10 * time.Second}
-	if got, min := c.routeDeadline(RouteRepository), 2*(time.Hour+time.Second)+10*time.Second; got < min {
+	c := Config{Limits: map[string]RouteLimits{routeFetch: {Timeout: time.Hour}}, KillGrace: time.Second, LockTimeout: 10 * time.Second}
+	if got, min := c.routeDeadline(routeRepository), 2*(time.Hour+time.Second)+10*time.Second; got < min {
 		t.Errorf("repository deadline %v < %v", got, min)
 	}
-	if got, min := c.routeDeadline(RouteListJSON), 2*(DefaultTimeout+time.Second)+10*time.Second; got < min || got >= time.Hour {
+	if got, min := c.routeDeadline(routeListJSON), 2*(defaultTimeout+time.Second)+10*time.Second; got < min || got >= time.Hour {
 		t.Errorf("list.json deadline %v: want at least %v and not the fetch route's hour", got, min)
 	}
 }

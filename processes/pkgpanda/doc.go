@@ -3,6 +3,8 @@
 // /pkgpanda/..., and the same operations as PkgpandaCall messages, by
 // running the pkgpanda command-line tool as a subprocess (the command line
 // is the ABI: its argv, stdout, stderr and exit status are all it uses).
+// The messages (PkgpandaCall, PkgpandaResponse) are in package pkgpandapb;
+// Go programs call the process with package client, which needs only them.
 //
 // Every HTTP route has its own actor: a goroutine with a bounded queue that
 // runs the route's subprocesses one at a time, in arrival order. A full
@@ -144,5 +146,3 @@
 // mutation, `pkgpanda add` installs each one. A file:// fetch answers one
 // generic error for every failure, logging the cause.
 package pkgpanda
-
-//go:generate protoc -I. --gogofaster_out=paths=source_relative:. pkgpanda.proto

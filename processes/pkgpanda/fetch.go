@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/procpanda/procpanda/processes/pkgpanda/cli"
+	pb "github.com/procpanda/procpanda/processes/pkgpanda/pkgpandapb"
 	"golang.org/x/sys/unix"
 )
 
@@ -53,7 +54,7 @@ func newFetchClient() *http.Client {
 
 // hideFileFailure hides the cause of a failure to fetch in.pkg from a
 // file:// repository (any other failure is returned as is).
-func (p *Process) hideFileFailure(in *opArgs, r *PkgpandaResponse) *PkgpandaResponse {
+func (p *Process) hideFileFailure(in *opArgs, r *pb.PkgpandaResponse) *pb.PkgpandaResponse {
 	if !isFileURL(in.url) {
 		return r
 	}
@@ -65,7 +66,7 @@ func (p *Process) hideFileFailure(in *opArgs, r *PkgpandaResponse) *PkgpandaResp
 
 // stageFetch downloads in.ids into in.pkgs; nil means every download is
 // on disk. The downloads are in.ups, removed by in.release.
-func stageFetch(p *Process, in *opArgs, timeout time.Duration) *PkgpandaResponse {
+func stageFetch(p *Process, in *opArgs, timeout time.Duration) *pb.PkgpandaResponse {
 	ctx, cancel := context.WithTimeout(p.drainCtx, timeout)
 	defer cancel()
 	progress := in.progress

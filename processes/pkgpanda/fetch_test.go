@@ -1,6 +1,8 @@
 package pkgpanda
 
 import (
+	pb "github.com/procpanda/procpanda/processes/pkgpanda/pkgpandapb"
+
 	"context"
 	"net/http"
 	"net/http/httptest"
@@ -94,7 +96,7 @@ func TestFileFetchErrorsAreGeneric(t *testing.T) {
 		r := e.doJSON("POST", "/repository/probe--1", []byte(`{"repository_url":"`+u+`"}`))
 		expectStatus(t, "fetch from "+u, r, 500)
 		bodies = append(bodies, string(r.body))
-		r = e.do("POST", "/api/v1", []byte(`{"type":"FETCH","package_ids":["probe--1"],"repository_url":"`+u+`"}`), "Content-Type", MediaJSON)
+		r = e.do("POST", "/api/v1", []byte(`{"type":"FETCH","package_ids":["probe--1"],"repository_url":"`+u+`"}`), "Content-Type", pb.MediaJSON)
 		bodies = append(bodies, string(r.body))
 	}
 	for i := 2; i < len(bodies); i++ {

@@ -11,15 +11,16 @@ import (
 
 	"github.com/gogo/protobuf/proto"
 	"github.com/procpanda/procpanda/processes/pkgpanda/cli"
+	pb "github.com/procpanda/procpanda/processes/pkgpanda/pkgpandapb"
 )
 
-// FuzzNegotiate checks that Negotiate either picks supported media types
+// FuzzNegotiate checks that negotiate either picks supported media types
 // or fails with one of the statuses the API documents.
 func FuzzNegotiate(f *testing.F) {
 	f.Fuzz(func(t *testing.T, contentType, accept string) {
-		req, resp, err := Negotiate(contentType, accept)
+		req, resp, err := negotiate(contentType, accept)
 		if err != nil {
-			var ne *NegotiateError
+			var ne *negotiateError
 			if !errors.As(err, &ne) {
 				t.Fatalf("error of type %T", err)
 			}
@@ -31,7 +32,7 @@ func FuzzNegotiate(f *testing.F) {
 			return
 		}
 		for _, mt := range []string{req, resp} {
-			if mt != MediaJSON && mt != MediaProtobuf {
+			if mt != pb.MediaJSON && mt != pb.MediaProtobuf {
 				t.Fatalf("media type %q", mt)
 			}
 		}
@@ -49,11 +50,11 @@ func FuzzDecodeCall(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, body []byte, asJSON bool) {
-		mt := MediaProtobuf
+		mt := pb.MediaProtobuf
 		if asJSON {
-			mt = MediaJSON
+			mt = pb.MediaJSON
 		}
-		call, err := DecodeCall(mt, body)
+		call, err := decodeCall(mt, body)
 		if err != nil {
 			return
 		}
@@ -62,7 +63,7 @@ func FuzzDecodeCall(f *testing.F) {
 			if err != nil {
 				t.Fatalf("re-encoding: %v", err)
 			}
-			var again PkgpandaCall
+			var again pb.PkgpandaCall
 			if err := proto.Unmarshal(b, &again); err != nil || !proto.Equal(&again, call) {
 				t.Fatalf("round trip: %v vs %v (%v)", call, &again, err)
 			}
@@ -77,7 +78,7 @@ func FuzzDecodeCall(f *testing.F) {
 			}
 			return
 		}
-		if call.GetType() == PkgpandaCall_ACTIVATE {
+		if call.GetType() == pb.PkgpandaCall_ACTIVATE {
 			// DC/OS takes ACTIVATE's ids as sent: one that is not a valid
 			// id is a missing package (409), found by comparing with the
 			// repository's listing, and only listed ids reach the tool
@@ -121,12 +122,12 @@ func FuzzScanCall(f *testing.F) {
 		if len(other) > int(maxOther) || calls > 1 {
 			t.Fatalf("other fields %d bytes (cap %d), tarball callbacks %d", len(other), maxOther, calls)
 		}
-		var got PkgpandaCall
+		var got pb.PkgpandaCall
 		if proto.Unmarshal(other, &got) != nil {
 			return
 		}
 		got.Tarball = tb
-		var want PkgpandaCall
+		var want pb.PkgpandaCall
 		if err := proto.Unmarshal(body, &want); err != nil {
 			t.Fatalf("scanner accepted what proto.Unmarshal refuses (%v): %x", err, body)
 		}

@@ -62,7 +62,7 @@ type env struct {
 type envOpt struct {
 	delay  time.Duration
 	limits map[string]RouteLimits
-	onRun  func(RunInfo)
+	onRun  func(runInfo)
 	// maxAdd is Config.MaxAddSize.
 	maxAdd int64
 	// noTrace leaves the stand-in's trace hook off (benchmarks).
@@ -132,7 +132,7 @@ func newEnv(t testing.TB, o envOpt) *env {
 		TempDir:    dir,
 		Limits:     o.limits,
 		KillGrace:  time.Second,
-		OnRun:      o.onRun,
+		onRun:      o.onRun,
 		MaxAddSize: o.maxAdd,
 
 		Authenticator:  o.authn,
@@ -171,7 +171,7 @@ func newEnv(t testing.TB, o envOpt) *env {
 		t.Fatalf("pkgpanda Start: %v", err)
 	}
 	e.rt, e.p = rt, p
-	e.base = "http://" + rt.Addr().HostPort() + "/" + ProcessID
+	e.base = "http://" + rt.Addr().HostPort() + "/" + processID
 	e.client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	if tally := openAPICheck.Load(); tally != nil { // TestOpenAPIDescribesEveryResponse
 		e.client.Transport = &checkingTransport{t: t, p: p, next: e.client.Transport, tally: tally}

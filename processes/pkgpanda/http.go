@@ -11,11 +11,12 @@ import (
 	"sync"
 
 	"github.com/procpanda/procpanda/libprocess"
+	pb "github.com/procpanda/procpanda/processes/pkgpanda/pkgpandapb"
 )
 
-// PackageIDHeader is the request header add accepts the package id in,
+// packageIDHeader is the request header add accepts the package id in,
 // as an alternative to the `id` query parameter.
-const PackageIDHeader = "Pkgpanda-Package-Id"
+const packageIDHeader = "Pkgpanda-Package-Id"
 
 // packageJSON is the Pkgpanda API's package object.
 type packageJSON struct {
@@ -24,12 +25,12 @@ type packageJSON struct {
 	Version string `json:"version"`
 }
 
-func packageBody(pk *PkgpandaPackage) packageJSON {
+func packageBody(pk *pb.PkgpandaPackage) packageJSON {
 	return packageJSON{ID: pk.Id, Name: pk.Name, Version: pk.Version}
 }
 
 // httpFailure renders a failed operation as the API's JSON error.
-func httpFailure(r *PkgpandaResponse) libprocess.Response {
+func httpFailure(r *pb.PkgpandaResponse) libprocess.Response {
 	status := int(r.Status)
 	var resp libprocess.Response
 	if len(r.MissingPackages) > 0 {
@@ -46,7 +47,7 @@ func httpFailure(r *PkgpandaResponse) libprocess.Response {
 // render renders an operation's response with r's status: failures as
 // JSON errors, 204 (or a success without a body renderer) as an empty
 // body, other successes with success.
-func render(r *PkgpandaResponse, success func(*PkgpandaResponse) libprocess.Response) libprocess.Response {
+func render(r *pb.PkgpandaResponse, success func(*pb.PkgpandaResponse) libprocess.Response) libprocess.Response {
 	if r.Status >= 400 {
 		return httpFailure(r)
 	}
@@ -56,7 +57,7 @@ func render(r *PkgpandaResponse, success func(*PkgpandaResponse) libprocess.Resp
 	return success(r)
 }
 
-func idsBody(r *PkgpandaResponse) libprocess.Response {
+func idsBody(r *pb.PkgpandaResponse) libprocess.Response {
 	ids := r.PackageIds
 	if ids == nil {
 		ids = []string{}
@@ -64,18 +65,18 @@ func idsBody(r *PkgpandaResponse) libprocess.Response {
 	return libprocess.JSONResponse(int(r.Status), ids)
 }
 
-func pkgBody(r *PkgpandaResponse) libprocess.Response {
+func pkgBody(r *pb.PkgpandaResponse) libprocess.Response {
 	return libprocess.JSONResponse(int(r.Status), packageBody(r.Package))
 }
 
-func addBody(r *PkgpandaResponse) libprocess.Response {
+func addBody(r *pb.PkgpandaResponse) libprocess.Response {
 	return libprocess.JSONResponse(int(r.Status), struct {
 		packageJSON
 		AlreadyAdded bool `json:"already_added"`
 	}{packageBody(r.Package), r.AlreadyAdded})
 }
 
-func checksBody(r *PkgpandaResponse) libprocess.Response {
+func checksBody(r *pb.PkgpandaResponse) libprocess.Response {
 	type entry struct {
 		ID     string   `json:"id"`
 		Checks []string `json:"checks"`
@@ -88,11 +89,11 @@ func checksBody(r *PkgpandaResponse) libprocess.Response {
 }
 
 // emptyText is the body of a streamed success that printed nothing.
-func emptyText(r *PkgpandaResponse) libprocess.Response {
+func emptyText(r *pb.PkgpandaResponse) libprocess.Response {
 	return libprocess.TextResponse(int(r.Status), "")
 }
 
-func removedBody(r *PkgpandaResponse) libprocess.Response {
+func removedBody(r *pb.PkgpandaResponse) libprocess.Response {
 	return libprocess.JSONResponse(int(r.Status), map[string][]string{"removed": r.PackageIds})
 }
 
@@ -119,7 +120,7 @@ func allowed(req *libprocess.Request, methods ...string) bool {
 // for /pkgpanda/repository/mesos--0.22.0 ("" or "/" for the route itself).
 func subPath(req *libprocess.Request) string {
 	path := req.URL.Path
-	prefix := "/" + ProcessID + "/" + req.Route
+	prefix := "/" + processID + "/" + req.Route
 	if i := strings.Index(path, prefix); i >= 0 {
 		return path[i+len(prefix):]
 	}
@@ -200,7 +201,7 @@ func (s *streamer) Write(b []byte) (int, error) {
 // finish ends the run: before any output it answers r as JSON; after
 // output began it appends a failure line (the status is already sent)
 // and closes the stream.
-func (s *streamer) finish(r *PkgpandaResponse, success func(*PkgpandaResponse) libprocess.Response) {
+func (s *streamer) finish(r *pb.PkgpandaResponse, success func(*pb.PkgpandaResponse) libprocess.Response) {
 	s.mu.Lock()
 	pw := s.pw
 	s.mu.Unlock()
@@ -289,7 +290,7 @@ func (p *Process) routeHelp(route string, ops []opID) libprocess.Help {
 		}
 	}
 	tldr := strings.Join(summaries, "; ") + "."
-	if route == RouteRepository || route == RouteActive {
+	if route == routeRepository || route == routeActive {
 		tldr = "Pkgpanda API: " + tldr
 		answers = append(answers, apiEdgesHelp)
 	} else if r := []rune(tldr); len(r) > 0 {
@@ -321,16 +322,16 @@ func (p *Process) callsHelp() string {
 // help comes from the table.
 func (p *Process) installRoutes() {
 	handlers := map[string]callerHandler{
-		RouteListJSON:   p.serveListJSON,
-		RouteActiveJSON: p.serveActiveJSON,
-		RouteAdd:        p.serveAdd,
-		RouteRemove:     p.serveRemove,
-		RouteActivate:   p.serveActivate,
-		RouteSwap:       p.serveSwap,
-		RouteFetch:      p.serveFetch,
-		RouteCheck:      p.serveCheck,
-		RouteRepository: p.serveAPI,
-		RouteActive:     p.serveAPI,
+		routeListJSON:   p.serveListJSON,
+		routeActiveJSON: p.serveActiveJSON,
+		routeAdd:        p.serveAdd,
+		routeRemove:     p.serveRemove,
+		routeActivate:   p.serveActivate,
+		routeSwap:       p.serveSwap,
+		routeFetch:      p.serveFetch,
+		routeCheck:      p.serveCheck,
+		routeRepository: p.serveAPI,
+		routeActive:     p.serveAPI,
 	}
 	for _, name := range RouteNames() {
 		ops := p.routeOps(name)
@@ -342,7 +343,7 @@ func (p *Process) installRoutes() {
 			calls = append(calls, opID(op))
 		}
 	}
-	p.route(RouteAPIv1, libprocess.Help{
+	p.route(routeAPIv1, libprocess.Help{
 		TLDR:  "PkgpandaCall/PkgpandaResponse API (JSON or protobuf).",
 		Usage: "POST /pkgpanda/api/v1",
 		Description: "The body is a `mesos.internal.PkgpandaCall` (see pkgpanda.proto) as `application/json` or `application/x-protobuf` (Content-Type); " +
@@ -386,16 +387,16 @@ func (p *Process) serveAdd(req *libprocess.Request, respond libprocess.Responder
 		respond(methodNotAllowed(http.MethodPost))
 		return
 	}
-	q, h := req.URL.Query().Get("id"), req.Header().Get(PackageIDHeader)
+	q, h := req.URL.Query().Get("id"), req.Header().Get(packageIDHeader)
 	raw := q
 	switch {
 	case q == "" && h == "":
-		respond(libprocess.ErrorResponse(http.StatusBadRequest, "the package id is needed: `id` query parameter or "+PackageIDHeader+" header"))
+		respond(libprocess.ErrorResponse(http.StatusBadRequest, "the package id is needed: `id` query parameter or "+packageIDHeader+" header"))
 		return
 	case q == "":
 		raw = h
 	case h != "" && h != q:
-		respond(libprocess.ErrorResponse(http.StatusBadRequest, "the `id` query parameter and the "+PackageIDHeader+" header differ"))
+		respond(libprocess.ErrorResponse(http.StatusBadRequest, "the `id` query parameter and the "+packageIDHeader+" header differ"))
 		return
 	}
 	if _, fail := parseToolIDs([]string{raw}); fail != nil {

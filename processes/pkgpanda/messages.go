@@ -10,6 +10,7 @@ import (
 	"github.com/gogo/protobuf/proto"
 	"github.com/procpanda/procpanda/libprocess"
 	"github.com/procpanda/procpanda/libprocess/protobuf"
+	pb "github.com/procpanda/procpanda/processes/pkgpanda/pkgpandapb"
 )
 
 // Bounds on the replies to refused messages: a flood of calls with fake
@@ -56,7 +57,7 @@ func (b *replyBudget) take() bool {
 // dialled for it. Replies to refused calls (401/403) are rate-limited;
 // the excess is dropped and counted.
 func (p *Process) installMessages() error {
-	name := proto.MessageName(&PkgpandaCall{})
+	name := proto.MessageName(&pb.PkgpandaCall{})
 	if name == "" {
 		return fmt.Errorf("installing the PkgpandaCall handler: the type is not registered")
 	}
@@ -66,7 +67,7 @@ func (p *Process) installMessages() error {
 			p.log.Warn().Str("message", m.Name).Msg("dropping a PkgpandaCall without a valid sender to answer")
 			return
 		}
-		call := &PkgpandaCall{}
+		call := &pb.PkgpandaCall{}
 		if err := proto.Unmarshal(m.Body, call); err != nil {
 			p.m.undecodable.Inc()
 			p.log.Warn().Err(err).Str("from", m.From.String()).Msg("dropping a PkgpandaCall that does not decode")
@@ -77,7 +78,7 @@ func (p *Process) installMessages() error {
 		c.from = from
 		call.Authorization = "" // never kept, logged or echoed
 		var answered atomic.Bool
-		answer := func(r *PkgpandaResponse) {
+		answer := func(r *pb.PkgpandaResponse) {
 			if !answered.Swap(true) {
 				p.reply(from, r)
 			}
@@ -92,7 +93,7 @@ func (p *Process) installMessages() error {
 }
 
 // reply sends r to the sender of a call.
-func (p *Process) reply(to libprocess.UPID, r *PkgpandaResponse) {
+func (p *Process) reply(to libprocess.UPID, r *pb.PkgpandaResponse) {
 	if to.IsZero() {
 		p.m.repliesDropped.Inc()
 		return

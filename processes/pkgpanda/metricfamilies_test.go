@@ -56,12 +56,12 @@ func TestPrometheusFamilies(t *testing.T) {
 		for _, l := range m.GetLabel() {
 			labels[l.GetName()] = l.GetValue()
 		}
-		if labels["route"] == RouteActive && labels["status"] == "0" && m.GetCounter().GetValue() >= 1 {
+		if labels["route"] == routeActive && labels["status"] == "0" && m.GetCounter().GetValue() >= 1 {
 			found = true
 		}
 	}
 	if !found {
-		t.Errorf("no pkgpanda_route_exits_total{route=%q,status=\"0\"} >= 1 in %v", RouteActive, exits)
+		t.Errorf("no pkgpanda_route_exits_total{route=%q,status=\"0\"} >= 1 in %v", routeActive, exits)
 	}
 	var timed uint64
 	for _, m := range fams["pkgpanda_route_duration_seconds"].GetMetric() {

@@ -11,11 +11,12 @@ import (
 	"strings"
 
 	"github.com/procpanda/procpanda/libprocess"
+	pb "github.com/procpanda/procpanda/processes/pkgpanda/pkgpandapb"
 )
 
-// RouteOpenAPI is the route that serves the OpenAPI 3.1 document of every
+// routeOpenAPI is the route that serves the OpenAPI 3.1 document of every
 // HTTP route of the process (GET /pkgpanda/openapi.json).
-const RouteOpenAPI = "openapi.json"
+const routeOpenAPI = "openapi.json"
 
 // The OpenAPI document is built from the operation table at request time,
 // each document operation naming the table's rows it runs in
@@ -31,7 +32,7 @@ const RouteOpenAPI = "openapi.json"
 // credentials, as /help does: it says what the routes are, not what the
 // node holds.
 func (p *Process) installOpenAPI() {
-	p.lp.Route(RouteOpenAPI, libprocess.Help{
+	p.lp.Route(routeOpenAPI, libprocess.Help{
 		TLDR:  "OpenAPI 3.1 document of every pkgpanda route.",
 		Usage: "GET /pkgpanda/openapi.json",
 		Description: "The routes of this process, generated from its operation table: paths, methods, parameters, request and response media types and schemas, " +
@@ -116,7 +117,7 @@ func (p *Process) openAPIDocument() ([]byte, error) {
 			add(path, http.MethodHead, headOf(built))
 		}
 	}
-	for _, route := range []string{RouteRepository, RouteActive} {
+	for _, route := range []string{routeRepository, routeActive} {
 		for _, shape := range []apiPath{pathList, pathItem} {
 			path := "/" + route + "/"
 			if shape == pathItem {
@@ -145,7 +146,7 @@ func (p *Process) openAPIDocument() ([]byte, error) {
 			add("/"+route, m, r)
 		}
 	}
-	for _, route := range []string{RouteListJSON, RouteActiveJSON, RouteAdd, RouteRemove, RouteActivate, RouteSwap, RouteFetch, RouteCheck} {
+	for _, route := range []string{routeListJSON, routeActiveJSON, routeAdd, routeRemove, routeActivate, routeSwap, routeFetch, routeCheck} {
 		method, built, err := p.cliOperation(route)
 		if err != nil {
 			return nil, err
@@ -159,7 +160,7 @@ func (p *Process) openAPIDocument() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	add("/"+RouteAPIv1, http.MethodPost, v1)
+	add("/"+routeAPIv1, http.MethodPost, v1)
 	meta := obj{
 		"summary":     "This document",
 		"operationId": "openapi",
@@ -170,10 +171,10 @@ func (p *Process) openAPIDocument() ([]byte, error) {
 			"500": errorResponse(http.StatusInternalServerError),
 		},
 	}
-	add("/"+RouteOpenAPI, http.MethodGet, meta)
-	add("/"+RouteOpenAPI, http.MethodHead, headOf(meta))
+	add("/"+routeOpenAPI, http.MethodGet, meta)
+	add("/"+routeOpenAPI, http.MethodHead, headOf(meta))
 
-	servers := []any{obj{"url": "/" + ProcessID, "description": "the pkgpanda process on the libprocess port (or unix socket)"}}
+	servers := []any{obj{"url": "/" + processID, "description": "the pkgpanda process on the libprocess port (or unix socket)"}}
 	if p.delegated {
 		servers = append(servers, obj{"url": "/", "description": "the same routes without the prefix: the runtime's delegate is pkgpanda (--delegate pkgpanda), as behind Admin Router"})
 	}
@@ -284,8 +285,8 @@ func (p *Process) openAPIComponents() obj {
 				},
 				"additionalProperties": false,
 			},
-			"PkgpandaCall":     protoSchema(reflect.TypeOf(PkgpandaCall{}), true),
-			"PkgpandaResponse": protoSchema(reflect.TypeOf(PkgpandaResponse{}), false),
+			"PkgpandaCall":     protoSchema(reflect.TypeOf(pb.PkgpandaCall{}), true),
+			"PkgpandaResponse": protoSchema(reflect.TypeOf(pb.PkgpandaResponse{}), false),
 		},
 	}
 	switch name := p.schemeName(); name {
@@ -328,7 +329,7 @@ func errorResponse(status int) obj {
 // inputs of every shape its front-ends pass (no id, an invalid id, a
 // valid one; no URL, a URL that is no string, one the tool refuses): a
 // prepare runs no subprocess and touches nothing without a tarball.
-func (p *Process) prepareStatuses(prepare func(*Process, opInput) (*opArgs, *PkgpandaResponse)) []int {
+func (p *Process) prepareStatuses(prepare func(*Process, opInput) (*opArgs, *pb.PkgpandaResponse)) []int {
 	var out []int
 	for _, in := range []opInput{
 		{}, {ids: []string{"invalid-package"}}, {ids: []string{"mesos--0.22.0"}},
@@ -419,9 +420,9 @@ func (p *Process) successResponse(op opID) (string, obj) {
 	if s.body == nil || s.okStatus == http.StatusNoContent {
 		return code, obj{"description": s.help.summary + ": done, no body."}
 	}
-	sample := &PkgpandaResponse{Status: int32(s.okStatus), PackageIds: []string{"mesos--0.22.0"},
-		Package:      &PkgpandaPackage{Id: "mesos--0.22.0", Name: "mesos", Version: "0.22.0"},
-		Checks:       []*PkgpandaCheck{{PackageId: "mesos--0.22.0", Checks: []string{"check.sh"}}},
+	sample := &pb.PkgpandaResponse{Status: int32(s.okStatus), PackageIds: []string{"mesos--0.22.0"},
+		Package:      &pb.PkgpandaPackage{Id: "mesos--0.22.0", Name: "mesos", Version: "0.22.0"},
+		Checks:       []*pb.PkgpandaCheck{{PackageId: "mesos--0.22.0", Checks: []string{"check.sh"}}},
 		AlreadyAdded: true, Output: "output"}
 	r := s.body(sample)
 	mt := r.ContentType
@@ -578,25 +579,25 @@ func (p *Process) cliOperation(route string) (string, obj, error) {
 	}
 	o := obj{"summary": s.help.summary, "operationId": operationID(s.name), "tags": []string{"pkgpanda CLI"}}
 	switch route {
-	case RouteListJSON, RouteActiveJSON:
+	case routeListJSON, routeActiveJSON:
 		method = http.MethodGet
-	case RouteCheck:
+	case routeCheck:
 		method = http.MethodGet
 		extra = append(extra, http.StatusBadRequest)
 		params = append(params, obj{"name": "list", "in": "query", "description": "true or 1: list the checks (JSON) instead of running them (streamed text)",
 			"schema": obj{"type": "string", "enum": []string{"true", "false", "1", "0", ""}}})
-	case RouteAdd:
+	case routeAdd:
 		extra = append(extra, http.StatusBadRequest, http.StatusRequestEntityTooLarge)
-		params = append(params, obj{"name": "id", "in": "query", "description": "the package id (or the " + PackageIDHeader + " header)", "schema": obj{"type": "string"}},
-			obj{"name": PackageIDHeader, "in": "header", "description": "the package id (or the `id` query parameter)", "schema": obj{"type": "string"}})
+		params = append(params, obj{"name": "id", "in": "query", "description": "the package id (or the " + packageIDHeader + " header)", "schema": obj{"type": "string"}},
+			obj{"name": packageIDHeader, "in": "header", "description": "the package id (or the `id` query parameter)", "schema": obj{"type": "string"}})
 		o["requestBody"] = obj{"required": true, "description": "the package tarball (`<id>.tar.xz`)",
 			"content": obj{"application/octet-stream": obj{"schema": obj{"type": "string", "format": "binary"}},
 				"application/x-xz": obj{"schema": obj{"type": "string", "format": "binary"}}}}
-	case RouteFetch:
+	case routeFetch:
 		extra = append(extra, http.StatusBadRequest)
 		params = append(params, idsParam("package ids, repeated"),
 			obj{"name": "repository_url", "in": "query", "required": true, "schema": obj{"type": "string"}})
-	case RouteSwap:
+	case routeSwap:
 		extra = append(extra, http.StatusBadRequest)
 		params = append(params, idsParam("one package id"))
 	default:
@@ -663,8 +664,8 @@ func (p *Process) apiV1Operation() (obj, error) {
 		}
 	}
 	content := obj{
-		MediaJSON:     obj{"schema": obj{"$ref": "#/components/schemas/PkgpandaResponse"}},
-		MediaProtobuf: obj{"schema": obj{"type": "string", "format": "binary", "description": "a mesos.internal.PkgpandaResponse (pkgpanda.proto)"}},
+		pb.MediaJSON:     obj{"schema": obj{"$ref": "#/components/schemas/PkgpandaResponse"}},
+		pb.MediaProtobuf: obj{"schema": obj{"type": "string", "format": "binary", "description": "a mesos.internal.PkgpandaResponse (pkgpanda.proto)"}},
 	}
 	resp := obj{}
 	for c := range statuses {
@@ -692,8 +693,8 @@ func (p *Process) apiV1Operation() (obj, error) {
 		"tags":         []string{"api/v1"},
 		"description":  p.callsHelp(),
 		"requestBody": obj{"required": true, "content": obj{
-			MediaJSON: obj{"schema": obj{"$ref": "#/components/schemas/PkgpandaCall"}},
-			MediaProtobuf: obj{"schema": obj{"type": "string", "format": "binary",
+			pb.MediaJSON: obj{"schema": obj{"$ref": "#/components/schemas/PkgpandaCall"}},
+			pb.MediaProtobuf: obj{"schema": obj{"type": "string", "format": "binary",
 				"description": "a mesos.internal.PkgpandaCall (pkgpanda.proto); its tarball is streamed to disk"}},
 		}},
 		"parameters": []any{obj{"name": "Accept", "in": "header", "schema": obj{"type": "string"},
@@ -741,9 +742,9 @@ func protoSchema(t reflect.Type, in bool) obj {
 
 func fieldSchema(t reflect.Type, enum, in bool) obj {
 	if enum {
-		names := make([]string, 0, len(PkgpandaCall_Type_name))
-		for i := int32(0); int(i) < len(PkgpandaCall_Type_name); i++ {
-			names = append(names, PkgpandaCall_Type_name[i])
+		names := make([]string, 0, len(pb.PkgpandaCall_Type_name))
+		for i := int32(0); int(i) < len(pb.PkgpandaCall_Type_name); i++ {
+			names = append(names, pb.PkgpandaCall_Type_name[i])
 		}
 		if in {
 			return obj{"anyOf": []any{obj{"type": "string", "enum": names}, obj{"type": "integer"}}}

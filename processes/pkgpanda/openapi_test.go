@@ -253,7 +253,7 @@ func (c *checkingTransport) RoundTrip(req *http.Request) (*http.Response, error)
 		c.t.Errorf("%s %s -> %d %s %q: %s", req.Method, req.URL.RequestURI(), resp.StatusCode, resp.Header.Get("Content-Type"), body, fmt.Sprintf(format, a...))
 	}
 	// Matched on the decoded path: an id never holds a '/', %2F included.
-	path := strings.TrimPrefix(req.URL.Path, "/"+ProcessID)
+	path := strings.TrimPrefix(req.URL.Path, "/"+processID)
 	tmpl, methods := c.template(path)
 	isJSONError := func() bool {
 		var e map[string]any

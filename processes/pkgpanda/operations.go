@@ -9,6 +9,7 @@ import (
 
 	"github.com/procpanda/procpanda/libprocess"
 	"github.com/procpanda/procpanda/processes/pkgpanda/cli"
+	pb "github.com/procpanda/procpanda/processes/pkgpanda/pkgpandapb"
 )
 
 // opID names one operation of the pkgpanda process. Every front-end (the
@@ -69,7 +70,7 @@ type opSpec struct {
 	method string
 	// call is the api/v1 call type that asks for it; hasCall is false
 	// for operations no call names. CHECK names two (list_checks picks).
-	call    PkgpandaCall_Type
+	call    pb.PkgpandaCall_Type
 	hasCall bool
 	// minIDs and maxIDs bound the package ids a call carries (maxIDs -1:
 	// no bound).
@@ -78,11 +79,11 @@ type opSpec struct {
 	// prepare runs the pre-checks that need no subprocess (id validity,
 	// argument shapes) on what a front-end extracted, and returns the
 	// operation's typed arguments or the answer.
-	prepare func(p *Process, in opInput) (*opArgs, *PkgpandaResponse)
+	prepare func(p *Process, in opInput) (*opArgs, *pb.PkgpandaResponse)
 	// stage, if set, runs after admission and before queueing, without
 	// any lock, on a goroutine Drain waits for (a fetch's downloads);
 	// timeout is the actor's. A non-nil result is the answer.
-	stage func(p *Process, in *opArgs, timeout time.Duration) *PkgpandaResponse
+	stage func(p *Process, in *opArgs, timeout time.Duration) *pb.PkgpandaResponse
 	// checks run under the operation's locks before its command, in
 	// order; the first that answers is the answer. They read `list` and
 	// `active` through the cache (so they are reads, not runs of their
@@ -110,9 +111,9 @@ type opSpec struct {
 	okStatus int
 	// failure, if set, rewrites a failed answer, of the stage or of the
 	// run (POST /repository/<id> answers DC/OS's text).
-	failure func(p *Process, in *opArgs, r *PkgpandaResponse) *PkgpandaResponse
+	failure func(p *Process, in *opArgs, r *pb.PkgpandaResponse) *pb.PkgpandaResponse
 	// body renders a success over HTTP; nil means no body (204).
-	body func(*PkgpandaResponse) libprocess.Response
+	body func(*pb.PkgpandaResponse) libprocess.Response
 	// help documents the operation under /help.
 	help opHelp
 }
@@ -211,7 +212,7 @@ type command struct {
 	// parse fills the success answer from the command's stdout (nil when
 	// it ran none, or streamed it). An error is the tool breaking its
 	// ABI: 502.
-	parse func(in *opArgs, stdout []byte, r *PkgpandaResponse) error
+	parse func(in *opArgs, stdout []byte, r *pb.PkgpandaResponse) error
 	// cached marks `list` and `active`: their result (the PackageIds
 	// parse fills) is reused under key while its inputs are unchanged
 	// (cache.go).
@@ -221,46 +222,46 @@ type command struct {
 
 // precheck is a check an operation makes under its locks before its
 // command: nil lets it go on, anything else is the answer.
-type precheck func(ctx context.Context, p *Process, a *actor, in *opArgs) *PkgpandaResponse
+type precheck func(ctx context.Context, p *Process, a *actor, in *opArgs) *pb.PkgpandaResponse
 
 // operationTable returns the spec of every operation, indexed by opID.
 func operationTable() [numOps]opSpec {
 	getPackage := []precheck{checkInRepository, checkLoadable}
 	return [numOps]opSpec{
-		opListJSON: {name: "list.json", actor: RouteListJSON,
+		opListJSON: {name: "list.json", actor: routeListJSON,
 			prepare: prepareNone, command: listCommand(), statuses: readStatuses(), okStatus: http.StatusOK, body: idsBody,
 			help: opHelp{summary: "Lists the packages in the local repository", usage: "GET /pkgpanda/list.json",
 				answers: "Runs `pkgpanda list`: 200 with a sorted JSON array of package ids. Tool failures: 502 (unexpected output or crash), 500 (`ERROR:`)."}},
-		opActiveJSON: {name: "active.json", actor: RouteActiveJSON, needsInstall: true,
+		opActiveJSON: {name: "active.json", actor: routeActiveJSON, needsInstall: true,
 			prepare: prepareNone, command: activeCommand(), statuses: readStatuses(), okStatus: http.StatusOK, body: idsBody,
 			help: opHelp{summary: "Lists the active packages", usage: "GET /pkgpanda/active.json",
 				answers: "Runs `pkgpanda active`: 200 with a sorted JSON array of active package ids. Tool failures: 502 (unexpected output or crash), 500 (`ERROR:`)."}},
-		opAdd: {name: "add", actor: RouteAdd, mutates: true, needsInstall: true,
-			call: PkgpandaCall_ADD, hasCall: true, minIDs: 1, maxIDs: 1,
+		opAdd: {name: "add", actor: routeAdd, mutates: true, needsInstall: true,
+			call: pb.PkgpandaCall_ADD, hasCall: true, minIDs: 1, maxIDs: 1,
 			prepare: prepareAdd, command: addCommand(parseAdded), perPackage: true,
 			statuses: cliStatuses(), okStatus: http.StatusOK, body: addBody,
 			help: opHelp{summary: "Adds a package tarball to the local repository",
-				usage: "POST /pkgpanda/add?id=<name>--<version>  (or header " + PackageIDHeader + ": <id>), body: the package's .tar.xz",
+				usage: "POST /pkgpanda/add?id=<name>--<version>  (or header " + packageIDHeader + ": <id>), body: the package's .tar.xz",
 				answers: "The request body is the package tarball, as produced by the package build (`<id>.tar.xz`). " +
 					"It is written to a private temporary directory, named `<id>.tar.xz` and `pkgpanda add` is run on it. " +
-					"The id comes from the `id` query parameter or the " + PackageIDHeader + " header, never from a client path, " +
+					"The id comes from the `id` query parameter or the " + packageIDHeader + " header, never from a client path, " +
 					"and must be a valid package id (400 otherwise). Answers 200 `{\"id\",\"name\",\"version\",\"already_added\"}`; " +
 					"413 when the body exceeds the size cap; 503 with Retry-After when too many uploads are being received or their bytes reach the bound; " +
 					"409 for `Validation Error`, 404 for `Package Error`, 500 for `ERROR:`."}},
-		opRemove: {name: "remove", actor: RouteRemove, mutates: true, needsInstall: true,
+		opRemove: {name: "remove", actor: routeRemove, mutates: true, needsInstall: true,
 			prepare: prepareToolIDs, command: removeCommand(), statuses: cliStatuses(), okStatus: http.StatusOK, body: removedBody,
 			help: opHelp{summary: "Removes packages from the local repository", usage: "POST /pkgpanda/remove?id=<id>[&id=<id>...]",
 				answers: "Runs `pkgpanda remove <id>...`: 200 `{\"removed\": [ids]}` (ids not in the repository are skipped by the tool). 409 when a package is active."}},
-		opActivate: {name: "activate", actor: RouteActivate, mutates: true, needsInstall: true,
+		opActivate: {name: "activate", actor: routeActivate, mutates: true, needsInstall: true,
 			prepare: prepareToolIDs, command: activateCommand(), statuses: cliStatuses(), okStatus: http.StatusNoContent,
 			help: opHelp{summary: "Replaces the active set", usage: "POST /pkgpanda/activate?id=<id>[&id=<id>...]",
 				answers: "Runs `pkgpanda activate <id>...`: the given ids become the whole active set. 204 on success; 409 for `Validation Error`, 404 for `Package Error`."}},
-		opSwap: {name: "swap", actor: RouteSwap, mutates: true, needsInstall: true,
-			call: PkgpandaCall_SWAP, hasCall: true, minIDs: 1, maxIDs: 1,
+		opSwap: {name: "swap", actor: routeSwap, mutates: true, needsInstall: true,
+			call: pb.PkgpandaCall_SWAP, hasCall: true, minIDs: 1, maxIDs: 1,
 			prepare: prepareToolIDs, command: swapCommand(), statuses: cliStatuses(), okStatus: http.StatusNoContent,
 			help: opHelp{summary: "Swaps the active package of one name", usage: "POST /pkgpanda/swap?id=<id>",
 				answers: "Runs `pkgpanda swap <id>`, replacing the active package of the same name. 204 on success; 409 when no package of that name is active."}},
-		opFetch: {name: "fetch", actor: RouteFetch, mutates: true, needsInstall: true,
+		opFetch: {name: "fetch", actor: routeFetch, mutates: true, needsInstall: true,
 			prepare: prepareFetch, stage: stageFetch, command: addCommand(parseFetched), perPackage: true, stream: streamProgress,
 			statuses: cliStatuses(), okStatus: http.StatusOK, body: emptyText,
 			help: opHelp{summary: "Fetches packages from a remote repository (streamed)",
@@ -268,59 +269,59 @@ func operationTable() [numOps]opSpec {
 				answers: "Downloads each package (`<url>/packages/<name>/<id>.tar.xz`; file:// or http(s)://) and runs `pkgpanda add` on it, " +
 					"streaming the progress `pkgpanda fetch` prints (chunked text/plain). " +
 					"A failure before any output answers a JSON error (409/404/500/502); after output began, the stream ends with a `pkgpanda failed (<status>): <message>` line."}},
-		opCheck: {name: "check", actor: RouteCheck, needsInstall: true,
-			call: PkgpandaCall_CHECK, hasCall: true,
+		opCheck: {name: "check", actor: routeCheck, needsInstall: true,
+			call: pb.PkgpandaCall_CHECK, hasCall: true,
 			prepare: prepareNone, command: checkCommand(), stream: streamStdout, statuses: checkStatuses(), okStatus: http.StatusOK, body: emptyText,
 			help: opHelp{summary: "Runs the active packages' checks (streamed)", usage: "GET /pkgpanda/check",
 				answers: "Runs `pkgpanda check` and streams its output (chunked text/plain); a client that goes away cancels it. " +
 					"A failing check is 500 (before any output) or a `pkgpanda failed (500): ...` line."}},
-		opCheckList: {name: "check.list", actor: RouteCheck, needsInstall: true,
-			call: PkgpandaCall_CHECK, hasCall: true,
+		opCheckList: {name: "check.list", actor: routeCheck, needsInstall: true,
+			call: pb.PkgpandaCall_CHECK, hasCall: true,
 			prepare: prepareNone, command: checkListCommand(), statuses: cliStatuses(), okStatus: http.StatusOK, body: checksBody,
 			help: opHelp{summary: "Lists the active packages' checks", usage: "GET /pkgpanda/check?list=true",
 				answers: "Runs `pkgpanda check --list`: 200 `[{\"id\", \"checks\": [...]}]`."}},
-		opRepoList: {name: "repository.list", actor: RouteRepository, path: pathList, method: http.MethodGet,
-			call: PkgpandaCall_LIST, hasCall: true,
+		opRepoList: {name: "repository.list", actor: routeRepository, path: pathList, method: http.MethodGet,
+			call: pb.PkgpandaCall_LIST, hasCall: true,
 			prepare: prepareNone, command: listCommand(), statuses: readStatuses(), okStatus: http.StatusOK, body: idsBody,
 			help: opHelp{summary: "the repository's ids, sorted", usage: "GET /pkgpanda/repository/",
 				answers: "200 with a JSON array of ids; 500 when `pkgpanda list` fails."}},
-		opRepoGet: {name: "repository.get", actor: RouteRepository, path: pathItem, method: http.MethodGet,
-			call: PkgpandaCall_GET_PACKAGE, hasCall: true, minIDs: 1, maxIDs: 1,
+		opRepoGet: {name: "repository.get", actor: routeRepository, path: pathItem, method: http.MethodGet,
+			call: pb.PkgpandaCall_GET_PACKAGE, hasCall: true, minIDs: 1, maxIDs: 1,
 			prepare: prepareAPIIDs(http.StatusNotFound), checks: getPackage,
 			command:   command{parse: parsePackage},
 			noCommand: "answered by its checks: the repository's listing (cached `pkgpanda list`) and the package's pkginfo.json",
 			statuses:  readStatuses(), okStatus: http.StatusOK, body: pkgBody,
 			help: opHelp{summary: "one package of the repository", usage: "GET /pkgpanda/repository/<id>",
 				answers: "200 `{\"id\",\"name\",\"version\"}`; 404 `Invalid package ID: <id>`, then 404 `Package <id> not found.`, then 500 `Unable to load package <id>.` (pkginfo.json unreadable or not an object), 500 `An unexpected error has occurred.` (pkginfo.json not decodable as JSON)."}},
-		opRepoFetch: {name: "repository.fetch", actor: RouteRepository, mutates: true, needsInstall: true, path: pathItem, method: http.MethodPost,
-			call: PkgpandaCall_FETCH, hasCall: true, minIDs: 1, maxIDs: -1,
+		opRepoFetch: {name: "repository.fetch", actor: routeRepository, mutates: true, needsInstall: true, path: pathItem, method: http.MethodPost,
+			call: pb.PkgpandaCall_FETCH, hasCall: true, minIDs: 1, maxIDs: -1,
 			prepare: prepareRepoFetch, stage: stageFetch, command: addCommand(parseFetched), perPackage: true,
 			statuses: apiFetchStatuses(), okStatus: http.StatusNoContent, failure: unexpectedFetchFailure,
 			help: opHelp{summary: "fetch a package into the repository", usage: "POST /pkgpanda/repository/<id>",
 				answers: "With a JSON body `{\"repository_url\": \"...\"}`, downloads the package and runs `pkgpanda add` on it: 204; " +
 					"400 `Request body must be a json object with a `repository_url` key.`, then 400 `Invalid package ID: <id>`; " +
 					"500 `An unexpected error has occurred.` when the fetch fails."}},
-		opRepoDelete: {name: "repository.delete", actor: RouteRepository, mutates: true, needsInstall: true, path: pathItem, method: http.MethodDelete,
-			call: PkgpandaCall_REMOVE, hasCall: true, minIDs: 1, maxIDs: -1,
+		opRepoDelete: {name: "repository.delete", actor: routeRepository, mutates: true, needsInstall: true, path: pathItem, method: http.MethodDelete,
+			call: pb.PkgpandaCall_REMOVE, hasCall: true, minIDs: 1, maxIDs: -1,
 			prepare: prepareAPIIDs(http.StatusNotFound), checks: []precheck{checkNotActive, checkInRepository},
 			command: removeCommand(), statuses: apiDeleteStatuses(), okStatus: http.StatusNoContent, failure: hideNoActiveFolder,
 			help: opHelp{summary: "remove an inactive package from the repository", usage: "DELETE /pkgpanda/repository/<id>",
 				answers: "Runs `pkgpanda remove <id>`: 204; 409 `Package <id> is active, so it can't be removed.`, then 404 `Invalid package ID: <id>`, then 404 `Package <id> not found.`"}},
-		opActiveList: {name: "active.list", actor: RouteActive, needsInstall: true, path: pathList, method: http.MethodGet,
-			call: PkgpandaCall_ACTIVE, hasCall: true,
+		opActiveList: {name: "active.list", actor: routeActive, needsInstall: true, path: pathList, method: http.MethodGet,
+			call: pb.PkgpandaCall_ACTIVE, hasCall: true,
 			prepare: prepareNone, command: activeCommand(), statuses: readStatuses(), okStatus: http.StatusOK, body: idsBody, failure: hideNoActiveFolder,
 			help: opHelp{summary: "the active ids, sorted", usage: "GET /pkgpanda/active/",
 				answers: "200 with a JSON array of ids; 500 when `pkgpanda active` fails (`An unexpected error has occurred.` on an install with no active folder)."}},
-		opActiveGet: {name: "active.get", actor: RouteActive, needsInstall: true, path: pathItem, method: http.MethodGet,
-			call: PkgpandaCall_GET_ACTIVE_PACKAGE, hasCall: true, minIDs: 1, maxIDs: 1,
+		opActiveGet: {name: "active.get", actor: routeActive, needsInstall: true, path: pathItem, method: http.MethodGet,
+			call: pb.PkgpandaCall_GET_ACTIVE_PACKAGE, hasCall: true, minIDs: 1, maxIDs: 1,
 			prepare: prepareAPIIDs(http.StatusNotFound), checks: append(slices.Clip(getPackage), checkActive),
 			command:   command{parse: parsePackage},
 			noCommand: "answered by its checks: those of GET /repository/<id>, then the active set (cached `pkgpanda active`)",
 			statuses:  readStatuses(), okStatus: http.StatusOK, body: pkgBody, failure: hideNoActiveFolder,
 			help: opHelp{summary: "one active package", usage: "GET /pkgpanda/active/<id>",
 				answers: "200 `{\"id\",\"name\",\"version\"}`; first as GET /repository/<id>, then 404 `Package <id> is not active.`"}},
-		opActivePut: {name: "active.put", actor: RouteActive, mutates: true, needsInstall: true, path: pathList, method: http.MethodPut,
-			call: PkgpandaCall_ACTIVATE, hasCall: true, minIDs: 0, maxIDs: -1,
+		opActivePut: {name: "active.put", actor: routeActive, mutates: true, needsInstall: true, path: pathList, method: http.MethodPut,
+			call: pb.PkgpandaCall_ACTIVATE, hasCall: true, minIDs: 0, maxIDs: -1,
 			prepare: prepareActivePut, checks: []precheck{checkAllPresent},
 			command: activateCommand(), statuses: apiActivateStatuses(), okStatus: http.StatusNoContent,
 			help: opHelp{summary: "activate exactly the given packages", usage: "PUT /pkgpanda/active/",
@@ -331,8 +332,8 @@ func operationTable() [numOps]opSpec {
 }
 
 // callOp returns the operation an api/v1 call asks for.
-func (p *Process) callOp(call *PkgpandaCall) (opID, bool) {
-	if call.Type == PkgpandaCall_CHECK {
+func (p *Process) callOp(call *pb.PkgpandaCall) (opID, bool) {
+	if call.Type == pb.PkgpandaCall_CHECK {
 		if call.ListChecks {
 			return opCheckList, true
 		}
@@ -384,7 +385,7 @@ func (p *Process) decorate(r *libprocess.Response) {
 // prepareOp runs op's prepare on what a front-end extracted. On success
 // the call holds in's tarball (released with its uploads); on failure
 // the caller still owns it.
-func (p *Process) prepareOp(op opID, in opInput) (*opArgs, *PkgpandaResponse) {
+func (p *Process) prepareOp(op opID, in opInput) (*opArgs, *pb.PkgpandaResponse) {
 	s := &p.ops[op]
 	args, fail := s.prepare(p, in)
 	if fail != nil {
@@ -406,7 +407,7 @@ func (p *Process) prepareOp(op opID, in opInput) (*opArgs, *PkgpandaResponse) {
 // perform is the one execution path of every operation, on its actor
 // under its locks: the checks, then the command (once, or once per
 // package) with its parse. call.perform applies the failure rewrite.
-func (p *Process) perform(ctx context.Context, a *actor, in *opArgs) *PkgpandaResponse {
+func (p *Process) perform(ctx context.Context, a *actor, in *opArgs) *pb.PkgpandaResponse {
 	s := &p.ops[in.op]
 	for _, check := range s.checks {
 		if r := check(ctx, p, a, in); r != nil {

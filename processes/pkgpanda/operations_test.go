@@ -112,7 +112,7 @@ func TestHelpComesFromTheTable(t *testing.T) {
 	}
 	text := map[string]string{}
 	for _, p := range index.Processes {
-		if p.ID == ProcessID {
+		if p.ID == processID {
 			for _, ep := range p.Endpoints {
 				text[strings.TrimPrefix(ep.Name, "/")] = ep.Text
 			}
@@ -130,8 +130,8 @@ func TestHelpComesFromTheTable(t *testing.T) {
 				t.Errorf("%s: the help of /%s lacks %q:\n%s", s.name, s.actor, want, got)
 			}
 		}
-		if api := text[RouteAPIv1]; s.hasCall && (!strings.Contains(api, s.call.String()+" ") || !strings.Contains(api, " ("+s.help.usage+": "+s.help.summary+")")) {
-			t.Errorf("%s: the help of /%s does not list call %s", s.name, RouteAPIv1, s.call)
+		if api := text[routeAPIv1]; s.hasCall && (!strings.Contains(api, s.call.String()+" ") || !strings.Contains(api, " ("+s.help.usage+": "+s.help.summary+")")) {
+			t.Errorf("%s: the help of /%s does not list call %s", s.name, routeAPIv1, s.call)
 		}
 	}
 	for _, route := range RouteNames() {

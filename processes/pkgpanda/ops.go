@@ -10,6 +10,7 @@ import (
 	"slices"
 
 	"github.com/procpanda/procpanda/processes/pkgpanda/cli"
+	pb "github.com/procpanda/procpanda/processes/pkgpanda/pkgpandapb"
 	"github.com/procpanda/procpanda/processes/pkgpanda/subprocess"
 )
 
@@ -37,8 +38,8 @@ func readStatuses() statusMap {
 }
 
 // failed builds a failure response.
-func failed(status int, format string, args ...any) *PkgpandaResponse {
-	return &PkgpandaResponse{Status: int32(status), Error: fmt.Sprintf(format, args...)}
+func failed(status int, format string, args ...any) *pb.PkgpandaResponse {
+	return &pb.PkgpandaResponse{Status: int32(status), Error: fmt.Sprintf(format, args...)}
 }
 
 // run runs argv on the actor's runner and reports the run. stream, if
@@ -81,15 +82,15 @@ func (p *Process) run(ctx context.Context, a *actor, argv []string, stream io.Wr
 		}
 	}
 	ev.Msg("pkgpanda run")
-	if p.cfg.OnRun != nil {
-		p.cfg.OnRun(RunInfo{Route: a.route, Argv: argv, Result: res, Err: err})
+	if p.cfg.onRun != nil {
+		p.cfg.onRun(runInfo{Route: a.route, Argv: argv, Result: res, Err: err})
 	}
 	return res, err
 }
 
 // runFailure turns a failed run into a response, classifying the tool's
 // own message by kind.
-func runFailure(res *subprocess.Result, err error, m statusMap) *PkgpandaResponse {
+func runFailure(res *subprocess.Result, err error, m statusMap) *pb.PkgpandaResponse {
 	var exit *subprocess.ExitError
 	switch {
 	case errors.Is(err, subprocess.ErrTimeout):
@@ -122,12 +123,12 @@ func runFailure(res *subprocess.Result, err error, m statusMap) *PkgpandaRespons
 // failure comes back as the answer. A cached command (list, active) is
 // reused from the cache while the disk is unchanged, else run in a flight
 // identical reads share (cache.go). m maps the tool's failures.
-func (p *Process) runCommand(ctx context.Context, a *actor, c *command, in *opArgs, m statusMap, r *PkgpandaResponse) *PkgpandaResponse {
+func (p *Process) runCommand(ctx context.Context, a *actor, c *command, in *opArgs, m statusMap, r *pb.PkgpandaResponse) *pb.PkgpandaResponse {
 	if !c.cached {
 		return p.runOnce(ctx, a, c, in, m, r)
 	}
-	ids, fail := p.cache.get(ctx, c.key, m, func(ctx context.Context) ([]string, *PkgpandaResponse) {
-		var got PkgpandaResponse
+	ids, fail := p.cache.get(ctx, c.key, m, func(ctx context.Context) ([]string, *pb.PkgpandaResponse) {
+		var got pb.PkgpandaResponse
 		if fail := p.runOnce(ctx, a, c, in, m, &got); fail != nil {
 			return nil, fail
 		}
@@ -142,7 +143,7 @@ func (p *Process) runCommand(ctx context.Context, a *actor, c *command, in *opAr
 
 // runOnce builds c's argv, runs it (streaming stdout to in.stdout when
 // set) and parses its stdout into r.
-func (p *Process) runOnce(ctx context.Context, a *actor, c *command, in *opArgs, m statusMap, r *PkgpandaResponse) *PkgpandaResponse {
+func (p *Process) runOnce(ctx context.Context, a *actor, c *command, in *opArgs, m statusMap, r *pb.PkgpandaResponse) *pb.PkgpandaResponse {
 	argv, err := c.argv(p.cfg.Tool, in)
 	if err != nil {
 		return failed(http.StatusBadRequest, "%v", err)
@@ -159,8 +160,8 @@ func (p *Process) runOnce(ctx context.Context, a *actor, c *command, in *opArgs,
 
 // readIDs returns the ids `pkgpanda list` or `pkgpanda active` (c)
 // reports, for the checks: a failure is the server's (readStatuses).
-func (p *Process) readIDs(ctx context.Context, a *actor, c command) ([]string, *PkgpandaResponse) {
-	var r PkgpandaResponse
+func (p *Process) readIDs(ctx context.Context, a *actor, c command) ([]string, *pb.PkgpandaResponse) {
+	var r pb.PkgpandaResponse
 	if fail := p.runCommand(ctx, a, &c, &opArgs{}, readStatuses(), &r); fail != nil {
 		return nil, fail
 	}
@@ -185,8 +186,8 @@ func activeCommand() command {
 }
 
 // parseIDList fills PackageIds with what parse reads.
-func parseIDList(parse func([]byte) ([]string, error)) func(*opArgs, []byte, *PkgpandaResponse) error {
-	return func(_ *opArgs, stdout []byte, r *PkgpandaResponse) error {
+func parseIDList(parse func([]byte) ([]string, error)) func(*opArgs, []byte, *pb.PkgpandaResponse) error {
+	return func(_ *opArgs, stdout []byte, r *pb.PkgpandaResponse) error {
 		ids, err := parse(stdout)
 		if err != nil {
 			return err
@@ -198,7 +199,7 @@ func parseIDList(parse func([]byte) ([]string, error)) func(*opArgs, []byte, *Pk
 
 // addCommand is `pkgpanda add <file>` on the package of the run under
 // way (perPackage), parsed by parse.
-func addCommand(parse func(*opArgs, []byte, *PkgpandaResponse) error) command {
+func addCommand(parse func(*opArgs, []byte, *pb.PkgpandaResponse) error) command {
 	return command{cmd: "add",
 		argv:  func(t cli.Tool, in *opArgs) ([]string, error) { return t.Add(in.pkg.path) },
 		parse: parse}
@@ -210,7 +211,7 @@ const alreadyAdded = "Package already added."
 
 // parseAdded answers an add: the package, and whether it was there
 // already.
-func parseAdded(in *opArgs, stdout []byte, r *PkgpandaResponse) error {
+func parseAdded(in *opArgs, stdout []byte, r *pb.PkgpandaResponse) error {
 	r.Package = pkgOf(in.pkg.id)
 	r.AlreadyAdded = bytes.Contains(stdout, []byte(alreadyAdded))
 	return nil
@@ -218,7 +219,7 @@ func parseAdded(in *opArgs, stdout []byte, r *PkgpandaResponse) error {
 
 // parseFetched reports a fetched package as `pkgpanda fetch` does on its
 // progress output; the answer itself carries nothing.
-func parseFetched(in *opArgs, _ []byte, _ *PkgpandaResponse) error {
+func parseFetched(in *opArgs, _ []byte, _ *pb.PkgpandaResponse) error {
 	if in.progress == nil {
 		return nil
 	}
@@ -233,7 +234,7 @@ func parseFetched(in *opArgs, _ []byte, _ *PkgpandaResponse) error {
 func removeCommand() command {
 	return command{cmd: "remove",
 		argv: func(t cli.Tool, in *opArgs) ([]string, error) { return t.Remove(in.ids...) },
-		parse: func(_ *opArgs, stdout []byte, r *PkgpandaResponse) error {
+		parse: func(_ *opArgs, stdout []byte, r *pb.PkgpandaResponse) error {
 			progress, err := cli.ParseRemove(stdout)
 			if err != nil {
 				return err
@@ -268,7 +269,7 @@ func swapCommand() command {
 func checkCommand() command {
 	return command{cmd: "check",
 		argv: func(t cli.Tool, _ *opArgs) ([]string, error) { return t.Check(false) },
-		parse: func(_ *opArgs, stdout []byte, r *PkgpandaResponse) error {
+		parse: func(_ *opArgs, stdout []byte, r *pb.PkgpandaResponse) error {
 			r.Output = string(stdout)
 			return nil
 		}}
@@ -278,39 +279,39 @@ func checkCommand() command {
 func checkListCommand() command {
 	return command{cmd: "check --list",
 		argv: func(t cli.Tool, _ *opArgs) ([]string, error) { return t.Check(true) },
-		parse: func(_ *opArgs, stdout []byte, r *PkgpandaResponse) error {
+		parse: func(_ *opArgs, stdout []byte, r *pb.PkgpandaResponse) error {
 			checks, err := cli.ParseCheckList(stdout)
 			if err != nil {
 				return err
 			}
-			r.Checks = make([]*PkgpandaCheck, 0, len(checks))
+			r.Checks = make([]*pb.PkgpandaCheck, 0, len(checks))
 			for _, c := range checks {
-				r.Checks = append(r.Checks, &PkgpandaCheck{PackageId: c.ID, Checks: c.Checks})
+				r.Checks = append(r.Checks, &pb.PkgpandaCheck{PackageId: c.ID, Checks: c.Checks})
 			}
 			return nil
 		}}
 }
 
 // parseNothing is the parse of commands whose output the answer ignores.
-func parseNothing(*opArgs, []byte, *PkgpandaResponse) error { return nil }
+func parseNothing(*opArgs, []byte, *pb.PkgpandaResponse) error { return nil }
 
 // parsePackage answers the package asked for (the operations answered by
 // their checks).
-func parsePackage(in *opArgs, _ []byte, r *PkgpandaResponse) error {
+func parsePackage(in *opArgs, _ []byte, r *pb.PkgpandaResponse) error {
 	r.Package = pkgOf(in.ids[0])
 	return nil
 }
 
-func pkgOf(id cli.ID) *PkgpandaPackage {
-	return &PkgpandaPackage{Id: id.String(), Name: id.Name, Version: id.Version}
+func pkgOf(id cli.ID) *pb.PkgpandaPackage {
+	return &pb.PkgpandaPackage{Id: id.String(), Name: id.Name, Version: id.Version}
 }
 
-func ok(status int) *PkgpandaResponse { return &PkgpandaResponse{Status: int32(status)} }
+func ok(status int) *pb.PkgpandaResponse { return &pb.PkgpandaResponse{Status: int32(status)} }
 
 // The pre-checks, in DC/OS's texts (docs/pkgpanda-cli.md §6.2, §6.5).
 
 // checkInRepository answers 404 for the first id not in the repository.
-func checkInRepository(ctx context.Context, p *Process, a *actor, in *opArgs) *PkgpandaResponse {
+func checkInRepository(ctx context.Context, p *Process, a *actor, in *opArgs) *pb.PkgpandaResponse {
 	repo, fail := p.readIDs(ctx, a, listCommand())
 	if fail != nil {
 		return fail
@@ -325,7 +326,7 @@ func checkInRepository(ctx context.Context, p *Process, a *actor, in *opArgs) *P
 
 // checkLoadable answers 500 when a package's pkginfo.json cannot be
 // loaded (the reason is logged, not sent, as DC/OS does).
-func checkLoadable(_ context.Context, p *Process, _ *actor, in *opArgs) *PkgpandaResponse {
+func checkLoadable(_ context.Context, p *Process, _ *actor, in *opArgs) *pb.PkgpandaResponse {
 	for _, id := range in.ids {
 		if err := p.loadPkginfo(id); err != nil {
 			p.log.Warn().Err(err).Str("package", id.String()).Msg("loading a package of the repository failed")
@@ -339,7 +340,7 @@ func checkLoadable(_ context.Context, p *Process, _ *actor, in *opArgs) *Pkgpand
 }
 
 // checkActive answers 404 for the first id that is not active.
-func checkActive(ctx context.Context, p *Process, a *actor, in *opArgs) *PkgpandaResponse {
+func checkActive(ctx context.Context, p *Process, a *actor, in *opArgs) *pb.PkgpandaResponse {
 	active, fail := p.readIDs(ctx, a, activeCommand())
 	if fail != nil {
 		return fail
@@ -354,7 +355,7 @@ func checkActive(ctx context.Context, p *Process, a *actor, in *opArgs) *Pkgpand
 
 // checkNotActive answers 409 for the first id that is active (DELETE
 // checks that before the repository).
-func checkNotActive(ctx context.Context, p *Process, a *actor, in *opArgs) *PkgpandaResponse {
+func checkNotActive(ctx context.Context, p *Process, a *actor, in *opArgs) *pb.PkgpandaResponse {
 	active, fail := p.readIDs(ctx, a, activeCommand())
 	if fail != nil {
 		return fail
@@ -377,7 +378,7 @@ const msgNotAllPresent = "Not all packages in the request are present on this no
 // that are not valid ids count as missing, as in DC/OS. It answers 409
 // with missing_packages (deduplicated, sorted) when some are not in the
 // repository; else it sets in.ids, for the activation.
-func checkAllPresent(ctx context.Context, p *Process, a *actor, in *opArgs) *PkgpandaResponse {
+func checkAllPresent(ctx context.Context, p *Process, a *actor, in *opArgs) *pb.PkgpandaResponse {
 	repo, fail := p.readIDs(ctx, a, listCommand())
 	if fail != nil {
 		return fail

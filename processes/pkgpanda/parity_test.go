@@ -1,6 +1,8 @@
 package pkgpanda
 
 import (
+	pb "github.com/procpanda/procpanda/processes/pkgpanda/pkgpandapb"
+
 	"encoding/base64"
 	"encoding/json"
 	"path/filepath"
@@ -121,7 +123,7 @@ func TestAPIv1StatusIsHTTPStatus(t *testing.T) {
 			}
 			got.Status = hr.status
 		}
-		vr := v.do("POST", "/api/v1", []byte(c.call(v)), "Content-Type", MediaJSON)
+		vr := v.do("POST", "/api/v1", []byte(c.call(v)), "Content-Type", pb.MediaJSON)
 		var want answer
 		if err := json.Unmarshal(vr.body, &want); err != nil {
 			t.Fatalf("%s: api/v1 body %q: %v", name, vr.body, err)
@@ -129,7 +131,7 @@ func TestAPIv1StatusIsHTTPStatus(t *testing.T) {
 		if got.Status != want.Status || got.Error != want.Error || !slices.Equal(got.Missing, want.Missing) {
 			t.Errorf("%s: HTTP %s %s answered %+v, api/v1 %+v", name, method, path, got, want)
 		}
-		call, err := DecodeCall(MediaJSON, []byte(c.call(m)))
+		call, err := decodeCall(pb.MediaJSON, []byte(c.call(m)))
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}

@@ -1,6 +1,8 @@
 package pkgpanda
 
 import (
+	pb "github.com/procpanda/procpanda/processes/pkgpanda/pkgpandapb"
+
 	"bufio"
 	"bytes"
 	"errors"
@@ -20,15 +22,15 @@ func scanBytes(body []byte, maxOther int) (other, tarball []byte, err error) {
 }
 
 func TestScanCall(t *testing.T) {
-	m := func(c *PkgpandaCall) []byte { b, _ := proto.Marshal(c); return b }
-	add := m(&PkgpandaCall{Type: PkgpandaCall_ADD, RequestId: "r", PackageIds: []string{"a--1"}, Tarball: []byte("TARBALL")})
+	m := func(c *pb.PkgpandaCall) []byte { b, _ := proto.Marshal(c); return b }
+	add := m(&pb.PkgpandaCall{Type: pb.PkgpandaCall_ADD, RequestId: "r", PackageIds: []string{"a--1"}, Tarball: []byte("TARBALL")})
 
 	other, tb, err := scanBytes(add, 1024)
 	if err != nil || string(tb) != "TARBALL" || bytes.Contains(other, []byte("TARBALL")) {
 		t.Fatalf("scan: %v, tarball %q, other %q", err, tb, other)
 	}
-	var call PkgpandaCall
-	if err := proto.Unmarshal(other, &call); err != nil || call.Type != PkgpandaCall_ADD || call.PackageIds[0] != "a--1" {
+	var call pb.PkgpandaCall
+	if err := proto.Unmarshal(other, &call); err != nil || call.Type != pb.PkgpandaCall_ADD || call.PackageIds[0] != "a--1" {
 		t.Fatalf("other fields: %v %v", &call, err)
 	}
 	for name, c := range map[string]struct {
@@ -40,7 +42,7 @@ func TestScanCall(t *testing.T) {
 		"truncated":      {add[:bytes.Index(add, []byte("TARBALL"))+3], 1024, io.ErrUnexpectedEOF},
 		"group":          {[]byte{0x0b, 0x0c}, 1024, nil},
 		"field 0":        {[]byte{0x00, 0x01}, 1024, nil},
-		"fields too big": {m(&PkgpandaCall{RequestId: "0123456789"}), 8, errCallTooLarge},
+		"fields too big": {m(&pb.PkgpandaCall{RequestId: "0123456789"}), 8, errCallTooLarge},
 		"huge length":    {[]byte{0x12, 0xff, 0xff, 0xff, 0xff, 0x0f}, 1024, errCallTooLarge},
 	} {
 		_, _, err := scanBytes(c.body, c.max)

@@ -75,8 +75,8 @@ func New(cfg Config) (*Process, error) {
 	}
 	p := &Process{
 		cfg:    cfg,
-		log:    cfg.Logger.With().Str("process", ProcessID).Logger(),
-		lp:     libprocess.NewProcess(ProcessID),
+		log:    cfg.Logger.With().Str("process", processID).Logger(),
+		lp:     libprocess.NewProcess(processID),
 		ops:    operationTable(),
 		actors: make(map[string]*actor),
 	}
@@ -166,7 +166,7 @@ func (p *Process) Start(rt *libprocess.Runtime) (libprocess.UPID, error) {
 	if left := interruptedActivation(p.cfg.root()); len(left) > 0 {
 		p.log.Error().Strs("leftovers", left).Msg("an activation was interrupted; activations and reads of the active set are refused until an operator recovers the install")
 	}
-	p.delegated = rt.Delegate() == ProcessID
+	p.delegated = rt.Delegate() == processID
 	m := rt.Metrics()
 	if err := m.Describe(metricFamilies()...); err != nil {
 		up.close()
@@ -210,9 +210,6 @@ func (p *Process) Start(rt *libprocess.Runtime) (libprocess.UPID, error) {
 	}
 	return upid, nil
 }
-
-// UPID returns the process' UPID (zero before Start).
-func (p *Process) UPID() libprocess.UPID { return p.lp.Self() }
 
 // Drain stops taking requests: new requests and every queued one are
 // answered 503 (with Retry-After), uploads being received stop and are

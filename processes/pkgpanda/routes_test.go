@@ -87,7 +87,7 @@ func TestReadRoutes(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("/help/pkgpanda: %d", resp.StatusCode)
 	}
-	for _, route := range append(RouteNames(), RouteAPIv1) {
+	for _, route := range append(RouteNames(), routeAPIv1) {
 		r, err := http.Get("http://" + e.rt.Addr().HostPort() + "/help/pkgpanda/" + route)
 		if err != nil {
 			t.Fatal(err)
@@ -210,10 +210,10 @@ func TestCLIRoutes(t *testing.T) {
 	tb := tarball(t)
 	expectStatus(t, "add without id", e.do("POST", "/add", tb), 400)
 	expectStatus(t, "add empty", e.do("POST", "/add?id=newpkg--1.0", nil), 400)
-	expectStatus(t, "add ids differ", e.do("POST", "/add?id=newpkg--1.0", tb, PackageIDHeader, "other--1"), 400)
+	expectStatus(t, "add ids differ", e.do("POST", "/add?id=newpkg--1.0", tb, packageIDHeader, "other--1"), 400)
 	expectJSON(t, "add", e.do("POST", "/add?id=newpkg--1.0", tb), 200,
 		`{"id":"newpkg--1.0","name":"newpkg","version":"1.0","already_added":false}`)
-	expectJSON(t, "add again (header)", e.do("POST", "/add", tb, PackageIDHeader, "newpkg--1.0"), 200,
+	expectJSON(t, "add again (header)", e.do("POST", "/add", tb, packageIDHeader, "newpkg--1.0"), 200,
 		`{"id":"newpkg--1.0","name":"newpkg","version":"1.0","already_added":true}`)
 	r = e.do("POST", "/add?id=junk--1", []byte("not a tarball"))
 	if r.status < 500 {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/procpanda/procpanda/libprocess"
+	pb "github.com/procpanda/procpanda/processes/pkgpanda/pkgpandapb"
 	"golang.org/x/sys/unix"
 )
 
@@ -277,7 +278,7 @@ func (p *Process) receive(up *upload, name string, r io.Reader, limit int64) (in
 }
 
 // uploadFailure turns an error of begin or receive into a response.
-func uploadFailure(err error, limit int64) *PkgpandaResponse {
+func uploadFailure(err error, limit int64) *pb.PkgpandaResponse {
 	switch {
 	case errors.Is(err, errUploadsFull):
 		return failed(http.StatusServiceUnavailable, "%v", err)

@@ -1,6 +1,8 @@
 package pkgpanda
 
 import (
+	pb "github.com/procpanda/procpanda/processes/pkgpanda/pkgpandapb"
+
 	"bufio"
 	"bytes"
 	"context"
@@ -49,7 +51,7 @@ func (e *env) stalledAdd(id string, size int, first []byte) net.Conn {
 	}
 	e.t.Cleanup(func() { conn.Close() })
 	head := fmt.Sprintf("POST /%s/add?id=%s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n",
-		ProcessID, id, e.rt.Addr().HostPort(), size)
+		processID, id, e.rt.Addr().HostPort(), size)
 	if _, err := conn.Write(append([]byte(head), first...)); err != nil {
 		e.t.Fatal(err)
 	}
@@ -69,8 +71,8 @@ func TestUploadCountBound(t *testing.T) {
 	if r.header.Get("Retry-After") == "" {
 		t.Fatal("503 without Retry-After")
 	}
-	pb, _ := proto.Marshal(&PkgpandaCall{Type: PkgpandaCall_ADD, PackageIds: []string{"small--1"}, Tarball: tarball(t)})
-	expectStatus(t, "a second upload over api/v1", e.do("POST", "/api/v1", pb, "Content-Type", MediaProtobuf), 503)
+	callBody, _ := proto.Marshal(&pb.PkgpandaCall{Type: pb.PkgpandaCall_ADD, PackageIds: []string{"small--1"}, Tarball: tarball(t)})
+	expectStatus(t, "a second upload over api/v1", e.do("POST", "/api/v1", callBody, "Content-Type", pb.MediaProtobuf), 503)
 	if n := e.metric("pkgpanda/uploads/rejected"); n != 2 {
 		t.Fatalf("uploads/rejected = %v, want 2", n)
 	}
@@ -78,8 +80,8 @@ func TestUploadCountBound(t *testing.T) {
 		t.Fatalf("uploads/active = %v, want 1", n)
 	}
 	// Reads never count as uploads.
-	expectStatus(t, "api/v1 LIST during an upload", e.do("POST", "/api/v1", mustMarshal(t, &PkgpandaCall{Type: PkgpandaCall_LIST}),
-		"Content-Type", MediaProtobuf), 200)
+	expectStatus(t, "api/v1 LIST during an upload", e.do("POST", "/api/v1", mustMarshal(t, &pb.PkgpandaCall{Type: pb.PkgpandaCall_LIST}),
+		"Content-Type", pb.MediaProtobuf), 200)
 
 	conn.Close()
 	waitFor(t, "the abandoned upload to be removed", func() bool { return len(e.uploadsOnDisk()) == 0 })
@@ -122,9 +124,9 @@ func TestAPIv1ProtobufAddStreamsToDisk(t *testing.T) {
 	tb := tarballWith(t, 3<<20)
 	// The tarball field first, the id after it.
 	var body []byte
-	body = append(body, mustMarshal(t, &PkgpandaCall{Tarball: tb})...)
-	body = append(body, mustMarshal(t, &PkgpandaCall{Type: PkgpandaCall_ADD, RequestId: "big", PackageIds: []string{"big--1"}})...)
-	r := e.do("POST", "/api/v1", body, "Content-Type", MediaProtobuf)
+	body = append(body, mustMarshal(t, &pb.PkgpandaCall{Tarball: tb})...)
+	body = append(body, mustMarshal(t, &pb.PkgpandaCall{Type: pb.PkgpandaCall_ADD, RequestId: "big", PackageIds: []string{"big--1"}})...)
+	r := e.do("POST", "/api/v1", body, "Content-Type", pb.MediaProtobuf)
 	expectJSON(t, "protobuf ADD", r, 200, `{"type":"ADD","request_id":"big","status":200,"package":{"id":"big--1","name":"big","version":"1"}}`)
 	if _, err := os.Stat(filepath.Join(e.dir, "packages", "big--1", "pkginfo.json")); err != nil {
 		t.Fatalf("the package was not added: %v", err)
@@ -133,14 +135,14 @@ func TestAPIv1ProtobufAddStreamsToDisk(t *testing.T) {
 		t.Fatalf("left on disk: %v", d)
 	}
 	big := []byte(`{"type":"LIST","request_id":"` + strings.Repeat("x", 2<<20) + `"}`)
-	r = e.do("POST", "/api/v1", big, "Content-Type", MediaJSON)
+	r = e.do("POST", "/api/v1", big, "Content-Type", pb.MediaJSON)
 	expectStatus(t, "a 2 MiB JSON body", r, 413)
-	if !strings.Contains(string(r.body), MediaProtobuf) || !strings.Contains(string(r.body), "/pkgpanda/add") {
+	if !strings.Contains(string(r.body), pb.MediaProtobuf) || !strings.Contains(string(r.body), "/pkgpanda/add") {
 		t.Fatalf("413 does not name the alternatives: %s", r.body)
 	}
 	// Fields other than the tarball are capped too.
-	r = e.do("POST", "/api/v1", mustMarshal(t, &PkgpandaCall{Type: PkgpandaCall_LIST, RequestId: strings.Repeat("x", 2<<20)}),
-		"Content-Type", MediaProtobuf)
+	r = e.do("POST", "/api/v1", mustMarshal(t, &pb.PkgpandaCall{Type: pb.PkgpandaCall_LIST, RequestId: strings.Repeat("x", 2<<20)}),
+		"Content-Type", pb.MediaProtobuf)
 	expectStatus(t, "a 2 MiB request id", r, 413)
 }
 
@@ -155,7 +157,7 @@ func TestMessageAddTarballGoesToDisk(t *testing.T) {
 	var slow reply
 	e.async(&wg, &slow, "POST", "/activate?id="+active[0], nil)
 	waitFor(t, "the activation to start", func() bool { return e.runsStarted("activate") == 1 })
-	e.sendCall(pr.upid.String(), &PkgpandaCall{Type: PkgpandaCall_ADD, RequestId: "m", PackageIds: []string{"msg--1"}, Tarball: tarball(t)})
+	e.sendCall(pr.upid.String(), &pb.PkgpandaCall{Type: pb.PkgpandaCall_ADD, RequestId: "m", PackageIds: []string{"msg--1"}, Tarball: tarball(t)})
 	waitFor(t, "the tarball to reach the disk", func() bool {
 		for _, d := range e.uploadsOnDisk() {
 			if _, err := os.Stat(filepath.Join(e.p.uploads.dir, d, "msg--1.tar.xz")); err == nil {

@@ -4,13 +4,18 @@
 //
 //   - messages: a PkgpandaCall libprocess message, answered by a
 //     PkgpandaResponse message carrying the same request_id, sent from a
-//     libprocess process of the client's own (NewMessages);
+//     libprocess process of the client's own, on the caller's runtime
+//     (WithRuntime) or on one the client starts (NewMessages);
 //   - HTTP: POST /pkgpanda/api/v1 with a protobuf PkgpandaCall body,
-//     answered by a protobuf PkgpandaResponse (NewHTTP).
+//     answered by a protobuf PkgpandaResponse (NewHTTP). Add streams its
+//     tarball from an io.Reader over this protocol.
+//
+// The messages are those of package pkgpandapb; the client depends on
+// them and on libprocess, not on the process' implementation.
 //
 // Failures the process reports come back as *Error, which errors.Is
-// matches against ErrNotFound, ErrConflict, ErrUnauthorized and
-// ErrForbidden.
+// matches against ErrNotFound, ErrConflict, ErrUnauthorized, ErrForbidden
+// and ErrTooLarge; its Status holds any other status.
 package client
 
 import (
@@ -24,17 +29,16 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/procpanda/procpanda/processes/pkgpanda"
+	"github.com/procpanda/procpanda/libprocess"
+	pb "github.com/procpanda/procpanda/processes/pkgpanda/pkgpandapb"
 )
 
 // Defaults of the options.
 const (
-	// DefaultTimeout bounds one call when the context has no deadline.
-	DefaultTimeout = 5 * time.Minute
-	// DefaultMaxTarballBytes bounds the tarball Add reads into memory.
-	DefaultMaxTarballBytes = 1 << 30
-	// DefaultMaxResponseBytes bounds an HTTP answer the client reads.
-	DefaultMaxResponseBytes = 64 << 20
+	// defaultTimeout bounds one call when the context has no deadline.
+	defaultTimeout = 5 * time.Minute
+	// defaultMaxResponseBytes bounds an HTTP answer the client reads.
+	defaultMaxResponseBytes = 64 << 20
 )
 
 // Option configures a Client.
@@ -43,19 +47,18 @@ type Option func(*options)
 type options struct {
 	authorization    string
 	timeout          time.Duration
-	maxTarball       int64
 	maxResponse      int64
 	httpClient       *http.Client
 	listen           string
+	runtime          *libprocess.Runtime
 	processIDPrefix  string
 	responseIDLength int
 }
 
 func defaultOptions() options {
 	return options{
-		timeout:          DefaultTimeout,
-		maxTarball:       DefaultMaxTarballBytes,
-		maxResponse:      DefaultMaxResponseBytes,
+		timeout:          defaultTimeout,
+		maxResponse:      defaultMaxResponseBytes,
 		processIDPrefix:  "pkgpanda-client",
 		responseIDLength: 16,
 	}
@@ -79,18 +82,13 @@ func WithBearerToken(token string) Option {
 }
 
 // WithTimeout bounds each call whose context has no earlier deadline
-// (DefaultTimeout when not given; zero or less leaves calls unbounded
-// but for their context).
+// (5 minutes when not given; zero or less leaves calls unbounded but for
+// their context).
 func WithTimeout(d time.Duration) Option {
 	return func(o *options) { o.timeout = d }
 }
 
-// WithMaxTarballBytes bounds the tarball Add reads (DefaultMaxTarballBytes).
-func WithMaxTarballBytes(n int64) Option {
-	return func(o *options) { o.maxTarball = n }
-}
-
-// WithMaxResponseBytes bounds an HTTP answer (DefaultMaxResponseBytes).
+// WithMaxResponseBytes bounds an HTTP answer (64 MiB when not given).
 func WithMaxResponseBytes(n int64) Option {
 	return func(o *options) { o.maxResponse = n }
 }
@@ -109,10 +107,54 @@ func WithListen(hostport string) Option {
 	return func(o *options) { o.listen = hostport }
 }
 
+// WithRuntime makes NewMessages use rt, a started runtime of the caller,
+// instead of starting one: the client spawns its process there and
+// terminates only that process on Close, leaving rt running. The target
+// must be able to reach the address rt advertises. It excludes WithListen.
+func WithRuntime(rt *libprocess.Runtime) Option {
+	return func(o *options) { o.runtime = rt }
+}
+
 // transport sends one call and waits for its response.
 type transport interface {
-	call(ctx context.Context, c *pkgpanda.PkgpandaCall) (*pkgpanda.PkgpandaResponse, error)
+	// call sends c and returns its answer. tb, when not nil, is c's
+	// tarball, which the transport reads exactly once, to its size.
+	call(ctx context.Context, c *pb.PkgpandaCall, tb *tarballArg) (*pb.PkgpandaResponse, error)
 	close() error
+}
+
+// tarballArg is the tarball of an ADD call: size bytes to read from r.
+type tarballArg struct {
+	r    io.Reader
+	size int64
+}
+
+// exactReader reads exactly n bytes of r: an end of r before them is
+// io.ErrUnexpectedEOF, and nothing after them is read.
+type exactReader struct {
+	r io.Reader
+	n int64
+}
+
+func (e *exactReader) Read(p []byte) (int, error) {
+	if e.n <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > e.n {
+		p = p[:e.n]
+	}
+	n, err := e.r.Read(p)
+	e.n -= int64(n)
+	if err == io.EOF {
+		if e.n > 0 {
+			return n, fmt.Errorf("the tarball ends %d bytes before its size: %w", e.n, io.ErrUnexpectedEOF)
+		}
+		err = nil
+	}
+	if err != nil {
+		return n, fmt.Errorf("reading the tarball: %w", err)
+	}
+	return n, nil
 }
 
 // Client calls the operations of one pkgpanda process. It is safe for
@@ -134,7 +176,7 @@ func newRequestID(n int) (string, error) {
 
 // do runs one call of the given type and turns a failed response into an
 // *Error.
-func (c *Client) do(ctx context.Context, call *pkgpanda.PkgpandaCall) (*pkgpanda.PkgpandaResponse, error) {
+func (c *Client) do(ctx context.Context, call *pb.PkgpandaCall, tb *tarballArg) (*pb.PkgpandaResponse, error) {
 	if c.opts.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.opts.timeout)
@@ -145,7 +187,7 @@ func (c *Client) do(ctx context.Context, call *pkgpanda.PkgpandaCall) (*pkgpanda
 		return nil, err
 	}
 	call.RequestId = id
-	r, err := c.t.call(ctx, call)
+	r, err := c.t.call(ctx, call, tb)
 	if err != nil {
 		return nil, fmt.Errorf("pkgpanda %s: %w", call.Type, err)
 	}
@@ -164,7 +206,7 @@ func (c *Client) Close() error { return c.t.close() }
 
 // List returns the ids of the packages in the repository, sorted.
 func (c *Client) List(ctx context.Context) ([]string, error) {
-	r, err := c.do(ctx, &pkgpanda.PkgpandaCall{Type: pkgpanda.PkgpandaCall_LIST})
+	r, err := c.do(ctx, &pb.PkgpandaCall{Type: pb.PkgpandaCall_LIST}, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -173,7 +215,7 @@ func (c *Client) List(ctx context.Context) ([]string, error) {
 
 // Active returns the ids of the active packages, sorted.
 func (c *Client) Active(ctx context.Context) ([]string, error) {
-	r, err := c.do(ctx, &pkgpanda.PkgpandaCall{Type: pkgpanda.PkgpandaCall_ACTIVE})
+	r, err := c.do(ctx, &pb.PkgpandaCall{Type: pb.PkgpandaCall_ACTIVE}, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -187,7 +229,7 @@ type Package struct {
 	Version string
 }
 
-func toPackage(p *pkgpanda.PkgpandaPackage) Package {
+func toPackage(p *pb.PkgpandaPackage) Package {
 	if p == nil {
 		return Package{}
 	}
@@ -197,7 +239,7 @@ func toPackage(p *pkgpanda.PkgpandaPackage) Package {
 // Get returns package id from the repository; ErrNotFound when it is not
 // there.
 func (c *Client) Get(ctx context.Context, id string) (Package, error) {
-	r, err := c.do(ctx, &pkgpanda.PkgpandaCall{Type: pkgpanda.PkgpandaCall_GET_PACKAGE, PackageIds: []string{id}})
+	r, err := c.do(ctx, &pb.PkgpandaCall{Type: pb.PkgpandaCall_GET_PACKAGE, PackageIds: []string{id}}, nil)
 	if err != nil {
 		return Package{}, err
 	}
@@ -206,7 +248,7 @@ func (c *Client) Get(ctx context.Context, id string) (Package, error) {
 
 // GetActive returns package id if it is active; ErrNotFound otherwise.
 func (c *Client) GetActive(ctx context.Context, id string) (Package, error) {
-	r, err := c.do(ctx, &pkgpanda.PkgpandaCall{Type: pkgpanda.PkgpandaCall_GET_ACTIVE_PACKAGE, PackageIds: []string{id}})
+	r, err := c.do(ctx, &pb.PkgpandaCall{Type: pb.PkgpandaCall_GET_ACTIVE_PACKAGE, PackageIds: []string{id}}, nil)
 	if err != nil {
 		return Package{}, err
 	}
@@ -220,17 +262,26 @@ type AddResult struct {
 	Output       string  // Fetch: the tool's output
 }
 
-// Add adds package id to the repository from tarball (the .tar.xz
-// contents), read to its end (at most WithMaxTarballBytes bytes).
-func (c *Client) Add(ctx context.Context, id string, tarball io.Reader) (AddResult, error) {
-	b, err := io.ReadAll(io.LimitReader(tarball, c.opts.maxTarball+1))
-	if err != nil {
-		return AddResult{}, fmt.Errorf("pkgpanda ADD %s: reading the tarball: %w", id, err)
+// Add adds package id to the repository from its tarball (the .tar.xz
+// contents): exactly size bytes read from tarball; a tarball that ends
+// before is an error, and what follows is not read.
+//
+// Over HTTP (NewHTTP) the tarball is streamed: Add writes the call's
+// protobuf encoding itself, the tarball field last, and copies the
+// tarball from the reader to the connection, so it never holds the
+// tarball in memory; the process writes it to disk as it arrives.
+//
+// Over messages (NewMessages) a libprocess message carries the whole
+// tarball in its body, which the process' runtime caps (MaxMessageSize,
+// 16 MiB by default) and would answer larger with a closed connection
+// rather than a reply. Add therefore reads the tarball into memory, and
+// refuses one larger than 16 MiB less 64 KiB before reading anything,
+// with an error matching ErrTooLarge: add larger packages over HTTP.
+func (c *Client) Add(ctx context.Context, id string, tarball io.Reader, size int64) (AddResult, error) {
+	if size < 0 {
+		return AddResult{}, fmt.Errorf("pkgpanda ADD %s: negative tarball size %d", id, size)
 	}
-	if int64(len(b)) > c.opts.maxTarball {
-		return AddResult{}, fmt.Errorf("pkgpanda ADD %s: the tarball exceeds %d bytes", id, c.opts.maxTarball)
-	}
-	r, err := c.do(ctx, &pkgpanda.PkgpandaCall{Type: pkgpanda.PkgpandaCall_ADD, PackageIds: []string{id}, Tarball: b})
+	r, err := c.do(ctx, &pb.PkgpandaCall{Type: pb.PkgpandaCall_ADD, PackageIds: []string{id}}, &tarballArg{r: tarball, size: size})
 	if err != nil {
 		return AddResult{}, err
 	}
@@ -240,7 +291,7 @@ func (c *Client) Add(ctx context.Context, id string, tarball io.Reader) (AddResu
 // Fetch adds packages ids to the repository from the remote repository
 // at repositoryURL.
 func (c *Client) Fetch(ctx context.Context, repositoryURL string, ids ...string) (AddResult, error) {
-	r, err := c.do(ctx, &pkgpanda.PkgpandaCall{Type: pkgpanda.PkgpandaCall_FETCH, PackageIds: ids, RepositoryUrl: repositoryURL})
+	r, err := c.do(ctx, &pb.PkgpandaCall{Type: pb.PkgpandaCall_FETCH, PackageIds: ids, RepositoryUrl: repositoryURL}, nil)
 	if err != nil {
 		return AddResult{}, err
 	}
@@ -250,7 +301,7 @@ func (c *Client) Fetch(ctx context.Context, repositoryURL string, ids ...string)
 // Remove removes packages ids from the repository and returns the ids
 // actually removed.
 func (c *Client) Remove(ctx context.Context, ids ...string) ([]string, error) {
-	r, err := c.do(ctx, &pkgpanda.PkgpandaCall{Type: pkgpanda.PkgpandaCall_REMOVE, PackageIds: ids})
+	r, err := c.do(ctx, &pb.PkgpandaCall{Type: pb.PkgpandaCall_REMOVE, PackageIds: ids}, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -260,21 +311,21 @@ func (c *Client) Remove(ctx context.Context, ids ...string) ([]string, error) {
 // Activate makes ids the active set. A refusal because some are not in
 // the repository is an *Error with Status 409 and MissingPackages.
 func (c *Client) Activate(ctx context.Context, ids ...string) error {
-	_, err := c.do(ctx, &pkgpanda.PkgpandaCall{Type: pkgpanda.PkgpandaCall_ACTIVATE, PackageIds: ids})
+	_, err := c.do(ctx, &pb.PkgpandaCall{Type: pb.PkgpandaCall_ACTIVATE, PackageIds: ids}, nil)
 	return err
 }
 
 // Swap activates package id in place of the active package of the same
 // name.
 func (c *Client) Swap(ctx context.Context, id string) error {
-	_, err := c.do(ctx, &pkgpanda.PkgpandaCall{Type: pkgpanda.PkgpandaCall_SWAP, PackageIds: []string{id}})
+	_, err := c.do(ctx, &pb.PkgpandaCall{Type: pb.PkgpandaCall_SWAP, PackageIds: []string{id}}, nil)
 	return err
 }
 
 // Check runs the checks of the active packages and returns their output.
 // Failing checks are an *Error carrying the status the process chose.
 func (c *Client) Check(ctx context.Context) (string, error) {
-	r, err := c.do(ctx, &pkgpanda.PkgpandaCall{Type: pkgpanda.PkgpandaCall_CHECK})
+	r, err := c.do(ctx, &pb.PkgpandaCall{Type: pb.PkgpandaCall_CHECK}, nil)
 	if err != nil {
 		return "", err
 	}
@@ -289,7 +340,7 @@ type Checks struct {
 
 // CheckList lists the checks of the active packages without running them.
 func (c *Client) CheckList(ctx context.Context) ([]Checks, error) {
-	r, err := c.do(ctx, &pkgpanda.PkgpandaCall{Type: pkgpanda.PkgpandaCall_CHECK, ListChecks: true})
+	r, err := c.do(ctx, &pb.PkgpandaCall{Type: pb.PkgpandaCall_CHECK, ListChecks: true}, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -306,8 +357,6 @@ var (
 	ErrConflict     = errors.New("pkgpanda: conflict")       // status 409
 	ErrUnauthorized = errors.New("pkgpanda: unauthorized")   // status 401
 	ErrForbidden    = errors.New("pkgpanda: forbidden")      // status 403
-	ErrUnavailable  = errors.New("pkgpanda: unavailable")    // status 503
-	ErrBadRequest   = errors.New("pkgpanda: bad request")    // status 400
 	ErrTooLarge     = errors.New("pkgpanda: body too large") // status 413
 )
 
@@ -340,10 +389,6 @@ func (e *Error) Is(target error) bool {
 		return target == ErrUnauthorized
 	case http.StatusForbidden:
 		return target == ErrForbidden
-	case http.StatusServiceUnavailable:
-		return target == ErrUnavailable
-	case http.StatusBadRequest:
-		return target == ErrBadRequest
 	case http.StatusRequestEntityTooLarge:
 		return target == ErrTooLarge
 	}

@@ -1,13 +1,19 @@
 package client_test
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -55,6 +61,11 @@ type server struct {
 
 func startServer(t *testing.T, authn libprocess.Authenticator) *server {
 	t.Helper()
+	return startServerWith(t, authn, nil)
+}
+
+func startServerWith(t *testing.T, authn libprocess.Authenticator, acl *pkgpanda.ACL) *server {
+	t.Helper()
 	fixture, err := testfixture.Find()
 	if err != nil {
 		t.Skipf("no pkgpanda fixture: %v", err)
@@ -77,6 +88,7 @@ func startServer(t *testing.T, authn libprocess.Authenticator) *server {
 		TempDir:       dir,
 		KillGrace:     time.Second,
 		Authenticator: authn,
+		ACL:           acl,
 	})
 	if err != nil {
 		t.Fatalf("pkgpanda.New: %v", err)
@@ -184,7 +196,7 @@ func TestClientOperations(t *testing.T) {
 			if _, err := c.Get(ctx, mesosNew); !errors.Is(err, client.ErrNotFound) {
 				t.Fatalf("Get after Remove: %v, want ErrNotFound", err)
 			}
-			if _, err := c.Add(ctx, mesosNew, bytes.NewReader([]byte("not a tarball"))); err == nil {
+			if _, err := c.Add(ctx, mesosNew, strings.NewReader("not a tarball"), 13); err == nil {
 				t.Fatalf("Add of a non-tarball succeeded")
 			}
 		})
@@ -207,6 +219,23 @@ func TestClientCredentials(t *testing.T) {
 	}
 }
 
+// A principal the ACL lets only read gets ErrForbidden for a mutation.
+func TestClientForbidden(t *testing.T) {
+	acl, err := pkgpanda.ParseACL([]byte(`{"read": {"principals": ["monitor"]}, "mutate": {"principals": ["ops"]}}`))
+	if err != nil {
+		t.Fatalf("ParseACL: %v", err)
+	}
+	s := startServerWith(t, httpauth.NewBasic(map[string]string{"monitor": "m"}), acl)
+	for proto, c := range transports(t, s, client.WithBasicAuth("monitor", "m")) {
+		if _, err := c.List(context.Background()); err != nil {
+			t.Errorf("%s: List as a reader: %v", proto, err)
+		}
+		if err := c.Swap(context.Background(), mesosNew); !errors.Is(err, client.ErrForbidden) {
+			t.Errorf("%s: Swap as a reader: %v, want ErrForbidden", proto, err)
+		}
+	}
+}
+
 // A call nobody answers ends with its context.
 func TestClientMessagesContextEnds(t *testing.T) {
 	s := startServer(t, nil)
@@ -225,6 +254,192 @@ func TestClientMessagesContextEnds(t *testing.T) {
 	defer cancel()
 	if _, err := c.List(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("List of a process that does not answer: %v, want context.DeadlineExceeded", err)
+	}
+}
+
+// packageTarball returns the tarball of a package whose pkginfo.json
+// requires nothing, with extra bytes of incompressible filler.
+func packageTarball(t *testing.T, extra int) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	files := []struct {
+		name string
+		body []byte
+	}{{"pkginfo.json", []byte(`{"requires": []}`)}}
+	if extra > 0 {
+		filler := make([]byte, extra)
+		rand.NewChaCha8([32]byte{}).Read(filler)
+		files = append(files, struct {
+			name string
+			body []byte
+		}{"filler", filler})
+	}
+	for _, f := range files {
+		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: 0o644, Size: int64(len(f.body)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(f.body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := gz.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// Add sends exactly size bytes of its reader over either protocol; a
+// reader that ends early fails the call and adds nothing.
+func TestClientAdd(t *testing.T) {
+	tb := packageTarball(t, 0)
+	for _, proto := range []string{"messages", "http"} {
+		t.Run(proto, func(t *testing.T) {
+			s := startServer(t, nil)
+			c := transports(t, s)[proto]
+			ctx := context.Background()
+			// Bytes after size are not the tarball's and are not read.
+			rest := bytes.NewReader(append(slices.Clone(tb), "trailing"...))
+			res, err := c.Add(ctx, "added--1", rest, int64(len(tb)))
+			if err != nil || res.Package.ID != "added--1" || res.AlreadyAdded {
+				t.Fatalf("Add = %+v, %v", res, err)
+			}
+			if rest.Len() != len("trailing") {
+				t.Fatalf("Add left %d bytes of its reader, want the %d after size", rest.Len(), len("trailing"))
+			}
+			if pkg, err := c.Get(ctx, "added--1"); err != nil || pkg.Name != "added" {
+				t.Fatalf("Get after Add = %+v, %v", pkg, err)
+			}
+			_, err = c.Add(ctx, "short--1", bytes.NewReader(tb), int64(len(tb))+1)
+			if !errors.Is(err, io.ErrUnexpectedEOF) {
+				t.Fatalf("Add of a reader shorter than size: %v, want io.ErrUnexpectedEOF", err)
+			}
+			if _, err := c.Get(ctx, "short--1"); !errors.Is(err, client.ErrNotFound) {
+				t.Fatalf("Get after a short Add: %v, want ErrNotFound", err)
+			}
+			if _, err := c.Add(ctx, "neg--1", bytes.NewReader(tb), -1); err == nil {
+				t.Fatal("Add with a negative size succeeded")
+			}
+		})
+	}
+}
+
+// unreadable fails the test if Add reads it.
+type unreadable struct{ t *testing.T }
+
+func (u unreadable) Read([]byte) (int, error) {
+	u.t.Error("the tarball was read")
+	return 0, io.EOF
+}
+
+// Over messages, a tarball larger than a message carries is refused
+// before anything is read or sent.
+func TestClientAddMessageTooLarge(t *testing.T) {
+	s := startServer(t, nil)
+	c := transports(t, s)["messages"]
+	_, err := c.Add(context.Background(), "big--1", unreadable{t}, 16<<20)
+	if !errors.Is(err, client.ErrTooLarge) {
+		t.Fatalf("Add of 16 MiB over messages: %v, want ErrTooLarge", err)
+	}
+}
+
+// gated hands out its first n bytes, then waits for open before the rest.
+type gated struct {
+	r    io.Reader
+	n    int
+	open <-chan struct{}
+}
+
+func (g *gated) Read(p []byte) (int, error) {
+	if g.n == 0 {
+		<-g.open
+		g.n = -1
+	}
+	if g.n > 0 && len(p) > g.n {
+		p = p[:g.n]
+	}
+	n, err := g.r.Read(p)
+	if g.n > 0 {
+		g.n -= n
+	}
+	return n, err
+}
+
+// Over HTTP the tarball is streamed: the process begins writing it to
+// disk while Add has read only its first bytes from the reader.
+func TestClientAddStreams(t *testing.T) {
+	s := startServer(t, nil)
+	c := transports(t, s)["http"]
+	tb := packageTarball(t, 3<<20) // beyond the body size the runtime buffers
+	open := make(chan struct{})
+	var once sync.Once
+	release := func() { once.Do(func() { close(open) }) }
+	defer release()
+	type result struct {
+		res client.AddResult
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		res, err := c.Add(context.Background(), "streamed--1", &gated{r: bytes.NewReader(tb), n: 64 << 10, open: open}, int64(len(tb)))
+		done <- result{res, err}
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for s.rt.Snapshot()["pkgpanda/uploads/active"] < 1 {
+		if time.Now().After(deadline) {
+			release()
+			t.Fatal("the process began no upload while Add held back all but 64 KiB of the tarball")
+		}
+		select {
+		case r := <-done:
+			t.Fatalf("Add returned before its tarball was read: %+v, %v", r.res, r.err)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	release()
+	if r := <-done; r.err != nil || r.res.Package.ID != "streamed--1" {
+		t.Fatalf("Add = %+v, %v", r.res, r.err)
+	}
+}
+
+// A client on the caller's runtime spawns its process there and leaves
+// the runtime running when it closes.
+func TestClientWithRuntime(t *testing.T) {
+	s := startServer(t, nil)
+	cfg := libprocess.DefaultConfig()
+	cfg.IP, cfg.Port = "127.0.0.1", 0
+	rt, err := libprocess.New(cfg)
+	if err != nil {
+		t.Fatalf("libprocess.New: %v", err)
+	}
+	if err := rt.Start(); err != nil {
+		t.Fatalf("runtime Start: %v", err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := rt.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown of the caller's runtime: %v", err)
+		}
+	}()
+	if _, err := client.NewMessages(context.Background(), s.pid, client.WithRuntime(rt), client.WithListen("127.0.0.1:0")); err == nil {
+		t.Fatal("NewMessages with WithRuntime and WithListen succeeded")
+	}
+	for i := range 2 { // the second client runs on the runtime the first left
+		c, err := client.NewMessages(context.Background(), s.pid, client.WithRuntime(rt))
+		if err != nil {
+			t.Fatalf("NewMessages %d: %v", i, err)
+		}
+		if ids, err := c.Active(context.Background()); err != nil || len(ids) != 2 {
+			t.Fatalf("client %d: Active = %q, %v", i, ids, err)
+		}
+		if err := c.Close(); err != nil {
+			t.Fatalf("Close %d: %v", i, err)
+		}
 	}
 }
 

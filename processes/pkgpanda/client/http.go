@@ -3,6 +3,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,8 +13,11 @@ import (
 	"strings"
 
 	"github.com/gogo/protobuf/proto"
-	"github.com/procpanda/procpanda/processes/pkgpanda"
+	pb "github.com/procpanda/procpanda/processes/pkgpanda/pkgpandapb"
 )
+
+// apiV1Route is the pkgpanda process' route that takes calls over HTTP.
+const apiV1Route = "api/v1"
 
 // NewHTTP returns a client that posts calls to base + "/api/v1", where
 // base is the pkgpanda process' URL, e.g. "http://10.0.0.2:5052/pkgpanda".
@@ -34,7 +38,7 @@ func NewHTTP(base string, opts ...Option) (*Client, error) {
 		hc = http.DefaultClient
 	}
 	return &Client{opts: o, t: &httpTransport{
-		url:    strings.TrimSuffix(u.String(), "/") + "/" + pkgpanda.RouteAPIv1,
+		url:    strings.TrimSuffix(u.String(), "/") + "/" + apiV1Route,
 		client: hc,
 		opts:   &o,
 	}}, nil
@@ -47,17 +51,39 @@ type httpTransport struct {
 	opts   *options
 }
 
-func (t *httpTransport) call(ctx context.Context, c *pkgpanda.PkgpandaCall) (*pkgpanda.PkgpandaResponse, error) {
-	body, err := proto.Marshal(c)
+// tarballKey is the protobuf key of PkgpandaCall.tarball: field 5,
+// length-delimited (wire type 2).
+const tarballKey = 5<<3 | 2
+
+// callBody returns the protobuf encoding of c followed, when tb is not
+// nil, by its tarball field, streamed from tb.r, and the body's length.
+// Protobuf lets fields come in any order, so the fields of c, encoded at
+// once, then the tarball's key, length and bytes, are one PkgpandaCall.
+func callBody(c *pb.PkgpandaCall, tb *tarballArg) (io.Reader, int64, error) {
+	head, err := proto.Marshal(c)
 	if err != nil {
-		return nil, fmt.Errorf("encoding the call: %w", err)
+		return nil, 0, fmt.Errorf("encoding the call: %w", err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url, bytes.NewReader(body))
+	if tb == nil {
+		return bytes.NewReader(head), int64(len(head)), nil
+	}
+	head = binary.AppendUvarint(head, tarballKey)
+	head = binary.AppendUvarint(head, uint64(tb.size))
+	return io.MultiReader(bytes.NewReader(head), &exactReader{r: tb.r, n: tb.size}), int64(len(head)) + tb.size, nil
+}
+
+func (t *httpTransport) call(ctx context.Context, c *pb.PkgpandaCall, tb *tarballArg) (*pb.PkgpandaResponse, error) {
+	body, size, err := callBody(c, tb)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url, io.NopCloser(body))
 	if err != nil {
 		return nil, fmt.Errorf("making the request: %w", err)
 	}
-	req.Header.Set("Content-Type", pkgpanda.MediaProtobuf)
-	req.Header.Set("Accept", pkgpanda.MediaProtobuf)
+	req.ContentLength = size
+	req.Header.Set("Content-Type", pb.MediaProtobuf)
+	req.Header.Set("Accept", pb.MediaProtobuf)
 	if t.opts.authorization != "" {
 		req.Header.Set("Authorization", t.opts.authorization)
 	}
@@ -74,8 +100,8 @@ func (t *httpTransport) call(ctx context.Context, c *pkgpanda.PkgpandaCall) (*pk
 		return nil, fmt.Errorf("the answer exceeds %d bytes", t.opts.maxResponse)
 	}
 	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
-	if mt == pkgpanda.MediaProtobuf {
-		r := &pkgpanda.PkgpandaResponse{}
+	if mt == pb.MediaProtobuf {
+		r := &pb.PkgpandaResponse{}
 		if err := proto.Unmarshal(b, r); err != nil {
 			return nil, fmt.Errorf("decoding the answer (status %d): %w", resp.StatusCode, err)
 		}
@@ -84,7 +110,7 @@ func (t *httpTransport) call(ctx context.Context, c *pkgpanda.PkgpandaCall) (*pk
 	// Refusals before the call is decoded (authentication, negotiation,
 	// limits) are answered {"error": …} or plain text, not a response.
 	if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
-		return nil, fmt.Errorf("answer %d of type %q, want %s", resp.StatusCode, resp.Header.Get("Content-Type"), pkgpanda.MediaProtobuf)
+		return nil, fmt.Errorf("answer %d of type %q, want %s", resp.StatusCode, resp.Header.Get("Content-Type"), pb.MediaProtobuf)
 	}
 	msg := strings.TrimSpace(string(b))
 	var obj struct {
@@ -93,7 +119,7 @@ func (t *httpTransport) call(ctx context.Context, c *pkgpanda.PkgpandaCall) (*pk
 	if json.Unmarshal(b, &obj) == nil && obj.Error != "" {
 		msg = obj.Error
 	}
-	return &pkgpanda.PkgpandaResponse{Type: c.Type, RequestId: c.RequestId, Status: int32(resp.StatusCode), Error: msg}, nil
+	return &pb.PkgpandaResponse{Type: c.Type, RequestId: c.RequestId, Status: int32(resp.StatusCode), Error: msg}, nil
 }
 
 func (t *httpTransport) close() error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"sync"
@@ -11,13 +12,14 @@ import (
 
 	"github.com/procpanda/procpanda/libprocess"
 	"github.com/procpanda/procpanda/libprocess/protobuf"
-	"github.com/procpanda/procpanda/processes/pkgpanda"
+	pb "github.com/procpanda/procpanda/processes/pkgpanda/pkgpandapb"
 )
 
 // NewMessages returns a client that sends PkgpandaCall messages to target
-// (e.g. pkgpanda@10.0.0.2:5052) from a process of its own, on a libprocess
-// runtime the client starts (see WithListen) and stops on Close. The
-// process' PkgpandaResponse replies are matched to calls by request_id.
+// (e.g. pkgpanda@10.0.0.2:5052) from a process of its own, spawned on the
+// caller's runtime (WithRuntime) or on a libprocess runtime the client
+// starts (see WithListen) and stops on Close. The process'
+// PkgpandaResponse replies are matched to calls by request_id.
 func NewMessages(ctx context.Context, target libprocess.UPID, opts ...Option) (*Client, error) {
 	if target.ID == "" || target.Host == "" || target.Port == 0 {
 		return nil, fmt.Errorf("pkgpanda client: target %q is not id@host:port", target)
@@ -25,6 +27,16 @@ func NewMessages(ctx context.Context, target libprocess.UPID, opts ...Option) (*
 	o := defaultOptions()
 	for _, f := range opts {
 		f(&o)
+	}
+	if o.runtime != nil {
+		if o.listen != "" {
+			return nil, errors.New("pkgpanda client: WithListen and WithRuntime exclude each other")
+		}
+		t, err := newMessageTransport(o.runtime, target, &o)
+		if err != nil {
+			return nil, err
+		}
+		return &Client{opts: o, t: t}, nil
 	}
 	listen := o.listen
 	if listen == "" {
@@ -90,7 +102,7 @@ type messageTransport struct {
 	ownRuntime bool
 
 	mu      sync.Mutex
-	waiting map[string]chan *pkgpanda.PkgpandaResponse // by request id
+	waiting map[string]chan *pb.PkgpandaResponse // by request id
 	closed  bool
 }
 
@@ -104,9 +116,9 @@ func newMessageTransport(rt *libprocess.Runtime, target libprocess.UPID, o *opti
 		p:       libprocess.NewProcess(o.processIDPrefix + "-" + suffix),
 		target:  target,
 		opts:    o,
-		waiting: map[string]chan *pkgpanda.PkgpandaResponse{},
+		waiting: map[string]chan *pb.PkgpandaResponse{},
 	}
-	if err := protobuf.Install(t.p, func() *pkgpanda.PkgpandaResponse { return &pkgpanda.PkgpandaResponse{} }, t.deliver); err != nil {
+	if err := protobuf.Install(t.p, func() *pb.PkgpandaResponse { return &pb.PkgpandaResponse{} }, t.deliver); err != nil {
 		return nil, fmt.Errorf("pkgpanda client: %w", err)
 	}
 	if _, err := rt.Spawn(t.p); err != nil {
@@ -118,7 +130,7 @@ func newMessageTransport(rt *libprocess.Runtime, target libprocess.UPID, o *opti
 // deliver hands a reply to the call waiting for its request id. Replies
 // from another process id, or for no waiting call (late, duplicated or
 // forged: request ids are random), are dropped.
-func (t *messageTransport) deliver(from libprocess.UPID, r *pkgpanda.PkgpandaResponse) {
+func (t *messageTransport) deliver(from libprocess.UPID, r *pb.PkgpandaResponse) {
 	if from.ID != t.target.ID {
 		return
 	}
@@ -136,9 +148,23 @@ func (t *messageTransport) deliver(from libprocess.UPID, r *pkgpanda.PkgpandaRes
 // errClosed is a call on a closed client.
 var errClosed = errors.New("the client is closed")
 
-func (t *messageTransport) call(ctx context.Context, c *pkgpanda.PkgpandaCall) (*pkgpanda.PkgpandaResponse, error) {
+// maxMessageTarball is the largest tarball Add sends in a message: a
+// default runtime's MaxMessageSize, which bounds what the process
+// receives, less room for the call's other fields.
+func maxMessageTarball() int64 { return int64(libprocess.DefaultConfig().MaxMessageSize) - 64<<10 }
+
+func (t *messageTransport) call(ctx context.Context, c *pb.PkgpandaCall, tb *tarballArg) (*pb.PkgpandaResponse, error) {
+	if tb != nil {
+		if limit := maxMessageTarball(); tb.size > limit {
+			return nil, fmt.Errorf("a tarball of %d bytes exceeds the %d a message carries; add it over HTTP: %w", tb.size, limit, ErrTooLarge)
+		}
+		c.Tarball = make([]byte, tb.size)
+		if _, err := io.ReadFull(&exactReader{r: tb.r, n: tb.size}, c.Tarball); err != nil {
+			return nil, err
+		}
+	}
 	c.Authorization = t.opts.authorization
-	ch := make(chan *pkgpanda.PkgpandaResponse, 1)
+	ch := make(chan *pb.PkgpandaResponse, 1)
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()

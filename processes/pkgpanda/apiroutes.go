@@ -362,7 +362,7 @@ func (p *Process) serveAPI(req *libprocess.Request, respond libprocess.Responder
 			}
 		})
 	default:
-		p.serveTableOp(op, in, req, respond, c, req.ReleaseProcess)
+		p.serveTableOp(op, in, req, respond, c, nil)
 	}
 }
 

@@ -389,7 +389,7 @@ func (p *Process) serveIDList(req *libprocess.Request, respond libprocess.Respon
 		respond(libprocess.ErrorResponse(http.StatusNotFound, "no such route"))
 		return
 	}
-	p.serveTableOp(op, opInput{}, req, respond, c, req.ReleaseProcess)
+	p.serveTableOp(op, opInput{}, req, respond, c, nil)
 }
 
 // serveAdd reads the package id (query or header), checks it before
@@ -475,7 +475,7 @@ func (p *Process) withBody(req *libprocess.Request, respond libprocess.Responder
 			respond(libprocess.ErrorResponse(http.StatusRequestEntityTooLarge, tooLarge))
 			return
 		}
-		then(req.Body, req.ReleaseProcess)
+		then(req.Body, nil)
 		return
 	}
 	ok := p.goUpload("reading a request body", func() {
@@ -499,25 +499,25 @@ func (p *Process) withBody(req *libprocess.Request, respond libprocess.Responder
 
 func (p *Process) serveRemove(req *libprocess.Request, respond libprocess.Responder, c caller) {
 	if ids, ok := postIDs(req, respond, 1, 0); ok {
-		p.serveTableOp(opRemove, opInput{ids: ids}, req, respond, c, req.ReleaseProcess)
+		p.serveTableOp(opRemove, opInput{ids: ids}, req, respond, c, nil)
 	}
 }
 
 func (p *Process) serveActivate(req *libprocess.Request, respond libprocess.Responder, c caller) {
 	if ids, ok := postIDs(req, respond, 1, 0); ok {
-		p.serveTableOp(opActivate, opInput{ids: ids}, req, respond, c, req.ReleaseProcess)
+		p.serveTableOp(opActivate, opInput{ids: ids}, req, respond, c, nil)
 	}
 }
 
 func (p *Process) serveSwap(req *libprocess.Request, respond libprocess.Responder, c caller) {
 	if ids, ok := postIDs(req, respond, 1, 1); ok {
-		p.serveTableOp(opSwap, opInput{ids: ids}, req, respond, c, req.ReleaseProcess)
+		p.serveTableOp(opSwap, opInput{ids: ids}, req, respond, c, nil)
 	}
 }
 
 func (p *Process) serveFetch(req *libprocess.Request, respond libprocess.Responder, c caller) {
 	if ids, ok := postIDs(req, respond, 1, 0); ok {
-		p.serveTableOp(opFetch, opInput{ids: ids, url: req.URL.Query().Get("repository_url")}, req, respond, c, req.ReleaseProcess)
+		p.serveTableOp(opFetch, opInput{ids: ids, url: req.URL.Query().Get("repository_url")}, req, respond, c, nil)
 	}
 }
 
@@ -535,5 +535,5 @@ func (p *Process) serveCheck(req *libprocess.Request, respond libprocess.Respond
 		respond(libprocess.ErrorResponse(http.StatusBadRequest, "`list` must be true or false"))
 		return
 	}
-	p.serveTableOp(op, opInput{}, req, respond, c, req.ReleaseProcess)
+	p.serveTableOp(op, opInput{}, req, respond, c, nil)
 }

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gogo/protobuf/proto"
 	"github.com/procpanda/procpanda/processes/pkgpanda/subprocess"
 )
 
@@ -295,55 +294,5 @@ func TestDrainFinishesMutationsAndRejectsQueued(t *testing.T) {
 	expectStatus(t, "request after drain", e.do("GET", "/list.json", nil), http.StatusServiceUnavailable)
 	if got := e.runsStarted("swap"); got != 1 {
 		t.Fatalf("%d swaps ran, want 1", got)
-	}
-}
-
-// A read that finds its actor idle runs on its HTTP request's own
-// goroutine (HTTP routes and api/v1 alike); a message's never does. Runs
-// of a route still never overlap (TestRouteSerializesItsRuns), and other
-// routes are served meanwhile (TestReadsOfDifferentRoutesOverlap).
-func TestIdleReadRunsOnItsRequest(t *testing.T) {
-	e := newEnv(t, envOpt{noCache: true})
-	repo, _ := fixtureIDs(t, e.fixture)
-	claims := func() (n int64) {
-		for _, a := range e.p.actors {
-			n += a.claims.Load()
-		}
-		return n
-	}
-	for i := 0; i < 5; i++ {
-		expectJSON(t, fmt.Sprintf("GET /repository/ %d", i), e.do("GET", "/repository/", nil), 200, jsonList(repo))
-	}
-	if n := claims(); n == 0 {
-		t.Fatal("no read of 5 in a row ran on its request's goroutine")
-	}
-	before := claims()
-	r := e.do("POST", "/api/v1", []byte(`{"type":"LIST","request_id":"own"}`), "Content-Type", MediaJSON)
-	expectJSON(t, "api/v1 LIST", r, 200, `{"type":"LIST","request_id":"own","status":200,"package_ids":`+jsonList(repo)+`}`)
-	if claims() != before+1 {
-		t.Fatalf("api/v1 LIST: %d runs on the request's goroutine, want 1", claims()-before)
-	}
-	// A protobuf call's body is read on a goroutine of pkgpanda's own,
-	// which dispatches it and must not release the process (only the
-	// handler may): it goes through the actor.
-	callBody, err := proto.Marshal(&PkgpandaCall{Type: PkgpandaCall_LIST, RequestId: "pb"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	before = claims()
-	if r := e.do("POST", "/api/v1", callBody, "Content-Type", MediaProtobuf); r.status != 200 {
-		t.Fatalf("protobuf api/v1 LIST: %v", r)
-	}
-	if claims() != before {
-		t.Fatal("a call dispatched from the goroutine reading its body ran there")
-	}
-	pr := newPeer(t)
-	before = claims()
-	e.sendCall(pr.upid.String(), &PkgpandaCall{Type: PkgpandaCall_LIST, RequestId: "msg"})
-	if got := pr.next(t); got.Status != 200 {
-		t.Fatalf("LIST message: %+v", got)
-	}
-	if claims() != before {
-		t.Fatal("a message's read ran on a connection's goroutine")
 	}
 }

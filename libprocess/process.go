@@ -181,7 +181,7 @@ func (p *Process) shutdown(batch []event) {
 		}
 	}
 	if p.onFinal != nil {
-		p.serveEvent(&event{kind: evFinalize})
+		p.serveAndRecover(&event{kind: evFinalize})
 	}
 	p.rt.processExited(p)
 	p.rt.log.Info().Str("process", p.self.String()).Msg("process terminated")

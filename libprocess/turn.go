@@ -38,7 +38,7 @@ import (
 //     Process.DispatchWait from a handler would wait for itself. The loop
 //     blocks only on its mailbox's wake channel, and only while it does
 //     not hold the turn.
-//  4. Every event, whoever holds the turn, goes through Process.serveEvent,
+//  4. Every event, whoever holds the turn, goes through Process.serveAndRecover,
 //     which recovers a panic in it: a panic costs the event, never the
 //     process or the connection.
 type turn uint8
@@ -116,7 +116,7 @@ func (m *mailbox) endInline() {
 // wake channel while it does not, until a terminate.
 func (p *Process) run() {
 	if p.onInit != nil {
-		p.serveEvent(&event{kind: evInitialize})
+		p.serveAndRecover(&event{kind: evInitialize})
 	}
 	var spare []event
 	for {
@@ -130,7 +130,7 @@ func (p *Process) run() {
 				return
 			}
 			for i := range batch {
-				p.serveEvent(&batch[i])
+				p.serveAndRecover(&batch[i])
 				batch[i] = event{} // drop references for the GC
 			}
 			spare = batch
@@ -146,17 +146,17 @@ func (p *Process) serveInline(e *event) bool {
 	if !p.mbox.tryInline() {
 		return false
 	}
-	p.serveEvent(e)
+	p.serveAndRecover(e)
 	p.mbox.endInline()
 	return true
 }
 
-// serveEvent is the one function every event passes through, from the
+// serveAndRecover is the one function every event passes through, from the
 // loop or inline, and the one place a panic in a handler is recovered, as
 // net/http recovers one per request: it is logged with its stack and
 // counted in libprocess/handler_panics, whoever waits for the event is
 // answered, and the process goes on with its next event.
-func (p *Process) serveEvent(e *event) {
+func (p *Process) serveAndRecover(e *event) {
 	panicked := true
 	defer func() {
 		if panicked {

@@ -173,7 +173,7 @@ func TestInlineWaitsForTheTurn(t *testing.T) {
 	}
 }
 
-// Every path an event can take goes through serveEvent and its recover: a
+// Every path an event can take goes through serveAndRecover and its recover: a
 // route served inline or by the loop, OnInitialize and OnFinalize. (The
 // message, dispatch and exited paths: TestHandlerPanicsAreContained.)
 func TestPanicRecoveredOnEveryPath(t *testing.T) {

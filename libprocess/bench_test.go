@@ -160,35 +160,44 @@ func BenchmarkMessageThroughput(b *testing.B) {
 // over keep-alive connections from several clients, for a procpanda route
 // and, as the peer in the same run, a bare fasthttp server answering the
 // same bytes (the floor procpanda's codec and routing add to). The
-// "ratio" case serves both at once and alternates short rounds between
-// them, so the load other programs put on the machine falls on both
-// alike; it reports procpanda's throughput as a fraction of fasthttp's,
-// and the heap allocations per request of each server (with its client,
-// which allocates nothing per request).
+// "ratio" case serves all at once and alternates short rounds between
+// them, so the load other programs put on the machine falls on each
+// alike; it reports procpanda's throughput as a fraction of fasthttp's
+// ("ratio"; "queued-ratio" with every request going through the
+// process' goroutine instead of being served inline when the process is
+// idle, see turn.go), and the heap allocations per request of each server
+// (with its client, which allocates nothing per request).
 func BenchmarkRouteThroughput(b *testing.B) {
 	b.Run("procpanda", func(b *testing.B) {
-		benchHTTP(b, startPingRoute(b), "/svc/ping")
+		benchHTTP(b, startPingRoute(b, true), "/svc/ping")
+	})
+	b.Run("procpanda-queued", func(b *testing.B) {
+		benchHTTP(b, startPingRoute(b, false), "/svc/ping")
 	})
 	b.Run("fasthttp", func(b *testing.B) {
 		benchHTTP(b, startPingFasthttp(b), "/svc/ping")
 	})
 	b.Run("ratio", func(b *testing.B) {
-		pp := &fasthttp.HostClient{Addr: startPingRoute(b), MaxConns: 8}
+		pp := &fasthttp.HostClient{Addr: startPingRoute(b, true), MaxConns: 8}
+		pq := &fasthttp.HostClient{Addr: startPingRoute(b, false), MaxConns: 8}
 		fh := &fasthttp.HostClient{Addr: startPingFasthttp(b), MaxConns: 8}
 		const round = 400
 		var ppCPU, fhCPU time.Duration
 		var ppAllocs, fhAllocs uint64
 		ratios := make([]float64, 0, b.N)
+		queued := make([]float64, 0, b.N)
 		for i := 0; i < b.N; i++ {
 			// Alternate which goes first so a drift in load favours
 			// neither.
-			var ppWall, fhWall, pc, fc time.Duration
+			var ppWall, pqWall, fhWall, pc, fc time.Duration
 			var pa, fa uint64
 			if i%2 == 0 {
 				ppWall, pc, pa = httpRound(b, pp, round)
+				pqWall, _, _ = httpRound(b, pq, round)
 				fhWall, fc, fa = httpRound(b, fh, round)
 			} else {
 				fhWall, fc, fa = httpRound(b, fh, round)
+				pqWall, _, _ = httpRound(b, pq, round)
 				ppWall, pc, pa = httpRound(b, pp, round)
 			}
 			ppCPU += pc
@@ -196,9 +205,12 @@ func BenchmarkRouteThroughput(b *testing.B) {
 			ppAllocs += pa
 			fhAllocs += fa
 			ratios = append(ratios, float64(fhWall)/float64(ppWall))
+			queued = append(queued, float64(fhWall)/float64(pqWall))
 		}
 		sort.Float64s(ratios)
+		sort.Float64s(queued)
 		b.ReportMetric(ratios[len(ratios)/2], "ratio")
+		b.ReportMetric(queued[len(queued)/2], "queued-ratio")
 		b.ReportMetric(float64(fhCPU)/float64(ppCPU), "cpu-ratio")
 		b.ReportMetric(float64(ppAllocs)/float64(b.N*round), "procpanda-allocs/req")
 		b.ReportMetric(float64(fhAllocs)/float64(b.N*round), "fasthttp-allocs/req")
@@ -206,8 +218,9 @@ func BenchmarkRouteThroughput(b *testing.B) {
 }
 
 // startPingRoute starts a runtime whose process svc answers GET /svc/ping
-// with "pong" and returns its address.
-func startPingRoute(b *testing.B) string {
+// with "pong" and returns its address. With inline false every request
+// goes through the process' goroutine.
+func startPingRoute(b *testing.B, inline bool) string {
 	rt := startRuntime(b)
 	p := NewProcess("svc")
 	p.Route("ping", Help{TLDR: "pong"}, func(req *Request, respond Responder) {
@@ -216,6 +229,9 @@ func startPingRoute(b *testing.B) string {
 	if _, err := rt.Spawn(p); err != nil {
 		b.Fatal(err)
 	}
+	p.mbox.mu.Lock()
+	p.mbox.queuedOnly = !inline
+	p.mbox.mu.Unlock()
 	return rt.Addr().HostPort()
 }
 

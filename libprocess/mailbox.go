@@ -82,6 +82,10 @@ type mailbox struct {
 	// the turn becomes free with nothing queued; tests use it to know the
 	// next request serves inline.
 	onFree func()
+	// queuedOnly, if set (under mu), makes tryInline fail, so every event
+	// goes through the loop; benchmarks use it to measure what serving
+	// inline buys.
+	queuedOnly bool
 }
 
 // newMailbox returns a mailbox whose turn the loop holds; it gives it up

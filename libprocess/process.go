@@ -30,9 +30,8 @@ type ExitedHandler func(pid UPID)
 // routes, and handles one event at a time, in the order events were
 // queued, on its own goroutine — or, for an HTTP request that finds it
 // idle with nothing queued, on the request's connection goroutine (see
-// turn.go). Install
-// handlers and routes before Spawn, or later from the process' own
-// handlers; every other method is safe from any goroutine.
+// turn.go). Install handlers and routes before Spawn, or later from the
+// process' own handlers; every other method is safe from any goroutine.
 type Process struct {
 	id string
 

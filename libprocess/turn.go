@@ -12,35 +12,40 @@ import (
 // A process' events are served by whoever holds its turn:
 //
 //   - turnLoop: the process' own goroutine (Process.run). It holds the
-//     turn from Spawn until OnInitialize has run, and then while it serves
-//     a batch taken from the mailbox (mailbox.take).
+//     turn from Spawn through OnInitialize, and while it serves batches
+//     taken from the mailbox (mailbox.take), until a take finds nothing.
 //   - turnInline: the goroutine of an HTTP connection whose request found
 //     the process idle with nothing queued (Process.serveInline). It holds
 //     the turn for that one request's handler and gives it back
 //     (mailbox.endInline). Handing the request to the loop and the answer
 //     back costs two goroutine switches, more than a typical route; serving
 //     inline is what keeps route throughput near a bare fasthttp server's
-//     (BenchmarkRouteThroughput).
+//     (BenchmarkRouteThroughput's ratio). Only HTTP requests are served
+//     inline: a message's connection delivers it and reads on, and must
+//     not wait for its handler.
 //   - turnFree: nobody. The next event queued wakes the loop, or the next
-//     HTTP request serves inline.
+//     HTTP request is served inline.
 //
 // Invariants, all kept under the mailbox's lock, since taking the turn
 // depends on what is queued:
 //
 //  1. One event at a time per process: there is one holder at a time, and
 //     only the holder serves events.
-//  2. Queue order: the inline holder takes the turn only when nothing is
+//  2. Queue order: an inline caller takes the turn only when nothing is
 //     queued and no terminate is pending, so an inline event never
 //     overtakes a queued one. Events queued while it serves wait for the
 //     loop, which endInline wakes.
-//  3. Who may block: no holder, on anything that waits for the process.
-//     Handlers must not block at all (see RouteHandler), and
-//     Process.DispatchWait from a handler would wait for itself. The loop
-//     blocks only on its mailbox's wake channel, and only while it does
-//     not hold the turn.
-//  4. Every event, whoever holds the turn, goes through Process.serveAndRecover,
-//     which recovers a panic in it: a panic costs the event, never the
-//     process or the connection.
+//  3. Who may block: no holder. Handlers must not block (see
+//     RouteHandler); an inline holder serves its one event and gives the
+//     turn back; the loop blocks only on its mailbox's wake channel, and
+//     only while it does not hold the turn. Process.DispatchWait from a
+//     handler would block the holder on itself; nothing detects that (Go
+//     gives goroutines no identity to compare, and a marker on the event
+//     being served cannot tell its handler from a goroutine the handler
+//     started), so DispatchWait documents it.
+//  4. Every event, whoever holds the turn, goes through
+//     Process.serveAndRecover, which recovers a panic in it: a panic costs
+//     the event, never the process or the connection.
 type turn uint8
 
 const (
@@ -85,7 +90,7 @@ func (m *mailbox) take(buf []event) (batch []event, term, ok bool) {
 // queued; the caller must then serve its one event and call endInline.
 func (m *mailbox) tryInline() bool {
 	m.mu.Lock()
-	ok := m.turn == turnFree && len(m.pending) == 0 && !m.closed && !m.terminate
+	ok := m.turn == turnFree && len(m.pending) == 0 && !m.closed && !m.terminate && !m.queuedOnly
 	if ok {
 		m.turn = turnInline
 	}

@@ -69,6 +69,11 @@ func TestMailboxTurn(t *testing.T) {
 	if _, _, ok := m.take(nil); ok {
 		t.Fatal("take found events in an empty mailbox")
 	}
+	m.queuedOnly = true
+	if m.tryInline() {
+		t.Fatal("tryInline succeeded on a mailbox that serves only through the loop")
+	}
+	m.queuedOnly = false
 	if err := m.put(event{kind: evTerminate}); err != nil {
 		t.Fatal(err)
 	}

@@ -23,6 +23,15 @@ import (
 // measures the transport rather than overflowing the at-most-once queues.
 const window = 16384
 
+// windowFor is the window for messages of size body bytes: at most half
+// of the default OutboundQueueBytes in flight (a message costs its body
+// and about 100 bytes of head), in whole steps of 1024 messages, so a
+// receiver that lags the whole window does not fail the sender's Send.
+func windowFor(size int) int {
+	w := int(DefaultConfig().OutboundQueueBytes) / 2 / (size + 100)
+	return max(1024, min(window, w/1024*1024))
+}
+
 // counter counts deliveries and lets a sender wait for them.
 type counter struct {
 	n    atomic.Int64
@@ -76,11 +85,12 @@ func procpandaThroughput(tb testing.TB, n, size int, mutate ...func(*Config)) fl
 		tb.Fatal(err)
 	}
 	body := make([]byte, size)
+	win := windowFor(size)
 	start := time.Now()
 	deadline := start.Add(2 * time.Minute)
 	for i := 0; i < n; i++ {
-		if i >= window && i%1024 == 0 {
-			cnt.waitFor(int64(i-window), deadline)
+		if i >= win && i%1024 == 0 {
+			cnt.waitFor(int64(i-win), deadline)
 		}
 		var bb []byte
 		if size > 0 {
@@ -118,11 +128,12 @@ func mesosGoThroughput(tb testing.TB, n, size int) float64 {
 	if size > 0 {
 		msg.Values = []string{strings.Repeat("x", size-3)} // ~size bytes encoded
 	}
+	win := windowFor(size)
 	start := time.Now()
 	deadline := start.Add(2 * time.Minute)
 	for i := 0; i < n; i++ {
-		if i >= window && i%1024 == 0 {
-			cnt.waitFor(int64(i-window), deadline)
+		if i >= win && i%1024 == 0 {
+			cnt.waitFor(int64(i-win), deadline)
 		}
 		if err := send.Send(context.Background(), &to, msg); err != nil {
 			tb.Fatalf("mesos-go send %d: %v", i, err)

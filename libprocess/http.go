@@ -39,7 +39,6 @@ type Request struct {
 
 	st       *reqState         // header and cancellation; nil for a zero Request
 	reported reportedPrincipal // SetPrincipal
-	ev       *httpEvent        // the event that carries a routed request; nil otherwise
 }
 
 // NewRequest returns a request with the given method, URL path and

@@ -168,7 +168,6 @@ func (b *routed) request() *Request {
 // and one the mailbox refuses is answered 503 at once.
 func (s *server) routeRequest(ctx *fasthttp.RequestCtx, mc *msgConn, p *Process, b *routed, start time.Time) (Response, time.Time) {
 	ev := &b.ev
-	b.req.ev = ev
 	if mc != nil {
 		// The connection serves one request at a time and every request
 		// leaves the channel empty (await), so it lends each the same.

@@ -229,7 +229,6 @@ func routeEvent(path string) (event, <-chan Response) {
 	answer := make(chan Response, 1)
 	req := &Request{Method: "GET", URL: &url.URL{Path: path}}
 	ev := &httpEvent{req: req, rest: path, response: answer}
-	req.ev = ev
 	return event{kind: evHTTP, http: ev}, answer
 }
 

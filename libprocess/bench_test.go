@@ -23,6 +23,15 @@ import (
 // measures the transport rather than overflowing the at-most-once queues.
 const window = 16384
 
+// windowFor is the window for messages of size body bytes: at most half
+// of the default OutboundQueueBytes in flight (a message costs its body
+// and about 100 bytes of head), in whole steps of 1024 messages, so a
+// receiver that lags the whole window does not fail the sender's Send.
+func windowFor(size int) int {
+	w := int(DefaultConfig().OutboundQueueBytes) / 2 / (size + 100)
+	return max(1024, min(window, w/1024*1024))
+}
+
 // counter counts deliveries and lets a sender wait for them.
 type counter struct {
 	n    atomic.Int64
@@ -76,11 +85,12 @@ func procpandaThroughput(tb testing.TB, n, size int, mutate ...func(*Config)) fl
 		tb.Fatal(err)
 	}
 	body := make([]byte, size)
+	win := windowFor(size)
 	start := time.Now()
 	deadline := start.Add(2 * time.Minute)
 	for i := 0; i < n; i++ {
-		if i >= window && i%1024 == 0 {
-			cnt.waitFor(int64(i-window), deadline)
+		if i >= win && i%1024 == 0 {
+			cnt.waitFor(int64(i-win), deadline)
 		}
 		var bb []byte
 		if size > 0 {
@@ -118,11 +128,12 @@ func mesosGoThroughput(tb testing.TB, n, size int) float64 {
 	if size > 0 {
 		msg.Values = []string{strings.Repeat("x", size-3)} // ~size bytes encoded
 	}
+	win := windowFor(size)
 	start := time.Now()
 	deadline := start.Add(2 * time.Minute)
 	for i := 0; i < n; i++ {
-		if i >= window && i%1024 == 0 {
-			cnt.waitFor(int64(i-window), deadline)
+		if i >= win && i%1024 == 0 {
+			cnt.waitFor(int64(i-win), deadline)
 		}
 		if err := send.Send(context.Background(), &to, msg); err != nil {
 			tb.Fatalf("mesos-go send %d: %v", i, err)
@@ -160,35 +171,44 @@ func BenchmarkMessageThroughput(b *testing.B) {
 // over keep-alive connections from several clients, for a procpanda route
 // and, as the peer in the same run, a bare fasthttp server answering the
 // same bytes (the floor procpanda's codec and routing add to). The
-// "ratio" case serves both at once and alternates short rounds between
-// them, so the load other programs put on the machine falls on both
-// alike; it reports procpanda's throughput as a fraction of fasthttp's,
-// and the heap allocations per request of each server (with its client,
-// which allocates nothing per request).
+// "ratio" case serves all at once and alternates short rounds between
+// them, so the load other programs put on the machine falls on each
+// alike; it reports procpanda's throughput as a fraction of fasthttp's
+// ("ratio"; "queued-ratio" with every request going through the
+// process' goroutine instead of being served inline when the process is
+// idle, see turn.go), and the heap allocations per request of each server
+// (with its client, which allocates nothing per request).
 func BenchmarkRouteThroughput(b *testing.B) {
 	b.Run("procpanda", func(b *testing.B) {
-		benchHTTP(b, startPingRoute(b), "/svc/ping")
+		benchHTTP(b, startPingRoute(b, true), "/svc/ping")
+	})
+	b.Run("procpanda-queued", func(b *testing.B) {
+		benchHTTP(b, startPingRoute(b, false), "/svc/ping")
 	})
 	b.Run("fasthttp", func(b *testing.B) {
 		benchHTTP(b, startPingFasthttp(b), "/svc/ping")
 	})
 	b.Run("ratio", func(b *testing.B) {
-		pp := &fasthttp.HostClient{Addr: startPingRoute(b), MaxConns: 8}
+		pp := &fasthttp.HostClient{Addr: startPingRoute(b, true), MaxConns: 8}
+		pq := &fasthttp.HostClient{Addr: startPingRoute(b, false), MaxConns: 8}
 		fh := &fasthttp.HostClient{Addr: startPingFasthttp(b), MaxConns: 8}
 		const round = 400
 		var ppCPU, fhCPU time.Duration
 		var ppAllocs, fhAllocs uint64
 		ratios := make([]float64, 0, b.N)
+		queued := make([]float64, 0, b.N)
 		for i := 0; i < b.N; i++ {
 			// Alternate which goes first so a drift in load favours
 			// neither.
-			var ppWall, fhWall, pc, fc time.Duration
+			var ppWall, pqWall, fhWall, pc, fc time.Duration
 			var pa, fa uint64
 			if i%2 == 0 {
 				ppWall, pc, pa = httpRound(b, pp, round)
+				pqWall, _, _ = httpRound(b, pq, round)
 				fhWall, fc, fa = httpRound(b, fh, round)
 			} else {
 				fhWall, fc, fa = httpRound(b, fh, round)
+				pqWall, _, _ = httpRound(b, pq, round)
 				ppWall, pc, pa = httpRound(b, pp, round)
 			}
 			ppCPU += pc
@@ -196,9 +216,12 @@ func BenchmarkRouteThroughput(b *testing.B) {
 			ppAllocs += pa
 			fhAllocs += fa
 			ratios = append(ratios, float64(fhWall)/float64(ppWall))
+			queued = append(queued, float64(fhWall)/float64(pqWall))
 		}
 		sort.Float64s(ratios)
+		sort.Float64s(queued)
 		b.ReportMetric(ratios[len(ratios)/2], "ratio")
+		b.ReportMetric(queued[len(queued)/2], "queued-ratio")
 		b.ReportMetric(float64(fhCPU)/float64(ppCPU), "cpu-ratio")
 		b.ReportMetric(float64(ppAllocs)/float64(b.N*round), "procpanda-allocs/req")
 		b.ReportMetric(float64(fhAllocs)/float64(b.N*round), "fasthttp-allocs/req")
@@ -206,8 +229,9 @@ func BenchmarkRouteThroughput(b *testing.B) {
 }
 
 // startPingRoute starts a runtime whose process svc answers GET /svc/ping
-// with "pong" and returns its address.
-func startPingRoute(b *testing.B) string {
+// with "pong" and returns its address. With inline false every request
+// goes through the process' goroutine.
+func startPingRoute(b *testing.B, inline bool) string {
 	rt := startRuntime(b)
 	p := NewProcess("svc")
 	p.Route("ping", Help{TLDR: "pong"}, func(req *Request, respond Responder) {
@@ -216,6 +240,9 @@ func startPingRoute(b *testing.B) string {
 	if _, err := rt.Spawn(p); err != nil {
 		b.Fatal(err)
 	}
+	p.mbox.mu.Lock()
+	p.mbox.queuedOnly = !inline
+	p.mbox.mu.Unlock()
 	return rt.Addr().HostPort()
 }
 

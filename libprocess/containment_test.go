@@ -225,30 +225,11 @@ func TestSendRejectsHeaderInjection(t *testing.T) {
 	}
 }
 
-// DispatchWait on the process' own goroutine returns an error instead of
-// waiting for itself; from any other goroutine it still waits, even while
-// the process is busy.
-func TestDispatchWaitFromOwnLoop(t *testing.T) {
+// DispatchWait from a goroutine other than the process' handlers waits
+// for its function, even while the process is busy.
+func TestDispatchWaitWhileBusy(t *testing.T) {
 	rt := startRuntime(t)
-	p := NewProcess("self")
-	result := make(chan error, 1)
-	p.Install("wait", func(m *Message) { result <- p.DispatchWait(func() {}) })
-	if _, err := rt.Spawn(p); err != nil {
-		t.Fatal(err)
-	}
 	src, _ := spawnSender(t, rt, "src")
-	if err := src.Send(p.Self(), "wait", nil); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-result:
-		if !errors.Is(err, ErrDispatchFromLoop) {
-			t.Fatalf("DispatchWait from the process' goroutine = %v, want ErrDispatchFromLoop", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("DispatchWait from the process' own goroutine deadlocked")
-	}
-
 	busy, entered, release, _ := stuckProcess(t, rt, "busy")
 	if err := src.Send(busy.Self(), "m", nil); err != nil {
 		t.Fatal(err)

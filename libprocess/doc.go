@@ -9,7 +9,74 @@
 // termination) from its own bounded mailbox. The codec that turns bytes
 // into messages and requests lives in libprocess/internal/wire and does no
 // I/O; server.go and msgconn.go own inbound sockets, outbound.go outbound
-// ones, and process.go and mailbox.go the scheduling.
+// ones, mailbox.go the queue, and turn.go who serves a process' events.
+//
+// # The path of a request
+//
+// Every inbound byte takes one path, the same for a message and for a
+// route until the codec tells them apart. Reading these functions in
+// order follows a request from accept to answer:
+//
+//  1. server.acceptLoop (server.go) accepts the connection, counts it
+//     against MaxInboundConnections, and starts server.serveConn on a
+//     goroutine of its own, which owns the connection from then on.
+//  2. server.serveConn (TLS first, server.wrapInbound, when configured)
+//     wraps it in a msgConn (msgconn.go) and runs
+//     msgConn.pump, which reads under the request's deadline (msgConn.fill,
+//     msgConn.read) and parses each head with wire.ParseHeadLimit.
+//  3. wire.IsMessage decides: a POST a libprocess peer sent (with
+//     Libprocess-From, or a User-Agent starting "libprocess/") is a
+//     message; any other request is an ordinary HTTP request.
+//
+// A message, say POST /master/mesos.internal.Ping, stays in the codec:
+//
+//  4. msgConn.readBody reads its body within InboundBodyBudget;
+//     Runtime.acceptMessage splits the path (wire.SplitMessagePath),
+//     applies the firewall, parses the sender and finds the process
+//     (Runtime.lookupBytes).
+//  5. Runtime.deliverTo puts it in the process' mailbox (mailbox.putWait,
+//     which waits while the mailbox is full, so TCP pushes back on the
+//     sender); msgConn.respond queues the 202 and msgConn.flush writes all
+//     queued answers at once when the read buffer runs dry.
+//  6. The process' goroutine, Process.run (turn.go), takes the mailbox's
+//     events a batch at a time (mailbox.take) and passes each through
+//     Process.serveAndRecover, which calls the MessageHandler installed
+//     for its name (Process.handle) and recovers a panic in it.
+//
+// A route, say GET /pkgpanda/list.json, is handed to fasthttp:
+//
+//  4. msgConn.pump returns at its head; server.serveConn runs fasthttp's
+//     ServeConn over httpConn, whose Read hands fasthttp the head restated
+//     canonically (msgConn.beginPassthrough) and the body byte for byte,
+//     and runs msgConn.pump again at the next request boundary, so
+//     messages between requests are still served by the codec.
+//  5. fasthttp calls server.serveHTTP (httpserver.go), which runs three
+//     steps: server.parseRequest finds the process the path names
+//     (server.receiver: "pkgpanda", or Config.Delegate), applies the
+//     firewall and makes the Request (server.requestBody reads a small
+//     body whole); server.routeRequest gives it to the process as an
+//     event; server.answer writes the answer.
+//  6. server.routeRequest calls Process.serveInline (turn.go): if the
+//     process' turn is free and nothing is queued, the event is served
+//     right there, on the connection's goroutine; otherwise it is queued
+//     (Process.enqueue) and Process.run serves it in order. Either way it
+//     goes through Process.serveAndRecover, whose recover answers 500 if
+//     the handler panics.
+//  7. Process.serveHTTP (http.go) finds the route (Process.lookupRoute:
+//     "list.json"), checks its realm's authentication, and calls the
+//     RouteHandler with the Request and a Responder (httpEvent.respond).
+//  8. The handler answers through the Responder, at once or later from
+//     any goroutine; server.await, on the connection's goroutine, takes
+//     the answer, or answers 504 at the route's deadline and 503 when a
+//     shutdown's deadline passes, cancelling the request's context.
+//  9. server.answer hands the Response to writeResponse (headers, gzip),
+//     and fasthttp writes it through httpConn.Write, WriteTimeout per
+//     piece; a streamed body is written as it is read.
+//
+// Outbound, Process.Send goes through Runtime.send to outbound.send, which
+// queues the message on one peer per remote address, written by
+// peer.writeLoop (outbound.go); a local receiver gets it through
+// Runtime.deliverTo without touching the network.
 //
 // # Usage
 //
@@ -32,7 +99,8 @@
 // order events were queued, so they need no locks for the process' state.
 // They run on the process' own goroutine, except that an HTTP request
 // finding the process idle is served on its connection's goroutine, which
-// saves two goroutine hand-offs per request:
+// saves two goroutine hand-offs per request (see "The path of a
+// request"):
 //
 //	p := libprocess.NewProcess("master")
 //	p.Install("mesos.internal.Ping", func(m *libprocess.Message) {

@@ -40,8 +40,3 @@ var ErrTooManyPeers = errors.New("libprocess: too many outbound peers")
 // the message name holds bytes that cannot be written into a request head
 // (see Send); nothing is sent.
 var ErrInvalidTarget = errors.New("libprocess: invalid message target")
-
-// ErrDispatchFromLoop is returned by DispatchWait when it is called on the
-// process' own goroutine (from one of its handlers): waiting there for the
-// process to run f would wait forever.
-var ErrDispatchFromLoop = errors.New("libprocess: DispatchWait called on the process' own goroutine")

@@ -95,25 +95,27 @@ func ExampleProcess_Link() {
 	rtA, rtB := startLoopback(), startLoopback()
 	defer shutdown(rtA)
 
+	// Handlers go in before Spawn.
 	target := libprocess.NewProcess("target")
+	target.Install("ping", func(m *libprocess.Message) { _ = target.Send(m.From, "pong", nil) })
 	targetPID, err := rtB.Spawn(target)
 	if err != nil {
 		log.Fatal(err)
 	}
 
 	exited := make(chan libprocess.UPID, 1)
+	pong := make(chan struct{})
 	watcher := libprocess.NewProcess("watcher")
 	watcher.OnExited(func(pid libprocess.UPID) { exited <- pid })
+	watcher.Install("pong", func(*libprocess.Message) { close(pong) })
 	if _, err := rtA.Spawn(watcher); err != nil {
 		log.Fatal(err)
 	}
 	if err := watcher.Link(targetPID); err != nil {
 		log.Fatal(err)
 	}
-	// Make sure the link's connection is up before the target goes.
-	pong := make(chan struct{})
-	watcher.Install("pong", func(*libprocess.Message) { close(pong) })
-	target.Install("ping", func(m *libprocess.Message) { _ = target.Send(m.From, "pong", nil) })
+	// A ping's pong shows the link's connection is up before the target
+	// goes.
 	if err := watcher.Send(targetPID, "ping", nil); err != nil {
 		log.Fatal(err)
 	}

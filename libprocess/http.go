@@ -39,7 +39,6 @@ type Request struct {
 
 	st       *reqState         // header and cancellation; nil for a zero Request
 	reported reportedPrincipal // SetPrincipal
-	ev       *httpEvent        // the event that carries a routed request; nil otherwise
 }
 
 // NewRequest returns a request with the given method, URL path and
@@ -229,9 +228,8 @@ type Responder func(Response)
 // later from another goroutine (a future response: the process goes on
 // handling events meanwhile, docs/libprocess-wire.md §10.2). It must not block: the route
 // deadline answers 504 for a response that comes late, but not for a
-// handler that does not return. A handler that runs on its request's
-// goroutine may release the process (Request.ReleaseProcess) and then
-// block until it answers.
+// handler that does not return. Work that waits (a command, a peer) runs
+// on a goroutine of the handler's own, which answers when it is done.
 type RouteHandler func(req *Request, respond Responder)
 
 // Help documents a route for /help (docs/libprocess-wire.md §6.1). TLDR is one line; Usage
@@ -347,9 +345,6 @@ type httpEvent struct {
 
 	mu   sync.Mutex
 	done bool // answered, or abandoned at the deadline
-
-	// ownGoroutine serves Request.ReleaseProcess.
-	ownGoroutine
 }
 
 // respond delivers the first response; later ones, and any response after

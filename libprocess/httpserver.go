@@ -30,12 +30,14 @@ const disconnectPoll = 100 * time.Millisecond
 const awaitYields = 2
 
 // routed is one routed request's state, allocated together: the Request
-// a route sees with its URL, the event that carries it to the process,
+// a route sees with its URL, the event that carries it to the process
+// (and that event as its mailbox holds it),
 // its lazily made parts, and room for the lengths of its header fields.
 type routed struct {
 	req  Request
 	url  url.URL
 	ev   httpEvent
+	mail event // ev as the process' event
 	st   reqState
 	lens [8]hdrLen
 	text [routedText]byte // the head's strings, when they fit
@@ -45,17 +47,19 @@ type routed struct {
 // head (path, query and header fields of a curl or a client library).
 const routedText = 192
 
-// serveHTTP is the fasthttp handler. It only ever sees ordinary HTTP
-// requests — the codec serves every message itself — and routes each to
-// its process (docs/libprocess-wire.md §4). When routeRequest returns, the request's answer
-// is in ctx.Response (a streamed body is yet to be written): this is the
-// one place where every request ends, for whatever each one needs then.
+// serveHTTP is the fasthttp handler, where every ordinary HTTP request
+// starts and ends; the codec serves every message itself, so only
+// ordinary requests get here (docs/libprocess-wire.md §4). It runs on the
+// connection's goroutine, in three steps:
+//
+//   - parseRequest finds the process the path names and makes the
+//     Request (path, header, body), or refuses the request;
+//   - routeRequest gives the request to the process as one of its
+//     events — served on this goroutine when the process is idle
+//     (Process.serveInline), queued otherwise — and waits for the answer
+//     its Responder gives (await);
+//   - answer writes that answer into ctx, which fasthttp then sends.
 func (s *server) serveHTTP(ctx *fasthttp.RequestCtx) {
-	s.routeRequest(ctx)
-}
-
-// routeRequest answers one ordinary HTTP request.
-func (s *server) routeRequest(ctx *fasthttp.RequestCtx) {
 	var mc *msgConn
 	if hc, ok := ctx.Conn().(*httpConn); ok {
 		mc = hc.mc
@@ -68,108 +72,135 @@ func (s *server) routeRequest(ctx *fasthttp.RequestCtx) {
 	if start.IsZero() {
 		start = time.Now()
 	}
-	var req *Request
+	var b *routed
 	if s.rt.cfg.AccessLog {
-		defer func() { s.logAccess(ctx, req, start) }()
+		defer func() { s.logAccess(ctx, b.request(), start) }()
 	}
+	b, p, refusal := s.parseRequest(ctx, mc, start)
+	if p == nil {
+		writeResponse(ctx, refusal)
+		return
+	}
+	resp, deadline := s.routeRequest(ctx, mc, p, b, start)
+	s.answer(ctx, b, resp, deadline)
+}
+
+// parseRequest finds the process a request's path names and makes the
+// Request it sees, reading a small body whole. It returns a nil process
+// and the answer to give instead when the request goes no further; b is
+// then nil too unless the refusal came from reading the body.
+func (s *server) parseRequest(ctx *fasthttp.RequestCtx, mc *msgConn, start time.Time) (b *routed, p *Process, refusal Response) {
 	// libprocess answers any request whose URL path does not start with
 	// '/' this way before routing it; messages get the same rule.
 	if _, _, err := wire.SplitMessagePath(ctx.Request.Header.RequestURI()); err != nil {
-		writeResponse(ctx, TextResponse(http.StatusBadRequest, "Request URL path must start with '/'"))
-		return
+		return nil, nil, TextResponse(http.StatusBadRequest, "Request URL path must start with '/'")
 	}
-	b := &routed{}
+	b = &routed{}
 	rawPath := b.strings(ctx)
 	if strings.Contains(rawPath, "/..") {
-		writeResponse(ctx, notFound())
-		return
+		return nil, nil, notFound()
 	}
 	p, path := s.receiver(rawPath)
 	if p == nil {
-		writeResponse(ctx, notFound())
-		return
+		return nil, nil, notFound()
 	}
 	decoded, err := url.PathUnescape(path)
 	if err != nil {
-		ctx.SetStatusCode(http.StatusBadRequest)
-		ctx.SetBodyString("Failed to decode URL path: " + err.Error())
-		return
+		return nil, nil, Response{Status: http.StatusBadRequest, Body: []byte("Failed to decode URL path: " + err.Error())}
 	}
 	if s.rt.fw.deniesPath(decoded) {
 		s.rt.log.Info().Str("path", decoded).Msg("HTTP request refused: endpoint disabled by the firewall")
-		writeResponse(ctx, forbidden(decoded))
-		return
+		return nil, nil, forbidden(decoded)
 	}
 	b.url.Path, b.url.RawPath = decoded, path
-	req = &b.req
+	req := &b.req
 	req.Method = methodString(ctx.Method())
 	req.URL = &b.url
 	req.RemoteAddr = ctx.RemoteAddr()
-	deadline := start.Add(s.rt.cfg.RouteTimeout)
-	if cl := ctx.Request.Header.ContentLength(); ctx.Request.IsBodyStream() && (cl < 0 || cl > s.rt.cfg.BufferedBodyLimit) {
+	if status := s.requestBody(ctx, mc, req, start.Add(s.rt.cfg.RouteTimeout)); status != 0 {
+		text := http.StatusText(status)
+		if status == http.StatusServiceUnavailable {
+			text = errBudget
+		}
+		ctx.SetConnectionClose()
+		return b, nil, TextResponse(status, text)
+	}
+	b.st.base = s.baseCtx
+	req.st = &b.st
+	b.ev.req = req
+	b.ev.rest = trimID(decoded, p.id)
+	return b, p, Response{}
+}
+
+// requestBody gives req its body: read whole into Body when it is small
+// (returning the status to answer instead when that fails), or left on the
+// socket as BodyStream for the route to read by deadline, the route's.
+func (s *server) requestBody(ctx *fasthttp.RequestCtx, mc *msgConn, req *Request, deadline time.Time) (status int) {
+	cl := ctx.Request.Header.ContentLength()
+	if ctx.Request.IsBodyStream() && (cl < 0 || cl > s.rt.cfg.BufferedBodyLimit) {
 		// The route reads the body as it needs it, within the route's
 		// deadline rather than ReadTimeout.
 		req.BodyStream = &limitedBody{r: ctx.RequestBodyStream(), left: s.rt.cfg.MaxRequestBodySize}
 		if mc != nil {
 			mc.bodyDeadline.Store(deadline.UnixNano())
 		}
-	} else if cl > 0 {
-		body, status := s.readBufferedBody(ctx, mc, cl)
-		if status != 0 {
-			text := http.StatusText(status)
-			if status == http.StatusServiceUnavailable {
-				text = errBudget
-			}
-			ctx.SetConnectionClose()
-			writeResponse(ctx, TextResponse(status, text))
-			return
-		}
-		req.Body = body
+		return 0
 	}
-	b.st.base = s.baseCtx
-	req.st = &b.st
+	if cl > 0 {
+		req.Body, status = s.readBufferedBody(ctx, mc, cl)
+	}
+	return status
+}
+
+// request is the routed request for the access log, nil if the request
+// was refused before it had one.
+func (b *routed) request() *Request {
+	if b == nil || b.req.URL == nil {
+		return nil
+	}
+	return &b.req
+}
+
+// routeRequest hands a parsed request to its process p and waits for its
+// answer until the route's deadline (see await), which it returns too: a
+// streamed answer ends at it. A request finding the process idle is served
+// on this goroutine (Process.serveInline); any other waits in the mailbox,
+// and one the mailbox refuses is answered 503 at once.
+func (s *server) routeRequest(ctx *fasthttp.RequestCtx, mc *msgConn, p *Process, b *routed, start time.Time) (Response, time.Time) {
 	ev := &b.ev
-	ev.req = req
-	req.ev = ev
-	ev.rest = trimID(decoded, p.id)
 	if mc != nil {
 		// The connection serves one request at a time and every request
 		// leaves the channel empty (await), so it lends each the same.
 		if mc.response == nil {
 			mc.response = make(chan Response, 1)
-			mc.gid = goroutineID()
 		}
 		ev.response = mc.response
 	} else {
 		ev.response = make(chan Response, 1)
 	}
-	inline := false
-	if mc != nil {
-		ev.srv, ev.conn, ev.start, ev.deadline = s, ctx.Conn(), start, deadline
-		inline = p.serveInline(ev, mc.gid)
+	deadline := start.Add(s.rt.cfg.RouteTimeout)
+	b.mail = event{kind: evHTTP, http: ev}
+	if p.serveInline(&b.mail) {
+		// Served; the answer is in ev.response unless the route answers
+		// later.
+		return s.await(ctx, ev, mc, start, deadline)
 	}
-	var resp Response
-	if inline && ev.released && ev.settle() {
-		// The handler released the process and returned after the
-		// route's deadline without an answer; tick gave it up.
-		resp, deadline = expiredResponse(), routeDeadline(ev, start, deadline)
-	} else if inline {
-		// Served on this goroutine; the answer is in ev.response unless
-		// the route answers later.
-		resp, deadline = s.await(ctx, ev, mc, start, deadline)
-	} else if err := p.enqueue(event{kind: evHTTP, http: ev}); err != nil {
-		s.rt.log.Warn().Str("process", p.id).Str("path", decoded).Err(err).Msg("HTTP request refused")
+	if err := p.enqueue(b.mail); err != nil {
+		s.rt.log.Warn().Str("process", p.id).Str("path", b.url.Path).Err(err).Msg("HTTP request refused")
 		b.st.cancel()
-		ctx.Response.Header.Set("Retry-After", "1")
-		writeResponse(ctx, TextResponse(http.StatusServiceUnavailable, err.Error()))
-		return
-	} else {
-		resp, deadline = s.await(ctx, ev, mc, start, deadline)
+		resp := TextResponse(http.StatusServiceUnavailable, err.Error())
+		resp.SetHeader("Retry-After", "1")
+		return resp, deadline
 	}
+	return s.await(ctx, ev, mc, start, deadline)
+}
+
+// answer writes a route's answer into ctx. The request's context ends
+// once it is written; with a streamed body, when the stream ends (fasthttp
+// writes it after serveHTTP returns and closes it when done, when the
+// client goes away, or at deadline).
+func (s *server) answer(ctx *fasthttp.RequestCtx, b *routed, resp Response, deadline time.Time) {
 	if resp.Stream != nil {
-		// fasthttp writes the stream after this handler returns and closes
-		// it when done, when the client goes away, or at the route's
-		// deadline: the request's context lives until then.
 		resp.Stream = newRouteStream(s, resp.Stream, &b.st, deadline)
 	} else {
 		defer b.st.cancel()
@@ -405,6 +436,11 @@ func (s *server) await(ctx *fasthttp.RequestCtx, ev *httpEvent, mc *msgConn, sta
 			}
 		}
 	}
+}
+
+// expiredResponse is the answer to a request given up at its deadline.
+func expiredResponse() Response {
+	return TextResponse(http.StatusGatewayTimeout, "route deadline exceeded")
 }
 
 // routeDeadline is the deadline of a request that arrived at start: the

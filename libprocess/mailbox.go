@@ -13,7 +13,30 @@ const (
 	evDispatch
 	evExited
 	evTerminate
+	evInitialize // never queued: the loop serves it first
+	evFinalize   // never queued: shutdown serves it last
 )
+
+// String names the kind in logs.
+func (k eventKind) String() string {
+	switch k {
+	case evMessage:
+		return "message"
+	case evHTTP:
+		return "HTTP request"
+	case evDispatch:
+		return "dispatched function"
+	case evExited:
+		return "exited handler"
+	case evTerminate:
+		return "terminate"
+	case evInitialize:
+		return "initialize"
+	case evFinalize:
+		return "finalize"
+	}
+	return "unknown"
+}
 
 // event is one entry of a mailbox. It is stored by value so enqueueing a
 // message allocates nothing beyond the message body.
@@ -27,43 +50,48 @@ type event struct {
 	done chan<- error // evDispatch: optional completion signal
 }
 
-// holder says who is serving a process' events: nobody, its own goroutine
-// (the loop), or a caller that found it idle (inline).
-type holder uint8
-
-const (
-	heldByNone holder = iota
-	heldByLoop
-	heldByInline
-)
+// detail is what a log says about the event besides its kind.
+func (e *event) detail() string {
+	switch e.kind {
+	case evMessage:
+		return e.msg.Name
+	case evHTTP:
+		return e.http.req.URL.Path
+	case evExited:
+		return e.upid.ID
+	}
+	return ""
+}
 
 // mailbox is a bounded multi-producer, single-consumer event queue. The
 // consumer swaps the pending slice for its own empty one, so steady-state
 // enqueue and drain allocate nothing.
 //
-// It also decides who serves the process' events, one at a time: the
-// process' goroutine (the loop), or — for an HTTP request that finds the
-// process idle with nothing queued — the request's own connection
-// goroutine, which then runs the route inline instead of handing the
-// request to the loop and waiting to be handed the answer back (two
-// goroutine hand-offs that cost more than a typical route). Both hold the
-// process through heldBy, so events are still served one at a time and
-// in the order they were queued.
+// It also holds the process' turn (see turn.go), under the same lock,
+// since who may take the turn depends on what is queued.
 type mailbox struct {
 	mu        sync.Mutex
 	pending   []event
 	capacity  int
 	closed    bool
 	terminate bool          // a terminate event is pending
-	heldBy    holder        // who serves events now
+	turn      turn          // who serves events now (turn.go)
 	wake      chan struct{} // capacity 1: "pending is non-empty"
 	space     chan struct{} // closed by take when producers wait for room
+	// onFree, if set (under mu), is called without the lock each time
+	// the turn becomes free with nothing queued; tests use it to know the
+	// next request serves inline.
+	onFree func()
+	// queuedOnly, if set (under mu), makes tryInline fail, so every event
+	// goes through the loop; benchmarks use it to measure what serving
+	// inline buys.
+	queuedOnly bool
 }
 
-// newMailbox returns a mailbox held by the loop, which releases it once
-// the process is initialized.
+// newMailbox returns a mailbox whose turn the loop holds; it gives it up
+// once the process is initialized and nothing is queued.
 func newMailbox(capacity int) *mailbox {
-	return &mailbox{capacity: capacity, wake: make(chan struct{}, 1), heldBy: heldByLoop}
+	return &mailbox{capacity: capacity, wake: make(chan struct{}, 1), turn: turnLoop}
 }
 
 // put enqueues e. It fails with ErrTerminated after close and with
@@ -128,62 +156,6 @@ func (m *mailbox) putWait(e event, timeout time.Duration) error {
 		case <-space:
 		case <-timer.C:
 			return ErrMailboxFull
-		}
-	}
-}
-
-// take is the loop's turn: it swaps the pending events into buf (which
-// must be empty) and returns them with whether a terminate is among them,
-// holding the process for the loop until a take finds nothing to serve.
-// It returns ok false, taking nothing, when nothing is pending or an
-// inline caller holds the process (which wakes the loop when it is done).
-func (m *mailbox) take(buf []event) (batch []event, term, ok bool) {
-	m.mu.Lock()
-	if m.heldBy == heldByInline {
-		m.mu.Unlock()
-		return nil, false, false
-	}
-	if len(m.pending) == 0 {
-		m.heldBy = heldByNone
-		m.mu.Unlock()
-		return nil, false, false
-	}
-	m.heldBy = heldByLoop
-	out := m.pending
-	m.pending = buf
-	term = m.terminate
-	if m.space != nil {
-		close(m.space)
-		m.space = nil
-	}
-	m.mu.Unlock()
-	return out, term, true
-}
-
-// tryInline holds the process for the caller if nobody serves it and
-// nothing is queued (so serving now keeps the order events arrived in);
-// the caller must then serve its one event and call endInline.
-func (m *mailbox) tryInline() bool {
-	m.mu.Lock()
-	ok := m.heldBy == heldByNone && len(m.pending) == 0 && !m.closed && !m.terminate
-	if ok {
-		m.heldBy = heldByInline
-	}
-	m.mu.Unlock()
-	return ok
-}
-
-// endInline releases the process after an inline event and wakes the loop
-// for whatever was queued meanwhile.
-func (m *mailbox) endInline() {
-	m.mu.Lock()
-	m.heldBy = heldByNone
-	queued := len(m.pending) > 0
-	m.mu.Unlock()
-	if queued {
-		select {
-		case m.wake <- struct{}{}:
-		default:
 		}
 	}
 }

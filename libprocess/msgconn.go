@@ -83,7 +83,6 @@ type msgConn struct {
 	// reset.
 	response chan Response
 	poll     *time.Timer
-	gid      uint64 // id of the goroutine owning the connection, once it served a route
 }
 
 func newMsgConn(s *server, c net.Conn) *msgConn {

@@ -1,12 +1,7 @@
 package libprocess
 
 import (
-	"bytes"
 	"fmt"
-	"net/http"
-	"runtime"
-	"runtime/debug"
-	"strconv"
 	"sync"
 	"sync/atomic"
 )
@@ -34,9 +29,9 @@ type ExitedHandler func(pid UPID)
 // Process is an actor: it has an id, a mailbox, message handlers and HTTP
 // routes, and handles one event at a time, in the order events were
 // queued, on its own goroutine — or, for an HTTP request that finds it
-// idle with nothing queued, on the request's connection goroutine. Install
-// handlers and routes before Spawn, or later from the process' own
-// handlers; every other method is safe from any goroutine.
+// idle with nothing queued, on the request's connection goroutine (see
+// turn.go). Install handlers and routes before Spawn, or later from the
+// process' own handlers; every other method is safe from any goroutine.
 type Process struct {
 	id string
 
@@ -52,10 +47,6 @@ type Process struct {
 	mbox    *mailbox
 	spawned atomic.Bool
 	done    chan struct{}
-	loopGID atomic.Uint64 // id of the goroutine running the process, 0 before it starts
-	// inlineGID is the id of the connection goroutine serving a route of
-	// the process inline (serveInline), 0 when none is.
-	inlineGID atomic.Uint64
 
 	linkMu  sync.Mutex
 	linkers map[*Process]struct{} // local processes linked to this one
@@ -139,14 +130,13 @@ func (p *Process) Dispatch(f func()) error {
 	return p.enqueue(event{kind: evDispatch, fn: f})
 }
 
-// DispatchWait runs f on the process' goroutine and waits until it has run
-// (or the process terminated first, or f panicked). Called from the
-// process' own handlers it returns ErrDispatchFromLoop instead of
-// deadlocking; use Dispatch there, or call f directly.
+// DispatchWait runs f as one of the process' events and waits until it
+// has run (or the process terminated first, or f panicked). It is for
+// goroutines other than the process' own handlers: a handler (message,
+// route, dispatched function, exited, initialize, finalize) that calls it
+// waits for an event that cannot start until the handler returns, and
+// deadlocks its process. There, call f directly, or use Dispatch.
 func (p *Process) DispatchWait(f func()) error {
-	if p.servedHere() {
-		return fmt.Errorf("process %q: %w", p.id, ErrDispatchFromLoop)
-	}
 	done := make(chan error, 1)
 	if err := p.enqueue(event{kind: evDispatch, fn: f, done: done}); err != nil {
 		return err
@@ -178,147 +168,6 @@ func validID(id string) error {
 	return nil
 }
 
-// servedHere reports whether the calling goroutine is serving one of the
-// process' events: its own goroutine, or a connection's serving a route
-// inline.
-func (p *Process) servedHere() bool {
-	loop, inline := p.loopGID.Load(), p.inlineGID.Load()
-	if loop == 0 && inline == 0 {
-		return false
-	}
-	gid := goroutineID()
-	return gid == loop || gid == inline
-}
-
-// goroutineID returns the id of the calling goroutine, parsed from the
-// first line of its stack trace ("goroutine 123 [running]:"). Go offers no
-// other way for DispatchWait to tell the goroutine serving the process
-// from any other goroutine that calls it while the process is busy; it
-// costs about a microsecond and is used only there and once per
-// connection that serves a route.
-func goroutineID() uint64 {
-	var buf [64]byte
-	b := buf[:runtime.Stack(buf[:], false)]
-	b = bytes.TrimPrefix(b, []byte("goroutine "))
-	if i := bytes.IndexByte(b, ' '); i > 0 {
-		b = b[:i]
-	}
-	id, err := strconv.ParseUint(string(b), 10, 64)
-	if err != nil {
-		return 0
-	}
-	return id
-}
-
-// run is the process' goroutine: it handles events one at a time until a
-// terminate event, then cleans up.
-func (p *Process) run() {
-	p.loopGID.Store(goroutineID())
-	if p.onInit != nil {
-		p.guard("initialize", "", nil, p.onInit)
-	}
-	var spare []event
-	for {
-		for {
-			batch, term, ok := p.mbox.take(spare[:0])
-			if !ok {
-				break
-			}
-			if term {
-				p.shutdown(batch)
-				return
-			}
-			for i := range batch {
-				p.serve(&batch[i])
-				batch[i] = event{} // drop references for the GC
-			}
-			spare = batch
-		}
-		<-p.mbox.wake
-	}
-}
-
-// serveInline serves an HTTP request on the caller's goroutine, the
-// connection goroutine gid, if the process is idle with nothing queued
-// (see mailbox). It reports false, having done nothing, otherwise; the
-// request must then be queued.
-func (p *Process) serveInline(h *httpEvent, gid uint64) bool {
-	if !p.mbox.tryInline() {
-		return false
-	}
-	p.inlineGID.Store(gid)
-	h.inline.Store(p)
-	p.serveHTTPGuarded(h)
-	h.inline.Store(nil)
-	if !h.released {
-		p.inlineGID.Store(0)
-		p.mbox.endInline()
-	}
-	return true
-}
-
-// serve handles one event. A panic in the code it calls is contained to
-// the event (see guard): the process goes on with the next one.
-func (p *Process) serve(e *event) {
-	switch e.kind {
-	case evMessage:
-		p.rt.metrics.messagesHandled.Add(1)
-		// The body's budget comes back when the handler returns: what
-		// it keeps of the body is its own to bound.
-		defer p.rt.releaseInbound(e.held)
-		if h := p.handlers[e.msg.Name]; h != nil {
-			p.guard("message", e.msg.Name, nil, func() { h(&e.msg) })
-		} else {
-			p.rt.log.Debug().Str("process", p.id).Str("message", e.msg.Name).Str("from", e.msg.From.String()).Msg("no handler installed for message; dropped")
-		}
-	case evHTTP:
-		p.serveHTTPGuarded(e.http)
-	case evDispatch:
-		if p.guard("dispatched function", "", func() {
-			if e.done != nil {
-				e.done <- fmt.Errorf("process %q: dispatched function panicked", p.id)
-			}
-		}, e.fn) && e.done != nil {
-			e.done <- nil
-		}
-	case evExited:
-		if p.exited != nil {
-			p.guard("exited handler", e.upid.ID, nil, func() { p.exited(e.upid) })
-		}
-	}
-}
-
-// serveHTTPGuarded serves an HTTP request, answering 500 if its handler
-// panics before it answered (see guard).
-func (p *Process) serveHTTPGuarded(h *httpEvent) {
-	p.guard("HTTP request", h.req.URL.Path, func() {
-		// No-op if the handler answered before it panicked.
-		h.respond(ErrorResponse(http.StatusInternalServerError, "internal error in the route handler"))
-	}, func() { p.serveHTTP(h) })
-}
-
-// guard runs f and recovers a panic in it, as net/http recovers one per
-// request: the panic is logged with its stack and counted in
-// libprocess/handler_panics, and onPanic (if set) answers whoever waits
-// for the event. It reports whether f returned normally.
-func (p *Process) guard(what, detail string, onPanic func(), f func()) (ok bool) {
-	defer func() {
-		if ok {
-			return
-		}
-		v := recover()
-		p.rt.metrics.handlerPanics.Add(1)
-		p.rt.log.Error().Str("process", p.id).Str("event", what).Str("detail", detail).
-			Str("panic", fmt.Sprint(v)).Bytes("stack", debug.Stack()).
-			Msg("handler panicked; the event is abandoned and the process goes on")
-		if onPanic != nil {
-			onPanic()
-		}
-	}()
-	f()
-	return true
-}
-
 // shutdown implements termination: as in libprocess, events queued before
 // the terminate are purged rather than served.
 func (p *Process) shutdown(batch []event) {
@@ -331,7 +180,7 @@ func (p *Process) shutdown(batch []event) {
 		}
 	}
 	if p.onFinal != nil {
-		p.guard("finalize", "", nil, p.onFinal)
+		p.serveAndRecover(&event{kind: evFinalize})
 	}
 	p.rt.processExited(p)
 	p.rt.log.Info().Str("process", p.self.String()).Msg("process terminated")

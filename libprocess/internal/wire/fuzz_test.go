@@ -303,6 +303,8 @@ func FuzzAppendMessageRoundTrip(f *testing.F) {
 	f.Add("@1.2.3.4:5", "a b/c%", "", "x/y/z", []byte("\r\n0\r\n\r\n"))
 	f.Add("x", "é", "[::1]:5051", "", []byte{0})
 	f.Fuzz(func(t *testing.T, from, toID, hostPort, name string, body []byte) {
+		// Outside the domain there is no round trip to check; the
+		// committed seeds all lie inside it, so none of them skips.
 		if !messageDomain(from, toID, hostPort, name) {
 			t.Skip()
 		}

@@ -24,13 +24,9 @@ const writeSegment = 256 << 10
 // holds a second copy of a large message.
 const directBody = 64 << 10
 
-// maxKeptWriteBuf bounds the encode buffer a peer keeps between batches
-// while more is queued; idleKeptWriteBuf bounds the one it keeps when its
-// queue is empty, so idle peers hold little.
-const (
-	maxKeptWriteBuf  = 512 << 10
-	idleKeptWriteBuf = 16 << 10
-)
+// maxKeptWriteBuf bounds the encode buffer a writer keeps (or lends to
+// the runtime's pool) between batches; a larger one is dropped.
+const maxKeptWriteBuf = 512 << 10
 
 // outMsgOverhead is what a queued message costs beyond its body, name and
 // target id (its slot in the queue, rounded up), in the byte bounds.
@@ -81,7 +77,8 @@ type outbound struct {
 
 	dialSlots   chan struct{} // one token per dial in progress
 	dialWaiting atomic.Int64  // dials waiting for a slot
-	budget      *byteBudget   // Config.OutboundQueueBudget, all peers
+	budget      *sendBudget   // Config.OutboundQueueBudget, all peers
+	bufs        sync.Pool     // encode buffers of writers with nothing queued (*[]byte)
 }
 
 type outKey struct {
@@ -117,7 +114,7 @@ func newOutbound(rt *Runtime) *outbound {
 	return &outbound{
 		rt: rt, ctx: ctx, cancel: cancel, peers: make(map[outKey]*peer),
 		dialSlots: make(chan struct{}, rt.cfg.MaxConcurrentDials),
-		budget:    newByteBudget(effectiveQueueBudget(&rt.cfg), &rt.metrics.outQueuedBytes, nil),
+		budget:    &sendBudget{max: effectiveQueueBudget(&rt.cfg), gauge: &rt.metrics.outQueuedBytes},
 	}
 }
 
@@ -132,7 +129,7 @@ type peer struct {
 	mu      sync.Mutex
 	queue   []outMsg
 	pending int           // queued plus being written
-	bytes   *byteBudget   // Config.OutboundQueueBytes: queued plus being written
+	bytes   int64         // queued plus being written, against Config.OutboundQueueBytes (under mu)
 	idle    chan struct{} // closed while pending == 0
 	connect bool          // a link asked for a connection
 	conn    net.Conn      // nil while disconnected
@@ -171,7 +168,6 @@ func (o *outbound) peerFor(from *Process, to UPID) (*peer, error) {
 	p := &peer{
 		o: o, key: key, from: from, fromText: from.self.String(), addr: to.HostPort(),
 		idle: idle, links: make(map[UPID]struct{}), wake: make(chan struct{}, 1),
-		bytes: newByteBudget(effectiveQueueBytes(&o.rt.cfg), nil, nil),
 	}
 	o.peers[key] = p
 	p.elem = o.lru.PushFront(p)
@@ -282,27 +278,58 @@ func (o *outbound) send(from *Process, to UPID, name string, body []byte) error 
 }
 
 // takeBytesLocked takes n bytes of p's queue bound and of the runtime's
-// budget, or neither; it counts and logs a refusal.
+// budget, or neither; it counts and logs a refusal. p.mu is held.
 func (p *peer) takeBytesLocked(n int64) error {
 	rt := p.o.rt
-	if ok, held := p.bytes.tryAcquire(n); !ok {
+	if limit := effectiveQueueBytes(&rt.cfg); p.bytes+n > limit {
 		rt.metrics.outPeerBytesFull.Add(1)
-		rt.log.Warn().Str("from", p.fromText).Str("peer", p.addr).Int64("queued_bytes", held).Int64("message_bytes", n).Msg("dropped message: outbound queue bytes to the peer exhausted")
-		return fmt.Errorf("%w: %d bytes queued to %s, the message needs %d more of Config.OutboundQueueBytes %d", ErrQueueBytes, held, p.addr, n, p.bytes.max)
+		rt.log.Warn().Str("from", p.fromText).Str("peer", p.addr).Int64("queued_bytes", p.bytes).Int64("message_bytes", n).Msg("dropped message: outbound queue bytes to the peer exhausted")
+		return fmt.Errorf("%w: %d bytes queued to %s, the message needs %d more of Config.OutboundQueueBytes %d", ErrQueueBytes, p.bytes, p.addr, n, limit)
 	}
-	if ok, held := p.o.budget.tryAcquire(n); !ok {
-		p.bytes.release(n)
+	if ok, held := p.o.budget.take(n); !ok {
 		rt.metrics.outBudgetFull.Add(1)
 		rt.log.Warn().Str("from", p.fromText).Str("peer", p.addr).Int64("queued_bytes", held).Int64("message_bytes", n).Msg("dropped message: outbound queue budget of all peers exhausted")
 		return fmt.Errorf("%w: %d bytes queued to all peers, the message needs %d more of Config.OutboundQueueBudget %d", ErrQueueBytes, held, n, p.o.budget.max)
 	}
+	p.bytes += n
 	return nil
 }
 
-// releaseBytes gives back n bytes taken by takeBytesLocked.
-func (p *peer) releaseBytes(n int64) {
-	p.bytes.release(n)
-	p.o.budget.release(n)
+// releaseBytesLocked gives back n bytes taken by takeBytesLocked. p.mu
+// is held.
+func (p *peer) releaseBytesLocked(n int64) {
+	p.bytes -= n
+	p.o.budget.give(n)
+}
+
+// sendBudget bounds the bytes queued to all peers together. Sends only
+// try it (libprocess never blocks a sender), so it is a lock-free counter:
+// take succeeds while the bytes held stay within max.
+type sendBudget struct {
+	max   int64
+	held  atomic.Int64
+	gauge *atomic.Int64 // bytes held, shown in /metrics/snapshot
+}
+
+// take takes n bytes if they are left, and reports whether it did and the
+// bytes held.
+func (b *sendBudget) take(n int64) (bool, int64) {
+	for {
+		held := b.held.Load()
+		if held+n > b.max {
+			return false, held
+		}
+		if b.held.CompareAndSwap(held, held+n) {
+			b.gauge.Add(n)
+			return true, held + n
+		}
+	}
+}
+
+// give returns n bytes taken.
+func (b *sendBudget) give(n int64) {
+	b.held.Add(-n)
+	b.gauge.Add(-n)
 }
 
 func (o *outbound) link(from *Process, to UPID) error {
@@ -464,7 +491,7 @@ func (p *peer) stop() {
 // and writes it.
 func (p *peer) writeLoop() {
 	rt := p.o.rt
-	var w batchWriter
+	w := batchWriter{pool: &p.o.bufs}
 	var spare []outMsg
 	idle := time.NewTimer(rt.cfg.OutboundIdleTimeout)
 	defer idle.Stop()
@@ -484,8 +511,8 @@ func (p *peer) writeLoop() {
 			if p.pending > 0 {
 				p.addPendingLocked(-p.pending)
 			}
+			p.releaseBytesLocked(costOf(dropped))
 			p.mu.Unlock()
-			p.releaseBytes(costOf(dropped))
 			rt.metrics.messagesDropped.Add(int64(len(dropped)))
 			return
 		}
@@ -511,11 +538,12 @@ func (p *peer) writeLoop() {
 					p.broken(gen, conn)
 				}
 			}
-			p.releaseBytes(costOf(batch) - costOf(again))
+			sent := costOf(batch) - costOf(again)
 			for i := range batch {
 				batch[i] = outMsg{}
 			}
 			p.mu.Lock()
+			p.releaseBytesLocked(sent)
 			if len(again) > 0 {
 				// Ahead of what was sent since, keeping the order; if p
 				// stopped meanwhile, the stopped branch drops them.
@@ -561,8 +589,13 @@ func (p *peer) writeFailed(batch []outMsg, done int, err error) []outMsg {
 }
 
 // batchWriter encodes batches and writes them. It keeps its encode buffer
-// between batches, and the end offsets of the messages in it.
+// between batches while more is queued, and the end offsets of the
+// messages in it; when its peer has nothing queued it lends the buffer to
+// pool, from which the next batch of any peer takes one, so idle peers
+// hold none and busy ones allocate none.
 type batchWriter struct {
+	pool *sync.Pool // of *[]byte
+	bp   *[]byte    // holds buf while lent to pool
 	buf  []byte
 	ends []int // end offset in buf of each message encoded in it
 }
@@ -576,6 +609,11 @@ type batchWriter struct {
 func (w *batchWriter) write(p *peer, conn net.Conn, batch []outMsg) (int, error) {
 	timeout := p.o.rt.cfg.WriteTimeout
 	done := 0 // messages handed whole to the kernel
+	if w.buf == nil && w.pool != nil {
+		if bp, ok := w.pool.Get().(*[]byte); ok {
+			w.bp, w.buf = bp, *bp
+		}
+	}
 	w.buf, w.ends = w.buf[:0], w.ends[:0]
 	flush := func() error {
 		if len(w.buf) == 0 {
@@ -623,11 +661,19 @@ func (w *batchWriter) write(p *peer, conn net.Conn, batch []outMsg) (int, error)
 	return done, nil
 }
 
-// trim drops the encode buffer if it grew large, or, when nothing more
-// is queued (more false), if it is more than an idle peer should hold.
+// trim drops the encode buffer if it grew large, and lends it to the pool
+// when nothing more is queued (more false).
 func (w *batchWriter) trim(more bool) {
-	if c := cap(w.buf); c > maxKeptWriteBuf || (!more && c > idleKeptWriteBuf) {
+	switch c := cap(w.buf); {
+	case c > maxKeptWriteBuf:
 		w.buf = nil
+	case !more && c > 0 && w.pool != nil:
+		if w.bp == nil {
+			w.bp = new([]byte)
+		}
+		*w.bp = w.buf[:0]
+		w.pool.Put(w.bp)
+		w.bp, w.buf = nil, nil
 	}
 	if cap(w.ends) > 4096 || (!more && cap(w.ends) > 256) {
 		w.ends = nil

@@ -92,24 +92,6 @@ func (b *byteBudget) acquire(n int64, deadline time.Time, stop <-chan struct{}) 
 	}
 }
 
-// tryAcquire takes n bytes if they are left, without waiting, and
-// reports whether it did; with false it also returns the bytes held.
-func (b *byteBudget) tryAcquire(n int64) (bool, int64) {
-	if n <= 0 {
-		return true, 0
-	}
-	b.mu.Lock()
-	used := b.used
-	if used+n > b.max {
-		b.mu.Unlock()
-		return false, used
-	}
-	b.used += n
-	b.mu.Unlock()
-	b.addGauge(n)
-	return true, used + n
-}
-
 func (b *byteBudget) addGauge(n int64) {
 	if b.gauge != nil {
 		b.gauge.Add(n)

@@ -7,15 +7,13 @@ import (
 	"time"
 )
 
-// byteBudget counts bytes held against a maximum; it is the one
-// accounting mechanism behind the runtime's byte bounds. Inbound,
-// Config.InboundBodyBudget is one budget for the bodies every connection
-// is reading: a reader that needs more than is left waits (acquire),
-// without reading its socket, until others give bytes back or its
-// deadline passes. Outbound, each peer's queue has a budget of
-// Config.OutboundQueueBytes and all queues together one of
-// Config.OutboundQueueBudget: a send that does not fit fails at once
-// (tryAcquire), as libprocess never blocks a sender.
+// byteBudget counts bytes held against a maximum, for readers that may
+// wait: Config.InboundBodyBudget is one budget for the bodies every
+// connection is reading or has delivered to a mailbox; a reader that
+// needs more than is left waits (acquire), without reading its socket,
+// until others give bytes back or its deadline passes. (Outbound, a send
+// that does not fit fails at once, as libprocess never blocks a sender:
+// see sendBudget.)
 type byteBudget struct {
 	max   int64
 	gauge *atomic.Int64 // bytes held, shown in /metrics/snapshot; nil: not shown

@@ -67,4 +67,9 @@ func TestAttackSmoke(t *testing.T) {
 	if sent == 0 || opened == 0 {
 		t.Errorf("unread: %d calls sent, %d connections opened to the callers; want both positive", sent, opened)
 	}
+	// The note's metrics come from /metrics/snapshot, read with the
+	// attack's credentials.
+	if r := regexp.MustCompile(`\((\d+) metric readings, (\d+) failed\)`).FindStringSubmatch(stderr.String()); r == nil || r[1] == "0" || r[2] != "0" {
+		t.Errorf("unread: metric readings %v; want some, none failed", r)
+	}
 }

@@ -23,7 +23,8 @@
 //
 // The daemon is started with --http-credentials (a principal of the
 // attack's own); the uploads and calls authenticate, so they are served as
-// an operator's would be. /help and /metrics/snapshot need no credentials.
+// an operator's would be. /help needs no credentials; /metrics/snapshot is
+// read with them, as the daemon authenticates its metrics like its reads.
 //
 // Every connection goes to a loopback address; every loop is bounded in
 // count and in time, and the daemon is killed at the end.

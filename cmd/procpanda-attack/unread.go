@@ -138,6 +138,9 @@ func (m *metricPeaks) watch(ctx context.Context, addr string, interval time.Dura
 	defer t.Stop()
 	for {
 		snap, err := snapshot(ctx, client, addr)
+		if err != nil && ctx.Err() != nil {
+			return // the attack is over; the reading was cut short, not refused
+		}
 		m.mu.Lock()
 		if err != nil {
 			m.failure++
@@ -174,6 +177,8 @@ func snapshot(ctx context.Context, client *http.Client, addr string) (map[string
 	if err != nil {
 		return nil, err
 	}
+	// The daemon authenticates reads, and so its metrics (Mesos' rule).
+	req.Header.Set("Authorization", basicAuth())
 	resp, err := client.Do(req)
 	if err != nil {
 		return nil, err

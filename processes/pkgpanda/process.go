@@ -137,7 +137,7 @@ func (m *metrics) all() []namedCounter {
 //
 // Metrics: per route pkgpanda/<route>/runs, .../failures, .../queue_full,
 // the gauge .../queue_depth, the timer .../duration_ms (with /count,
-// /min, /max, /p50 … /p9999: the actor's time per job) and the counters
+// /min, /max, /p50 … /p9999: the actor's time per call) and the counters
 // .../exit_status/<code> (also "signal", "not_started") of tool runs; the counters pkgpanda/auth/unauthenticated,
 // pkgpanda/auth/forbidden, pkgpanda/messages/undecodable,
 // pkgpanda/messages/no_sender, pkgpanda/messages/replies_dropped,

@@ -3,38 +3,20 @@ package libprocess
 import (
 	"bytes"
 	"errors"
+	"github.com/procpanda/procpanda/internal/testlog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 )
 
-// syncBuffer is a log sink safe for the runtime's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // A panic in a message handler, a route, a dispatched function or an
 // exited handler is contained to its event: the route answers 500, the
 // process keeps serving, the panic is counted and logged with its stack.
 func TestHandlerPanicsAreContained(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	rt := startRuntime(t, func(c *Config) { c.Logger = zerolog.New(logs) })
 	p := NewProcess("fragile")
 	got := make(chan string, 4)

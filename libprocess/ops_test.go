@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/procpanda/procpanda/internal/testlog"
 	"math"
 	"net"
 	"net/http"
@@ -133,7 +134,7 @@ func TestServeHTTPOnSharesLimitsAndShutdown(t *testing.T) {
 }
 
 // accessLines returns the access-log lines written so far.
-func accessLines(t *testing.T, s *syncBuffer) []map[string]any {
+func accessLines(t *testing.T, s *testlog.Buffer) []map[string]any {
 	var out []map[string]any
 	for _, l := range strings.Split(strings.TrimSpace(s.String()), "\n") {
 		if l == "" {
@@ -153,7 +154,7 @@ func accessLines(t *testing.T, s *syncBuffer) []map[string]any {
 func TestAccessLogOneLinePerRequest(t *testing.T) {
 	for _, on := range []bool{true, false} {
 		t.Run(fmt.Sprintf("AccessLog=%v", on), func(t *testing.T) {
-			logs := &syncBuffer{}
+			logs := &testlog.Buffer{}
 			rt := startRuntime(t, func(c *Config) {
 				c.AccessLog = on
 				c.Logger = zerolog.New(logs)

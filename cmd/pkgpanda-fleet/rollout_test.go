@@ -3,12 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"github.com/procpanda/procpanda/internal/testlog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -276,35 +276,17 @@ func holdLock(t *testing.T, i int) func() {
 	return release
 }
 
-// syncBuffer is an output buffer safe to read while a process writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // tool is the built binary running a rollout.
 type tool struct {
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *testlog.Buffer
 	done chan struct{}
 	code int
 }
 
 func startTool(t *testing.T, args ...string) *tool {
 	t.Helper()
-	tl := &tool{cmd: exec.Command(filepath.Join(binDir, "pkgpanda-fleet"), args...), out: &syncBuffer{}, done: make(chan struct{})}
+	tl := &tool{cmd: exec.Command(filepath.Join(binDir, "pkgpanda-fleet"), args...), out: &testlog.Buffer{}, done: make(chan struct{})}
 	tl.cmd.Stdout, tl.cmd.Stderr = tl.out, tl.out
 	if err := tl.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"github.com/procpanda/procpanda/internal/testlog"
 	"io"
 	"net/http"
 	"os"
@@ -11,7 +12,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -351,7 +351,7 @@ func TestExposurePolicy(t *testing.T) {
 // and in every route's /help.
 func TestInsecureOpenWarns(t *testing.T) {
 	_, standin := build(t)
-	var stderr syncWriter
+	var stderr testlog.Buffer
 	pr, pw := io.Pipe()
 	sigs := make(chan os.Signal, 1)
 	exited := make(chan int, 1)
@@ -389,22 +389,4 @@ func TestInsecureOpenWarns(t *testing.T) {
 	if code := <-exited; code != 0 {
 		t.Fatalf("exit %d after SIGTERM", code)
 	}
-}
-
-// syncWriter is a log sink safe for concurrent writers.
-type syncWriter struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *syncWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
 }

@@ -1,19 +1,11 @@
 package main
 
-import "runtime/debug"
+import "github.com/procpanda/procpanda/internal/buildinfo"
 
 // version is stamped at build time (make build: -ldflags "-X
 // main.version=$(git describe --always --dirty)"); empty otherwise.
 var version string
 
-// versionString is what --version prints: the stamped version, else the
-// module version `go install …@version` records, else "(devel)".
-func versionString() string {
-	if version != "" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "(devel)"
-}
+// versionString is the version the command reports (see
+// buildinfo.Version).
+func versionString() string { return buildinfo.Version(version) }

@@ -1,6 +1,7 @@
 package pkgpanda
 
 import (
+	"github.com/procpanda/procpanda/internal/testlog"
 	pb "github.com/procpanda/procpanda/processes/pkgpanda/pkgpandapb"
 
 	"bytes"
@@ -36,7 +37,7 @@ func TestPanicIsContainedOnEveryPath(t *testing.T) {
 		sync.Mutex
 		f func(runInfo)
 	}{}
-	var logs syncBuffer
+	var logs testlog.Buffer
 	e := newEnv(t, envOpt{noCache: true, log: &logs, onRun: func(ri runInfo) {
 		hook.Lock()
 		f := hook.f

@@ -3,31 +3,13 @@ package pkgpanda
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/procpanda/procpanda/internal/testlog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"unicode/utf8"
 )
-
-// syncBuffer is a log sink safe for the process' goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestDCOSNoActiveFolder: on an install that was never bootstrapped (no
 // <root>/active, no leftovers of an activation), Install.get_active
@@ -36,7 +18,7 @@ func (s *syncBuffer) String() string {
 // occurred." (pkgpanda/http/__init__.py, unexpected_exception_handler).
 // The tool's own text is logged, not sent.
 func TestDCOSNoActiveFolder(t *testing.T) {
-	var logs syncBuffer
+	var logs testlog.Buffer
 	e := newEnv(t, envOpt{log: &logs})
 	_, active := fixtureIDs(t, e.fixture)
 	if err := os.RemoveAll(filepath.Join(e.dir, "install", "active")); err != nil {

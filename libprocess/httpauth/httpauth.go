@@ -110,47 +110,65 @@ func (j *JWT) Authenticate(req *libprocess.Request) (string, error) {
 	if len(parts) != 3 {
 		return "", fmt.Errorf("%w: malformed token", libprocess.ErrUnauthenticated)
 	}
-	header, err := decodeJWTPart(parts[0])
-	if err != nil {
-		return "", fmt.Errorf("%w: malformed token header: %v", libprocess.ErrUnauthenticated, err)
-	}
-	var alg string
-	if raw, ok := header["alg"]; !ok || json.Unmarshal(raw, &alg) != nil || alg != "HS256" {
-		return "", fmt.Errorf("%w: unsupported token header", libprocess.ErrUnauthenticated)
-	}
-	// RFC 7515 §4.1.11: a recipient that does not understand every
-	// extension "crit" names must reject the token; this one understands
-	// none.
-	if _, ok := header["crit"]; ok {
-		return "", fmt.Errorf("%w: token header names critical extensions", libprocess.ErrUnauthenticated)
-	}
-	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
-	if err != nil {
-		return "", fmt.Errorf("%w: malformed signature", libprocess.ErrUnauthenticated)
-	}
-	mac := hmac.New(sha256.New, j.secret)
-	mac.Write([]byte(parts[0] + "." + parts[1]))
-	if !hmac.Equal(sig, mac.Sum(nil)) {
-		return "", fmt.Errorf("%w: bad signature", libprocess.ErrUnauthenticated)
+	if err := j.verify(parts); err != nil {
+		return "", fmt.Errorf("%w: %v", libprocess.ErrUnauthenticated, err)
 	}
 	claims, err := decodeJWTPart(parts[1])
 	if err != nil {
 		return "", fmt.Errorf("%w: malformed claims: %v", libprocess.ErrUnauthenticated, err)
 	}
+	sub, err := j.principal(claims)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", libprocess.ErrUnauthenticated, err)
+	}
+	return sub, nil
+}
+
+// verify checks a token's header and its HS256 signature.
+func (j *JWT) verify(parts []string) error {
+	header, err := decodeJWTPart(parts[0])
+	if err != nil {
+		return fmt.Errorf("malformed token header: %v", err)
+	}
+	var alg string
+	if raw, ok := header["alg"]; !ok || json.Unmarshal(raw, &alg) != nil || alg != "HS256" {
+		return errors.New("unsupported token header")
+	}
+	// RFC 7515 §4.1.11: a recipient that does not understand every
+	// extension "crit" names must reject the token; this one understands
+	// none.
+	if _, ok := header["crit"]; ok {
+		return errors.New("token header names critical extensions")
+	}
+	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
+	if err != nil {
+		return errors.New("malformed signature")
+	}
+	mac := hmac.New(sha256.New, j.secret)
+	mac.Write([]byte(parts[0] + "." + parts[1]))
+	if !hmac.Equal(sig, mac.Sum(nil)) {
+		return errors.New("bad signature")
+	}
+	return nil
+}
+
+// principal checks a verified token's time claims and returns its
+// subject.
+func (j *JWT) principal(claims map[string]json.RawMessage) (string, error) {
 	now := float64(j.now().Unix())
 	if exp, ok, err := numericClaim(claims, "exp"); err != nil {
 		return "", err
 	} else if ok && now >= exp {
-		return "", fmt.Errorf("%w: token expired", libprocess.ErrUnauthenticated)
+		return "", errors.New("token expired")
 	}
 	if nbf, ok, err := numericClaim(claims, "nbf"); err != nil {
 		return "", err
 	} else if ok && now < nbf {
-		return "", fmt.Errorf("%w: token not valid yet", libprocess.ErrUnauthenticated)
+		return "", errors.New("token not valid yet")
 	}
 	var sub string
 	if raw, ok := claims["sub"]; !ok || json.Unmarshal(raw, &sub) != nil || sub == "" {
-		return "", fmt.Errorf("%w: token has no subject (a non-empty string \"sub\")", libprocess.ErrUnauthenticated)
+		return "", errors.New(`token has no subject (a non-empty string "sub")`)
 	}
 	return sub, nil
 }
@@ -164,7 +182,7 @@ func numericClaim(claims map[string]json.RawMessage, name string) (float64, bool
 	}
 	var v float64
 	if err := json.Unmarshal(raw, &v); err != nil {
-		return 0, false, fmt.Errorf("%w: claim %q is not a number", libprocess.ErrUnauthenticated, name)
+		return 0, false, fmt.Errorf("claim %q is not a number", name)
 	}
 	return v, true, nil
 }

@@ -44,7 +44,7 @@ func TestAgainstPkgpandad(t *testing.T) {
 		"--pkgpanda-arg=--rooted-systemd", "--pkgpanda-arg=--no-systemd",
 		// The suite checks the protocol, as an unauthenticated peer does.
 		"--insecure-allow-unauthenticated-mutations")
-	daemon.Env = []string{"PATH=/usr/bin:/bin", "LIBPROCESS_IP=127.0.0.1", "LIBPROCESS_PORT=0"}
+	daemon.Env = []string{"PATH=/usr/bin:/bin", "TMPDIR=" + t.TempDir(), "LIBPROCESS_IP=127.0.0.1", "LIBPROCESS_PORT=0"} // TMPDIR: nothing a (killed) daemon leaves outlives the test
 	var logs bytes.Buffer
 	daemon.Stderr = &logs
 	stdout, err := daemon.StdoutPipe()

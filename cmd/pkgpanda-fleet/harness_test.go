@@ -168,7 +168,7 @@ func startDaemon(ip string, port int, creds, name string) (*daemon, error) {
 	d.cmd = exec.Command(filepath.Join(binDir, "pkgpandad"), "--pkgpanda", filepath.Join(binDir, "pkgpanda-standin"),
 		"--demo", d.demo, "--http-credentials", creds, "--lock-file", d.lock, "--lock-timeout", "2m",
 		"--tmp-dir", filepath.Join(workDir, name), "--log-level", "warn", "--access-log=false")
-	d.cmd.Env = []string{"PATH=/usr/bin:/bin", "LIBPROCESS_IP=" + ip, "LIBPROCESS_PORT=" + strconv.Itoa(port)}
+	d.cmd.Env = []string{"PATH=/usr/bin:/bin", "TMPDIR=" + workDir, "LIBPROCESS_IP=" + ip, "LIBPROCESS_PORT=" + strconv.Itoa(port)} // TMPDIR: nothing a (killed) daemon leaves outlives the test
 	d.cmd.Stderr = d.errb
 	out, err := d.cmd.StdoutPipe()
 	if err != nil {

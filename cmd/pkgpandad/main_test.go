@@ -70,6 +70,11 @@ func TestDemoServesAndSIGTERMExitsZero(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("pkgpandad did not exit after SIGTERM")
 	}
+	// A clean exit leaves nothing in the temp dir: its upload directory
+	// is gone.
+	if left, _ := os.ReadDir(d.tmp); len(left) != 0 {
+		t.Errorf("pkgpandad left %d entries in its temp dir after a clean exit, the first %s", len(left), left[0].Name())
+	}
 	for _, l := range strings.Split(strings.TrimSpace(stderr.String()), "\n") {
 		var obj map[string]any
 		if err := json.Unmarshal([]byte(l), &obj); err != nil {
@@ -102,6 +107,7 @@ type daemon struct {
 	upid   libprocess.UPID
 	base   string // http://ip:port
 	demo   string // the --demo directory
+	tmp    string // the daemon's TMPDIR
 	stderr *strings.Builder
 	done   chan struct{} // closed when the process has exited
 	err    error         // cmd.Wait's result, set before done closes
@@ -113,7 +119,7 @@ type daemon struct {
 func startDaemon(t *testing.T, extra ...string) *daemon {
 	t.Helper()
 	bin, standin := build(t)
-	d := &daemon{demo: filepath.Join(t.TempDir(), "demo"), stderr: &strings.Builder{}, done: make(chan struct{})}
+	d := &daemon{demo: filepath.Join(t.TempDir(), "demo"), tmp: t.TempDir(), stderr: &strings.Builder{}, done: make(chan struct{})}
 	args := []string{"--pkgpanda", standin, "--demo", d.demo}
 	if !slices.ContainsFunc(extra, func(a string) bool {
 		return strings.HasPrefix(a, "--http-credentials") || strings.HasPrefix(a, "--jwt-secret-key") || a == "--tcp=false"
@@ -122,7 +128,7 @@ func startDaemon(t *testing.T, extra ...string) *daemon {
 		args = append(args, "--insecure-allow-unauthenticated-mutations")
 	}
 	d.cmd = exec.Command(bin, append(args, extra...)...)
-	d.cmd.Env = []string{"PATH=/usr/bin:/bin", "LIBPROCESS_IP=127.0.0.1", "LIBPROCESS_PORT=0"}
+	d.cmd.Env = []string{"PATH=/usr/bin:/bin", "TMPDIR=" + d.tmp, "LIBPROCESS_IP=127.0.0.1", "LIBPROCESS_PORT=0"} // TMPDIR: nothing a (killed) daemon leaves outlives the test
 	d.cmd.Stderr = d.stderr
 	stdout, err := d.cmd.StdoutPipe()
 	if err != nil {

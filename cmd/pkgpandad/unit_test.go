@@ -130,7 +130,7 @@ func TestShippedUnit(t *testing.T) {
 
 	// As shipped: the socket only.
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = []string{"PATH=/usr/bin:/bin", "LIBPROCESS_IP=127.0.0.1", "LIBPROCESS_PORT=0"}
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "TMPDIR=" + dir, "LIBPROCESS_IP=127.0.0.1", "LIBPROCESS_PORT=0"} // TMPDIR: nothing a (killed) daemon leaves outlives the test
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()

@@ -1,13 +1,13 @@
 package pkgpanda
 
 import (
-	pb "github.com/procpanda/procpanda/processes/pkgpanda/pkgpandapb"
-
 	"context"
 	"net/http"
 	"os"
 	"sync/atomic"
 	"time"
+
+	pb "github.com/procpanda/procpanda/processes/pkgpanda/pkgpandapb"
 )
 
 // A call is one operation on its way from a front-end to its answer.
@@ -33,9 +33,8 @@ type call struct {
 	spec *opSpec
 	args *opArgs
 	who  caller
-	// client, if set, is the client's context: it cancels a read while
-	// it runs and drops a mutation that has not begun. nil: none
-	// (messages).
+	// client is the client's context: it cancels a read while it runs
+	// and drops a call that has not begun (messages: Background).
 	client context.Context
 	// reply answers the client; only finish calls it.
 	reply func(*pb.PkgpandaResponse)
@@ -139,7 +138,7 @@ func (c *call) underLocks(a *actor) *pb.PkgpandaResponse {
 			return failed(status, "%s", msg)
 		}
 	}
-	if c.client != nil && c.client.Err() != nil {
+	if c.client.Err() != nil {
 		// Not begun, and its client was already answered (the
 		// runtime's route deadline) or reset the connection: nothing
 		// runs for a client that is gone. A mutation that has begun
@@ -155,9 +154,7 @@ func (c *call) underLocks(a *actor) *pb.PkgpandaResponse {
 		// A read follows its client and the drain.
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		if c.client != nil {
-			defer context.AfterFunc(c.client, cancel)()
-		}
+		defer context.AfterFunc(c.client, cancel)()
 		defer context.AfterFunc(p.drainCtx, cancel)()
 		c.ran = true
 		return c.perform(ctx, a)

@@ -1,11 +1,11 @@
 package pkgpanda
 
 import (
-	pb "github.com/procpanda/procpanda/processes/pkgpanda/pkgpandapb"
-
 	"fmt"
 	"net/http"
 	"runtime/debug"
+
+	pb "github.com/procpanda/procpanda/processes/pkgpanda/pkgpandapb"
 )
 
 // Failure containment. A panic in pkgpanda's own code, on any goroutine

@@ -1,9 +1,6 @@
 package pkgpanda
 
 import (
-	"github.com/procpanda/procpanda/internal/testlog"
-	pb "github.com/procpanda/procpanda/processes/pkgpanda/pkgpandapb"
-
 	"bytes"
 	"os"
 	"path/filepath"
@@ -12,6 +9,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/procpanda/procpanda/internal/testlog"
+	pb "github.com/procpanda/procpanda/processes/pkgpanda/pkgpandapb"
 )
 
 // panicOn returns an onRun hook that panics once per arm() on the first

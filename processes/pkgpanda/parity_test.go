@@ -1,13 +1,13 @@
 package pkgpanda
 
 import (
-	pb "github.com/procpanda/procpanda/processes/pkgpanda/pkgpandapb"
-
 	"encoding/base64"
 	"encoding/json"
 	"path/filepath"
 	"slices"
 	"testing"
+
+	pb "github.com/procpanda/procpanda/processes/pkgpanda/pkgpandapb"
 )
 
 // parityCase is one call made both ways: over the operation's HTTP route

@@ -1,8 +1,6 @@
 package pkgpanda
 
 import (
-	pb "github.com/procpanda/procpanda/processes/pkgpanda/pkgpandapb"
-
 	"bufio"
 	"bytes"
 	"errors"
@@ -10,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/gogo/protobuf/proto"
+	pb "github.com/procpanda/procpanda/processes/pkgpanda/pkgpandapb"
 )
 
 func scanBytes(body []byte, maxOther int) (other, tarball []byte, err error) {

@@ -1,8 +1,6 @@
 package pkgpanda
 
 import (
-	pb "github.com/procpanda/procpanda/processes/pkgpanda/pkgpandapb"
-
 	"bufio"
 	"bytes"
 	"context"
@@ -18,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gogo/protobuf/proto"
+	pb "github.com/procpanda/procpanda/processes/pkgpanda/pkgpandapb"
 )
 
 // uploadsOnDisk lists the upload directories present.

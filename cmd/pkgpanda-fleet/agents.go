@@ -3,12 +3,10 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -58,13 +56,9 @@ func newAgentPool(cfg agentConfig) (*agentPool, error) {
 	if cfg.scheme == "https" {
 		tc := &tls.Config{MinVersion: tls.VersionTLS12}
 		if cfg.caFile != "" {
-			pem, err := os.ReadFile(cfg.caFile)
+			pool, err := loadCAPool(cfg.caFile, "the agents' CA file")
 			if err != nil {
-				return nil, fmt.Errorf("reading the agents' CA file: %w", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("the agents' CA file %s holds no PEM certificate", cfg.caFile)
+				return nil, err
 			}
 			tc.RootCAs = pool
 		}
@@ -117,18 +111,44 @@ func (p *agentPool) forEach(ctx context.Context, agents []Agent, f func(ctx cont
 	wg.Wait()
 }
 
-// readActive reads the active set of one agent with the read timeout.
-func (p *agentPool) readActive(ctx context.Context, a Agent) ([]string, error) {
+// agentView is an agent's active set and, when asked for, its
+// repository's contents; or the reason they could not be read.
+type agentView struct {
+	active, repo []string
+	err          error
+}
+
+// readViews reads the active set (and, withRepo, the repository) of
+// every eligible agent, bounded by the pool.
+func readViews(ctx context.Context, pool *agentPool, agents []Agent, withRepo bool) []agentView {
+	out := make([]agentView, len(agents))
+	pool.forEach(ctx, agents, func(ctx context.Context, i int, a Agent) {
+		if a.eligible() {
+			out[i] = pool.read(ctx, a, withRepo)
+		}
+	})
+	return out
+}
+
+// read reads one agent's active set and, withRepo, its repository.
+func (p *agentPool) read(ctx context.Context, a Agent, withRepo bool) (v agentView) {
+	if v.err = ctx.Err(); v.err != nil {
+		return v
+	}
 	c, err := p.client(a)
 	if err != nil {
-		return nil, err
+		return agentView{err: err}
 	}
 	defer c.Close()
-	ids, err := c.Active(ctx)
-	if err != nil {
-		return nil, describe(ctx, err)
+	if v.active, err = c.Active(ctx); err != nil {
+		return agentView{err: describe(ctx, err)}
 	}
-	return ids, nil
+	if withRepo {
+		if v.repo, err = c.List(ctx); err != nil {
+			return agentView{err: describe(ctx, err)}
+		}
+	}
+	return v
 }
 
 // describe turns a call's failure into the short reason an operator reads.

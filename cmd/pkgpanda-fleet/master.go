@@ -87,13 +87,9 @@ func newMasterClient(cfg masterConfig) (*masterClient, error) {
 	}
 	var tc *tls.Config
 	if cfg.caFile != "" {
-		pem, err := os.ReadFile(cfg.caFile)
+		pool, err := loadCAPool(cfg.caFile, "the master CA file")
 		if err != nil {
-			return nil, fmt.Errorf("reading the master CA file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("the master CA file %s holds no PEM certificate", cfg.caFile)
+			return nil, err
 		}
 		tc = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
@@ -310,4 +306,18 @@ func agentIP(pid, hostname string) string {
 		}
 	}
 	return hostname
+}
+
+// loadCAPool reads the PEM certificates of file (what names it in
+// errors) into a pool.
+func loadCAPool(file, what string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", what, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s %s holds no PEM certificate", what, file)
+	}
+	return pool, nil
 }

@@ -54,41 +54,6 @@ func (p *Plan) changing() int {
 	return n
 }
 
-// agentView is an agent's active set and repository contents.
-type agentView struct {
-	active, repo []string
-	err          error
-}
-
-// readViews reads the active set and the repository of every eligible
-// agent, bounded.
-func readViews(ctx context.Context, pool *agentPool, agents []Agent) []agentView {
-	out := make([]agentView, len(agents))
-	pool.forEach(ctx, agents, func(ctx context.Context, i int, a Agent) {
-		if !a.eligible() {
-			return
-		}
-		if err := ctx.Err(); err != nil {
-			out[i].err = err
-			return
-		}
-		c, err := pool.client(a)
-		if err != nil {
-			out[i].err = err
-			return
-		}
-		defer c.Close()
-		if out[i].active, err = c.Active(ctx); err != nil {
-			out[i].err = describe(ctx, err)
-			return
-		}
-		if out[i].repo, err = c.List(ctx); err != nil {
-			out[i].err = describe(ctx, err)
-		}
-	})
-	return out
-}
-
 // makePlan plans a rollout from the master's agents and their live
 // state; prev, when not nil, is the state of an earlier run to continue.
 func makePlan(ctx context.Context, m *masterClient, pool *agentPool, o planOptions, prev *State) (*Plan, error) {
@@ -96,7 +61,7 @@ func makePlan(ctx context.Context, m *masterClient, pool *agentPool, o planOptio
 	if err != nil {
 		return nil, err
 	}
-	views := readViews(ctx, pool, agents)
+	views := readViews(ctx, pool, agents, true)
 	p := &Plan{Target: o.target, Master: m.Leader(), Resumed: prev != nil}
 	byID := map[string]planned{}
 	var order []string

@@ -54,28 +54,6 @@ type StatusReport struct {
 // clean reports whether every eligible agent answered and none differs.
 func (r *StatusReport) clean() bool { return len(r.Differing) == 0 && len(r.Unreachable) == 0 }
 
-// agentRead is one agent's active set or the reason it has none.
-type agentRead struct {
-	active []string
-	err    error
-}
-
-// readAll reads the active set of every eligible agent, bounded.
-func readAll(ctx context.Context, pool *agentPool, agents []Agent) []agentRead {
-	out := make([]agentRead, len(agents))
-	pool.forEach(ctx, agents, func(ctx context.Context, i int, a Agent) {
-		if !a.eligible() {
-			return
-		}
-		if err := ctx.Err(); err != nil {
-			out[i].err = err
-			return
-		}
-		out[i].active, out[i].err = pool.readActive(ctx, a)
-	})
-	return out
-}
-
 // buildStatus gathers the cluster's state.
 func buildStatus(ctx context.Context, m *masterClient, pool *agentPool, t Target) (*StatusReport, error) {
 	start := time.Now()
@@ -83,7 +61,7 @@ func buildStatus(ctx context.Context, m *masterClient, pool *agentPool, t Target
 	if err != nil {
 		return nil, err
 	}
-	reads := readAll(ctx, pool, agents)
+	reads := readViews(ctx, pool, agents, false)
 	r := summarize(agents, reads, pool, t)
 	r.Master = m.Leader()
 	r.ElapsedMS = time.Since(start).Milliseconds()
@@ -91,7 +69,7 @@ func buildStatus(ctx context.Context, m *masterClient, pool *agentPool, t Target
 }
 
 // summarize builds the report from the agents and what they answered.
-func summarize(agents []Agent, reads []agentRead, pool *agentPool, t Target) *StatusReport {
+func summarize(agents []Agent, reads []agentView, pool *agentPool, t Target) *StatusReport {
 	r := &StatusReport{Target: t.IDs, Exact: t.Exact, Agents: len(agents),
 		Packages: []PackageCount{}, Differing: []AgentDiff{}, Unreachable: []AgentFailure{}, NotTouched: []Agent{}}
 	counts := map[[2]string]int{}

@@ -353,7 +353,7 @@ func authConfig(o *options, cfg *pkgpanda.Config) error {
 	if err := checkExposure(o, cfg.Authenticator != nil); err != nil {
 		return err
 	}
-	cfg.Unauthenticated = cfg.Authenticator == nil && o.insecureOpen
+	cfg.Unauthenticated = cfg.Authenticator == nil && o.insecureOpen && o.tcp // the socket alone is Admin Router's to guard
 	if o.acls == "" {
 		return nil
 	}

@@ -336,15 +336,23 @@ func (p *Process) lookupRoute(rest string) *route {
 }
 
 // httpEvent carries one request into a mailbox and its response back.
+// The response goes back one of two ways, decided under mu: one given
+// before the request's goroutine starts waiting (a route answering at
+// once, the common case) is left in slot, the connection's, for that
+// goroutine to collect without a channel operation; one given after it
+// started waiting is sent on response.
 type httpEvent struct {
 	req      *Request
 	rest     string        // path after /<id>
 	response chan Response // capacity 1; empty once the request is done
+	slot     *Response     // where an early response is left; nil: always use response
 	// timeout is the matched route's own deadline (ns), set when routed.
 	timeout atomic.Int64
 
-	mu   sync.Mutex
-	done bool // answered, or abandoned at the deadline
+	mu      sync.Mutex
+	done    bool // answered, or abandoned at the deadline
+	waiting bool // the request's goroutine waits on response
+	held    bool // slot holds the response, not yet collected
 }
 
 // respond delivers the first response; later ones, and any response after
@@ -360,12 +368,33 @@ func (h *httpEvent) respond(r Response) {
 		return
 	}
 	h.done = true
+	if !h.waiting && h.slot != nil {
+		*h.slot, h.held = r, true
+		h.mu.Unlock()
+		return
+	}
 	h.mu.Unlock()
 	h.response <- r
 }
 
+// collect takes a response left in the slot (true). Otherwise, with wait
+// set, the caller waits on response from now on.
+func (h *httpEvent) collect(wait bool) (Response, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.held {
+		r := *h.slot
+		*h.slot, h.held = Response{}, false
+		return r, true
+	}
+	if wait {
+		h.waiting = true
+	}
+	return Response{}, false
+}
+
 // abandon gives the request up at its deadline. If a response came first
-// it returns that instead (true).
+// it returns that instead (true). The caller waits on response already.
 func (h *httpEvent) abandon() (Response, bool) {
 	h.mu.Lock()
 	if h.done {

@@ -30,14 +30,15 @@ const disconnectPoll = 100 * time.Millisecond
 const awaitYields = 2
 
 // routed is one routed request's state, allocated together: the Request
-// a route sees with its URL, the event that carries it to the process
-// (and that event as its mailbox holds it),
+// a route sees with its URL, the event that carries it to the process,
 // its lazily made parts, and room for the lengths of its header fields.
+// Routes may keep the Request, so a routed is never reused; what only
+// the connection's goroutine uses while the request is served lives in
+// the msgConn instead.
 type routed struct {
 	req  Request
 	url  url.URL
 	ev   httpEvent
-	mail event // ev as the process' event
 	st   reqState
 	lens [8]hdrLen
 	text [routedText]byte // the head's strings, when they fit
@@ -168,30 +169,37 @@ func (b *routed) request() *Request {
 // and one the mailbox refuses is answered 503 at once.
 func (s *server) routeRequest(ctx *fasthttp.RequestCtx, mc *msgConn, p *Process, b *routed, start time.Time) (Response, time.Time) {
 	ev := &b.ev
+	var mail *event
 	if mc != nil {
 		// The connection serves one request at a time and every request
-		// leaves the channel empty (await), so it lends each the same.
+		// leaves these as it found them (await), so it lends each the
+		// same response channel, answer slot, and event: an HTTP event
+		// is done with when serveInline returns (nothing keeps its
+		// address) and copied when queued.
 		if mc.response == nil {
 			mc.response = make(chan Response, 1)
 		}
-		ev.response = mc.response
+		ev.response, ev.slot, mail = mc.response, &mc.answer, &mc.mail
 	} else {
-		ev.response = make(chan Response, 1)
+		ev.response, mail = make(chan Response, 1), new(event)
 	}
 	deadline := start.Add(s.rt.cfg.RouteTimeout)
-	b.mail = event{kind: evHTTP, http: ev}
-	if p.serveInline(&b.mail) {
-		// Served; the answer is in ev.response unless the route answers
-		// later.
-		return s.await(ctx, ev, mc, start, deadline)
+	*mail = event{kind: evHTTP, http: ev}
+	served := p.serveInline(mail)
+	var err error
+	if !served {
+		err = p.enqueue(*mail)
 	}
-	if err := p.enqueue(b.mail); err != nil {
+	*mail = event{}
+	if err != nil {
 		s.rt.log.Warn().Str("process", p.id).Str("path", b.url.Path).Err(err).Msg("HTTP request refused")
 		b.st.cancel()
 		resp := TextResponse(http.StatusServiceUnavailable, err.Error())
 		resp.SetHeader("Retry-After", "1")
 		return resp, deadline
 	}
+	// Served inline, the answer is in the slot unless the route answers
+	// later; queued, it comes when the process serves it.
 	return s.await(ctx, ev, mc, start, deadline)
 }
 
@@ -217,24 +225,11 @@ func (b *routed) strings(ctx *fasthttp.RequestCtx) string {
 		rawPath = rawPath[:q]
 	}
 	query := ctx.URI().QueryString()
-	n, size := 0, len(rawPath)+len(query)
-	for k, v := range ctx.Request.Header.All() {
-		n++
-		size += len(k) + len(v)
-	}
+	// The strings go into b.text while they fit (routed is allocated per
+	// request and never reused, so they live exactly as long as it), and
+	// move to a buffer of their own the first time they do not.
+	buf := append(append(b.text[:0], rawPath...), query...)
 	lens := b.lens[:0]
-	if n > len(b.lens) {
-		lens = make([]hdrLen, 0, n)
-	}
-	// The strings go into b.text when they fit: routed is allocated per
-	// request and never reused, so they live exactly as long as it.
-	var buf []byte
-	if size <= len(b.text) {
-		buf = b.text[:0]
-	} else {
-		buf = make([]byte, 0, size)
-	}
-	buf = append(append(buf, rawPath...), query...)
 	for k, v := range ctx.Request.Header.All() {
 		buf = append(append(buf, k...), v...)
 		lens = append(lens, hdrLen{uint32(len(k)), uint32(len(v))})
@@ -374,23 +369,21 @@ func (rs *routeStream) close() bool {
 // force, which a streamed response also ends at. On return the event is
 // done and its response channel empty.
 func (s *server) await(ctx *fasthttp.RequestCtx, ev *httpEvent, mc *msgConn, start, deadline time.Time) (Response, time.Time) {
-	// Most routes answer at once. Yielding lets the process' goroutine,
-	// just woken by the enqueue and next to run on this P, serve the
-	// request while this goroutine stays runnable: the answer then lands
-	// in the channel without parking and waking this goroutine (and,
-	// with it, another thread), which costs more than the route itself.
-	for range awaitYields {
-		select {
-		case r := <-ev.response:
+	// Most routes answer at once, before this goroutine waits: their
+	// answer is collected from the slot, without a channel. Yielding lets the process'
+	// goroutine, just woken by the enqueue and next to run on this P,
+	// serve a queued request while this goroutine stays runnable: the
+	// answer is then collected without parking and waking this goroutine
+	// (and, with it, another thread), which costs more than the route
+	// itself.
+	for i := 0; ; i++ {
+		if r, ok := ev.collect(i == awaitYields); ok {
 			return r, routeDeadline(ev, start, deadline)
-		default:
+		}
+		if i == awaitYields {
+			break
 		}
 		runtime.Gosched()
-	}
-	select {
-	case r := <-ev.response:
-		return r, routeDeadline(ev, start, deadline)
-	default:
 	}
 	var t *time.Timer
 	switch {

@@ -77,12 +77,15 @@ type msgConn struct {
 	// a route instead of reqDeadline: the route's deadline. It is set from
 	// the request's goroutine while the route reads.
 	bodyDeadline atomic.Int64
-	// Lent to each HTTP request in turn while it awaits its route's
-	// response (server.await): the response channel, empty between
-	// requests, and the timer that paces the checks for a deadline or a
-	// reset.
+	// Lent to each HTTP request in turn while it is routed and awaits
+	// its route's response (server.routeRequest, server.await): the
+	// response channel and the answer slot, empty between requests, the
+	// timer that paces the checks for a deadline or a reset, and the
+	// request's mailbox event.
 	response chan Response
+	answer   Response
 	poll     *time.Timer
+	mail     event
 }
 
 func newMsgConn(s *server, c net.Conn) *msgConn {

@@ -61,3 +61,45 @@ func TestResponseContentType(t *testing.T) {
 		}
 	}
 }
+
+// On one connection, answers given at once (left in the connection's
+// slot), answers given later from another goroutine (sent on its
+// channel) and a stale Responder called again during a later request
+// each reach only their own request.
+func TestResponderSlotAndLateAnswers(t *testing.T) {
+	rt := startRuntime(t)
+	p := NewProcess("svc")
+	var first Responder
+	release := make(chan struct{})
+	p.Route("now", Help{TLDR: "answers at once"}, func(req *Request, respond Responder) {
+		if first == nil {
+			first = respond
+		}
+		respond(TextResponse(200, "now"))
+	})
+	p.Route("later", Help{TLDR: "answers from a goroutine"}, func(req *Request, respond Responder) {
+		go func() {
+			<-release
+			respond(TextResponse(200, "later"))
+		}()
+	})
+	p.Route("stale", Help{TLDR: "calls the first request's Responder again"}, func(req *Request, respond Responder) {
+		first(TextResponse(200, "stale"))
+		respond(TextResponse(200, "fresh"))
+	})
+	if _, err := rt.Spawn(p); err != nil {
+		t.Fatal(err)
+	}
+	c := dialRaw(t, rt)
+	for i, step := range []struct{ path, want string }{
+		{"now", "now"}, {"later", "later"}, {"now", "now"}, {"stale", "fresh"}, {"later", "later"}, {"stale", "fresh"},
+	} {
+		c.write("GET /svc/" + step.path + " HTTP/1.1\r\nHost: x\r\n\r\n")
+		if step.path == "later" {
+			release <- struct{}{}
+		}
+		if r := c.read(); r.Status != 200 || string(r.Body) != step.want {
+			t.Fatalf("request %d (%s): %q %q, want %q", i, step.path, r.StatusLine, r.Body, step.want)
+		}
+	}
+}

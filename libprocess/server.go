@@ -112,6 +112,9 @@ func newServer(rt *Runtime, ln net.Listener) *server {
 		ReadBufferSize:               rt.cfg.MaxHeaderBytes + wire.CanonicalOverhead,
 		Concurrency:                  s.maxConns,
 		DisablePreParseMultipartForm: true,
+		// A route's clock is the codec's (the request's first byte,
+		// msgConn.reqStart); fasthttp's own reading of it is unused.
+		LazyRequestTime: true,
 		// Deadlines belong to the connection owner (msgConn): fasthttp's
 		// timeouts stay zero.
 		Logger: fasthttpLogger{rt},

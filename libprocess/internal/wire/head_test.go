@@ -266,3 +266,16 @@ func TestHeadAliasesBuffer(t *testing.T) {
 		t.Errorf("Target %q does not alias the buffer", h.Target)
 	}
 }
+
+// TestIsTchar checks the token bit sets against RFC 9110's definition of
+// tchar, byte by byte.
+func TestIsTchar(t *testing.T) {
+	const extra = "!#$%&'*+-.^_`|~"
+	for c := 0; c < 256; c++ {
+		want := c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' ||
+			(c < 128 && strings.IndexByte(extra, byte(c)) >= 0)
+		if got := isTchar(byte(c)); got != want {
+			t.Errorf("isTchar(%#02x) = %v, want %v", c, got, want)
+		}
+	}
+}

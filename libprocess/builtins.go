@@ -228,12 +228,11 @@ func (rt *Runtime) serveMetrics() RouteHandler {
 // serveProcesses answers /__processes__ (docs/libprocess-wire.md §6.2), never wrapped in jsonp,
 // as in C++.
 func (rt *Runtime) serveProcesses(req *Request, respond Responder) {
-	rt.mu.RLock()
-	procs := make([]*Process, 0, len(rt.processes))
-	for _, p := range rt.processes {
+	table := *rt.processes.Load()
+	procs := make([]*Process, 0, len(table))
+	for _, p := range table {
 		procs = append(procs, p)
 	}
-	rt.mu.RUnlock()
 	sort.Slice(procs, func(i, j int) bool { return procs[i].id < procs[j].id })
 	type evJSON map[string]any
 	out := make([]map[string]any, 0, len(procs))

@@ -278,9 +278,7 @@ func runtimeTable() []runtimeMetric {
 		count("libprocess/outbound_requeued", "Messages sent again on a new connection after a write failed before the peer could have read them.", func(m *runtimeMetrics) *atomic.Int64 { return &m.requeued }),
 
 		gauge("libprocess/processes", "Processes running on this instance.", func(rt *Runtime) float64 {
-			rt.mu.RLock()
-			defer rt.mu.RUnlock()
-			return float64(len(rt.processes))
+			return float64(len(*rt.processes.Load()))
 		}),
 	}
 }

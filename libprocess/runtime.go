@@ -5,11 +5,13 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -23,8 +25,11 @@ type Runtime struct {
 	cfg Config
 	log zerolog.Logger
 
-	mu        sync.RWMutex
-	processes map[string]*Process
+	mu sync.RWMutex
+	// processes maps ids to running processes. It is replaced, never
+	// changed, and only under mu, so every message and route looks up
+	// its receiver with one atomic load and no lock.
+	processes atomic.Pointer[map[string]*Process]
 	order     []*Process // spawn order, for shutdown
 	address   UPID       // advertised address (ID empty)
 	started   bool       // Start was called (and did not fail)
@@ -50,14 +55,14 @@ func New(cfg Config) (*Runtime, error) {
 		return nil, err
 	}
 	rt := &Runtime{
-		cfg:       cfg,
-		log:       cfg.Logger,
-		processes: make(map[string]*Process),
-		metrics:   &runtimeMetrics{},
-		user:      newMetrics(),
-		help:      newHelpRegistry(),
-		auth:      newAuthRegistry(),
+		cfg:     cfg,
+		log:     cfg.Logger,
+		metrics: &runtimeMetrics{},
+		user:    newMetrics(),
+		help:    newHelpRegistry(),
+		auth:    newAuthRegistry(),
 	}
+	rt.processes.Store(&map[string]*Process{})
 	if cfg.TLS.Enabled {
 		var err error
 		if rt.tlsServer, rt.tlsClient, err = cfg.TLS.tlsConfigs(); err != nil {
@@ -230,7 +235,7 @@ func (rt *Runtime) Spawn(p *Process) (UPID, error) {
 		rt.mu.Unlock()
 		return UPID{}, fmt.Errorf("spawn %q: runtime not started (call Start first)", p.id)
 	}
-	if _, taken := rt.processes[p.id]; taken {
+	if _, taken := (*rt.processes.Load())[p.id]; taken {
 		rt.mu.Unlock()
 		return UPID{}, fmt.Errorf("spawn %q: a process with that id is running", p.id)
 	}
@@ -238,7 +243,7 @@ func (rt *Runtime) Spawn(p *Process) (UPID, error) {
 	p.self = rt.address
 	p.self.ID = p.id
 	p.mbox = newMailbox(rt.cfg.MailboxCapacity)
-	rt.processes[p.id] = p
+	rt.replaceProcesses(func(m map[string]*Process) { m[p.id] = p })
 	rt.order = append(rt.order, p)
 	// Under rt.mu, so that unregistering an earlier process of this id
 	// cannot remove the gauge after it was registered again.
@@ -261,24 +266,26 @@ func (rt *Runtime) Spawn(p *Process) (UPID, error) {
 
 // lookup returns the running process with this id, or nil.
 func (rt *Runtime) lookup(id string) *Process {
-	rt.mu.RLock()
-	p := rt.processes[id]
-	rt.mu.RUnlock()
-	return p
+	return (*rt.processes.Load())[id]
 }
 
 // lookupBytes is lookup for an id held in a byte slice, without allocating.
 func (rt *Runtime) lookupBytes(id []byte) *Process {
-	rt.mu.RLock()
-	p := rt.processes[string(id)]
-	rt.mu.RUnlock()
-	return p
+	return (*rt.processes.Load())[string(id)]
+}
+
+// replaceProcesses installs a copy of the process table changed by
+// change. The caller holds rt.mu.
+func (rt *Runtime) replaceProcesses(change func(map[string]*Process)) {
+	m := maps.Clone(*rt.processes.Load())
+	change(m)
+	rt.processes.Store(&m)
 }
 
 func (rt *Runtime) unregister(p *Process) {
 	rt.mu.Lock()
-	if rt.processes[p.id] == p {
-		delete(rt.processes, p.id)
+	if rt.lookup(p.id) == p {
+		rt.replaceProcesses(func(m map[string]*Process) { delete(m, p.id) })
 		rt.sys.RemoveGauge("libprocess/mailbox_depth/" + p.id)
 	}
 	for i, q := range rt.order {

@@ -116,11 +116,11 @@ type reqState struct {
 	lens []hdrLen
 
 	mu        sync.Mutex
-	header    http.Header // made on first use unless made is already set
-	made      bool
+	made      bool // header is made (a flag beside mu packs routed)
+	cancelled bool
+	header    http.Header     // made on first use unless made is already set
 	ctx       context.Context // made on first use
 	stop      context.CancelFunc
-	cancelled bool
 }
 
 // hdrLen is the length of one header field's name and value in

@@ -34,19 +34,17 @@ const awaitYields = 2
 // its lazily made parts, and room for the lengths of its header fields.
 // Routes may keep the Request, so a routed is never reused; what only
 // the connection's goroutine uses while the request is served lives in
-// the msgConn instead.
+// the msgConn instead. The head's strings get an allocation of their own,
+// sized to them and free of pointers, which keeps routed within 512
+// bytes: the largest objects Go allocates without a per-object header
+// (TestRoutedSize).
 type routed struct {
 	req  Request
 	url  url.URL
 	ev   httpEvent
 	st   reqState
 	lens [8]hdrLen
-	text [routedText]byte // the head's strings, when they fit
 }
-
-// routedText is the room in routed for the strings of a typical request
-// head (path, query and header fields of a curl or a client library).
-const routedText = 192
 
 // serveHTTP is the fasthttp handler, where every ordinary HTTP request
 // starts and ends; the codec serves every message itself, so only
@@ -225,10 +223,10 @@ func (b *routed) strings(ctx *fasthttp.RequestCtx) string {
 		rawPath = rawPath[:q]
 	}
 	query := ctx.URI().QueryString()
-	// The strings go into b.text while they fit (routed is allocated per
-	// request and never reused, so they live exactly as long as it), and
-	// move to a buffer of their own the first time they do not.
-	buf := append(append(b.text[:0], rawPath...), query...)
+	// The header fields as received, with their ": " and line ends, are
+	// more than the names and values: one allocation holds them all.
+	buf := make([]byte, 0, len(rawPath)+len(query)+len(ctx.Request.Header.RawHeaders()))
+	buf = append(append(buf, rawPath...), query...)
 	lens := b.lens[:0]
 	for k, v := range ctx.Request.Header.All() {
 		buf = append(append(buf, k...), v...)

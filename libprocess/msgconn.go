@@ -110,7 +110,10 @@ func (mc *msgConn) pump() bool {
 		} else {
 			mc.reqDeadline = time.Time{}
 		}
-		n, err := wire.ParseHeadLimit(mc.buf[mc.r:mc.w], &mc.head, mc.s.rt.cfg.MaxHeaderBytes)
+		n, err := 0, wire.ErrIncomplete // nothing to parse yet
+		if mc.r < mc.w {
+			n, err = wire.ParseHeadLimit(mc.buf[mc.r:mc.w], &mc.head, mc.s.rt.cfg.MaxHeaderBytes)
+		}
 		if err == wire.ErrIncomplete {
 			// A failed write marks the connection but ends nothing:
 			// reading goes on so every message the peer sent before it

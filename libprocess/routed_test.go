@@ -3,10 +3,19 @@ package libprocess
 import (
 	"strings"
 	"testing"
+	"unsafe"
 )
 
-// A request's path, query and header reach the route intact whether they
-// fit in the room routed keeps for them or not.
+// routed stays within the largest size class Go allocates without a
+// per-object header.
+func TestRoutedSize(t *testing.T) {
+	if n := unsafe.Sizeof(routed{}); n > 512 {
+		t.Fatalf("routed is %d bytes, more than 512", n)
+	}
+}
+
+// A request's path, query and header reach the route intact, whatever
+// their size.
 func TestRoutedStringsAnySize(t *testing.T) {
 	rt := startRuntime(t)
 	p := NewProcess("svc")
@@ -17,7 +26,7 @@ func TestRoutedStringsAnySize(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := dialRaw(t, rt)
-	for _, n := range []int{0, 10, routedText, routedText + 1, 4 * routedText} {
+	for _, n := range []int{0, 10, 192, 4096} {
 		v := strings.Repeat("v", n)
 		c.write("GET /svc/echo?q=" + v + " HTTP/1.1\r\nHost: x\r\nX-A: " + v + "\r\nUser-Agent: ua\r\n\r\n")
 		want := "/svc/echo?q=" + v + "|" + v + "|ua"

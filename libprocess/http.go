@@ -110,10 +110,9 @@ func (r *Request) err() error {
 type reqState struct {
 	base context.Context // nil for a request the runtime did not route
 
-	// The head's fields as received: keys and values back to back in
-	// raw, their lengths in lens.
-	raw  string
-	lens []hdrLen
+	// raw is the head's fields as the codec restated them: "Name: value"
+	// lines, each ended by CRLF (wire.Head.AppendCanonical).
+	raw string
 
 	mu        sync.Mutex
 	made      bool // header is made (a flag beside mu packs routed)
@@ -123,11 +122,7 @@ type reqState struct {
 	stop      context.CancelFunc
 }
 
-// hdrLen is the length of one header field's name and value in
-// reqState.raw.
-type hdrLen struct{ k, v uint32 }
-
-// headerMap returns the header, making it on first use.
+// headerMap returns the header, making it on first use from raw.
 func (c *reqState) headerMap() http.Header {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -135,18 +130,20 @@ func (c *reqState) headerMap() http.Header {
 		return c.header
 	}
 	c.made = true
-	h := make(http.Header, len(c.lens))
-	raw := c.raw
-	vals := make([]string, len(c.lens))
-	for i, l := range c.lens {
-		key := textproto.CanonicalMIMEHeaderKey(raw[:l.k])
-		vals[i] = raw[l.k : l.k+l.v]
-		raw = raw[l.k+l.v:]
+	n := strings.Count(c.raw, "\r\n")
+	h := make(http.Header, n)
+	vals := make([]string, 0, n)
+	for rest := c.raw; rest != ""; {
+		line, after, _ := strings.Cut(rest, "\r\n")
+		rest = after
+		name, value, _ := strings.Cut(line, ":")
+		key := textproto.CanonicalMIMEHeaderKey(name)
+		vals = append(vals, strings.TrimLeft(value, " "))
 		if prev, ok := h[key]; ok {
-			h[key] = append(prev, vals[i])
+			h[key] = append(prev, vals[len(vals)-1])
 			continue
 		}
-		h[key] = vals[i : i+1 : i+1]
+		h[key] = vals[len(vals)-1 : len(vals) : len(vals)]
 	}
 	c.header = h
 	return h

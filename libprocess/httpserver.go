@@ -31,7 +31,7 @@ const awaitYields = 2
 
 // routed is one routed request's state, allocated together: the Request
 // a route sees with its URL, the event that carries it to the process,
-// its lazily made parts, and room for the lengths of its header fields.
+// and its lazily made parts.
 // Routes may keep the Request, so a routed is never reused; what only
 // the connection's goroutine uses while the request is served lives in
 // the msgConn instead. The head's strings get an allocation of their own,
@@ -39,11 +39,10 @@ const awaitYields = 2
 // bytes: the largest objects Go allocates without a per-object header
 // (TestRoutedSize).
 type routed struct {
-	req  Request
-	url  url.URL
-	ev   httpEvent
-	st   reqState
-	lens [8]hdrLen
+	req Request
+	url url.URL
+	ev  httpEvent
+	st  reqState
 }
 
 // serveHTTP is the fasthttp handler, where every ordinary HTTP request
@@ -95,7 +94,7 @@ func (s *server) parseRequest(ctx *fasthttp.RequestCtx, mc *msgConn, start time.
 		return nil, nil, TextResponse(http.StatusBadRequest, "Request URL path must start with '/'")
 	}
 	b = &routed{}
-	rawPath := b.strings(ctx)
+	rawPath := b.strings(ctx, mc)
 	if strings.Contains(rawPath, "/..") {
 		return nil, nil, notFound()
 	}
@@ -216,26 +215,29 @@ func (s *server) answer(ctx *fasthttp.RequestCtx, b *routed, resp Response, dead
 
 // strings copies the request's raw path, query and header fields into one
 // string, sets the URL's RawQuery and what the header is made from, and
-// returns the raw path (without its query).
-func (b *routed) strings(ctx *fasthttp.RequestCtx) string {
+// returns the raw path (without its query). The header fields are the
+// lines the codec restated for this request (msgConn.headerLines), copied
+// as they are; the header map is parsed from them only if the route asks.
+func (b *routed) strings(ctx *fasthttp.RequestCtx, mc *msgConn) string {
 	rawPath := ctx.URI().PathOriginal()
 	if q := bytes.IndexByte(rawPath, '?'); q >= 0 {
 		rawPath = rawPath[:q]
 	}
 	query := ctx.URI().QueryString()
-	// The header fields as received, with their ": " and line ends, are
-	// more than the names and values: one allocation holds them all.
-	buf := make([]byte, 0, len(rawPath)+len(query)+len(ctx.Request.Header.RawHeaders()))
-	buf = append(append(buf, rawPath...), query...)
-	lens := b.lens[:0]
-	for k, v := range ctx.Request.Header.All() {
-		buf = append(append(buf, k...), v...)
-		lens = append(lens, hdrLen{uint32(len(k)), uint32(len(v))})
+	var lines []byte
+	if mc != nil {
+		lines = mc.headerLines()
+	} else {
+		for k, v := range ctx.Request.Header.All() {
+			lines = append(append(append(append(lines, k...), ": "...), v...), "\r\n"...)
+		}
 	}
+	buf := make([]byte, 0, len(rawPath)+len(query)+len(lines))
+	buf = append(append(append(buf, rawPath...), query...), lines...)
 	all := unsafe.String(unsafe.SliceData(buf), len(buf))
 	path, all := all[:len(rawPath)], all[len(rawPath):]
 	b.url.RawQuery = all[:len(query)]
-	b.st.raw, b.st.lens = all[len(query):], lens
+	b.st.raw = all[len(query):]
 	return path
 }
 

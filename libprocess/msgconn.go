@@ -71,6 +71,7 @@ type msgConn struct {
 	headLen     int    // length of the HTTP request head pump stopped at
 	canon       []byte // canonical head still to hand over: canon[canonOff:]
 	canonOff    int
+	canonFields int   // where canon's header lines start, after the request line
 	passN       int64 // body bytes still to hand over verbatim
 	passChunked bool  // a chunked body is being handed over
 	// bodyDeadline (Unix ns), when set, bounds reads of a body streamed to
@@ -232,6 +233,7 @@ func (mc *msgConn) endRequest() {
 // chunked body tracked by the decoder to find its end.
 func (mc *msgConn) beginPassthrough() {
 	mc.canon = mc.head.AppendCanonical(mc.canon[:0])
+	mc.canonFields = bytes.Index(mc.canon, []byte("\r\n")) + 2
 	mc.canonOff = 0
 	mc.r += mc.headLen
 	mc.passN = 0
@@ -243,6 +245,17 @@ func (mc *msgConn) beginPassthrough() {
 	case mc.head.ContentLength > 0:
 		mc.passN = mc.head.ContentLength
 	}
+}
+
+// headerLines returns the header lines of the HTTP request being served
+// as the codec restated them for fasthttp ("Name: value", CRLF after
+// each). They stay intact until the request is done: fasthttp reads the
+// next request only after answering this one.
+func (mc *msgConn) headerLines() []byte {
+	if mc.canonFields < 2 || len(mc.canon) < mc.canonFields+2 {
+		return nil
+	}
+	return mc.canon[mc.canonFields : len(mc.canon)-2]
 }
 
 // httpConn is the connection as fasthttp sees it. Reads return the bytes

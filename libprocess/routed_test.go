@@ -1,6 +1,8 @@
 package libprocess
 
 import (
+	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 	"unsafe"
@@ -110,5 +112,38 @@ func TestResponderSlotAndLateAnswers(t *testing.T) {
 		if r := c.read(); r.Status != 200 || string(r.Body) != step.want {
 			t.Fatalf("request %d (%s): %q %q, want %q", i, step.path, r.StatusLine, r.Body, step.want)
 		}
+	}
+}
+
+// Request.Header gives every field as received, in order, keyed
+// canonically: repeated names, empty values, colons and spaces inside a
+// value, and the framing the codec restates.
+func TestRequestHeaderFields(t *testing.T) {
+	rt := startRuntime(t)
+	p := NewProcess("svc")
+	got := make(chan http.Header, 1)
+	p.Route("h", Help{TLDR: "records the header"}, func(req *Request, respond Responder) {
+		got <- req.Header()
+		respond(TextResponse(200, "ok"))
+	})
+	if _, err := rt.Spawn(p); err != nil {
+		t.Fatal(err)
+	}
+	c := dialRaw(t, rt)
+	c.write("POST /svc/h HTTP/1.1\r\nHost: x\r\nx-multi: one\r\nX-Empty:\r\nX-Colon: a: b:c \r\nX-MULTI: two, three\r\n" +
+		"Content-Length: 2\r\n\r\nhi")
+	if r := c.read(); r.Status != 200 {
+		t.Fatalf("answer %q", r.StatusLine)
+	}
+	h := <-got
+	want := http.Header{
+		"Host":           {"x"},
+		"X-Multi":        {"one", "two, three"},
+		"X-Empty":        {""},
+		"X-Colon":        {"a: b:c"},
+		"Content-Length": {"2"},
+	}
+	if !reflect.DeepEqual(h, want) {
+		t.Fatalf("header %q, want %q", h, want)
 	}
 }

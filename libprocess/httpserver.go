@@ -181,13 +181,13 @@ func (s *server) routeRequest(ctx *fasthttp.RequestCtx, mc *msgConn, p *Process,
 		ev.response, mail = make(chan Response, 1), new(event)
 	}
 	deadline := start.Add(s.rt.cfg.RouteTimeout)
-	*mail = event{kind: evHTTP, http: ev}
+	mail.kind, mail.http = evHTTP, ev // its other fields stay zero
 	served := p.serveInline(mail)
 	var err error
 	if !served {
 		err = p.enqueue(*mail)
 	}
-	*mail = event{}
+	mail.http = nil
 	if err != nil {
 		s.rt.log.Warn().Str("process", p.id).Str("path", b.url.Path).Err(err).Msg("HTTP request refused")
 		b.st.cancel()

@@ -53,9 +53,11 @@
 //  5. fasthttp calls server.serveHTTP (httpserver.go), which runs three
 //     steps: server.parseRequest finds the process the path names
 //     (server.receiver: "pkgpanda", or Config.Delegate), applies the
-//     firewall and makes the Request (server.requestBody reads a small
-//     body whole); server.routeRequest gives it to the process as an
-//     event; server.answer writes the answer.
+//     firewall and makes the Request (routed.strings copies its path,
+//     query and the header lines the codec restated,
+//     msgConn.headerLines; server.requestBody reads a small body whole);
+//     server.routeRequest gives it to the process as an event;
+//     server.answer writes the answer.
 //  6. server.routeRequest calls Process.serveInline (turn.go): if the
 //     process' turn is free and nothing is queued, the event is served
 //     right there, on the connection's goroutine; otherwise it is queued
@@ -67,8 +69,10 @@
 //     RouteHandler with the Request and a Responder (httpEvent.respond).
 //  8. The handler answers through the Responder, at once or later from
 //     any goroutine; server.await, on the connection's goroutine, takes
-//     the answer, or answers 504 at the route's deadline and 503 when a
-//     shutdown's deadline passes, cancelling the request's context.
+//     the answer (httpEvent.collect finds one given before it began to
+//     wait in the connection's slot, a later one comes on a channel), or
+//     answers 504 at the route's deadline and 503 when a shutdown's
+//     deadline passes, cancelling the request's context.
 //  9. server.answer hands the Response to writeResponse (headers, gzip),
 //     and fasthttp writes it through httpConn.Write, WriteTimeout per
 //     piece; a streamed body is written as it is read.

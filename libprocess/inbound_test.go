@@ -135,11 +135,22 @@ func TestInboundStatuses(t *testing.T) {
 			}
 		})
 	}
-	// Drain what the recorder got: the malformed senders arrive with the
-	// empty UPID, as in C++.
+	// Read what the recorder got up to a last message, queued after every
+	// message above was answered (so handled after them, the mailbox
+	// being in order): the malformed senders arrive with the empty UPID,
+	// as in C++.
+	last := dialRaw(t, rt)
+	last.write("POST /target/m HTTP/1.1\r\nLibprocess-From: last@1.2.3.4:1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+	if r := last.read(); r.Status != 202 {
+		t.Fatalf("last message: %q", r.StatusLine)
+	}
 	sawEmpty := 0
-	for len(rec.got) > 0 {
-		if m := <-rec.got; m.From.IsZero() {
+	for {
+		m := rec.next(t)
+		if m.From.ID == "last" {
+			break
+		}
+		if m.From.IsZero() {
 			sawEmpty++
 		}
 	}

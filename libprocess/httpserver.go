@@ -90,8 +90,12 @@ func (s *server) serveHTTP(ctx *fasthttp.RequestCtx) {
 func (s *server) parseRequest(ctx *fasthttp.RequestCtx, mc *msgConn, start time.Time) (b *routed, p *Process, refusal Response) {
 	// libprocess answers any request whose URL path does not start with
 	// '/' this way before routing it; messages get the same rule.
-	if _, _, err := wire.SplitMessagePath(ctx.Request.Header.RequestURI()); err != nil {
-		return nil, nil, TextResponse(http.StatusBadRequest, "Request URL path must start with '/'")
+	if uri := ctx.Request.Header.RequestURI(); len(uri) == 0 || uri[0] != '/' {
+		// Not the origin form every client sends: an absolute URL's path
+		// must start with '/' too.
+		if _, _, err := wire.SplitMessagePath(uri); err != nil {
+			return nil, nil, TextResponse(http.StatusBadRequest, "Request URL path must start with '/'")
+		}
 	}
 	b = &routed{}
 	rawPath := b.strings(ctx, mc)

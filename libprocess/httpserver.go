@@ -31,13 +31,12 @@ const awaitYields = 2
 
 // routed is one routed request's state, allocated together: the Request
 // a route sees with its URL, the event that carries it to the process,
-// and its lazily made parts.
-// Routes may keep the Request, so a routed is never reused; what only
-// the connection's goroutine uses while the request is served lives in
-// the msgConn instead. The head's strings get an allocation of their own,
-// sized to them and free of pointers, which keeps routed within 512
-// bytes: the largest objects Go allocates without a per-object header
-// (TestRoutedSize).
+// and its lazily made parts. Routes may keep the Request, so a routed is
+// never reused; what only the connection's goroutine uses while the
+// request is served lives in the msgConn instead. The head's strings get
+// an allocation of their own, sized to them and free of pointers, which
+// keeps routed within 512 bytes: the largest objects Go allocates without
+// a per-object header (TestRoutedSize).
 type routed struct {
 	req Request
 	url url.URL
@@ -374,12 +373,12 @@ func (rs *routeStream) close() bool {
 // done and its response channel empty.
 func (s *server) await(ctx *fasthttp.RequestCtx, ev *httpEvent, mc *msgConn, start, deadline time.Time) (Response, time.Time) {
 	// Most routes answer at once, before this goroutine waits: their
-	// answer is collected from the slot, without a channel. Yielding lets the process'
-	// goroutine, just woken by the enqueue and next to run on this P,
-	// serve a queued request while this goroutine stays runnable: the
-	// answer is then collected without parking and waking this goroutine
-	// (and, with it, another thread), which costs more than the route
-	// itself.
+	// answer is collected from the slot, without a channel. Yielding lets
+	// the process' goroutine, just woken by the enqueue and next to run
+	// on this P, serve a queued request while this goroutine stays
+	// runnable: the answer is then collected without parking and waking
+	// this goroutine (and, with it, another thread), which costs more
+	// than the route itself.
 	for i := 0; ; i++ {
 		if r, ok := ev.collect(i == awaitYields); ok {
 			return r, routeDeadline(ev, start, deadline)

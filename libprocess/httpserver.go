@@ -57,18 +57,10 @@ type routed struct {
 //     its Responder gives (await);
 //   - answer writes that answer into ctx, which fasthttp then sends.
 func (s *server) serveHTTP(ctx *fasthttp.RequestCtx) {
-	var mc *msgConn
-	if hc, ok := ctx.Conn().(*httpConn); ok {
-		mc = hc.mc
-	}
+	// fasthttp serves only connections the codec hands it (serveConn).
+	mc := ctx.Conn().(*httpConn).mc
 	// A route's deadline counts from the request's first byte.
-	var start time.Time
-	if mc != nil {
-		start = mc.reqStart
-	}
-	if start.IsZero() {
-		start = time.Now()
-	}
+	start := mc.reqStart
 	var b *routed
 	if s.rt.cfg.AccessLog {
 		defer func() { s.logAccess(ctx, b.request(), start) }()
@@ -142,9 +134,7 @@ func (s *server) requestBody(ctx *fasthttp.RequestCtx, mc *msgConn, req *Request
 		// The route reads the body as it needs it, within the route's
 		// deadline rather than ReadTimeout.
 		req.BodyStream = &limitedBody{r: ctx.RequestBodyStream(), left: s.rt.cfg.MaxRequestBodySize}
-		if mc != nil {
-			mc.bodyDeadline.Store(deadline.UnixNano())
-		}
+		mc.bodyDeadline.Store(deadline.UnixNano())
 		return 0
 	}
 	if cl > 0 {
@@ -169,20 +159,16 @@ func (b *routed) request() *Request {
 // and one the mailbox refuses is answered 503 at once.
 func (s *server) routeRequest(ctx *fasthttp.RequestCtx, mc *msgConn, p *Process, b *routed, start time.Time) (Response, time.Time) {
 	ev := &b.ev
-	var mail *event
-	if mc != nil {
-		// The connection serves one request at a time and every request
-		// leaves these as it found them (await), so it lends each the
-		// same response channel, answer slot, and event: an HTTP event
-		// is done with when serveInline returns (nothing keeps its
-		// address) and copied when queued.
-		if mc.response == nil {
-			mc.response = make(chan Response, 1)
-		}
-		ev.response, ev.slot, mail = mc.response, &mc.answer, &mc.mail
-	} else {
-		ev.response, mail = make(chan Response, 1), new(event)
+	// The connection serves one request at a time and every request
+	// leaves these as it found them (await), so it lends each the same
+	// response channel, answer slot, and event: an HTTP event is done
+	// with when serveInline returns (nothing keeps its address) and
+	// copied when queued.
+	if mc.response == nil {
+		mc.response = make(chan Response, 1)
 	}
+	ev.response, ev.slot = mc.response, &mc.answer
+	mail := &mc.mail
 	deadline := start.Add(s.rt.cfg.RouteTimeout)
 	mail.kind, mail.http = evHTTP, ev // its other fields stay zero
 	served := p.serveInline(mail)
@@ -227,14 +213,7 @@ func (b *routed) strings(ctx *fasthttp.RequestCtx, mc *msgConn) string {
 		rawPath = rawPath[:q]
 	}
 	query := ctx.URI().QueryString()
-	var lines []byte
-	if mc != nil {
-		lines = mc.headerLines()
-	} else {
-		for k, v := range ctx.Request.Header.All() {
-			lines = append(append(append(append(lines, k...), ": "...), v...), "\r\n"...)
-		}
-	}
+	lines := mc.headerLines()
 	buf := make([]byte, 0, len(rawPath)+len(query)+len(lines))
 	buf = append(append(append(buf, rawPath...), query...), lines...)
 	all := unsafe.String(unsafe.SliceData(buf), len(buf))
@@ -286,7 +265,7 @@ func (s *server) readBufferedBody(ctx *fasthttp.RequestCtx, mc *msgConn, cl int)
 		return append([]byte(nil), ctx.Request.Body()...), 0
 	}
 	deadline := time.Now().Add(s.rt.cfg.ReadTimeout)
-	if mc != nil && !mc.reqDeadline.IsZero() {
+	if !mc.reqDeadline.IsZero() {
 		deadline = mc.reqDeadline
 	}
 	var body []byte
@@ -388,17 +367,12 @@ func (s *server) await(ctx *fasthttp.RequestCtx, ev *httpEvent, mc *msgConn, sta
 		}
 		runtime.Gosched()
 	}
-	var t *time.Timer
-	switch {
-	case mc == nil:
-		t = time.NewTimer(disconnectPoll)
-	case mc.poll == nil:
+	if mc.poll == nil {
 		mc.poll = time.NewTimer(disconnectPoll)
-		t = mc.poll
-	default:
-		t = mc.poll
-		t.Reset(disconnectPoll)
+	} else {
+		mc.poll.Reset(disconnectPoll)
 	}
+	t := mc.poll
 	defer t.Stop()
 	conn := underlying(ctx.Conn())
 	for {
@@ -414,7 +388,7 @@ func (s *server) await(ctx *fasthttp.RequestCtx, ev *httpEvent, mc *msgConn, sta
 			t.Reset(disconnectPoll)
 			if d := routeDeadline(ev, start, deadline); !d.Equal(deadline) {
 				deadline = d
-				if mc != nil && mc.bodyDeadline.Load() != 0 {
+				if mc.bodyDeadline.Load() != 0 {
 					mc.bodyDeadline.Store(d.UnixNano())
 				}
 			}
